@@ -1,0 +1,34 @@
+# One command sets up and runs the main job (make bench), one sets up and passes the tests (make test).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup system bench test test-fast lint clean gpu-check
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[runtimes,coreml,dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+# Debian packages the tests use: chromium (report rendering), openssh (remote-device tests).
+system:
+	bash scripts/setup-system.sh
+
+bench: setup
+	$(BIN)/bench run --model efficientvit_m5 --backend openvino
+
+test: setup system
+	$(BIN)/python -m pytest -q -ra
+
+test-fast: setup
+	$(BIN)/python -m pytest -q -ra -m "not slow"
+
+gpu-check: setup
+	bash scripts/gpu-check.sh
+
+clean:
+	rm -rf $(VENV) .effbench build *.egg-info src/*.egg-info

@@ -1,0 +1,53 @@
+"""A backend that does nothing per inference: the harness's own per-iteration cost.
+
+`--opt busy_us=N` busy-waits N microseconds per inference instead, a controlled slowdown for
+validating the regression gate.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from effbench.backends.base import Backend, Session
+
+
+class NullSession(Session):
+    def __init__(self, busy_ns: int):
+        super().__init__()
+        self.busy_ns = busy_ns
+        if busy_ns:
+            self.run = self._busy  # type: ignore[method-assign]
+
+    def bind(self, inputs):
+        pass
+
+    def run(self):
+        pass
+
+    def _busy(self):
+        end = time.perf_counter_ns() + self.busy_ns
+        while time.perf_counter_ns() < end:
+            pass
+
+    def outputs(self):
+        return []
+
+
+class NullBackend(Backend):
+    name = "null"
+    artifact_format = "none"
+    precisions = ("fp32", "fp16", "bf16", "int8")
+    devices = ("cpu", "cuda")
+    description = "does nothing: measures the harness itself"
+
+    def version(self):
+        from effbench import __version__
+
+        return __version__
+
+    def load(self, artifact, cfg, input_shape):
+        session = NullSession(int(float(cfg.options.get("busy_us", 0)) * 1000))
+        session.precision_ran = cfg.precision
+        return session

@@ -1,0 +1,69 @@
+"""Terminal output shared by the commands: result tables, progress, one-line errors."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+# Piped output (CI logs, files) gets a wide table instead of one folded into 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 220)
+err_console = Console(stderr=True)
+
+
+def error_line(message: str) -> None:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+
+
+def fmt(v: Any, spec: str = ".3g", none: str = "-") -> str:
+    if v is None:
+        return none
+    try:
+        return format(v, spec)
+    except (TypeError, ValueError):
+        return str(v)
+
+
+def result_table(records: list[dict], title: str = "results") -> Table:
+    t = Table(title=title, show_lines=False)
+    for col, just in [("model", "left"), ("backend", "left"), ("device", "left"), ("batch", "right"),
+                      ("prec", "left"), ("scenario", "left"), ("status", "left"), ("median ms", "right"),
+                      ("95% CI", "right"), ("p99 ms", "right"), ("img/s", "right"), ("MACs", "right"),
+                      ("eff.", "right"), ("gap", "right"), ("parity", "left"), ("notes", "left")]:
+        t.add_column(col, justify=just, overflow="fold")
+    for r in records:
+        lat = r.get("latency_ms") or {}
+        par = r.get("parity")
+        status = r.get("status", "?")
+        style = {"ok": "green", "failed": "red", "crashed": "red", "timeout": "red", "skipped": "yellow"}.get(status, "")
+        notes = list(r.get("warnings") or [])
+        if r.get("error"):
+            notes.insert(0, r["error"])
+        if r.get("artifact_cached"):
+            notes.append("artifact from cache")
+        prec = r.get("precision", "")
+        if r.get("precision_ran") and r["precision_ran"] != prec:
+            prec = f"{prec}→{r['precision_ran']}"
+        macs = r.get("macs")
+        gap = None
+        if r.get("roofline_ms") and lat.get("median"):
+            gap = lat["median"] / r["roofline_ms"]
+        t.add_row(
+            str(r.get("model")), str(r.get("backend")), str(r.get("device")), str(r.get("batch_size")), prec,
+            str(r.get("scenario")), f"[{style}]{status}[/]",
+            fmt(lat.get("median"), ".4g"),
+            f"{fmt(lat.get('ci95_low'), '.4g')}–{fmt(lat.get('ci95_high'), '.4g')}" if lat else "-",
+            fmt(lat.get("p99"), ".4g"), fmt(r.get("throughput_per_s"), ".1f"),
+            f"{macs / 1e6:.1f} M" if macs else "-",
+            fmt(r.get("efficiency"), ".1%") if r.get("efficiency") is not None else "-",
+            f"{gap:.1f}x" if gap else "-",
+            "-" if par is None else ("[green]ok[/]" if par.get("ok") else "[red]FAIL[/]"),
+            "; ".join(notes)[:300],
+        )
+    return t
+
+
+def is_tty() -> bool:
+    return sys.stderr.isatty()

@@ -1,0 +1,161 @@
+"""One cell end to end, in this process: resolve, export, load, measure, check parity, record.
+
+`effbench.harness.worker` runs this in a child process; nothing here knows about isolation.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import numpy as np
+
+from effbench.backends.base import Backend
+from effbench.backends.registry import get_backend
+from effbench.errors import EffbenchError, UsageError
+from effbench.export.pipeline import ModelSource, build_artifact
+from effbench.harness import stability
+from effbench.harness.config import RunConfig
+from effbench.harness.env import fingerprint
+from effbench.harness.measure import run_scenario
+from effbench.harness.meters.memory import MemoryMeter
+from effbench.harness.parity import compare
+from effbench.harness.result import Result
+from effbench.harness.stats import summarize
+from effbench.models.registry import ModelSpec, resolve
+
+Event = Callable[[str, float, str], None]
+
+
+def check_cell(cfg: RunConfig) -> tuple[Backend, ModelSpec]:
+    """Everything that can be known wrong before any work: raises UsageError."""
+    backend = get_backend(cfg.backend)
+    reason = backend.unavailable_reason(cfg.device)
+    if reason:
+        raise UsageError(f"backend {backend.name!r} is not usable here: {reason}")
+    reason = backend.check_precision(cfg.precision, cfg.device)
+    if reason:
+        raise UsageError(f"precision {cfg.precision!r} not available: {reason}")
+    return backend, resolve(cfg.model, cfg.input_size)
+
+
+def make_inputs(spec: ModelSpec, batch: int, seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((batch, *spec.input_shape), dtype=np.float32)
+    return {spec.input_name: x}
+
+
+def reference_outputs(src: ModelSource, inputs: dict[str, np.ndarray], onnx_path) -> tuple[list[np.ndarray], str]:
+    """PyTorch fp32 for torch-defined models; ONNX Runtime for models given as ONNX files."""
+    if src.spec.kind == "onnx":
+        import onnxruntime as ort
+
+        sess = ort.InferenceSession(str(onnx_path or src.spec.target), providers=["CPUExecutionProvider"])
+        return [np.asarray(o) for o in sess.run(None, inputs)], "onnxruntime"
+    import torch
+
+    model = src.module().float()
+    with torch.inference_mode():
+        out = model(torch.from_numpy(next(iter(inputs.values()))))
+    if isinstance(out, (tuple, list)):
+        out = out[0]
+    return [out.float().numpy()], "torch"
+
+
+def run_cell(cfg: RunConfig, event: Event | None = None) -> Result:
+    event = event or (lambda *a: None)
+    backend, spec = check_cell(cfg)
+    input_shape = (cfg.batch_size, *spec.input_shape)
+    src = ModelSource(spec, cfg.pretrained, cfg.seed)
+    result = Result(model=spec.id, backend=backend.name, device=cfg.device, scenario=cfg.scenario,
+                    batch_size=cfg.batch_size, precision=cfg.precision, tag=cfg.tag,
+                    config=cfg.to_dict(), config_hash=cfg.config_hash(), threads=cfg.threads, cpus=cfg.cpus)
+
+    artifact = None
+    if backend.artifact_format != "none":
+        event("export", 0.0, f"{backend.artifact_format} artifact")
+        artifact = build_artifact(backend.artifact_format, src, input_shape, cfg.options.get("exporter", "torchscript"))
+        result.export_s = round(artifact.export_s, 3)
+        result.artifact_bytes = artifact.bytes
+        result.artifact_cached = artifact.cached
+        event("export", 1.0, "cached" if artifact.cached else f"exported in {artifact.export_s:.1f} s")
+
+    inputs = make_inputs(spec, cfg.batch_size, cfg.seed)
+    mem = MemoryMeter()
+    event("load", 0.0, backend.name)
+    mem.start_load()
+    t0 = time.perf_counter()
+    session = backend.load(artifact, cfg, input_shape)
+    session.bind(inputs)
+    result.load_s = round(time.perf_counter() - t0, 4)
+    mem.end_load()
+    event("load", 1.0, f"{result.load_s:.2f} s")
+
+    load_before = stability.loadavg()
+    m = run_scenario(session, cfg, event)
+    load_after = stability.loadavg()
+    outputs = session.outputs()
+    result.memory = mem.report(result.artifact_bytes)
+    session.close()
+
+    samples_ms = m.samples_ms
+    summary = summarize(samples_ms)
+    result.latency_ms = summary.to_dict()
+    result.samples_ms = [round(float(v), 6) for v in samples_ms]
+    result.iterations = int(samples_ms.size)
+    result.first_inference_ms = round(m.first_ns / 1e6, 4)
+    if m.throughput is not None:
+        result.throughput_per_s = m.throughput.images_per_s
+        result.runtime["requests_in_flight"] = m.throughput.requests_in_flight
+        result.runtime.update(m.throughput.info)
+    else:
+        result.throughput_per_s = cfg.batch_size * 1000.0 / summary.median if summary.median > 0 else None
+    result.precision_ran = session.precision_ran
+    result.runtime.update(session.runtime_info)
+    result.extra["warmup"] = {"iterations": m.warmup_iters, "seconds": round(m.warmup_s, 3)}
+    result.extra["measure_s"] = round(m.measure_s, 3)
+    result.warnings.extend(m.notes)
+
+    diag, warns = stability.diagnose(samples_ms, cfg.threads, load_before, load_after,
+                                     m.target_ci, m.reached_ci, m.target_met)
+    result.stability = diag
+    result.warnings.extend(warns)
+    if session.precision_ran != cfg.precision:
+        result.warnings.append(f"asked for {cfg.precision}, the runtime ran {session.precision_ran}")
+
+    if cfg.parity and outputs:
+        event("parity", 0.0, "reference")
+        onnx_path = (artifact.meta.get("onnx_path") or artifact.path) if artifact and artifact.format in ("onnx", "openvino") else None
+        ref, ref_name = reference_outputs(src, inputs, onnx_path)
+        parity = compare(outputs, ref, session.precision_ran, ref_name)
+        result.parity = parity.__dict__
+        if not parity.ok:
+            result.warnings.append(
+                f"parity failure: max rel err {parity.max_rel_err:.2e}, cosine {parity.cosine:.5f} vs {ref_name}")
+    result.params = _params(src)
+    result.energy = {"available": False, "reason": "no energy meter for this device (CPU: RAPL not readable)"}
+    _attach_analysis(result, cfg, artifact, summary.median)
+    result.env = fingerprint(cfg.threads, cfg.cpus)
+    return result
+
+
+def _params(src: ModelSource) -> int | None:
+    try:
+        if src.spec.kind == "onnx":
+            import onnx
+            from onnx import numpy_helper  # noqa: F401
+
+            model = onnx.load(src.spec.target)
+            return int(sum(np.prod(t.dims) for t in model.graph.initializer))
+        return int(sum(p.numel() for p in src.module().parameters()))
+    except EffbenchError:
+        return None
+
+
+def _attach_analysis(result: Result, cfg: RunConfig, artifact, median_ms: float) -> None:
+    """MACs, ideal and roofline latency, efficiency: filled in when the analysis modules exist."""
+    try:
+        from effbench.analysis.summary import attach
+    except ImportError:
+        return
+    attach(result, cfg, artifact, median_ms)

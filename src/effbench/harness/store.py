@@ -1,0 +1,173 @@
+"""Results store: SQLAlchemy Core over any URL; SQLite (WAL, retries on busy) by default.
+
+Each row keeps the whole record as JSON (result, raw samples, environment) plus the columns that
+are filtered on. A record is written in one transaction: whole or not at all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from pathlib import Path
+from typing import Any, Iterable
+
+from sqlalchemy import (Column, Float, Integer, MetaData, String, Table, Text, create_engine, event, insert,
+                        select)
+from sqlalchemy.exc import OperationalError
+
+from effbench.errors import UsageError
+from effbench.harness.result import Result
+
+DEFAULT_DB = ".effbench/results.db"
+
+metadata = MetaData()
+results_table = Table(
+    "results", metadata,
+    Column("id", String(32), primary_key=True),
+    Column("created_at", String(40), index=True),
+    Column("config_hash", String(32), index=True),
+    Column("model", String(200), index=True),
+    Column("backend", String(50), index=True),
+    Column("device", String(100), index=True),
+    Column("scenario", String(20)),
+    Column("batch_size", Integer),
+    Column("precision", String(10)),
+    Column("status", String(20), index=True),
+    Column("tag", String(200), index=True),
+    Column("median_ms", Float),
+    Column("throughput_per_s", Float),
+    Column("record", Text, nullable=False),
+)
+
+
+def resolve_url(db: str | None) -> str:
+    db = db or os.environ.get("EFFBENCH_DB") or DEFAULT_DB
+    if "://" in db:
+        return db
+    path = Path(db).expanduser()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path.resolve()}"
+
+
+class Store:
+    def __init__(self, db: str | None = None):
+        self.url = resolve_url(db)
+        try:
+            self.engine = create_engine(self.url, connect_args={"timeout": 30} if self.url.startswith("sqlite") else {})
+        except Exception as e:
+            raise UsageError(f"cannot open results database {self.url!r}: {e}") from None
+        if self.url.startswith("sqlite"):
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        try:
+            self._retry(lambda: metadata.create_all(self.engine))
+        except OperationalError as e:
+            raise UsageError(f"cannot open results database {self.url!r}: {str(e.orig)} (check the path or --db URL)") from None
+
+    def _retry(self, fn, attempts: int = 20):
+        for i in range(attempts):
+            try:
+                return fn()
+            except OperationalError as e:
+                if "locked" not in str(e).lower() and "busy" not in str(e).lower() or i == attempts - 1:
+                    raise
+                time.sleep(0.05 * (1.5 ** i) * (0.5 + random.random()))
+
+    def add(self, result: Result | dict[str, Any]) -> str:
+        rec = result.to_dict() if isinstance(result, Result) else dict(result)
+        lat = rec.get("latency_ms") or {}
+        row = {
+            "id": rec["id"], "created_at": rec.get("created_at"), "config_hash": rec.get("config_hash"),
+            "model": rec.get("model"), "backend": rec.get("backend"), "device": rec.get("device"),
+            "scenario": rec.get("scenario"), "batch_size": rec.get("batch_size"),
+            "precision": rec.get("precision"), "status": rec.get("status"), "tag": rec.get("tag"),
+            "median_ms": lat.get("median"), "throughput_per_s": rec.get("throughput_per_s"),
+            "record": json.dumps(rec, default=str, allow_nan=True),
+        }
+
+        def write():
+            with self.engine.begin() as conn:
+                conn.execute(insert(results_table).values(**row))
+
+        self._retry(write)
+        return rec["id"]
+
+    def add_many(self, results: Iterable[Result | dict]) -> None:
+        for r in results:
+            self.add(r)
+
+    def _select(self, model=None, backend=None, device=None, tag=None, since=None, status=None,
+                config_hash=None, scenario=None):
+        q = select(results_table.c.record).order_by(results_table.c.created_at.desc())
+        for col, val in (("model", model), ("backend", backend), ("device", device), ("tag", tag),
+                         ("status", status), ("config_hash", config_hash), ("scenario", scenario)):
+            if val is None:
+                continue
+            c = results_table.c[col]
+            q = q.where(c.in_(val) if isinstance(val, (list, tuple, set)) else c == val)
+        if since:
+            q = q.where(results_table.c.created_at >= str(since))
+        return q
+
+    def records(self, **filters) -> list[dict[str, Any]]:
+        """Stored records (newest first) matching the filters (a value may be a list)."""
+        q = self._select(**filters)
+
+        def read():
+            with self.engine.connect() as conn:
+                return [json.loads(r[0]) for r in conn.execute(q)]
+
+        return self._retry(read)
+
+    def config_hashes(self, status: str | None = "ok") -> set[str]:
+        q = select(results_table.c.config_hash).distinct()
+        if status:
+            q = q.where(results_table.c.status == status)
+        with self.engine.connect() as conn:
+            return {r[0] for r in conn.execute(q) if r[0]}
+
+    def dataframe(self, **filters):
+        return records_to_dataframe(self.records(**filters))
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
+
+
+FLAT_COLUMNS = ["id", "created_at", "model", "backend", "device", "scenario", "batch_size", "precision",
+                "precision_ran", "status", "error", "tag", "iterations", "throughput_per_s",
+                "first_inference_ms", "load_s", "export_s", "artifact_bytes", "params", "macs", "ideal_ms",
+                "roofline_ms", "efficiency", "threads", "config_hash"]
+
+
+def flatten(rec: dict[str, Any]) -> dict[str, Any]:
+    row = {k: rec.get(k) for k in FLAT_COLUMNS}
+    for k, v in (rec.get("latency_ms") or {}).items():
+        row[f"{'' if k == 'n' else 'latency_'}{k}{'_samples' if k == 'n' else '_ms'}"] = v
+    par = rec.get("parity") or {}
+    row["parity_ok"] = par.get("ok")
+    row["parity_max_abs_err"] = par.get("max_abs_err")
+    row["parity_cosine"] = par.get("cosine")
+    row["parity_top1_agreement"] = par.get("top1_agreement")
+    mem = rec.get("memory") or {}
+    row["peak_rss_mb"] = mem.get("peak_rss_mb")
+    en = rec.get("energy") or {}
+    row["energy_j_per_image"] = en.get("joules_per_image")
+    row["warnings"] = "; ".join(rec.get("warnings") or [])
+    row["cpu_model"] = (rec.get("env") or {}).get("cpu_model")
+    return row
+
+
+def records_to_dataframe(records: list[dict[str, Any]]):
+    import pandas as pd
+
+    rows = [flatten(r) for r in records]
+    df = pd.DataFrame(rows)
+    if not rows:
+        df = pd.DataFrame(columns=FLAT_COLUMNS)
+    return df

@@ -1,0 +1,54 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PLUGINS = Path(__file__).parent / "plugins"
+FAST = ["--duration", "0.3", "--warmup", "0.1", "--warmup-iters", "3", "--min-iters", "5"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cache(tmp_path_factory):
+    """One artifact cache for the whole session (exports are reused across tests), never the user's."""
+    cache = tmp_path_factory.mktemp("effbench-cache")
+    old = os.environ.get("EFFBENCH_CACHE")
+    os.environ["EFFBENCH_CACHE"] = str(cache)
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PLUGINS), os.environ.get("PYTHONPATH")]))
+    sys.path.insert(0, str(PLUGINS))
+    yield cache
+    if old is None:
+        os.environ.pop("EFFBENCH_CACHE", None)
+    else:
+        os.environ["EFFBENCH_CACHE"] = old
+
+
+@pytest.fixture
+def db(tmp_path):
+    return str(tmp_path / "results.db")
+
+
+class CLIResult:
+    def __init__(self, proc: subprocess.CompletedProcess):
+        self.returncode = proc.returncode
+        self.stdout = proc.stdout
+        self.stderr = proc.stderr
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+def bench(*args, env: dict | None = None, timeout: float = 600, cwd=None) -> CLIResult:
+    """Run the real `bench` console script in a subprocess."""
+    full_env = dict(os.environ, **(env or {}))
+    proc = subprocess.run([str(Path(sys.executable).parent / "bench"), *map(str, args)], capture_output=True,
+                          text=True, env=full_env, timeout=timeout, cwd=cwd)
+    return CLIResult(proc)
+
+
+def read_records(path) -> list[dict]:
+    return json.loads(Path(path).read_text())
