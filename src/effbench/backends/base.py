@@ -85,6 +85,10 @@ class Session(ABC):
         """Per-layer times over `iters` runs, or None when the runtime cannot say."""
         return None
 
+    def device_memory(self) -> dict[str, Any] | None:
+        """Accelerator memory figures (peak allocated, reserved, NVML used), or None on the CPU."""
+        return None
+
     def close(self) -> None:
         pass
 

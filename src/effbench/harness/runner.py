@@ -96,6 +96,10 @@ def run_cell(cfg: RunConfig, event: Event | None = None) -> Result:
     load_after = stability.loadavg()
     outputs = session.outputs()
     result.memory = mem.report(result.artifact_bytes)
+    gpu_mem = session.device_memory()
+    if gpu_mem:
+        result.memory["device"] = gpu_mem
+    result.energy = _energy(session, cfg, event)
     session.close()
 
     samples_ms = m.samples_ms
@@ -133,10 +137,18 @@ def run_cell(cfg: RunConfig, event: Event | None = None) -> Result:
             result.warnings.append(
                 f"parity failure: max rel err {parity.max_rel_err:.2e}, cosine {parity.cosine:.5f} vs {ref_name}")
     result.params = _params(src)
-    result.energy = {"available": False, "reason": "no energy meter for this device (CPU: RAPL not readable)"}
     _attach_analysis(result, cfg, artifact, summary.median)
     result.env = fingerprint(cfg.threads, cfg.cpus)
     return result
+
+
+def _energy(session, cfg: RunConfig, event: Event) -> dict:
+    """Energy per image from the device's meter (effbench.harness.meters.energy), or why not."""
+    try:
+        from effbench.harness.meters.energy import measure_energy
+    except ImportError:
+        return {"available": False, "reason": "no energy meter support installed"}
+    return measure_energy(session, cfg, event)
 
 
 def _params(src: ModelSource) -> int | None:
