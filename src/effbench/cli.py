@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-import click
 import typer
 
 from effbench.console import console, error_line, result_table
@@ -260,21 +259,37 @@ def _mount_optional() -> None:
 _mount_optional()
 
 
+def _click_classes(name: str) -> tuple[type, ...]:
+    """Typer vendors its own click (typer._click) in newer releases; accept either."""
+    import importlib
+
+    found = []
+    for module in ("typer._click.exceptions", "typer.exceptions", "click.exceptions"):
+        try:
+            cls = getattr(importlib.import_module(module), name, None)
+        except ImportError:
+            continue
+        if cls is not None:
+            found.append(cls)
+    return tuple(found)
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         rc = app(args=argv, standalone_mode=False)
     except EffbenchError as e:
         error_line(str(e))
         return e.exit_code
-    except click.exceptions.NoArgsIsHelpError:
+    except _click_classes("NoArgsIsHelpError"):
         return 0
-    except click.UsageError as e:
-        cmd = e.ctx.command_path if e.ctx else "bench"
+    except _click_classes("UsageError") as e:
+        ctx = getattr(e, "ctx", None)
+        cmd = ctx.command_path if ctx else "bench"
         error_line(f"{e.format_message()} (see `{cmd} --help`)")
         return 2
-    except click.exceptions.Exit as e:
-        return e.exit_code
-    except click.Abort:
+    except _click_classes("Exit") as e:
+        return getattr(e, "exit_code", 0)
+    except _click_classes("Abort"):
         error_line("aborted")
         return 130
     except KeyboardInterrupt:

@@ -65,11 +65,16 @@ def reference_outputs(src: ModelSource, inputs: dict[str, np.ndarray], onnx_path
 def run_cell(cfg: RunConfig, event: Event | None = None) -> Result:
     event = event or (lambda *a: None)
     backend, spec = check_cell(cfg)
+    from effbench.devices.target import resolve_target
+
+    target = resolve_target(cfg.device, cfg.devices_file)
+    result_device, config, config_hash = cfg.device, cfg.to_dict(), cfg.config_hash()
+    cfg = cfg.model_copy(update={"device": target.execution})  # what the backend runs on
     input_shape = (cfg.batch_size, *spec.input_shape)
     src = ModelSource(spec, cfg.pretrained, cfg.seed)
-    result = Result(model=spec.id, backend=backend.name, device=cfg.device, scenario=cfg.scenario,
+    result = Result(model=spec.id, backend=backend.name, device=result_device, scenario=cfg.scenario,
                     batch_size=cfg.batch_size, precision=cfg.precision, tag=cfg.tag,
-                    config=cfg.to_dict(), config_hash=cfg.config_hash(), threads=cfg.threads, cpus=cfg.cpus)
+                    config=config, config_hash=config_hash, threads=cfg.threads, cpus=cfg.cpus)
 
     artifact = None
     if backend.artifact_format != "none":
@@ -94,6 +99,10 @@ def run_cell(cfg: RunConfig, event: Event | None = None) -> Result:
     load_before = stability.loadavg()
     m = run_scenario(session, cfg, event)
     load_after = stability.loadavg()
+    layers = None
+    if cfg.options.get("profile") == "1":  # a profiled run is its own cell: profiling slows a runtime
+        event("profile", 0.0, "per-layer times")
+        layers = session.profile(int(cfg.options.get("profile_iters", 20)))
     outputs = session.outputs()
     result.memory = mem.report(result.artifact_bytes)
     gpu_mem = session.device_memory()
@@ -137,7 +146,11 @@ def run_cell(cfg: RunConfig, event: Event | None = None) -> Result:
             result.warnings.append(
                 f"parity failure: max rel err {parity.max_rel_err:.2e}, cosine {parity.cosine:.5f} vs {ref_name}")
     result.params = _params(src)
-    _attach_analysis(result, cfg, artifact, summary.median)
+    _attach_analysis(result, cfg, artifact, summary.median, src, target)
+    if layers is not None:
+        from effbench.analysis.profile import attach_profile
+
+        attach_profile(result, cfg, artifact, layers, src, target)
     result.env = fingerprint(cfg.threads, cfg.cpus)
     return result
 
@@ -164,10 +177,10 @@ def _params(src: ModelSource) -> int | None:
         return None
 
 
-def _attach_analysis(result: Result, cfg: RunConfig, artifact, median_ms: float) -> None:
-    """MACs, ideal and roofline latency, efficiency: filled in when the analysis modules exist."""
-    try:
-        from effbench.analysis.summary import attach
-    except ImportError:
+def _attach_analysis(result: Result, cfg: RunConfig, artifact, median_ms: float, src, target) -> None:
+    """MACs, ideal and roofline latency, efficiency (skipped with --opt analysis=0)."""
+    if cfg.options.get("analysis") == "0" or artifact is None:
         return
-    attach(result, cfg, artifact, median_ms)
+    from effbench.analysis.summary import attach
+
+    attach(result, cfg, artifact, median_ms, src, target)
