@@ -22,7 +22,7 @@ app = typer.Typer(
 
 _OPTION_NAMES = {
     "batch_size": "--batch", "duration_s": "--duration", "warmup_s": "--warmup", "warmup_iters": "--warmup-iters",
-    "min_iters": "--min-iters", "target_ci": "--target-ci", "max_duration_s": "--max-duration",
+    "min_iters": "--min-iters", "max_iters": "--max-iters", "target_ci": "--target-ci", "max_duration_s": "--max-duration",
     "timeout_s": "--timeout", "input_size": "--input-size", "energy_window_s": "--energy-window",
 }
 
@@ -73,6 +73,7 @@ def run(
     warmup_iters: int = typer.Option(10, "--warmup-iters", help="Minimum warm-up iterations."),
     duration: float = typer.Option(3.0, "--duration", help="Minimum measuring seconds."),
     min_iters: int = typer.Option(30, "--min-iters", help="Minimum measured iterations."),
+    max_iters: int = typer.Option(200_000, "--max-iters", help="Stop after this many iterations (bounds stored samples)."),
     target_ci: Optional[str] = typer.Option(None, "--target-ci", help="Measure until the median's 95% CI half-width is within this, e.g. 1%."),
     max_duration: float = typer.Option(60.0, "--max-duration", help="Upper bound on measuring seconds with --target-ci."),
     requests: Optional[int] = typer.Option(None, "--requests", help="Requests in flight (throughput scenario)."),
@@ -106,7 +107,7 @@ def run(
     cells = [
         make_config(model=model, backend=backend, device=device, batch_size=b, precision=precision,
                     scenario=scenario, threads=threads, cpus=cpu_list, warmup_s=warmup, warmup_iters=warmup_iters,
-                    duration_s=duration, min_iters=min_iters, target_ci=tci, max_duration_s=max_duration,
+                    duration_s=duration, min_iters=min_iters, max_iters=max_iters, target_ci=tci, max_duration_s=max_duration,
                     requests=requests, compile=compile, pretrained=pretrained, input_size=input_size,
                     parity=parity, channels_last=channels_last, cuda_graph=cuda_graph,
                     energy_window_s=energy_window, options=_parse_opts(opt), tag=tag, timeout_s=timeout)

@@ -30,6 +30,7 @@ class RunConfig(BaseModel):
     warmup_iters: int = Field(10, ge=0)
     duration_s: float = Field(3.0, gt=0)
     min_iters: int = Field(30, ge=1)
+    max_iters: int = Field(200_000, ge=1)  # bounds stored raw samples for sub-microsecond "models"
     target_ci: float | None = Field(None, gt=0, lt=1)  # relative half-width of the median's 95% CI
     max_duration_s: float = Field(60.0, gt=0)
     requests: int | None = Field(None, ge=1)  # in-flight requests in the throughput scenario

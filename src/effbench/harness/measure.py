@@ -78,8 +78,12 @@ def measure(
     target_ci: float | None = None,
     max_duration_s: float = 60.0,
     progress: Progress | None = None,
+    max_iters: int = 200_000,
 ) -> tuple[np.ndarray, float, float | None, bool | None]:
-    """Time single synchronous inferences. Returns (samples_ns, seconds, reached_ci, target_met)."""
+    """Time single synchronous inferences. Returns (samples_ns, seconds, reached_ci, target_met).
+
+    `max_iters` (>= min_iters) ends the run even before `duration_s`: it bounds the stored samples."""
+    max_iters = max(max_iters, min_iters)
     cap = max(min_iters, 1024)
     buf = np.empty(cap, dtype=np.int64)
     n = 0
@@ -95,7 +99,9 @@ def measure(
         per_iter = (time.perf_counter() - t0) / chunk
         n += chunk
         elapsed = time.perf_counter() - t_start
-        chunk = max(1, min(100_000, int(_CHUNK_S / max(per_iter, 1e-8))))
+        chunk = max(1, min(100_000, max_iters - n, int(_CHUNK_S / max(per_iter, 1e-8))))
+        if n >= max_iters:
+            break
         base_done = elapsed >= duration_s and n >= min_iters
         if progress:
             progress("measure", min(1.0, min(elapsed / duration_s, n / min_iters)), f"{n} it")
@@ -129,5 +135,7 @@ def run_scenario(session: Session, cfg, progress: Progress | None = None) -> Mea
             samples = np.asarray(tp.request_latencies_ms, dtype=np.float64) * 1e6
             return Measurement(samples.astype(np.int64), first, w_iters, w_s, tp.seconds, throughput=tp, notes=notes)
     samples, secs, reached, met = measure(session, cfg.duration_s, cfg.min_iters, cfg.target_ci,
-                                          cfg.max_duration_s, progress)
+                                          cfg.max_duration_s, progress, cfg.max_iters)
+    if samples.size >= cfg.max_iters and secs < cfg.duration_s:
+        notes.append(f"stopped at --max-iters {cfg.max_iters} after {secs:.2f} s")
     return Measurement(samples, first, w_iters, w_s, secs, cfg.target_ci, reached, met, None, notes)

@@ -83,6 +83,7 @@ def run_cell(cfg: RunConfig, event: Event | None = None) -> Result:
         result.export_s = round(artifact.export_s, 3)
         result.artifact_bytes = artifact.bytes
         result.artifact_cached = artifact.cached
+        result.extra["artifact_path"] = str(artifact.path) if artifact.path else None
         event("export", 1.0, "cached" if artifact.cached else f"exported in {artifact.export_s:.1f} s")
 
     inputs = make_inputs(spec, cfg.batch_size, cfg.seed)

@@ -62,6 +62,8 @@ def load_sweep(path: str | Path, overrides: dict[str, Any] | None = None) -> lis
     for key in _MATRIX_KEYS:  # a single value is accepted for a one-element list
         if key in data and not isinstance(data[key], list):
             data[key] = [data[key]]
+    if isinstance(data.get("backends"), list):  # YAML reads a bare `null` as None: the null backend
+        data["backends"] = ["null" if b is None else b for b in data["backends"]]
     try:
         sweep = SweepFile(**data)
     except ValidationError as e:

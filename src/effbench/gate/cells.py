@@ -1,0 +1,186 @@
+"""Cells: what the gate compares. One cell is one configuration's outcome, built from one or more
+result records (several rounds of the same configuration are pooled), and is also exactly what a
+baseline file stores per configuration.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Iterable
+
+from effbench.harness.result import STATUSES
+from effbench.harness.stats import summarize
+
+KEY_FIELDS = ("model", "backend", "device", "batch_size", "precision", "scenario")
+FAILED_STATUSES = ("failed", "crashed", "timeout")
+
+
+def label_of(record: dict[str, Any]) -> str:
+    return "/".join(
+        [
+            str(record.get("model", "?")),
+            str(record.get("backend", "?")),
+            str(record.get("device", "cpu")),
+            f"bs{record.get('batch_size', 1)}",
+            str(record.get("precision", "fp32")),
+            str(record.get("scenario", "latency")),
+        ]
+    )
+
+
+def key_of(record: dict[str, Any]) -> str:
+    """Cells match on the configuration hash; records without one fall back to their label."""
+    return record.get("config_hash") or label_of(record)
+
+
+@dataclass
+class Cell:
+    config_hash: str | None
+    label: str
+    model: str
+    backend: str
+    device: str
+    batch_size: int
+    precision: str
+    scenario: str
+    status: str = "ok"
+    error: str | None = None
+    samples_ms: list[float] = field(default_factory=list)
+    summary: dict[str, Any] | None = None  # effbench.harness.stats.summarize of samples_ms
+    parity: dict[str, Any] | None = None
+    throughput_per_s: float | None = None
+    memory: dict[str, Any] | None = None
+    energy: dict[str, Any] | None = None
+    env: dict[str, Any] = field(default_factory=dict)
+    record_ids: list[str] = field(default_factory=list)
+
+    @property
+    def key(self) -> str:
+        return self.config_hash or self.label
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        key = {"config_hash": data.pop("config_hash"), **{f: data.pop(f) for f in KEY_FIELDS}}
+        return {"key": key, **data}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Cell":
+        """Inverse of to_dict; the input is assumed valid (see baseline.validate_baseline)."""
+        key = data["key"]
+        known = set(cls.__dataclass_fields__) - {"config_hash", *KEY_FIELDS}
+        rest = {k: v for k, v in data.items() if k in known}  # ignore fields a newer effbench added
+        return cls(config_hash=key.get("config_hash"), **{f: key[f] for f in KEY_FIELDS}, **rest)
+
+
+def cell_from_records(records: list[dict[str, Any]]) -> Cell:
+    """Pool records of one configuration (e.g. interleaved A/B rounds) into one cell.
+
+    Samples are concatenated in the given order; any failed round makes the cell failed and any
+    parity failure makes it a parity failure, since a flaky failure is still a failure.
+    """
+    first = records[0]
+    bad = next((r for r in records if r.get("status", "ok") != "ok"), None)
+    samples = [float(s) for r in records for s in (r.get("samples_ms") or [])]
+    parities = [r["parity"] for r in records if r.get("parity")]
+    memories = [r["memory"] for r in records if r.get("memory")]
+    throughputs = [r["throughput_per_s"] for r in records if r.get("throughput_per_s") is not None]
+    return Cell(
+        config_hash=first.get("config_hash"),
+        label=label_of(first),
+        model=str(first.get("model", "?")),
+        backend=str(first.get("backend", "?")),
+        device=str(first.get("device", "cpu")),
+        batch_size=int(first.get("batch_size", 1)),
+        precision=str(first.get("precision", "fp32")),
+        scenario=str(first.get("scenario", "latency")),
+        status=bad["status"] if bad else "ok",
+        error=bad.get("error") if bad else None,
+        samples_ms=samples,
+        summary=summarize(samples).to_dict() if samples else None,
+        parity=next((p for p in parities if p.get("ok") is False), parities[0] if parities else None),
+        throughput_per_s=sum(throughputs) / len(throughputs) if throughputs else None,
+        memory=max(memories, key=lambda m: m.get("peak_rss_mb") or 0) if memories else None,
+        energy=_pool_energy([r.get("energy") for r in records]),
+        env=first.get("env") or {},
+        record_ids=[r["id"] for r in records if r.get("id")],
+    )
+
+
+def _pool_energy(energies: list[dict[str, Any] | None]) -> dict[str, Any] | None:
+    usable = [e for e in energies if e and e.get("available", True) and e.get("samples_j_per_image")]
+    if not usable:
+        return next((e for e in energies if e), None)
+    pooled = dict(usable[0])
+    pooled["samples_j_per_image"] = [float(s) for e in usable for s in e["samples_j_per_image"]]
+    return pooled
+
+
+def group(records: Iterable[dict[str, Any]], key: Callable[[dict], str] = key_of) -> dict[str, list[dict]]:
+    """Records by cell key, in order of first appearance, each list in the given order."""
+    groups: dict[str, list[dict]] = {}
+    for r in records:
+        groups.setdefault(key(r), []).append(r)
+    return groups
+
+
+def pooled_cells(records: Iterable[dict[str, Any]], key: Callable[[dict], str] = key_of) -> list[Cell]:
+    return [cell_from_records(rs) for rs in group(records, key).values()]
+
+
+def newest_cells(records: Iterable[dict[str, Any]]) -> list[Cell]:
+    """One cell per configuration from its newest record (stores keep history)."""
+    newest = {}
+    for r in records:
+        k = key_of(r)
+        if k not in newest or str(r.get("created_at") or "") > str(newest[k].get("created_at") or ""):
+            newest[k] = r
+    return [cell_from_records([r]) for r in newest.values()]
+
+
+# --- validation of untrusted JSON (baseline files, results files) --------------------------------
+
+
+class Invalid(ValueError):
+    """`str(exc)` names the offending field path and what it should be."""
+
+
+def is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def check(cond: bool, where: str, what: str) -> None:
+    if not cond:
+        raise Invalid(f"{where} {what}")
+
+
+def check_numbers(value: Any, where: str) -> None:
+    check(isinstance(value, list) and all(is_number(v) and v >= 0 for v in value), where,
+          "must be a list of non-negative numbers")
+
+
+def check_optional_dict(value: Any, where: str) -> None:
+    check(value is None or isinstance(value, dict), where, "must be an object or null")
+
+
+def check_outcome(obj: dict[str, Any], where: str) -> None:
+    """Fields records and baseline cells share."""
+    check(obj.get("status", "ok") in STATUSES, f"{where}.status", f"must be one of {', '.join(STATUSES)}")
+    check_numbers(obj.get("samples_ms") or [], f"{where}.samples_ms")  # null: a cell that did not run
+    for name in ("parity", "memory", "energy"):
+        check_optional_dict(obj.get(name), f"{where}.{name}")
+    energy = obj.get("energy") or {}
+    if "samples_j_per_image" in energy:
+        check_numbers(energy["samples_j_per_image"], f"{where}.energy.samples_j_per_image")
+    check(obj.get("env") is None or isinstance(obj.get("env"), dict), f"{where}.env", "must be an object")
+
+
+def validate_records(data: Any) -> list[dict[str, Any]]:
+    """A results file (`bench run --out`): a JSON list of record objects."""
+    check(isinstance(data, list), "the top level", "must be a list of result records")
+    for i, r in enumerate(data):
+        check(isinstance(r, dict), f"[{i}]", "must be an object")
+        for f in ("model", "backend"):
+            check(isinstance(r.get(f), str), f"[{i}].{f}", "must be a string")
+        check_outcome(r, f"[{i}]")
+    return data

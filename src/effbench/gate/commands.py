@@ -1,0 +1,161 @@
+"""CLI: `bench baseline save|show` and `bench gate`. The core CLI mounts these:
+
+    app.add_typer(baseline_app, name="baseline")
+    app.command("gate")(gate_command)
+
+Exit codes: 0 no regression, 1 regression (or inconclusive with --fail-on inconclusive),
+2 usage or input error, always reported as one line on stderr.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.markup import escape
+
+from effbench.console import console, error_line
+from effbench.errors import EffbenchError, UsageError
+from effbench.gate import baseline as baselines
+
+# The statistics (scipy, about a second) load inside the commands: the core CLI imports this
+# module on every start.
+
+FAIL_ON = ("regression", "inconclusive")
+
+
+def one_line_errors(fn):
+    """Problems become one line on stderr and exit code 2 (or the error's own), never a traceback.
+    The command returns its exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            code = fn(*args, **kwargs)
+        except EffbenchError as exc:
+            message, code = str(exc), exc.exit_code
+        except Exception as exc:  # a bug or an input we did not foresee: still one line
+            message, code = f"unexpected {type(exc).__name__}: {exc}", 2
+        else:
+            message = None
+        if message:
+            error_line(escape(message))
+        if code:
+            raise typer.Exit(code)
+
+    return wrapper
+
+
+def parse_threshold(text: str) -> float:
+    """'5%', '5' or '0.05' -> 0.05, as every percentage option of the CLI reads."""
+    from effbench.harness.config import parse_percent
+
+    try:
+        return parse_percent(text)
+    except ValueError:
+        raise UsageError(f"--threshold '{text}' is not a number: write e.g. 5% or 0.05") from None
+
+
+def _write(path: Path, text: str, what: str) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    except OSError as exc:
+        raise UsageError(f"cannot write {what} '{path}': {exc.strerror or exc}") from exc
+
+
+baseline_app = typer.Typer(
+    help="Save and show baselines: committed snapshots that `bench gate` compares against.",
+    no_args_is_help=True,
+)
+
+DIR_HELP = "Folder where a bare NAME lives as NAME.json (a path works in place of NAME)."
+
+
+@baseline_app.command("save")
+@one_line_errors
+def save_command(
+    name: str = typer.Argument(..., help="Baseline name (saved as <dir>/<NAME>.json) or a .json path."),
+    from_file: Optional[Path] = typer.Option(None, "--from", help="Results JSON from `bench run --out`."),
+    from_db: bool = typer.Option(False, "--from-db", help="Take the newest record per cell from the store."),
+    db: Optional[str] = typer.Option(None, "--db", help="Store URL (default: the configured store)."),
+    model: Optional[str] = typer.Option(None, "--model", help="Only this model (with --from-db)."),
+    backend: Optional[str] = typer.Option(None, "--backend", help="Only this backend (with --from-db)."),
+    device: Optional[str] = typer.Option(None, "--device", help="Only this device (with --from-db)."),
+    tag: Optional[str] = typer.Option(None, "--tag", help="Only this tag (with --from-db)."),
+    directory: Path = typer.Option(Path(baselines.DEFAULT_DIR), "--dir", help=DIR_HELP),
+) -> None:
+    """Snapshot results (raw samples, statistics, environment) into a baseline file."""
+    from effbench.gate.cells import newest_cells, pooled_cells
+    from effbench.gate.sources import describe, read_db_records, read_records_file
+
+    filters = {k: v for k, v in dict(model=model, backend=backend, device=device, tag=tag).items() if v}
+    if (from_file is None) == (not from_db):
+        raise UsageError("give exactly one source: --from FILE.json or --from-db [--db URL --tag ...]")
+    if from_file is not None:
+        if filters or db:
+            raise UsageError("--db, --model, --backend, --device and --tag go with --from-db, not --from")
+        cells, source = pooled_cells(read_records_file(from_file)), f"results file {from_file}"
+    else:
+        cells, source = newest_cells(read_db_records(db, filters)), describe(filters, db)
+    if not cells:
+        raise UsageError(f"no results in {source}")
+    path = baselines.save(name, cells, directory=directory, source=source)
+    not_ok = [c.label for c in cells if c.status != "ok"]
+    if not_ok:
+        typer.echo(f"note: {len(not_ok)} cells have no samples ({', '.join(not_ok)})", err=True)
+    typer.echo(f"saved baseline '{path.stem}' with {len(cells)} cells to {path}")
+
+
+@baseline_app.command("show")
+@one_line_errors
+def show_command(
+    name: str = typer.Argument(..., help="Baseline name or .json path."),
+    directory: Path = typer.Option(Path(baselines.DEFAULT_DIR), "--dir", help=DIR_HELP),
+) -> None:
+    """Print a baseline's cells as a table."""
+    from effbench.gate.render import print_baseline
+
+    print_baseline(baselines.load(name, directory), console)
+
+
+@one_line_errors
+def gate_command(
+    baseline: str = typer.Option(..., "--baseline", help="Baseline name or .json path."),
+    current: str = typer.Option(
+        ..., "--current",
+        help="Results JSON file, or 'db' / 'db:tag=NAME,model=...' for the newest record per cell in the store.",
+    ),
+    threshold: str = typer.Option("5%", "--threshold", help="Smallest change that counts, e.g. 5% or 0.05."),
+    metric: str = typer.Option("latency", "--metric", help="latency, throughput, memory or energy."),
+    alpha: float = typer.Option(0.01, "--alpha", help="Significance level of the Mann-Whitney test."),
+    fail_on: str = typer.Option("regression", "--fail-on", help="regression, or inconclusive to fail on those too."),
+    markdown: Optional[Path] = typer.Option(None, "--markdown", help="Write the Markdown report here (- for stdout)."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the machine-readable report here."),
+    db: Optional[str] = typer.Option(None, "--db", help="Store URL for --current db:..."),
+    directory: Path = typer.Option(Path(baselines.DEFAULT_DIR), "--dir", help=DIR_HELP),
+) -> int:
+    """Compare a run against a baseline; exit 1 on a regression, 2 on bad input."""
+    from effbench.gate.render import print_report, to_json, to_markdown
+    from effbench.gate.sources import load_cells
+    from effbench.gate.verdict import compare
+
+    if fail_on not in FAIL_ON:
+        raise UsageError(f"--fail-on {fail_on!r}: choose one of {', '.join(FAIL_ON)}")
+    limit = parse_threshold(threshold)
+    base = baselines.load(baseline, directory)
+    cells, source = load_cells(current, db)
+    report = compare(base.cells, cells, metric=metric, threshold=limit, alpha=alpha,
+                     baseline=str(base.path), current=source)
+
+    text = to_markdown(report, fail_on)
+    if markdown is None or str(markdown) == "-":
+        typer.echo(text, nl=False)
+    else:
+        _write(markdown, text, "markdown report")
+        print_report(report, console, fail_on)
+    if json_out is not None:
+        _write(json_out, to_json(report, fail_on) + "\n", "JSON report")
+    return report.exit_code(fail_on)

@@ -1,0 +1,243 @@
+"""NVIDIA GPU meter through NVML (the nvidia-ml-py package, imported as pynvml).
+
+The NVML device is found by the CUDA device's UUID (torch.cuda.get_device_properties(i).uuid),
+never by index: CUDA_VISIBLE_DEVICES and CUDA_DEVICE_ORDER renumber CUDA devices, NVML does not.
+
+`NvmlMeter` implements the meter interface the window logic in `energy.py` runs over:
+read_energy_mj() (cumulative counter, Volta and later; None where the GPU has none),
+read_power_mw(), read_reasons(), clock(), sleep().
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from effbench.backends.cuda_util import match_uuid, normalize_uuid
+
+NO_DRIVER = "energy unavailable: no NVIDIA driver"
+
+# clocks-event ("throttle") reason bits, as nvml.h defines them
+THROTTLE_REASONS = {
+    0x1: "gpu_idle",
+    0x2: "applications_clocks_setting",
+    0x4: "sw_power_cap",
+    0x8: "hw_slowdown",
+    0x10: "sync_boost",
+    0x20: "sw_thermal_slowdown",
+    0x40: "hw_thermal_slowdown",
+    0x80: "hw_power_brake_slowdown",
+    0x100: "display_clock_setting",
+    0x200: "board_limit",
+    0x400: "reliability",
+}
+
+
+def decode_throttle_reasons(mask: int) -> list[str]:
+    """Names of the set bits of an NVML clocks-event reason mask, lowest bit first; bits NVML
+    adds later than this table read 'unknown_0x...'."""
+    names = []
+    bit = 1
+    mask = int(mask)
+    while mask >= bit:
+        if mask & bit:
+            names.append(THROTTLE_REASONS.get(bit, f"unknown_{bit:#x}"))
+        bit <<= 1
+    return names
+
+
+def _text(v: Any) -> str:
+    return v.decode(errors="replace") if isinstance(v, (bytes, bytearray)) else str(v)
+
+
+def _cuda_version(v: int) -> str:
+    """NVML's 12040 -> '12.4'."""
+    return f"{v // 1000}.{(v % 1000) // 10}"
+
+
+def init() -> tuple[Any, str | None]:
+    """(pynvml module, None) with NVML initialised, or (None, reason)."""
+    try:
+        import pynvml
+    except ImportError:
+        return None, "energy unavailable: nvidia-ml-py not installed (pip install nvidia-ml-py)"
+    try:
+        pynvml.nvmlInit()
+    except Exception as e:  # NVMLError_LibraryNotFound, DriverNotLoaded, ...
+        name = type(e).__name__
+        if any(k in name for k in ("LibraryNotFound", "DriverNotLoaded")):
+            return None, NO_DRIVER
+        return None, f"energy unavailable: NVML failed to initialise ({name}: {e})"
+    return pynvml, None
+
+
+def find_handle(nvml, uuid: str) -> tuple[Any, int] | None:
+    """(NVML handle, NVML index) of the device whose UUID equals `uuid` (any spelling)."""
+    count = nvml.nvmlDeviceGetCount()
+    handles = [nvml.nvmlDeviceGetHandleByIndex(i) for i in range(count)]
+    uuids = []
+    for h in handles:
+        try:
+            uuids.append(_text(nvml.nvmlDeviceGetUUID(h)))
+        except Exception:
+            uuids.append("")
+    i = match_uuid(uuid, uuids)
+    return (handles[i], i) if i is not None else None
+
+
+class NvmlMeter:
+    """One NVML device. Counter support is probed once at open: the NotSupported error of a
+    pre-Volta GPU becomes `has_counter = False`, and the window logic then integrates power and
+    labels the result estimated."""
+
+    kind = "nvml"
+
+    def __init__(self, nvml, handle, nvml_index: int, cuda_index: int, uuid: str):
+        self.nvml, self.handle = nvml, handle
+        self.nvml_index, self.cuda_index, self.uuid = nvml_index, cuda_index, uuid
+        self.has_counter = True
+        self.counter_error = None
+        try:
+            nvml.nvmlDeviceGetTotalEnergyConsumption(handle)
+        except Exception as e:  # NVMLError_NotSupported on GPUs before Volta
+            self.has_counter = False
+            self.counter_error = type(e).__name__
+        self.has_power = True
+        try:
+            nvml.nvmlDeviceGetPowerUsage(handle)
+        except Exception:
+            self.has_power = False
+        fn = getattr(nvml, "nvmlDeviceGetCurrentClocksEventReasons", None) or \
+            getattr(nvml, "nvmlDeviceGetCurrentClocksThrottleReasons", None)
+        self._reasons_fn = fn
+
+    # --- the meter interface ---
+    def read_energy_mj(self) -> float | None:
+        if not self.has_counter:
+            return None
+        return float(self.nvml.nvmlDeviceGetTotalEnergyConsumption(self.handle))
+
+    def read_power_mw(self) -> float | None:
+        if not self.has_power:
+            return None
+        return float(self.nvml.nvmlDeviceGetPowerUsage(self.handle))
+
+    def read_reasons(self) -> int:
+        if self._reasons_fn is None:
+            return 0
+        try:
+            return int(self._reasons_fn(self.handle))
+        except Exception:
+            return 0
+
+    def clock(self) -> float:
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+    # --- device state ---
+    def snapshot(self) -> dict[str, Any]:
+        """Temperature and current clocks, now."""
+        n, h = self.nvml, self.handle
+        out: dict[str, Any] = {}
+        for key, fn in (("temperature_c", lambda: n.nvmlDeviceGetTemperature(h, n.NVML_TEMPERATURE_GPU)),
+                        ("sm_clock_mhz", lambda: n.nvmlDeviceGetClockInfo(h, n.NVML_CLOCK_SM)),
+                        ("mem_clock_mhz", lambda: n.nvmlDeviceGetClockInfo(h, n.NVML_CLOCK_MEM)),
+                        ("power_w", lambda: n.nvmlDeviceGetPowerUsage(h) / 1000)):
+            try:
+                out[key] = fn()
+            except Exception:
+                out[key] = None
+        return out
+
+    def clocks(self) -> tuple[int | None, int | None]:
+        n, h = self.nvml, self.handle
+        try:
+            return n.nvmlDeviceGetClockInfo(h, n.NVML_CLOCK_SM), n.nvmlDeviceGetClockInfo(h, n.NVML_CLOCK_MEM)
+        except Exception:
+            return None, None
+
+    def info(self) -> dict[str, Any]:
+        n, h = self.nvml, self.handle
+
+        def get(fn, *args, conv=lambda v: v):
+            try:
+                return conv(fn(*args))
+            except Exception:
+                return None
+
+        return {
+            "name": get(n.nvmlDeviceGetName, h, conv=_text),
+            "uuid": self.uuid,
+            "cuda_index": self.cuda_index,
+            "nvml_index": self.nvml_index,
+            "matched_by": "uuid",
+            "driver_version": get(n.nvmlSystemGetDriverVersion, conv=_text),
+            "cuda_driver_version": get(n.nvmlSystemGetCudaDriverVersion, conv=_cuda_version),
+            "power_limit_w": get(n.nvmlDeviceGetEnforcedPowerLimit, h, conv=lambda v: v / 1000),
+            "max_sm_clock_mhz": get(n.nvmlDeviceGetMaxClockInfo, h, n.NVML_CLOCK_SM),
+            "max_mem_clock_mhz": get(n.nvmlDeviceGetMaxClockInfo, h, n.NVML_CLOCK_MEM),
+            "energy_counter": self.has_counter,
+            "energy_counter_error": self.counter_error,
+        }
+
+    def close(self) -> None:
+        try:
+            self.nvml.nvmlShutdown()
+        except Exception:
+            pass
+
+
+def open_meter(device: str) -> tuple[NvmlMeter | None, str | None]:
+    """The NVML meter of CUDA device `device` ('cuda' or 'cuda:N'), or (None, reason)."""
+    from effbench.backends.cuda_util import cuda_index, torch_device_uuid
+
+    nvml, reason = init()
+    if nvml is None:
+        return None, reason
+    try:
+        index = cuda_index(device)
+        uuid = torch_device_uuid(index)
+        if not uuid:
+            nvml.nvmlShutdown()
+            return None, (f"energy unavailable: cannot read the UUID of {device} from torch, so its NVML "
+                          "device cannot be matched (matching by index would be wrong under CUDA_VISIBLE_DEVICES)")
+        found = find_handle(nvml, uuid)
+        if found is None:
+            nvml.nvmlShutdown()
+            return None, (f"energy unavailable: no NVML device has the UUID of {device} ({uuid}); "
+                          "MIG instances and some virtual GPUs have no NVML energy meter")
+        handle, nvml_index = found
+        return NvmlMeter(nvml, handle, nvml_index, index, uuid), None
+    except Exception as e:
+        try:
+            nvml.nvmlShutdown()
+        except Exception:
+            pass
+        return None, f"energy unavailable: NVML failed ({type(e).__name__}: {e})"
+
+
+def memory_for_cuda_device(index: int) -> dict[str, Any] | None:
+    """NVML used/total memory of the device matching CUDA device `index` by UUID, or None."""
+    from effbench.backends.cuda_util import torch_device_uuid
+
+    nvml, _ = init()
+    if nvml is None:
+        return None
+    try:
+        uuid = torch_device_uuid(index)
+        found = find_handle(nvml, uuid) if uuid else None
+        if found is None:
+            return None
+        mem = nvml.nvmlDeviceGetMemoryInfo(found[0])
+        return {"used_mb": round(mem.used / 2**20, 1), "total_mb": round(mem.total / 2**20, 1),
+                "covers": "whole device, every process (NVML)", "uuid": normalize_uuid(uuid),
+                "nvml_index": found[1]}
+    except Exception:
+        return None
+    finally:
+        try:
+            nvml.nvmlShutdown()
+        except Exception:
+            pass

@@ -1,0 +1,144 @@
+import json
+import sys
+import types
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from effbench.gate.commands import baseline_app, gate_command
+
+from .records import record, samples
+
+app = typer.Typer()
+app.add_typer(baseline_app, name="baseline")
+app.command("gate")(gate_command)
+
+
+def bench(*args):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def write(path, records):
+    path.write_text(json.dumps(records))
+    return path
+
+
+@pytest.fixture
+def base(tmp_path):
+    """A committed baseline with two cells, saved through the CLI."""
+    src = write(tmp_path / "main-run.json", [
+        record(samples(1.0, seed=1), model="a"),
+        record(samples(2.0, seed=2), model="b"),
+    ])
+    r = bench("baseline", "save", "main", "--from", src, "--dir", tmp_path / "baselines")
+    assert r.exit_code == 0, r.stderr
+    assert "with 2 cells" in r.stdout
+    return tmp_path / "baselines" / "main.json"
+
+
+def test_baseline_show(base):
+    r = bench("baseline", "show", base)
+    assert r.exit_code == 0, r.stderr
+    assert "a/null/cpu/bs1/fp32/latency" in r.stdout and "Test CPU 9000" in r.stdout
+
+
+def test_gate_passes_without_regression_and_prints_markdown(base, tmp_path):
+    cur = write(tmp_path / "pr.json", [record(samples(1.0, seed=3), model="a"),
+                                       record(samples(2.0, seed=4), model="b")])
+    r = bench("gate", "--baseline", base, "--current", cur)
+    assert r.exit_code == 0, r.stdout + r.stderr
+    assert "| cell | baseline | current | ratio [95% CI] | p | verdict |" in r.stdout
+    assert "**geometric mean over 2 compared cells**" in r.stdout
+    assert "no regression" in r.stdout
+
+
+def test_gate_fails_on_regression_and_writes_reports(base, tmp_path):
+    cur = write(tmp_path / "pr.json", [record(samples(1.2, seed=3), model="a"),
+                                       record(samples(2.0, seed=4), model="b"),
+                                       record(model="c")])
+    md, js = tmp_path / "out" / "gate.md", tmp_path / "gate.json"
+    r = bench("gate", "--baseline", base, "--current", cur, "--markdown", md, "--json", js, "--threshold", "10%")
+    assert r.exit_code == 1, r.stdout + r.stderr
+    assert "regression" in r.stdout and "| cell |" not in r.stdout  # rich table, not markdown
+    text = md.read_text()
+    assert "🔴 regression" in text and "🆕 new" in text
+    report = json.loads(js.read_text())
+    assert report["exit_code"] == 1 and report["threshold"] == pytest.approx(0.10)
+    assert [c["verdict"] for c in report["cells"]] == ["regression", "no change", "new"]
+
+
+def test_fail_on_inconclusive(base, tmp_path):
+    cur = write(tmp_path / "pr.json", [record(samples(1.0, cv=0.3, seed=3), model="a"),
+                                       record(samples(2.0, seed=4), model="b")])
+    assert bench("gate", "--baseline", base, "--current", cur).exit_code == 0
+    r = bench("gate", "--baseline", base, "--current", cur, "--fail-on", "inconclusive")
+    assert r.exit_code == 1
+    assert "too noisy" in r.stdout
+
+
+def test_current_from_store_takes_newest_per_cell(base, tmp_path, monkeypatch):
+    seen = {}
+
+    class FakeStore:
+        def __init__(self, url):
+            seen["url"] = url
+
+        def records(self, **filters):
+            seen["filters"] = filters
+            return [record(samples(1.3, seed=5), model="a", created_at="2024-02-01T00:00:00+00:00"),
+                    record(samples(1.0, seed=6), model="a", created_at="2024-01-01T00:00:00+00:00"),
+                    record(samples(2.0, seed=7), model="b", created_at="2024-02-01T00:00:00+00:00")]
+
+    monkeypatch.setitem(sys.modules, "effbench.harness.store", types.SimpleNamespace(Store=FakeStore))
+    r = bench("gate", "--baseline", base, "--current", "db:tag=pr,model=a", "--db", "sqlite:///pr.db")
+    assert seen == {"url": "sqlite:///pr.db", "filters": {"tag": "pr", "model": "a"}}
+    assert r.exit_code == 1  # the newest "a" is 30% slower
+    assert "[tag=pr,model=a]" in r.stdout
+
+
+def _baseline_file(tmp_path, text):
+    path = tmp_path / "x.json"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    "make_args, message",
+    [
+        (lambda t, b, c: ["--baseline", t / "nope.json", "--current", c], "baseline '"),
+        (lambda t, b, c: ["--baseline", _baseline_file(t, "{not json"), "--current", c], "is not valid JSON"),
+        (lambda t, b, c: ["--baseline", _baseline_file(t, '{"schema": "effbench-baseline", "schema_version": 7}'),
+                          "--current", c], "schema_version 7 is not supported"),
+        (lambda t, b, c: ["--baseline", _baseline_file(t, b.read_text().replace(
+            '"samples_ms": [', '"samples_ms": ["slow", ', 1)), "--current", c],
+         "is not valid: cells[0].samples_ms must be a list of non-negative numbers"),
+        (lambda t, b, c: ["--baseline", b, "--current", t / "missing.json"], "results file"),
+        (lambda t, b, c: ["--baseline", b, "--current", _baseline_file(t, '[{"model": 3}]')],
+         "[0].model must be a string"),
+        (lambda t, b, c: ["--baseline", b, "--current", c, "--threshold", "five"], "is not a number"),
+        (lambda t, b, c: ["--baseline", b, "--current", c, "--threshold", "150%"], "between 0 and 1"),
+        (lambda t, b, c: ["--baseline", b, "--current", c, "--metric", "speed"], "unknown metric"),
+        (lambda t, b, c: ["--baseline", b, "--current", c, "--fail-on", "never"], "--fail-on"),
+        (lambda t, b, c: ["--baseline", b, "--current", "db:colour=red"], "bad store selection"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(base, tmp_path, make_args, message):
+    cur = write(tmp_path / "pr.json", [record(model="a")])
+    r = bench("gate", *make_args(tmp_path, base, cur))
+    assert r.exit_code == 2, r.stdout + r.stderr
+    assert r.stderr.count("\n") == 1 and r.stderr.startswith("error: ")
+    assert message in r.stderr
+    assert "Traceback" not in r.stdout + r.stderr and r.stdout == ""
+
+
+def test_baseline_save_needs_one_source(tmp_path):
+    r = bench("baseline", "save", "x", "--dir", tmp_path)
+    assert r.exit_code == 2 and "--from FILE.json or --from-db" in r.stderr
+    r = bench("baseline", "show", "absent", "--dir", tmp_path)
+    assert r.exit_code == 2 and "not found" in r.stderr
+
+
+def test_empty_current_run_is_an_error_not_a_pass(base, tmp_path):
+    r = bench("gate", "--baseline", base, "--current", write(tmp_path / "empty.json", []))
+    assert r.exit_code == 2 and "no results in" in r.stderr
