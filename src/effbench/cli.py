@@ -59,6 +59,43 @@ def _write_out(path: Path, records: list[dict]) -> None:
     tmp.replace(path)
 
 
+def cells_from_run_options(p: dict) -> list:
+    """The cells of one `bench run` command line (one per batch size)."""
+    from effbench.harness.config import parse_int_list, parse_percent
+
+    try:
+        batches = parse_int_list(p["batch"])
+        cpu_list = parse_int_list(p["cpus"]) if p["cpus"] else None
+        tci = parse_percent(p["target_ci"])
+    except ValueError as e:
+        raise UsageError(f"invalid value: {e}") from None
+    return [
+        make_config(model=p["model"], backend=p["backend"], device=p["device"], batch_size=b,
+                    precision=p["precision"], scenario=p["scenario"], threads=p["threads"], cpus=cpu_list,
+                    warmup_s=p["warmup"], warmup_iters=p["warmup_iters"], duration_s=p["duration"],
+                    min_iters=p["min_iters"], max_iters=p["max_iters"], target_ci=tci,
+                    max_duration_s=p["max_duration"], requests=p["requests"], compile=p["compile"],
+                    pretrained=p["pretrained"], input_size=p["input_size"], parity=p["parity"],
+                    channels_last=p["channels_last"], cuda_graph=p["cuda_graph"],
+                    energy_window_s=p["energy_window"], options=_parse_opts(p["opt"]), tag=p["tag"],
+                    timeout_s=p["timeout"])
+        for b in batches
+    ]
+
+
+def parse_run_args(text: str) -> list:
+    """Cells from a `bench run` option string, e.g. "--model a.onnx --backend ort --batch 1"."""
+    import shlex
+
+    command = typer.main.get_command(app).commands["run"]
+    try:
+        ctx = command.make_context("run", shlex.split(text))
+    except Exception as e:
+        msg = e.format_message() if hasattr(e, "format_message") else str(e)
+        raise UsageError(f"bad run options {text!r}: {msg}") from None
+    return cells_from_run_options(ctx.params)
+
+
 @app.command()
 def run(
     model: str = typer.Option(..., "--model", "-m", help="Card name, timm:<name>, path.onnx, or package.module:factory."),
@@ -93,26 +130,11 @@ def run(
     store_results: bool = typer.Option(True, "--store/--no-store", help="Write results to the database."),
 ):
     """Export, run and measure one model on one backend (one cell per batch size)."""
-    from effbench.harness.config import parse_int_list, parse_percent
     from effbench.harness.runner import check_cell
     from effbench.harness.scheduler import run_cells
     from effbench.harness.store import Store
 
-    try:
-        batches = parse_int_list(batch)
-        cpu_list = parse_int_list(cpus) if cpus else None
-        tci = parse_percent(target_ci)
-    except ValueError as e:
-        raise UsageError(f"invalid value: {e}") from None
-    cells = [
-        make_config(model=model, backend=backend, device=device, batch_size=b, precision=precision,
-                    scenario=scenario, threads=threads, cpus=cpu_list, warmup_s=warmup, warmup_iters=warmup_iters,
-                    duration_s=duration, min_iters=min_iters, max_iters=max_iters, target_ci=tci, max_duration_s=max_duration,
-                    requests=requests, compile=compile, pretrained=pretrained, input_size=input_size,
-                    parity=parity, channels_last=channels_last, cuda_graph=cuda_graph,
-                    energy_window_s=energy_window, options=_parse_opts(opt), tag=tag, timeout_s=timeout)
-        for b in batches
-    ]
+    cells = cells_from_run_options(locals())
     check_cell(cells[0])  # unknown model / backend / precision: fail before any work
     store = Store(db) if store_results else None
     results = run_cells(cells, store, isolate=isolate)

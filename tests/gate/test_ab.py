@@ -1,0 +1,25 @@
+"""`bench ab` with real interleaved runs of the null backend and a fixed busy-wait."""
+
+import json
+
+from tests.conftest import bench
+
+RUN = "--model efficientvit_m0 --backend null --duration 0.4 --warmup 0.05 --no-parity --opt busy_us={}"
+
+
+def test_ab_flags_a_real_slowdown_and_not_a_copy(tmp_path):
+    out = tmp_path / "v.json"
+    r = bench("ab", "--a", RUN.format(200), "--b", RUN.format(250), "--rounds", "2", "--json", out)
+    assert r.returncode == 1, r.output
+    verdict = json.loads(out.read_text())
+    cell = verdict["cells"][0]
+    assert cell["verdict"] == "regression" and 1.2 < cell["ratio"] < 1.3
+    r = bench("ab", "--a", RUN.format(200), "--b", RUN.format(200), "--rounds", "2", "--json", out)
+    assert r.returncode == 0, r.output
+    assert json.loads(out.read_text())["cells"][0]["verdict"] != "regression"
+
+
+def test_ab_bad_run_options_are_one_line():
+    r = bench("ab", "--a", "--model efficientvit_m0", "--b", "--model efficientvit_m0 --backend null")
+    assert r.returncode == 2
+    assert "bad run options" in r.stderr and "--backend" in r.stderr and "Traceback" not in r.output
