@@ -167,3 +167,16 @@ def test_models_and_backends_listings():
     for name in ["torch", "onnxruntime", "openvino", "null"]:
         assert name in r.stdout
     assert bench("run", "--help").returncode == 0
+
+
+def test_export_failure_is_recorded_with_the_exporters_message(tmp_path, db):
+    out = tmp_path / "r.json"
+    r = bench("run", "--model", "tiny_models:svd_model", "--input-size", "8", "--backend", "ort", *FAST,
+              "--db", db, "--out", out)
+    assert r.returncode == 1, r.output
+    (rec,) = read_records(out)
+    assert rec["status"] == "failed"
+    assert rec["error"].startswith("ONNX export failed") and "svd" in rec["error"]
+    assert "Traceback" not in r.output
+    stored = load_results(db)
+    assert list(stored["status"]) == ["failed"]

@@ -90,3 +90,26 @@ def test_malformed_sweep_file_is_one_line(tmp_path, text, needles, db):
 def test_missing_sweep_file(tmp_path, db):
     r = bench("sweep", tmp_path / "nope.yaml", "--db", db)
     assert r.returncode == 2 and "not found" in r.stderr
+
+
+def test_ctrl_c_stops_after_recording_and_prints_how_to_resume(tmp_path, db):
+    sweep = _write(tmp_path / "s.yaml", """
+models: [efficientvit_m0]
+backends: [null]
+batches: [1, 2, 3, 4, 5, 6]
+duration_s: 1.0
+warmup_s: 0.05
+""")
+    exe = str(Path(sys.executable).parent / "bench")
+    proc = subprocess.Popen([exe, "sweep", str(sweep), "--db", db], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    store = Store(db)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(store.records()) < 1:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out + err
+    assert "resume with: bench sweep" in out and "--resume" in out
+    n = len(store.records())
+    assert 1 <= n < 6 and "Traceback" not in out + err

@@ -14,3 +14,13 @@ def tiny_cnn() -> nn.Module:
 
 def not_a_module():
     return 42
+
+
+class _Svd(nn.Module):
+    def forward(self, x):
+        return torch.linalg.svd(x.flatten(1)[:, :16].reshape(-1, 4, 4)).S.flatten(1)
+
+
+def svd_model() -> nn.Module:
+    """The TorchScript ONNX exporter has no symbolic for aten::linalg_svd: an export that fails."""
+    return _Svd()
