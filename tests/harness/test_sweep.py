@@ -15,9 +15,29 @@ from tests.conftest import bench
 TEST_BACKENDS = "abort=test_backends:AbortBackend,hang=test_backends:HangBackend"
 
 
+SIX_CELLS = """
+models: [efficientvit_m0]
+backends: [null]
+batches: [1, 2, 3, 4, 5, 6]
+duration_s: 1.0
+warmup_s: 0.05
+"""
+
+
 def _write(path: Path, text: str) -> Path:
     path.write_text(text)
     return path
+
+
+def _start_sweep(sweep: Path, db: str, output, stored: int):
+    """Start `bench sweep` in the background and wait until `stored` cells are in the store."""
+    exe = str(Path(sys.executable).parent / "bench")
+    proc = subprocess.Popen([exe, "sweep", str(sweep), "--db", db], stdout=output, stderr=output, text=True)
+    store = Store(db)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(store.records()) < stored:
+        time.sleep(0.2)
+    return proc, store
 
 
 def test_crash_and_hang_are_recorded_and_the_sweep_goes_on(tmp_path, db):
@@ -41,20 +61,8 @@ timeout_s: 20
 
 
 def test_killed_parent_leaves_readable_store_and_resume_finishes_the_rest(tmp_path, db):
-    sweep = _write(tmp_path / "s.yaml", """
-models: [efficientvit_m0]
-backends: [null]
-batches: [1, 2, 3, 4, 5, 6]
-duration_s: 1.0
-warmup_s: 0.05
-""")
-    exe = str(Path(sys.executable).parent / "bench")
-    proc = subprocess.Popen([exe, "sweep", str(sweep), "--db", db], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    store = Store(db)
-    deadline = time.time() + 120
-    while time.time() < deadline and len(store.records()) < 2:
-        time.sleep(0.2)
+    sweep = _write(tmp_path / "s.yaml", SIX_CELLS)
+    proc, store = _start_sweep(sweep, db, subprocess.DEVNULL, stored=2)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     done_before = store.records()
@@ -93,20 +101,8 @@ def test_missing_sweep_file(tmp_path, db):
 
 
 def test_ctrl_c_stops_after_recording_and_prints_how_to_resume(tmp_path, db):
-    sweep = _write(tmp_path / "s.yaml", """
-models: [efficientvit_m0]
-backends: [null]
-batches: [1, 2, 3, 4, 5, 6]
-duration_s: 1.0
-warmup_s: 0.05
-""")
-    exe = str(Path(sys.executable).parent / "bench")
-    proc = subprocess.Popen([exe, "sweep", str(sweep), "--db", db], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    store = Store(db)
-    deadline = time.time() + 120
-    while time.time() < deadline and len(store.records()) < 1:
-        time.sleep(0.2)
+    sweep = _write(tmp_path / "s.yaml", SIX_CELLS)
+    proc, store = _start_sweep(sweep, db, subprocess.PIPE, stored=1)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, out + err
