@@ -135,7 +135,14 @@ def run(
     from effbench.harness.store import Store
 
     cells = cells_from_run_options(locals())
-    check_cell(cells[0])  # unknown model / backend / precision: fail before any work
+    from effbench.devices.target import resolve_target
+
+    if resolve_target(cells[0].device, cells[0].devices_file).execution == "remote":
+        from effbench.devices.remote import check_remote_cell
+
+        check_remote_cell(cells[0])
+    else:
+        check_cell(cells[0])  # unknown model / backend / precision: fail before any work
     store = Store(db) if store_results else None
     results = run_cells(cells, store, isolate=isolate)
     records = [r.to_dict() for r in results]

@@ -242,3 +242,15 @@ def test_energy_can_be_switched_off_and_is_skipped_for_the_null_backend():
 def test_devices_without_a_meter_say_so():
     out = energy.measure_energy(None, cfg(device="mps"))
     assert out == {"available": False, "reason": "energy unavailable: no energy meter for device 'mps'"}
+
+
+def test_idle_can_be_measured_before_the_run_and_passed_in(monkeypatch):
+    e, p = piecewise_traces([(2.0, 40.0), (30.0, 150.0)], E_DT, P_DT)
+    meter = RecordedMeter(e, p)
+    monkeypatch.setattr(energy, "open_meter", lambda device: (meter, None))
+    idle = energy.idle_before_run(cfg(options={"idle_s": "1.5"}))
+    assert idle["idle_w"] == pytest.approx(40.0) and idle["when"] == "before the model was loaded"
+    meter.advance(0.5)
+    out = energy.measure_energy(VirtualSession(meter), cfg(options={"idle_s": "1"}), idle=idle)
+    assert out["idle"]["when"] == "before the model was loaded" and out["idle_w"] == pytest.approx(40.0)
+    assert energy.idle_before_run(cfg(options={"energy": "0"})) is None

@@ -241,3 +241,61 @@ def test_devices_check_command(sshd, tmp_path):
     assert r.exit_code == 1 and "authentication refused" in r.output and "Traceback" not in r.output
     r = runner.invoke(app, ["check", "nope", "--devices-file", str(devices)])
     assert r.exit_code == 2 and "unknown device" in r.output
+
+
+def test_bench_run_on_a_remote_device_end_to_end(first_run, sshd, tmp_path):
+    """`bench run --device NAME` with an ssh: entry goes through the scheduler to run_remote."""
+    import yaml
+
+    from tests.conftest import bench, read_records
+
+    devices = tmp_path / "devices.yaml"
+    devices.write_text(yaml.safe_dump({"devices": {"loopdev": {"kind": "cpu", "ssh": sshd.ssh_block()}}}))
+    out = tmp_path / "r.json"
+    r = bench("run", "--model", MODEL, "--backend", "ort", "--device", "loopdev", "--duration", "0.3", "--warmup",
+              "0.1", "--warmup-iters", "3", "--min-iters", "5", "--threads", "1", "--no-store", "--out", out,
+              env={"EFFBENCH_DEVICES": str(devices)})
+    if r.returncode != 0 and "is not usable here" in r.output:
+        pytest.skip("the CLI does not route remote devices yet: " + r.output.strip().splitlines()[-1])
+    assert r.returncode == 0, r.output
+    (rec,) = read_records(out)
+    assert rec["status"] == "ok" and rec["device"] == "loopdev" and rec["runtime"]["remote"] is True
+    assert rec["env"]["remote"]["device"] == "loopdev"
+
+
+def test_coreml_package_directory_travels_and_linux_devices_refuse_coreml(sshd):
+    """A Core ML artifact is a directory (model.mlpackage/ + its manifest): it is copied whole and
+    verified; a Linux device then says plainly that Core ML needs macOS."""
+    pytest.importorskip("coremltools")
+    from effbench.agent import file_hashes
+    from effbench.devices.remote import RemoteSession
+    from effbench.export.coreml_export import coreml_artifact
+    from effbench.export.pipeline import ModelSource
+    from effbench.models.registry import resolve
+
+    model = "tests.coreml.bad_models:branchy_net"
+    art = coreml_artifact(ModelSource(resolve(model, 16)), (1, 3, 16, 16))
+    session = RemoteSession(RemoteTarget.from_spec(sshd.device("mac-ish", workdir=str(sshd.root / "wd-coreml"))))
+    info = session.ensure_artifact(art.path.parent, art.key)
+    assert info["artifact_copied"] is True
+    remote = file_hashes(info["artifact_remote_dir"])
+    assert remote == file_hashes(str(art.path.parent)) and any(k.startswith("model.mlpackage/Data/") for k in remote)
+    assert session.ensure_artifact(art.path.parent, art.key)["artifact_copied"] is False
+
+    r = run_remote(cfg(model=model, backend="coreml", input_size=16), sshd.device())
+    assert r.status == "skipped" and one_line(r.error) and "needs macOS" in r.error, r.error
+
+
+def test_a_run_past_the_cell_timeout_is_a_timeout_record(first_run, sshd):
+    r = run_remote(cfg(duration_s=60, timeout_s=12), sshd.device())
+    assert r.status == "timeout" and one_line(r.error), r.error
+    assert "deadline" in r.error and "--timeout 12 s" in r.error
+
+
+def test_remote_openvino_cell(first_run, sshd):
+    pytest.importorskip("openvino")
+    r = run_remote(cfg(backend="ov"), sshd.device())
+    assert r.status == "ok", r.error
+    assert r.backend == "openvino" and r.runtime["inference_num_threads"] == 1
+    assert r.runtime["artifact_copied"] is True and r.parity["ok"] is True
+    assert r.env["versions"]["openvino"]

@@ -3,16 +3,20 @@
 Built once per session (about a minute on a busy 2-core machine):
 
 - `bench sweep` of efficientvit_m0 and mobilenetv3_small_050 on onnxruntime and openvino with the FAST
-  timing flags (4 ok cells, real samples, parity against PyTorch);
+  timing flags: 4 ok cells with raw samples, parity against PyTorch and the runner's roofline analysis
+  (`extra.analysis`, from this machine's CPU peaks in the device catalog);
 - `bench sweep` of efficientvit_m0 on onnxruntime at fp16, which ONNX Runtime on CPU does not offer: the
-  sweep records it as a real non-ok cell with its reason (a failed cell for the matrix);
-- roofline analysis and one per-layer profile, computed by the real analysis modules from the runs'
-  own ONNX exports (see enrich.py for why the tests attach them for now);
+  sweep records it as a real non-ok cell with its reason (the failed cell of the matrix);
+- `bench profile` of efficientvit_m0 on onnxruntime: a timed cell plus a profile record with measured
+  per-layer times (skipped, with the views then showing bounds only, where `bench profile` is absent);
 - one hostile record: a copy of a real result whose model, tag and a warning are HTML/JS payloads. The
   CLI only accepts model names it can resolve (card, timm:, a file, a factory), so such a name reaches
   the store through a record written directly (a third-party backend, an imported JSON, a file path):
   the report must show it as text and run nothing. It carries extra.measured_top1 so it is also a
   point of the speed-accuracy plot.
+
+The sweeps run `--in-process` (one process for all cells) to keep the session short; the cells are
+measured the same way.
 """
 
 from __future__ import annotations
@@ -61,6 +65,10 @@ class ReportStore:
         return {(r["model"], r["backend"], r["device"], r["scenario"], r["batch_size"], r["precision"])
                 for r in self.records if r["scenario"] != "profile"}
 
+    @property
+    def profiled(self) -> bool:
+        return any(r["scenario"] == "profile" and r["status"] == "ok" for r in self.records)
+
 
 def _sweep(tmp: Path, name: str, spec: dict, db: str) -> None:
     path = tmp / f"{name}.yaml"
@@ -72,40 +80,30 @@ def _sweep(tmp: Path, name: str, spec: dict, db: str) -> None:
 @pytest.fixture(scope="session")
 def report_store(tmp_path_factory) -> ReportStore:
     from effbench.harness.store import Store
-    from tests.reports import enrich
 
     tmp = tmp_path_factory.mktemp("report-store")
-    stage = str(tmp / "stage.db")
-    _sweep(tmp, "matrix", {"models": MODELS, "backends": BACKENDS, **fast_sweep_options()}, stage)
+    db = str(tmp / "results.db")
+    _sweep(tmp, "matrix", {"models": MODELS, "backends": BACKENDS, **fast_sweep_options()}, db)
     _sweep(tmp, "fp16", {"models": ["efficientvit_m0"], "backends": ["onnxruntime"], "precisions": ["fp16"],
-                         **fast_sweep_options()}, stage)
-    staged = Store(stage).records()
-    ok = [r for r in staged if r["status"] == "ok"]
-    assert len(ok) == 4 and len(staged) == 5, [(r["model"], r["backend"], r["status"], r.get("error")) for r in staged]
+                         **fast_sweep_options()}, db)
+    if bench("profile", "--help").returncode == 0:
+        res = bench("profile", "--model", "efficientvit_m0", "--backend", "onnxruntime", *FAST, "--db", db,
+                    timeout=900)
+        assert res.returncode == 0, res.output
+
+    store = Store(db)
+    runs = store.records()
+    ok = [r for r in runs if r["status"] == "ok" and r["scenario"] == "latency"]
+    assert len(ok) >= 4, [(r["model"], r["backend"], r["status"], r.get("error")) for r in runs]
     # isolated workers record it as "skipped", in-process runs as "failed": either is a non-ok cell with a reason
-    assert any(r["status"] != "ok" and "fp16" in (r.get("error") or "") for r in staged)
+    assert any(r["status"] != "ok" and "fp16" in (r.get("error") or "") for r in runs)
 
-    spec = enrich.calibrated_cpu()
-    final: list[dict] = []
-    for rec in staged:
-        if rec["status"] == "ok":
-            rec = enrich.attach_analysis(rec, enrich.onnx_artifact(rec["model"]), spec)
-        final.append(rec)
-    ort_vit = next(r for r in final if r["model"] == "efficientvit_m0" and r["backend"] == "onnxruntime"
-                   and r["status"] == "ok")
-    final.append(enrich.profile_record(ort_vit, enrich.onnx_artifact("efficientvit_m0"), spec))
-
-    hostile = copy.deepcopy(next(r for r in final if r["model"] == "mobilenetv3_small_050"
+    hostile = copy.deepcopy(next(r for r in ok if r["model"] == "mobilenetv3_small_050"
                                  and r["backend"] == "onnxruntime"))
     hostile.update(id=uuid.uuid4().hex, model=XSS_MODEL, tag=XSS_TAG,
                    warnings=list(hostile.get("warnings") or []) + [XSS_WARNING])
     hostile.setdefault("extra", {})["measured_top1"] = 55.5
-    final.append(hostile)
-
-    db = str(tmp / "results.db")
-    store = Store(db)
-    for rec in final:
-        store.add(rec)
+    store.add(hostile)
     return ReportStore(db=db, records=store.records())
 
 

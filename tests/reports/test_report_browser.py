@@ -17,6 +17,8 @@ from tests.reports.conftest import XSS_MODEL, XSS_TAG, XSS_WARNING
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+pytestmark = pytest.mark.slow  # the store behind the page comes from real exports and runs (conftest)
+
 PLOT_VIEWS = ["speed-accuracy", "roofline", "efficiency-gap", "where-time-goes", "backend-matrix", "stability"]
 
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -98,7 +100,7 @@ def test_header_summarises_the_runs(opened, report_store):
 def test_speed_accuracy_has_one_point_per_result(opened, report_store):
     js = """id => document.getElementById(id).data
         .filter(t => t.meta && t.meta.role === 'points').reduce((n, t) => n + t.x.length, 0)"""
-    assert opened.page.evaluate(js, "fig-speed-latency") == report_store.speed_points == 5
+    assert opened.page.evaluate(js, "fig-speed-latency") == report_store.speed_points >= 5
     fronts = opened.page.evaluate(
         "() => document.getElementById('fig-speed-latency').data.filter(t => t.meta && t.meta.role === 'pareto').length")
     assert fronts == 1  # one device
@@ -116,14 +118,17 @@ def test_matrix_shows_failed_cell_reason(opened, report_store):
     assert "1× (reference)" in speedups
 
 
-def test_analysis_views_drawn_from_analysis(opened):
+def test_analysis_views_drawn_from_analysis(opened, report_store):
     page = opened.page
     roles = page.evaluate("() => document.getElementById('fig-roofline-0').data.map(t => t.meta.role)")
     assert "roof" in roles and "models" in roles and "layers" in roles
     assert page.eval_on_selector_all("section#roofline .updatemenu-container", "e => e.length") == 1
     measured = page.evaluate(
         "() => document.getElementById('fig-timeshare').data.filter(t => t.meta.role === 'measured').length")
-    assert measured >= 1
+    assert measured >= (1 if report_store.profiled else 0)
+    bound = page.evaluate(
+        "() => document.getElementById('fig-timeshare').data.filter(t => t.meta.role === 'bound').length")
+    assert bound >= 1
     assert page.eval_on_selector_all("section#where-time-goes details table tbody tr", "r => r.length") >= 10
     gap_roles = page.evaluate("() => document.getElementById('fig-gap').data.map(t => t.meta.role)")
     assert {"ideal", "measured", "connector"} <= set(gap_roles)

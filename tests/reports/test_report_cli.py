@@ -6,6 +6,8 @@ import csv
 import io
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import bench
 from tests.reports.conftest import XSS_MODEL
 
@@ -17,6 +19,7 @@ def _md_rows(text: str) -> list[list[str]]:
     return [[c.strip() for c in ln.strip("|").split(" | ")] for ln in rows]
 
 
+@pytest.mark.slow
 def test_markdown_one_row_per_cell(report_store):
     res = bench("report", "--db", report_store.db, "--format", "md")
     assert res.returncode == 0, res.output
@@ -38,6 +41,7 @@ def test_markdown_one_row_per_cell(report_store):
     assert XSS_MODEL not in res.stdout
 
 
+@pytest.mark.slow
 def test_markdown_filters_and_backend_alias(report_store):
     res = bench("report", "--db", report_store.db, "--format", "md", "--backend", "ort", "--model", "efficientvit_m0")
     assert res.returncode == 0, res.output
@@ -46,6 +50,7 @@ def test_markdown_filters_and_backend_alias(report_store):
     assert "filters:" in res.stdout
 
 
+@pytest.mark.slow
 def test_csv_every_result(report_store, tmp_path):
     res = bench("report", "--db", report_store.db, "--format", "csv")
     assert res.returncode == 0, res.output
@@ -58,6 +63,7 @@ def test_csv_every_result(report_store, tmp_path):
                                                              "csv").stdout
 
 
+@pytest.mark.slow
 def test_reference_backend(report_store, tmp_path):
     out = tmp_path / "r.html"
     res = bench("report", "--db", report_store.db, "-o", out, "--reference-backend", "openvino")
@@ -86,6 +92,7 @@ def test_missing_database_is_not_created(tmp_path):
     assert not db.exists() and not db.parent.exists()
 
 
+@pytest.mark.slow
 def test_filter_matching_nothing(report_store, tmp_path):
     res = bench("report", "--db", report_store.db, "--model", "resnet50", "--tag", "nightly", "-o", tmp_path / "x.html")
     assert res.returncode == 1
@@ -94,14 +101,19 @@ def test_filter_matching_nothing(report_store, tmp_path):
     assert not (tmp_path / "x.html").exists()
 
 
-def test_bad_options(report_store):
-    res = bench("report", "--db", report_store.db, "--format", "pdf")
+def test_bad_options(tmp_path):
+    from effbench.harness.store import Store
+
+    db = str(tmp_path / "r.db")
+    Store(db)
+    res = bench("report", "--db", db, "--format", "pdf")
     assert res.returncode == 2 and "unknown --format 'pdf'" in res.stderr
-    res = bench("report", "--db", report_store.db, "--since", "last tuesday")
+    res = bench("report", "--db", db, "--since", "last tuesday")
     assert res.returncode == 2 and "invalid --since" in res.stderr
     assert "Traceback" not in res.output
 
 
+@pytest.mark.slow
 def test_since_filter(report_store):
     res = bench("report", "--db", report_store.db, "--format", "md", "--since", "2999-01-01")
     assert res.returncode == 1 and "no stored results match --since 2999-01-01" in res.stderr
@@ -117,6 +129,7 @@ def test_help_lists_options():
         assert opt in res.stdout
 
 
+@pytest.mark.slow
 def test_default_output_path(report_store, tmp_path):
     res = bench("report", "--db", report_store.db, cwd=tmp_path)
     assert res.returncode == 0, res.output

@@ -81,6 +81,8 @@ def test_top1_and_family():
     assert family_of("mobilenetv3_small_050") == "mobilenet"  # from the card
     assert family_of("timm:convnext_tiny") == "convnext"
     assert family_of("/models/lowformer_b1.onnx") == "lowformer"
+    assert family_of("mypkg.models:lowformer_b3") == "lowformer"
+    assert family_of("<script>alert(1)</script>") == "<script>alert(1)</script>"
 
 
 def test_pareto_front():
@@ -144,3 +146,25 @@ def test_parse_since():
     assert parse_since("2026-11-01") == "2026-11-01T00:00:00"
     assert parse_since("2026-11-01T12:00:00+02:00") == "2026-11-01T10:00:00"
     assert parse_since(None) is None
+
+
+def test_devices_scenarios_and_energy_together():
+    records = [
+        _rec(id="1", device="cuda:0", backend="torch", energy={"available": True, "joules_per_image": 0.02}),
+        _rec(id="2", device="cuda:0", backend="tensorrt", latency_ms={"median": 0.5}, energy={"joules_per_image": 0.01}),
+        _rec(id="3", model="efficientvit_m5", scenario="throughput", batch_size=32, throughput_per_s=9000.0),
+        _rec(id="4", model="timm:efficientvit_m2", device="cpu", backend="torch"),
+        _rec(id="5", model="efficientvit_m0", backend="openvino", status="crashed", error="segfault in plugin"),
+    ]
+    html = render_html(records)
+    figs = _figures(html)
+    assert {"fig-speed-latency", "fig-speed-throughput", "fig-speed-energy", "fig-matrix-latency"} <= set(figs)
+    lat = figs["fig-speed-latency"]["data"]
+    assert sum(len(t["x"]) for t in lat if t["meta"]["role"] == "points") == 3  # batch-1 latency, ok
+    assert sum(t["meta"]["role"] == "pareto" for t in lat) == 2  # one frontier per device
+    assert len({t["marker"]["symbol"] for t in lat if t["meta"]["role"] == "points"}) == 2  # symbol per device
+    matrix = figs["fig-matrix-latency"]["data"][0]
+    assert any("@ cuda:0" in c for c in matrix["x"])  # backend @ device columns when devices differ
+    assert "crashed: segfault in plugin" in html
+    speedup = figs["fig-matrix-speedup"]["data"][0]
+    assert "speed-up vs torch" in speedup["colorbar"]["title"]["text"]  # torch is the default reference

@@ -1,4 +1,9 @@
-"""ONNX Runtime, CPU execution provider, full graph optimisation, IOBinding."""
+"""ONNX Runtime, full graph optimisation, IOBinding.
+
+CPU execution provider by default. With onnxruntime-gpu and `--device cuda[:N]`, `--opt ep=cuda`
+(the default there) or `--opt ep=tensorrt` picks the GPU provider; inputs and outputs are then
+bound on the device (OrtValues in CUDA memory), so no host copy is timed.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +16,18 @@ from effbench.backends.base import Backend, LayerTime, Session, ThroughputRun, p
 from effbench.errors import RunFailed
 
 
+_ORT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
+              "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(int8)": np.int8,
+              "tensor(uint8)": np.uint8, "tensor(bool)": np.bool_}
+
+_EPS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
+
+
 class OnnxRuntimeSession(Session):
-    def __init__(self, sess, profiling: bool):
+    def __init__(self, sess, profiling: bool, device_id: int | None = None):
         super().__init__()
         self.sess, self.profiling = sess, profiling
+        self.device_id = device_id  # CUDA device of the bound inputs/outputs; None: host memory
         self.binding = None
         self._inputs: dict[str, np.ndarray] = {}
 
@@ -22,19 +35,45 @@ class OnnxRuntimeSession(Session):
         import onnxruntime as ort
 
         binding = self.sess.io_binding()
+        if self.device_id is None:
+            for meta, arr in zip(self.sess.get_inputs(), self._inputs.values()):
+                binding.bind_ortvalue_input(meta.name, ort.OrtValue.ortvalue_from_numpy(arr))
+            for meta in self.sess.get_outputs():
+                binding.bind_output(meta.name, "cpu")
+            return binding
+        dev = self.device_id
         for meta, arr in zip(self.sess.get_inputs(), self._inputs.values()):
-            binding.bind_ortvalue_input(meta.name, ort.OrtValue.ortvalue_from_numpy(arr))
+            binding.bind_ortvalue_input(meta.name, ort.OrtValue.ortvalue_from_numpy(arr, "cuda", dev))
         for meta in self.sess.get_outputs():
-            binding.bind_output(meta.name, "cpu")
+            shape = meta.shape
+            if all(isinstance(d, int) and d > 0 for d in shape) and meta.type in _ORT_TYPES:
+                value = ort.OrtValue.ortvalue_from_shape_and_type(list(shape), _ORT_TYPES[meta.type], "cuda", dev)
+                binding.bind_ortvalue_output(meta.name, value)
+            else:  # symbolic shape: ORT allocates on the device
+                binding.bind_output(meta.name, "cuda", dev)
+        binding.synchronize_inputs()
         return binding
 
     def bind(self, inputs):
         self._inputs = {k: np.ascontiguousarray(v) for k, v in inputs.items()}
         self.binding = self._make_binding()
-        self._run_with = self.sess.run_with_iobinding
+        self._run_with = self.sess.run_with_iobinding if self.device_id is None else self._run_synced
 
     def run(self):
         self._run_with(self.binding)
+
+    def _run_synced(self, binding):
+        # Run() ends with a sync of ORT's CUDA stream; synchronize_outputs makes sure of it
+        self.sess.run_with_iobinding(binding)
+        binding.synchronize_outputs()
+
+    def device_memory(self):
+        if self.device_id is None:
+            return None
+        from effbench.backends.cuda_util import nvml_memory
+
+        nv = nvml_memory(self.device_id)
+        return {"nvml": nv} if nv else None
 
     def outputs(self):
         return [np.array(o, copy=True) for o in self.binding.copy_outputs_to_cpu()]
@@ -53,7 +92,8 @@ class OnnxRuntimeSession(Session):
         deadline = [0.0]
 
         def worker(k):
-            run, b, lat = self.sess.run_with_iobinding, bindings[k], latencies[k]
+            run = self.sess.run_with_iobinding if self.device_id is None else self._run_synced
+            b, lat = bindings[k], latencies[k]
             start.wait()
             while counts[k] * n < min_iters or time.perf_counter() < deadline[0]:
                 t0 = time.perf_counter_ns()
@@ -101,11 +141,27 @@ class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
     aliases = ("ort",)
     artifact_format = "onnx"
-    precisions = ("fp32",)
-    description = "ONNX Runtime, CPU execution provider"
+    precisions = ("fp32",)  # fp16 too on cuda with --opt ep=tensorrt
+    devices = ("cpu", "cuda")
+    description = "ONNX Runtime: CPU provider; on cuda (onnxruntime-gpu) --opt ep=cuda|tensorrt"
 
     def version(self):
         return package_version("onnxruntime") or package_version("onnxruntime-gpu")
+
+    def unavailable_reason(self, device="cpu"):
+        if device.split(":")[0] != "cuda" or self.version() is None:
+            return super().unavailable_reason(device)
+        reason = _provider_missing("cuda")
+        if reason:
+            return reason
+        from effbench.backends.cuda_util import cuda_unavailable_reason
+
+        return cuda_unavailable_reason(device)
+
+    def check_precision(self, precision, device="cpu"):
+        if device.split(":")[0] == "cuda" and precision == "fp16":
+            return None  # with the TensorRT execution provider (checked at load)
+        return super().check_precision(precision, device)
 
     def load(self, artifact, cfg, input_shape):
         import onnxruntime as ort
@@ -123,15 +179,73 @@ class OnnxRuntimeBackend(Backend):
 
             so.enable_profiling = True
             so.profile_file_prefix = tempfile.mkdtemp(prefix="effbench-ort-") + "/ort"
+        ep, providers, device_id = _providers(cfg)
         try:
-            sess = ort.InferenceSession(str(artifact.path), so, providers=["CPUExecutionProvider"])
+            sess = ort.InferenceSession(str(artifact.path), so, providers=providers)
         except Exception as e:
             raise RunFailed(f"ONNX Runtime could not load the model: {str(e).splitlines()[0]}") from None
-        session = OnnxRuntimeSession(sess, profiling)
-        session.precision_ran = "fp32"
+        if ep != "cpu" and sess.get_providers()[0] != _EPS[ep]:
+            raise RunFailed(f"ONNX Runtime did not enable {_EPS[ep]} (it fell back to {sess.get_providers()[0]}); "
+                            "check the CUDA/cuDNN libraries that onnxruntime-gpu needs")
+        session = OnnxRuntimeSession(sess, profiling, device_id)
+        session.precision_ran = cfg.precision if ep == "tensorrt" else "fp32"
         session.runtime_info = {
             "providers": sess.get_providers(),
             "graph_optimization_level": "ORT_ENABLE_ALL",
             "intra_op_num_threads": so.intra_op_num_threads or "default",
         }
+        if device_id is not None:
+            session.runtime_info.update({"execution_provider": _EPS[ep], "device_id": device_id,
+                                         "io_binding": "inputs and outputs as OrtValues in CUDA memory",
+                                         "timing": "host clock around a synchronous Run"})
         return session
+
+
+def _provider_missing(ep: str) -> str | None:
+    import onnxruntime as ort
+
+    name = _EPS[ep]
+    if name in ort.get_available_providers():
+        return None
+    if ep == "cuda":
+        return f"onnxruntime-gpu not installed: {name} missing (pip install onnxruntime-gpu)"
+    return (f"this ONNX Runtime build has no {name} (onnxruntime-gpu with TensorRT libraries "
+            "installed provides it); use --opt ep=cuda")
+
+
+def _providers(cfg) -> tuple[str, list, int | None]:
+    """(execution provider key, providers list for InferenceSession, CUDA device id or None)."""
+    from effbench.errors import UsageError
+
+    on_cuda = cfg.device.split(":")[0] == "cuda"
+    ep = str(cfg.options.get("ep", "cuda" if on_cuda else "cpu")).lower()
+    if ep not in _EPS:
+        raise UsageError(f"unknown --opt ep={ep!r}; use one of: {', '.join(_EPS)}")
+    if ep == "cpu":
+        if on_cuda:
+            raise UsageError("--opt ep=cpu with --device cuda: use --device cpu for the CPU provider")
+        return ep, ["CPUExecutionProvider"], None
+    if not on_cuda:
+        raise UsageError(f"--opt ep={ep} needs --device cuda (or cuda:N)")
+    reason = _provider_missing(ep)
+    if reason:
+        raise UsageError(reason)
+    if cfg.precision != "fp32" and ep != "tensorrt":
+        raise UsageError(f"onnxruntime with {_EPS[ep]} runs the fp32 ONNX graph; "
+                         f"--precision {cfg.precision} needs --opt ep=tensorrt")
+    from effbench.backends.cuda_util import cuda_index
+    from effbench.export.cache import cache_root
+
+    dev = cuda_index(cfg.device)
+    cuda_opts = {"device_id": dev}
+    if ep == "cuda":
+        return ep, [("CUDAExecutionProvider", cuda_opts), "CPUExecutionProvider"], dev
+    cache = cache_root() / "ort-tensorrt"
+    cache.mkdir(parents=True, exist_ok=True)
+    trt_opts = {"device_id": dev, "trt_fp16_enable": cfg.precision == "fp16",
+                "trt_engine_cache_enable": True, "trt_engine_cache_path": str(cache),
+                "trt_timing_cache_enable": True, "trt_timing_cache_path": str(cache)}
+    if "workspace_mb" in cfg.options:
+        trt_opts["trt_max_workspace_size"] = int(float(cfg.options["workspace_mb"]) * 2**20)
+    return ep, [("TensorrtExecutionProvider", trt_opts), ("CUDAExecutionProvider", cuda_opts),
+                "CPUExecutionProvider"], dev

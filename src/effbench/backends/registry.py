@@ -19,6 +19,8 @@ _BUILTIN = {
     "onnxruntime": "effbench.backends.onnxruntime_backend:OnnxRuntimeBackend",
     "openvino": "effbench.backends.openvino_backend:OpenVINOBackend",
     "null": "effbench.backends.null_backend:NullBackend",
+    "coreml": "effbench.backends.coreml_backend:CoreMLBackend",
+    "tensorrt": "effbench.backends.tensorrt_backend:TensorRTBackend",
 }
 
 

@@ -1,13 +1,19 @@
-"""PyTorch eager (or torch.compile with --compile)."""
+"""PyTorch eager (or torch.compile with --compile), on the CPU or a CUDA device.
+
+On CUDA: inputs live on the device, each inference is timed with a CUDA event pair (one
+synchronisation per chunk), `--cuda-graph` captures the forward after a side-stream warm-up and
+replays it, fp16/bf16 run as such, and fp32 means IEEE fp32 (TF32 off) unless `--opt tf32=1`.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
 from effbench.backends.base import Backend, LayerTime, Session, package_version
-from effbench.errors import RunFailed
+from effbench.errors import RunFailed, UsageError
 
 _DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
+_TRUE = ("1", "true", "yes", "on")
 
 
 class TorchSession(Session):
@@ -58,16 +64,129 @@ class TorchSession(Session):
         self.model = self.x = self.out = None
 
 
+class TorchCudaSession(TorchSession):
+    """The same forward on a CUDA device: CUDA-event timing, optional CUDA graph, GPU memory."""
+
+    def __init__(self, model, device, dtype, channels_last: bool, cuda_graph: bool, restore_flags: dict):
+        import torch
+
+        from effbench.backends.cuda_util import ChunkStats, EventPool
+
+        super().__init__(model, device, dtype, channels_last)
+        self.index = torch.device(device).index or 0
+        self.use_graph = cuda_graph
+        self.graph = None
+        self.stream = torch.cuda.current_stream(self.index)
+        self._pool = EventPool()
+        self._stats = ChunkStats()
+        self._restore_flags = restore_flags
+        self._after_load_allocated = torch.cuda.memory_allocated(self.index)
+        torch.cuda.reset_peak_memory_stats(self.index)
+
+    def bind(self, inputs):
+        import time
+
+        import torch
+
+        super().bind(inputs)  # copies to the device
+        torch.cuda.synchronize(self.index)
+        if not self.use_graph:
+            return
+        # warm up on a side stream (lazy init, cuDNN autotuning, allocator growth), then capture
+        side = torch.cuda.Stream(self.index)
+        side.wait_stream(torch.cuda.current_stream(self.index))
+        t0 = time.perf_counter()
+        with torch.cuda.stream(side):
+            for i in range(3):
+                self.model(self.x)
+                if i == 0:
+                    side.synchronize()
+                    self.runtime_info["first_inference_eager_ms"] = round((time.perf_counter() - t0) * 1e3, 4)
+        torch.cuda.current_stream(self.index).wait_stream(side)
+        torch.cuda.synchronize(self.index)
+        graph = torch.cuda.CUDAGraph()
+        try:
+            with torch.cuda.graph(graph):
+                self.out = self.model(self.x)
+        except Exception as e:
+            raise RunFailed(f"CUDA graph capture failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
+                            "; run without --cuda-graph") from None
+        torch.cuda.synchronize(self.index)
+        self.graph = graph
+        self.runtime_info["cuda_graph_captured"] = True
+
+    def _launch(self):
+        if self.graph is not None:
+            self.graph.replay()
+        else:
+            self.out = self.model(self.x)
+
+    def run(self):
+        self._launch()
+        self.stream.synchronize()
+
+    def timed_loop(self, n, out, offset=0):
+        from effbench.backends.cuda_util import cuda_timed_loop
+
+        cuda_timed_loop(self._launch, self.stream, n, out, offset, self._pool, self._stats)
+        self.runtime_info["host_vs_device"] = self._stats.to_dict()
+
+    def profile(self, iters):
+        import torch
+        from torch.profiler import ProfilerActivity, profile
+
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA], record_shapes=False) as prof:
+            for _ in range(iters):
+                self.model(self.x)  # eager even with a CUDA graph: a replay hides the kernels
+            torch.cuda.synchronize(self.index)
+        layers = []
+        for ev in prof.key_averages():
+            dev_us = getattr(ev, "self_device_time_total", None)
+            if dev_us is None:
+                dev_us = getattr(ev, "self_cuda_time_total", 0)
+            if dev_us and dev_us > 0:
+                op = ev.key.split("::")[-1] if ev.key.startswith("aten::") else "cuda_kernel"
+                layers.append(LayerTime(ev.key, op, dev_us / 1e3 / iters, [], {"calls": ev.count // max(iters, 1)}))
+        return layers
+
+    def device_memory(self):
+        from effbench.backends.cuda_util import nvml_memory, torch_allocator_memory
+
+        out = torch_allocator_memory(self.index, self._after_load_allocated)
+        out["allocator_covers"] = "bind + warm-up + measurement (peak reset after load)"
+        nv = nvml_memory(self.index)
+        if nv:
+            out["nvml"] = nv
+        return out
+
+    def close(self):
+        import torch
+
+        super().close()
+        self.graph = None
+        self._pool = None
+        for (obj, attr), value in self._restore_flags.items():
+            setattr(obj, attr, value)
+        torch.cuda.empty_cache()
+
+
 class TorchBackend(Backend):
     name = "torch"
     aliases = ("pytorch", "eager")
     artifact_format = "torch"
     precisions = ("fp32", "bf16", "fp16")
-    devices = ("cpu",)
-    description = "PyTorch eager; --compile for torch.compile"
+    devices = ("cpu", "cuda")
+    description = "PyTorch eager; --compile for torch.compile; on cuda: --cuda-graph, --opt tf32=1"
 
     def version(self):
         return package_version("torch")
+
+    def unavailable_reason(self, device="cpu"):
+        if device.split(":")[0] == "cuda" and self.version() is not None:
+            from effbench.backends.cuda_util import cuda_unavailable_reason
+
+            return cuda_unavailable_reason(device)
+        return super().unavailable_reason(device)
 
     def check_precision(self, precision, device="cpu"):
         if precision == "fp16" and device.startswith("cpu"):
@@ -77,6 +196,8 @@ class TorchBackend(Backend):
     def load(self, artifact, cfg, input_shape):
         import torch
 
+        if cfg.device.split(":")[0] == "cuda":
+            return self._load_cuda(artifact, cfg)
         if cfg.threads:
             torch.set_num_threads(int(cfg.threads))
         dtype = getattr(torch, _DTYPES[cfg.precision])
@@ -95,5 +216,60 @@ class TorchBackend(Backend):
             "compile": cfg.compile,
             "channels_last": cfg.channels_last,
             "dtype": str(dtype),
+        }
+        return session
+
+    def _load_cuda(self, artifact, cfg):
+        import copy
+
+        import torch
+
+        from effbench.backends.cuda_util import cuda_index, cuda_unavailable_reason, gpu_identity, tf32_capable
+
+        reason = cuda_unavailable_reason(cfg.device)
+        if reason:
+            raise UsageError(f"torch cannot run on {cfg.device}: {reason}")
+        if cfg.compile and cfg.cuda_graph:
+            raise UsageError("--cuda-graph with --compile: use --opt compile_mode=reduce-overhead "
+                             "(torch.compile's own CUDA graphs) instead")
+        index = cuda_index(cfg.device)
+        device = f"cuda:{index}"
+        torch.cuda.set_device(index)
+        tf32 = str(cfg.options.get("tf32", "0")).lower() in _TRUE
+        flags = {(torch.backends.cuda.matmul, "allow_tf32"): torch.backends.cuda.matmul.allow_tf32,
+                 (torch.backends.cudnn, "allow_tf32"): torch.backends.cudnn.allow_tf32,
+                 (torch.backends.cudnn, "benchmark"): torch.backends.cudnn.benchmark}
+        # fp32 means IEEE fp32 unless asked: cuDNN convolutions default to TF32 on Ampere and later
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        torch.backends.cudnn.allow_tf32 = tf32
+        torch.backends.cudnn.benchmark = str(cfg.options.get("cudnn_benchmark", "1")).lower() in _TRUE
+        dtype = getattr(torch, _DTYPES[cfg.precision])
+        # a copy: the source module stays on the CPU in fp32 for the parity reference
+        model = copy.deepcopy(artifact.obj).eval().to(device, dtype)
+        if cfg.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        if cfg.compile:
+            try:
+                model = torch.compile(model, mode=cfg.options.get("compile_mode", "default"))
+            except Exception as e:
+                raise RunFailed(f"torch.compile failed: {str(e).splitlines()[0]}") from None
+        torch.cuda.synchronize(index)
+        session = TorchCudaSession(model, device, dtype, cfg.channels_last, cfg.cuda_graph, flags)
+        ran = cfg.precision
+        if ran == "fp32" and tf32 and tf32_capable(index):
+            ran = "tf32"
+        session.precision_ran = ran
+        session.runtime_info = {
+            "device": device,
+            "gpu": gpu_identity(index),
+            "compile": cfg.compile,
+            "channels_last": cfg.channels_last,
+            "dtype": str(dtype),
+            "cuda_graph": cfg.cuda_graph,
+            "timing": "cuda_events",
+            "allow_tf32": {"matmul": torch.backends.cuda.matmul.allow_tf32,
+                           "cudnn": torch.backends.cudnn.allow_tf32},
+            "cudnn_benchmark": torch.backends.cudnn.benchmark,
+            "cudnn_version": torch.backends.cudnn.version(),
         }
         return session

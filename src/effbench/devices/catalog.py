@@ -72,6 +72,9 @@ class SshSpec(BaseModel):
     identity_file: str | None = None
     python: str | None = None
     workdir: str | None = None
+    options: list[str] | str | None = None  # extra ssh client arguments
+    connect_timeout: float | None = None
+    client: str | None = None  # the ssh program (default: ssh)
 
     @model_validator(mode="before")
     @classmethod

@@ -174,3 +174,12 @@ def calibrate_cmd(
         out.print(f"saved as `calibrated:` for {name} in {path}")
     else:
         out.print("not saved (add --save to record these in the devices file)")
+
+
+def _mount_check() -> None:
+    from effbench.devices.check import check_command
+
+    app.command("check", help="Connect to a device (ssh, or this machine) and report its OS, CPU, Python and runtimes.")(check_command)
+
+
+_mount_check()

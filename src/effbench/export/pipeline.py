@@ -53,7 +53,7 @@ def _base_parts(src: ModelSource, input_shape: tuple[int, ...]) -> dict[str, Any
     }
 
 
-def onnx_artifact(src: ModelSource, input_shape: tuple[int, ...], exporter: str = "torchscript") -> Artifact:
+def onnx_artifact(src: ModelSource, input_shape: tuple[int, ...], exporter: str = "torchscript", **_) -> Artifact:
     from effbench.export import onnx_export
 
     if src.spec.kind == "onnx":
@@ -73,7 +73,7 @@ def onnx_artifact(src: ModelSource, input_shape: tuple[int, ...], exporter: str 
                         lambda t: onnx_export.export_torch_to_onnx(src.module(), input_shape, t, exporter))
 
 
-def openvino_artifact(src: ModelSource, input_shape: tuple[int, ...], exporter: str = "torchscript") -> Artifact:
+def openvino_artifact(src: ModelSource, input_shape: tuple[int, ...], exporter: str = "torchscript", **_) -> Artifact:
     from effbench.export import openvino_export
 
     onnx_art = onnx_artifact(src, input_shape, exporter)
@@ -86,7 +86,7 @@ def openvino_artifact(src: ModelSource, input_shape: tuple[int, ...], exporter: 
     return art
 
 
-def torch_artifact(src: ModelSource, input_shape: tuple[int, ...], exporter: str = "") -> Artifact:
+def torch_artifact(src: ModelSource, input_shape: tuple[int, ...], exporter: str = "", **_) -> Artifact:
     if src.spec.kind == "onnx":
         raise UsageError(f"{src.spec.id} is an ONNX file: the torch backend needs a timm name or a factory")
     module = src.module()
@@ -106,7 +106,10 @@ def register_builder(fmt: str, builder: Callable[..., Artifact]) -> None:
     BUILDERS[fmt] = builder
 
 
-def build_artifact(fmt: str, src: ModelSource, input_shape: tuple[int, ...], exporter: str = "torchscript") -> Artifact:
+def build_artifact(fmt: str, src: ModelSource, input_shape: tuple[int, ...], exporter: str = "torchscript",
+                   **cell) -> Artifact:
+    """`cell` (precision, options, device) matters to formats compiled for one precision or GPU
+    (TensorRT engines, Core ML packages); the others ignore it."""
     if fmt not in BUILDERS:
         raise UsageError(f"no exporter for artifact format {fmt!r}")
-    return BUILDERS[fmt](src, input_shape, exporter)
+    return BUILDERS[fmt](src, input_shape, exporter, **cell)

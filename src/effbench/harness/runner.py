@@ -79,7 +79,8 @@ def run_cell(cfg: RunConfig, event: Event | None = None) -> Result:
     artifact = None
     if backend.artifact_format != "none":
         event("export", 0.0, f"{backend.artifact_format} artifact")
-        artifact = build_artifact(backend.artifact_format, src, input_shape, cfg.options.get("exporter", "torchscript"))
+        artifact = build_artifact(backend.artifact_format, src, input_shape, cfg.options.get("exporter", "torchscript"),
+                                  precision=cfg.precision, options=cfg.options, device=cfg.device)
         result.export_s = round(artifact.export_s, 3)
         result.artifact_bytes = artifact.bytes
         result.artifact_cached = artifact.cached

@@ -382,6 +382,27 @@ def open_meter(device: str):
     return None, f"energy unavailable: no energy meter for device {device!r}"
 
 
+def idle_before_run(cfg) -> dict[str, Any] | None:
+    """Idle power of cfg.device measured now (call it before loading the model), for
+    `measure_energy(..., idle=...)`; None where there is no meter or energy is off."""
+    if str((cfg.options or {}).get("energy", "1")).lower() in ("0", "off", "false", "no") or cfg.backend == "null":
+        return None
+    meter, _ = open_meter(cfg.device)
+    if meter is None:
+        return None
+    try:
+        seconds = _opt(cfg, "idle_s", 2.0, float)
+        hz = min(50.0, max(1.0, _opt(cfg, "power_hz", 20.0, float)))
+        sampler = ThreadSampler(meter, hz) if getattr(meter, "has_power", False) else PollingSampler(meter, hz)
+        idle = measure_idle(meter, seconds, sampler)
+        idle["when"] = "before the model was loaded"
+        return idle
+    except Exception:
+        return None
+    finally:
+        meter.close()
+
+
 def measure_energy(session, cfg, event=None, idle: dict[str, Any] | None = None) -> dict[str, Any]:
     """Energy per image of `session` on cfg.device, or {"available": False, "reason": ...}.
 

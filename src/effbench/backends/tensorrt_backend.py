@@ -1,0 +1,368 @@
+"""NVIDIA TensorRT: an engine built from the ONNX export, run from pre-allocated device buffers.
+
+The runner hands this backend the `onnx` artifact; `load` turns it into an engine through the
+artifact cache (`effbench.export.tensorrt_export`, keyed by the ONNX artifact, precision, GPU model
+and TensorRT version), reporting the engine build time apart in runtime_info["engine_build_s"]
+(0 when the engine came from the cache; the original build time is kept as
+"engine_build_s_original").
+
+Inputs and outputs are torch CUDA tensors whose addresses are set once on the execution context;
+one inference is `execute_async_v3` on a torch stream. Timing uses a CUDA event pair per
+inference; `--cuda-graph` captures the enqueue and replays it. Per-layer times come from an
+IProfiler, and the engine inspector (ProfilingVerbosity.DETAILED at build) says which ONNX nodes
+each fused layer covers.
+
+Options: --opt workspace_mb=N, opt_level=0..5, calib_dir=PATH (.npy files), calib_batches=N,
+tf32=1 (fp32 engines may use TF32).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from typing import Any
+
+import numpy as np
+
+from effbench.backends.base import Backend, LayerTime, Session
+from effbench.errors import RunFailed, UsageError
+from effbench.export import tensorrt_export
+
+NOT_INSTALLED = "tensorrt not installed (pip install tensorrt)"
+_ONNX_LAYER = re.compile(r"\[ONNX Layer: ([^\]\x1e\x1f]+)\]")
+
+
+# --- engine inspector JSON (pure: tested on the CPU with recorded inspector output) ----------------
+
+
+def metadata_nodes(metadata: str | None) -> list[str]:
+    """ONNX node names in an inspector layer's Metadata: '[ONNX Layer: a]\\x1f[ONNX Layer: b]'."""
+    if not metadata:
+        return []
+    seen: list[str] = []
+    for name in _ONNX_LAYER.findall(metadata):
+        name = name.strip()
+        if name and name not in seen:
+            seen.append(name)
+    return seen
+
+
+def _layer_type(entry: dict) -> str:
+    return str(entry.get("LayerType") or entry.get("Type") or "?")
+
+
+def _layer_precision(entry: dict) -> str | None:
+    outs = entry.get("Outputs") or []
+    if outs and isinstance(outs[0], dict):
+        o = outs[0]
+        # TensorRT 10: "Format/Datatype"; TensorRT 11 split it into "Format" and "Datatype"
+        return o.get("Datatype") or o.get("Format/Datatype") or o.get("DataType")
+    return None
+
+
+def parse_engine_layers(info_json: str) -> dict[str, dict[str, Any]]:
+    """{layer name: {"type", "nodes", "tactic", "precision"}} from get_engine_information(JSON).
+
+    With ProfilingVerbosity.LAYER_NAMES_ONLY the layers are bare strings: they come back with no
+    type and no nodes.
+    """
+    try:
+        data = json.loads(info_json)
+    except (TypeError, ValueError):
+        return {}
+    layers = data.get("Layers", []) if isinstance(data, dict) else []
+    out: dict[str, dict[str, Any]] = {}
+    for entry in layers:
+        if isinstance(entry, str):
+            out[entry] = {"type": "?", "nodes": [], "tactic": None, "precision": None}
+            continue
+        if not isinstance(entry, dict):
+            continue
+        name = str(entry.get("Name", ""))
+        out[name] = {
+            "type": _layer_type(entry),
+            "nodes": metadata_nodes(entry.get("Metadata")),
+            "tactic": entry.get("TacticName") or entry.get("Tactic"),
+            "precision": _layer_precision(entry),
+        }
+    return out
+
+
+def layer_times(totals: dict[str, list[float]], iters: int, layers: dict[str, dict[str, Any]]) -> list[LayerTime]:
+    """LayerTime per profiled layer, in execution order, with the ONNX nodes it covers."""
+    out = []
+    for name, (total_ms, calls) in totals.items():
+        meta = layers.get(name)
+        extra: dict[str, Any] = {"calls": int(calls // max(iters, 1))}
+        if meta is None:
+            extra["inspector"] = "layer not in the engine inspector's list"
+        else:
+            if meta.get("tactic"):
+                extra["tactic"] = meta["tactic"]
+            if meta.get("precision"):
+                extra["precision"] = meta["precision"]
+        out.append(LayerTime(name, (meta or {}).get("type", "?"), total_ms / max(iters, 1),
+                             list((meta or {}).get("nodes", [])), extra))
+    return out
+
+
+def _profiler(trt):
+    class _LayerProfiler(trt.IProfiler):
+        def __init__(self):
+            trt.IProfiler.__init__(self)
+            self.totals: dict[str, list[float]] = {}
+
+        def report_layer_time(self, layer_name, ms):
+            rec = self.totals.setdefault(str(layer_name), [0.0, 0])
+            rec[0] += float(ms)
+            rec[1] += 1
+
+    return _LayerProfiler()
+
+
+# --- the session ----------------------------------------------------------------------------------
+
+
+def _torch_dtype(torch, trt_dtype) -> Any:
+    name = getattr(trt_dtype, "name", str(trt_dtype)).split(".")[-1].upper()
+    table = {"FLOAT": torch.float32, "HALF": torch.float16, "BF16": torch.bfloat16, "INT8": torch.int8,
+             "INT32": torch.int32, "INT64": torch.int64, "BOOL": torch.bool, "UINT8": torch.uint8}
+    if name not in table:
+        raise RunFailed(f"TensorRT engine I/O type {name} is not supported here")
+    return table[name]
+
+
+class TensorRTSession(Session):
+    def __init__(self, trt, runtime, engine, device_index: int, input_shape: tuple[int, ...], cuda_graph: bool):
+        import torch
+
+        from effbench.backends.cuda_util import ChunkStats, EventPool
+
+        super().__init__()
+        self.trt, self.runtime, self.engine = trt, runtime, engine
+        self.index = device_index
+        self.device = f"cuda:{device_index}"
+        self.use_graph = cuda_graph
+        self.graph = None
+        self.stream = torch.cuda.Stream(device_index)
+        self._pool, self._stats = EventPool(), ChunkStats()
+        self.context = engine.create_execution_context()
+        if self.context is None:
+            raise RunFailed("TensorRT could not create an execution context (out of GPU memory?)")
+        self.inputs: dict[str, Any] = {}
+        self.outputs_: dict[str, Any] = {}
+        names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+        is_input = {n: engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT for n in names}
+        for n in names:
+            if is_input[n] and any(int(d) < 0 for d in engine.get_tensor_shape(n)):
+                self.context.set_input_shape(n, tuple(input_shape))
+        for n in names:
+            shape = tuple(int(d) for d in self.context.get_tensor_shape(n))
+            t = torch.empty(shape, dtype=_torch_dtype(torch, engine.get_tensor_dtype(n)), device=self.device)
+            (self.inputs if is_input[n] else self.outputs_)[n] = t
+            self.context.set_tensor_address(n, int(t.data_ptr()))
+        self._after_load_allocated = torch.cuda.memory_allocated(device_index)
+        torch.cuda.reset_peak_memory_stats(device_index)
+
+    def bind(self, inputs):
+        import torch
+
+        arrays = list(inputs.values())
+        for k, (name, t) in enumerate(self.inputs.items()):
+            arr = inputs.get(name, arrays[k] if k < len(arrays) else None)
+            if arr is None:
+                raise RunFailed(f"no input for the engine's input tensor {name!r}")
+            src = torch.from_numpy(np.ascontiguousarray(arr))
+            if tuple(src.shape) != tuple(t.shape):
+                raise RunFailed(f"input {name!r} has shape {tuple(src.shape)}, the engine expects {tuple(t.shape)}")
+            t.copy_(src.to(t.dtype))
+        torch.cuda.synchronize(self.index)
+        self._enqueue()  # one run before capture: TensorRT finishes lazy setup on the first enqueue
+        self.stream.synchronize()
+        if self.use_graph:
+            graph = torch.cuda.CUDAGraph()
+            try:
+                with torch.cuda.graph(graph, stream=self.stream, capture_error_mode="thread_local"):
+                    self._enqueue()
+            except Exception as e:
+                raise RunFailed(f"CUDA graph capture of the TensorRT engine failed: {str(e).splitlines()[0]}"
+                                "; run without --cuda-graph") from None
+            torch.cuda.synchronize(self.index)
+            self.graph = graph
+            self.runtime_info["cuda_graph_captured"] = True
+
+    def _enqueue(self):
+        if not self.context.execute_async_v3(self.stream.cuda_stream):
+            raise RunFailed("TensorRT execute_async_v3 failed")
+
+    def _launch(self):
+        if self.graph is not None:
+            import torch
+
+            with torch.cuda.stream(self.stream):
+                self.graph.replay()
+        else:
+            self._enqueue()
+
+    def run(self):
+        self._launch()
+        self.stream.synchronize()
+
+    def timed_loop(self, n, out, offset=0):
+        from effbench.backends.cuda_util import cuda_timed_loop
+
+        cuda_timed_loop(self._launch, self.stream, n, out, offset, self._pool, self._stats)
+        self.runtime_info["host_vs_device"] = self._stats.to_dict()
+
+    def outputs(self):
+        return [t.detach().float().cpu().numpy() for t in self.outputs_.values()]
+
+    def layer_info(self) -> dict[str, dict[str, Any]]:
+        try:
+            inspector = self.engine.create_engine_inspector()
+            inspector.execution_context = self.context
+            text = inspector.get_engine_information(self.trt.LayerInformationFormat.JSON)
+        except Exception:
+            return {}
+        return parse_engine_layers(text)
+
+    def profile(self, iters):
+        """Per-layer times from an IProfiler on a second execution context (same buffers)."""
+        ctx = self.engine.create_execution_context()
+        for name, t in {**self.inputs, **self.outputs_}.items():
+            if name in self.inputs and any(int(d) < 0 for d in self.engine.get_tensor_shape(name)):
+                ctx.set_input_shape(name, tuple(t.shape))
+            ctx.set_tensor_address(name, int(t.data_ptr()))
+        prof = _profiler(self.trt)
+        ctx.profiler = prof
+        for _ in range(iters):
+            ctx.execute_async_v3(self.stream.cuda_stream)
+            self.stream.synchronize()
+        del ctx
+        return layer_times(prof.totals, iters, self.layer_info())
+
+    def device_memory(self):
+        from effbench.backends.cuda_util import nvml_memory, torch_allocator_memory
+
+        out = torch_allocator_memory(self.index, self._after_load_allocated)
+        out["allocator_covers"] = "I/O buffers (torch); TensorRT's own activation memory is engine_device_memory_mb"
+        size = getattr(self.engine, "device_memory_size_v2", None)
+        if size is None:
+            size = getattr(self.engine, "device_memory_size", None)
+        if size is not None:
+            out["engine_device_memory_mb"] = round(int(size) / 2**20, 2)
+        nv = nvml_memory(self.index)
+        if nv:
+            out["nvml"] = nv
+        return out
+
+    def close(self):
+        import torch
+
+        self.graph = None
+        self.context = None
+        self.engine = None
+        self.runtime = None
+        self.inputs, self.outputs_ = {}, {}
+        torch.cuda.empty_cache()
+
+
+# --- the backend ----------------------------------------------------------------------------------
+
+
+class TensorRTBackend(Backend):
+    name = "tensorrt"
+    aliases = ("trt",)
+    artifact_format = "onnx"  # the engine is built from it in load(), through the artifact cache
+    precisions = ("fp32", "fp16", "int8")
+    devices = ("cuda",)
+    description = "NVIDIA TensorRT engine from the ONNX export; --opt workspace_mb=, calib_dir=, tf32=1"
+
+    def version(self):
+        return tensorrt_export.trt_version()
+
+    def unavailable_reason(self, device="cpu"):
+        if self.version() is None:
+            return NOT_INSTALLED
+        if device.split(":")[0] != "cuda":
+            return f"tensorrt runs on CUDA devices only (use --device cuda or cuda:N, not {device!r})"
+        from effbench.backends.cuda_util import cuda_unavailable_reason
+
+        reason = cuda_unavailable_reason(device)
+        if reason:
+            return reason
+        try:
+            import tensorrt  # noqa: F401
+        except Exception as e:
+            return f"tensorrt cannot be imported: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
+        return None
+
+    def check_precision(self, precision, device="cpu"):
+        reason = super().check_precision(precision, device)
+        if reason:
+            return reason
+        if precision != "fp32" and tensorrt_export.strongly_typed_only(self.version()):
+            import importlib.util
+
+            if importlib.util.find_spec("modelopt") is None:
+                return (f"TensorRT {self.version()} builds strongly typed networks only: {precision} needs the ONNX "
+                        "converted by NVIDIA ModelOpt first (pip install nvidia-modelopt[onnx]), or TensorRT 10")
+        return None
+
+    def load(self, artifact, cfg, input_shape):
+        from effbench.backends.cuda_util import cuda_index, gpu_identity, tf32_capable
+
+        reason = self.unavailable_reason(cfg.device)
+        if reason:
+            raise UsageError(f"tensorrt is not usable here: {reason}")
+        if artifact is None or artifact.format != "onnx":
+            raise RunFailed("the tensorrt backend builds its engine from the ONNX artifact")
+        import tensorrt as trt
+        import torch
+
+        index = cuda_index(cfg.device)
+        torch.cuda.set_device(index)
+        t0 = time.perf_counter()
+        engine_art = tensorrt_export.engine_artifact(artifact, cfg.precision, cfg.options, index, tuple(input_shape))
+        build_s = time.perf_counter() - t0
+        logger = trt.Logger(trt.Logger.ERROR)
+        runtime = trt.Runtime(logger)
+        engine = runtime.deserialize_cuda_engine(engine_art.path.read_bytes())
+        if engine is None:
+            raise RunFailed(f"TensorRT could not deserialize the cached engine {engine_art.path}; "
+                            "delete that cache entry to rebuild it")
+        session = TensorRTSession(trt, runtime, engine, index, tuple(input_shape), cfg.cuda_graph)
+        session._logger = logger  # outlives the runtime that logs to it
+        opts = tensorrt_export.build_options(cfg.options)
+        ran = cfg.precision
+        if ran == "fp32" and opts.get("tf32") and tf32_capable(index):
+            ran = "tf32"
+        session.precision_ran = ran
+        layers = session.layer_info()
+        precisions: dict[str, int] = {}
+        for meta in layers.values():
+            key = str(meta.get("precision") or "?")
+            precisions[key] = precisions.get(key, 0) + 1
+        build = engine_art.meta.get("build", {})
+        session.runtime_info = {
+            "tensorrt": str(trt.__version__),
+            "device": f"cuda:{index}",
+            "gpu": gpu_identity(index),
+            "engine_cached": engine_art.cached,
+            "engine_build_s": 0.0 if engine_art.cached else round(engine_art.export_s, 3),
+            "engine_build_s_original": round(float(engine_art.meta.get("export_s", engine_art.export_s)), 3),
+            "engine_get_or_build_s": round(build_s, 3),
+            "engine_bytes": engine_art.bytes,
+            "engine_key": engine_art.key,
+            "builder_flags": build.get("flags"),
+            "converter": build.get("converter"),
+            "calibration": build.get("calibration"),
+            "timing_cache": build.get("timing_cache"),
+            "workspace_mb": opts.get("workspace_mb"),
+            "cuda_graph": cfg.cuda_graph,
+            "timing": "cuda_events",
+            "engine_layers": len(layers),
+            "layer_output_types": precisions,
+        }
+        return session

@@ -1,0 +1,181 @@
+"""Speed-accuracy: ImageNet top-1 against latency, throughput and energy, with Pareto frontiers."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from effbench.reports.common import (Figure, Section, axis, backend_colours, base_layout, device_symbols, fmt,
+                                     fmt_ms, h, note, p, wants_log)
+from effbench.reports.data import Row
+
+LABEL_POINTS_UP_TO = 40  # model names next to the points when there are few enough
+
+
+def pareto(points: list[tuple[float, float]], lower_is_better: bool = True) -> list[tuple[float, float]]:
+    """Non-dominated (x, top1) points, sorted by x: each one more accurate than every better-x point."""
+    ordered = sorted(points, key=lambda t: (t[0], -t[1]) if lower_is_better else (-t[0], -t[1]))
+    front: list[tuple[float, float]] = []
+    best = float("-inf")
+    for x, y in ordered:
+        if y > best:
+            front.append((x, y))
+            best = y
+    return sorted(front)
+
+
+def label_positions(points: list[tuple[float, float]], log_x: bool, log_y: bool = False,
+                    x_span: float | None = None, y_span: float | None = None) -> list[str]:
+    """A text position per point: above, unless an already-labelled neighbour is too close (then below,
+    then left or right), so names of nearby points do not print over each other."""
+    import math
+
+    if not points:
+        return []
+    xs = [math.log10(x) if log_x and x > 0 else x for x, _ in points]
+    ys = [math.log10(y) if log_y and y > 0 else y for _, y in points]
+    xr = x_span or (max(xs) - min(xs)) or 1.0  # the axis span (in log10 units on a log axis)
+    yr = y_span or (max(ys) - min(ys)) or 1.0
+    placed: list[tuple[float, float, str]] = []
+    out: list[str] = []
+    for i in sorted(range(len(points)), key=lambda i: (xs[i], -ys[i])):
+        near = {pos for (px, py, pos) in placed if abs(px - xs[i]) / xr < 0.12 and abs(py - ys[i]) / yr < 0.06}
+        pos = next((c for c in ("top center", "bottom center", "middle right", "middle left") if c not in near),
+                   "top center")
+        placed.append((xs[i], ys[i], pos))
+        out.append((i, pos))
+    return [pos for _, pos in sorted(out)]
+
+
+def _hover(r: Row, extra: str = "") -> str:
+    ci = (f"{fmt_ms(r.ci_low)}–{fmt_ms(r.ci_high)} ms" if r.ci_low is not None and r.ci_high is not None
+          else "–")
+    prec = r.precision if r.precision_ran in ("", r.precision) else f"{r.precision} (ran {r.precision_ran})"
+    lines = [
+        f"<b>{p(r.model)}</b>",
+        f"backend: {p(r.backend)} · device: {p(r.device)}",
+        f"batch {p(r.batch)} · {p(prec)} · {p(r.scenario)}",
+        f"median {fmt_ms(r.median)} ms · 95% CI {ci}",
+        f"throughput {fmt(r.throughput, '.4g')} img/s",
+        f"top-1 {fmt(r.top1, '.1f')} % ({p(r.top1_source or '?')[:60]})",
+    ]
+    if extra:
+        lines.append(extra)
+    if r.tag:
+        lines.append(f"tag: {p(r.tag)}")
+    lines.append(f"run {p(r.created_at)}")
+    return "<br>".join(lines)
+
+
+def speed_figure(div_id: str, rows: list[Row], x_of: Callable[[Row], float | None], x_title: str,
+                 lower_is_better: bool, hover_extra: Callable[[Row], str] | None = None,
+                 show_ci: bool = False) -> Figure:
+    colours = backend_colours(r.backend for r in rows)
+    symbols = device_symbols(r.device for r in rows)
+    label = len(rows) <= LABEL_POINTS_UP_TO
+    data: list[dict] = []
+    groups: dict[tuple[str, str], list[Row]] = {}
+    for r in rows:
+        groups.setdefault((r.backend, r.device), []).append(r)
+    multi_device = len(symbols) > 1
+    xs_all = [x_of(r) for r in rows]
+    positions = dict(zip((id(r) for r in rows), label_positions(
+        [(x, r.top1) for x, r in zip(xs_all, rows)], wants_log(xs_all))))
+    for (backend, device), grp in sorted(groups.items()):
+        trace = {
+            "type": "scatter",
+            "mode": "markers+text" if label else "markers",
+            "name": p(backend) + (f" · {p(device)}" if multi_device else ""),
+            "legendgroup": p(backend),
+            "x": [x_of(r) for r in grp],
+            "y": [r.top1 for r in grp],
+            "text": [p(r.model) for r in grp] if label else None,
+            "textposition": [positions[id(r)] for r in grp],
+            "textfont": {"size": 10, "color": "#555"},
+            "hovertext": [_hover(r, hover_extra(r) if hover_extra else "") for r in grp],
+            "hoverinfo": "text",
+            "marker": {"color": colours[backend], "symbol": symbols[device], "size": 11,
+                       "line": {"color": "white", "width": 1}},
+            "meta": {"role": "points"},
+            "cliponaxis": False,
+        }
+        if show_ci:
+            trace["error_x"] = {
+                "type": "data", "symmetric": False, "thickness": 1, "width": 3, "color": colours[backend],
+                "array": [(r.ci_high - r.median) if r.ci_high is not None and r.median is not None else 0
+                          for r in grp],
+                "arrayminus": [(r.median - r.ci_low) if r.ci_low is not None and r.median is not None else 0
+                               for r in grp],
+            }
+        data.append(trace)
+    for device in sorted(symbols):
+        pts = [(x_of(r), r.top1) for r in rows if r.device == device]
+        front = pareto(pts, lower_is_better)
+        if len(front) < 1:
+            continue
+        data.append({
+            "type": "scatter", "mode": "lines", "name": f"Pareto frontier · {p(device)}",
+            "x": [f[0] for f in front], "y": [f[1] for f in front],
+            "line": {"color": "#444", "dash": "dot", "width": 1.5, "shape": "linear"},
+            "hoverinfo": "skip", "meta": {"role": "pareto", "device": p(device)},
+        })
+    xs = [x_of(r) for r in rows]
+    layout = base_layout(
+        xaxis=axis(x_title, log=wants_log(xs), values=xs),
+        yaxis=axis("ImageNet-1k top-1 (%)"),
+        legend={"orientation": "v", "x": 1.01, "y": 1, "xanchor": "left"},
+        margin={"l": 70, "r": 20, "t": 30, "b": 60},
+    )
+    return Figure(div_id, data, layout, height=470)
+
+
+def speed_section(rows: list[Row]) -> Section:
+    ok = [r for r in rows if r.ok and r.scenario != "profile"]
+    no_top1 = sorted({r.model for r in ok if r.top1 is None})
+    lat = [r for r in ok if r.is_latency_b1 and r.median is not None and r.top1 is not None]
+    thr = [r for r in ok if r.throughput is not None and r.top1 is not None]
+    energy = [r for r in ok if r.energy_j is not None and r.top1 is not None]
+    body: list[str] = []
+    figures: list[Figure] = []
+
+    if lat:
+        f = speed_figure("fig-speed-latency", lat, lambda r: r.median, "median latency, batch 1 (ms)",
+                         lower_is_better=True, show_ci=True)
+        figures.append(f)
+        body.append(f'<h3>Top-1 against latency</h3><p class="caption">One point per stored result '
+                    f'({len(lat)}: latency scenario, batch 1, status ok); whiskers are the 95% CI of the median. '
+                    'Up and to the left is better.</p>' + f.div())
+    else:
+        body.append(note("No batch-1 latency results with a known top-1: run "
+                         "<code>bench run --model NAME --backend NAME</code> (latency scenario, batch 1 is the "
+                         "default)."))
+    if thr:
+        f = speed_figure("fig-speed-throughput", thr, lambda r: r.throughput, "throughput (img/s)",
+                         lower_is_better=False,
+                         hover_extra=lambda r: "" if r.scenario == "throughput" else
+                         "(latency scenario: throughput = batch / median)")
+        figures.append(f)
+        n_thr = sum(r.scenario == "throughput" for r in thr)
+        body.append('<h3>Top-1 against throughput</h3><p class="caption">Every ok result with a throughput '
+                    f'({len(thr)}; {n_thr} from the throughput scenario, the rest are batch / median of a latency '
+                    'run). Up and to the right is better; use <code>--scenario throughput --batch 32</code> for '
+                    'the large-batch numbers papers quote.</p>' + f.div())
+    if energy:
+        f = speed_figure("fig-speed-energy", energy, lambda r: r.energy_j, "energy per image (J/img)",
+                         lower_is_better=True)
+        figures.append(f)
+        body.append(f'<h3>Top-1 against energy</h3><p class="caption">{len(energy)} result(s) with a '
+                    'hardware energy meter. Up and to the left is better.</p>' + f.div())
+    else:
+        reasons = sorted({r.energy_reason for r in ok if r.energy_reason})
+        why = f" (the records say: {h('; '.join(reasons))})" if reasons else ""
+        body.append(note("No energy per image in these results" + why + ". Energy needs a hardware meter "
+                         "(NVML on NVIDIA GPUs); effbench never estimates it."))
+    if no_top1:
+        body.append(note(f"Not placed (no top-1 on a model card and no <code>extra.measured_top1</code>): "
+                         f"{h(', '.join(no_top1))}.", "warn"))
+    return Section(
+        "speed-accuracy", "Speed–accuracy",
+        "Each point is one stored result: ImageNet top-1 (from the model card unless measured) against its "
+        "speed; colour is the backend, symbol the device; the dotted line is each device's Pareto frontier "
+        "(no other result is both faster and more accurate).",
+        "".join(body), figures)
