@@ -121,7 +121,11 @@ def run(
     channels_last: bool = typer.Option(False, "--channels-last", help="channels_last memory format (torch)."),
     cuda_graph: bool = typer.Option(False, "--cuda-graph", help="Capture a CUDA graph (torch on CUDA)."),
     energy_window: float = typer.Option(10.0, "--energy-window", help="Seconds per energy window (NVML)."),
-    opt: Optional[List[str]] = typer.Option(None, "--opt", help="Backend option KEY=VALUE (repeatable)."),
+    opt: Optional[List[str]] = typer.Option(None, "--opt", help=(
+        "Backend option KEY=VALUE (repeatable): exporter=torchscript|dynamo, hint=latency|throughput and "
+        "streams=N (openvino), ep=cuda|tensorrt (onnxruntime on GPU), workspace_mb=, calib_dir=, tf32=1 "
+        "(tensorrt/torch CUDA), compute_units= (coreml), energy=0|1, energy_windows=N, idle_s=, busy_us= (null), "
+        "analysis=0.")),
     db: Optional[str] = typer.Option(None, "--db", envvar="EFFBENCH_DB", help="Results database (path or SQLAlchemy URL)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Also write this run's records to a JSON file."),
     tag: Optional[str] = typer.Option(None, "--tag", help="Label stored with the results."),
@@ -149,6 +153,9 @@ def run(
     if out:
         _write_out(out, records)
     console.print(result_table(records, title="bench run"))
+    for r in records:
+        if r["status"] != "ok":
+            error_line(f"{r['model']} on {r['backend']} (batch {r['batch_size']}): {r['status']}: {r['error']}")
     if store is not None:
         console.print(f"[dim]stored {len(records)} result(s) in {store.url}[/]")
     if any(r["status"] != "ok" for r in records) or any((r.get("parity") or {}).get("ok") is False for r in records):

@@ -234,9 +234,21 @@ def test_bad_energy_options_make_energy_unavailable_not_the_cell(monkeypatch):
     assert out == {"available": False, "reason": "energy not measured: invalid --opt energy_windows='many'"}
 
 
-def test_energy_can_be_switched_off_and_is_skipped_for_the_null_backend():
-    assert energy.measure_energy(None, cfg(options={"energy": "0"}))["reason"] == "energy not measured (--opt energy=0)"
+def test_energy_can_be_switched_off_and_is_skipped_for_the_null_backend(monkeypatch):
+    e, p = piecewise_traces([(2.0, 40.0)], E_DT, P_DT)
+    monkeypatch.setattr(energy, "open_meter", lambda device: (RecordedMeter(e, p), None))
+    out = energy.measure_energy(None, cfg(options={"energy": "0"}))
+    assert out == {"available": False, "reason": "energy not measured (--opt energy=0 given)"}
     assert "null backend" in energy.measure_energy(None, cfg(backend="null"))["reason"]
+
+
+def test_cpu_energy_is_opt_in(monkeypatch):
+    """RAPL windows add tens of seconds to a CPU cell: without --opt energy=1 the result says how."""
+    e, p = piecewise_traces([(2.0, 40.0)], E_DT, P_DT)
+    monkeypatch.setattr(energy, "open_meter", lambda device: (RecordedMeter(e, p), None))
+    out = energy.measure_energy(None, cfg(device="cpu"))
+    assert out["available"] is False and "--opt energy=1" in out["reason"]
+    assert energy.idle_before_run(cfg(device="cpu")) is None
 
 
 def test_devices_without_a_meter_say_so():

@@ -94,7 +94,28 @@ def _static() -> dict:
     }
 
 
-def fingerprint(threads: int | None = None, cpus: list[int] | None = None) -> dict:
+def gpu_fingerprint(device: str) -> dict | None:
+    """The CUDA device a cell ran on: name, capability, UUID, driver (None on the CPU)."""
+    if not device.startswith("cuda"):
+        return None
+    from effbench.backends.cuda_util import cuda_index, gpu_identity
+
+    try:
+        gpu = gpu_identity(cuda_index(device))
+    except Exception as e:  # the cell itself will say why CUDA failed
+        return {"error": str(e)}
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        driver = pynvml.nvmlSystemGetDriverVersion()
+        gpu["driver"] = driver.decode() if isinstance(driver, bytes) else driver
+    except Exception:
+        gpu["driver"] = None
+    return gpu
+
+
+def fingerprint(threads: int | None = None, cpus: list[int] | None = None, device: str = "cpu") -> dict:
     env = dict(_static())
     env.update({
         "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
@@ -105,4 +126,7 @@ def fingerprint(threads: int | None = None, cpus: list[int] | None = None) -> di
         "thread_env": {k: os.environ[k] for k in _THREAD_VARS if k in os.environ},
         "git_commit": git_commit(),
     })
+    gpu = gpu_fingerprint(device)
+    if gpu:
+        env["gpu"] = gpu
     return env

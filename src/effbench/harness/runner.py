@@ -88,6 +88,7 @@ def run_cell(cfg: RunConfig, event: Event | None = None) -> Result:
         event("export", 1.0, "cached" if artifact.cached else f"exported in {artifact.export_s:.1f} s")
 
     inputs = make_inputs(spec, cfg.batch_size, cfg.seed)
+    idle = _idle_power(cfg)
     mem = MemoryMeter()
     event("load", 0.0, backend.name)
     mem.start_load()
@@ -96,6 +97,10 @@ def run_cell(cfg: RunConfig, event: Event | None = None) -> Result:
     session.bind(inputs)
     result.load_s = round(time.perf_counter() - t0, 4)
     mem.end_load()
+    build_s = session.runtime_info.get("engine_build_s")
+    if build_s:  # an engine built at load (TensorRT) is reported apart from loading
+        result.load_s = round(max(0.0, result.load_s - build_s), 4)
+        result.export_s = round((result.export_s or 0.0) + build_s, 3)
     event("load", 1.0, f"{result.load_s:.2f} s")
 
     load_before = stability.loadavg()
@@ -110,7 +115,8 @@ def run_cell(cfg: RunConfig, event: Event | None = None) -> Result:
     gpu_mem = session.device_memory()
     if gpu_mem:
         result.memory["device"] = gpu_mem
-    result.energy = _energy(session, cfg, event)
+    result.energy = _energy(session, cfg, event, idle)
+    result.warnings.extend(f"energy: {w}" for w in (result.energy or {}).get("warnings", []))
     session.close()
 
     samples_ms = m.samples_ms
@@ -153,17 +159,22 @@ def run_cell(cfg: RunConfig, event: Event | None = None) -> Result:
         from effbench.analysis.profile import attach_profile
 
         attach_profile(result, cfg, artifact, layers, src, target)
-    result.env = fingerprint(cfg.threads, cfg.cpus)
+    result.env = fingerprint(cfg.threads, cfg.cpus, cfg.device)
     return result
 
 
-def _energy(session, cfg: RunConfig, event: Event) -> dict:
+def _idle_power(cfg: RunConfig) -> dict | None:
+    """Idle power measured before the model is loaded, while the device is really idle."""
+    from effbench.harness.meters.energy import idle_before_run
+
+    return idle_before_run(cfg)
+
+
+def _energy(session, cfg: RunConfig, event: Event, idle: dict | None) -> dict:
     """Energy per image from the device's meter (effbench.harness.meters.energy), or why not."""
-    try:
-        from effbench.harness.meters.energy import measure_energy
-    except ImportError:
-        return {"available": False, "reason": "no energy meter support installed"}
-    return measure_energy(session, cfg, event)
+    from effbench.harness.meters.energy import measure_energy
+
+    return measure_energy(session, cfg, event, idle)
 
 
 def _params(src: ModelSource) -> int | None:

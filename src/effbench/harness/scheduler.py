@@ -54,7 +54,7 @@ def _run_one(cfg: RunConfig, isolate: bool, on_event: Callable[[dict], None]) ->
 
 
 def run_cells(cells: list[RunConfig], store: Store | None, isolate: bool = True,
-              on_result: Callable[[Result], None] | None = None, show_progress: bool = True) -> list[Result]:
+              on_result: Callable[[Result], None] | None = None, show_progress: bool | None = None) -> list[Result]:
     """Run the cells (results in the order given); KeyboardInterrupt propagates after the
     finished results are stored."""
     lanes: dict[str, list[tuple[int, RunConfig]]] = {}
@@ -64,6 +64,8 @@ def run_cells(cells: list[RunConfig], store: Store | None, isolate: bool = True,
     lock = threading.Lock()
     counts = {"ok": 0, "failed": 0}
     stop = threading.Event()
+    if show_progress is None:
+        show_progress = err_console.is_terminal
 
     with Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),

@@ -47,7 +47,11 @@ def resolve_url(db: str | None) -> str:
     if "://" in db:
         return db
     path = Path(db).expanduser()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"cannot open results database {db!r}: {e.strerror} ({path.parent}); "
+                         "choose another --db path") from None
     return f"sqlite:///{path.resolve()}"
 
 
@@ -148,7 +152,8 @@ FLAT_COLUMNS = ["id", "created_at", "model", "backend", "device", "scenario", "b
 def flatten(rec: dict[str, Any]) -> dict[str, Any]:
     row = {k: rec.get(k) for k in FLAT_COLUMNS}
     for k, v in (rec.get("latency_ms") or {}).items():
-        row[f"{'' if k == 'n' else 'latency_'}{k}{'_samples' if k == 'n' else '_ms'}"] = v
+        name = {"n": "latency_samples", "cv": "latency_cv"}.get(k, f"latency_{k}_ms")
+        row[name] = v
     par = rec.get("parity") or {}
     row["parity_ok"] = par.get("ok")
     row["parity_max_abs_err"] = par.get("max_abs_err")

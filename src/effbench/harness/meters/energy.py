@@ -382,10 +382,17 @@ def open_meter(device: str):
     return None, f"energy unavailable: no energy meter for device {device!r}"
 
 
+def energy_enabled(cfg) -> bool:
+    """On by default on GPUs; CPU package energy (RAPL) is opt-in with --opt energy=1, since its
+    windows add tens of seconds to every CPU cell."""
+    default = "1" if str(cfg.device).startswith("cuda") else "0"
+    return str((cfg.options or {}).get("energy", default)).lower() not in ("0", "off", "false", "no")
+
+
 def idle_before_run(cfg) -> dict[str, Any] | None:
     """Idle power of cfg.device measured now (call it before loading the model), for
     `measure_energy(..., idle=...)`; None where there is no meter or energy is off."""
-    if str((cfg.options or {}).get("energy", "1")).lower() in ("0", "off", "false", "no") or cfg.backend == "null":
+    if not energy_enabled(cfg) or cfg.backend == "null":
         return None
     meter, _ = open_meter(cfg.device)
     if meter is None:
@@ -410,13 +417,15 @@ def measure_energy(session, cfg, event=None, idle: dict[str, Any] | None = None)
     without it idle power is measured here, just before the windows.
     """
     event = event or (lambda *a: None)
-    if str((cfg.options or {}).get("energy", "1")).lower() in ("0", "off", "false", "no"):
-        return {"available": False, "reason": "energy not measured (--opt energy=0)"}
     if cfg.backend == "null":
         return {"available": False, "reason": "energy not measured for the null backend (it does no work)"}
     meter, reason = open_meter(cfg.device)
     if meter is None:
         return {"available": False, "reason": reason}
+    if not energy_enabled(cfg):
+        meter.close()
+        how = "--opt energy=1 to measure it" if not str(cfg.device).startswith("cuda") else "--opt energy=0 given"
+        return {"available": False, "reason": f"energy not measured ({how})"}
     saved_info = dict(getattr(session, "runtime_info", {}) or {})
     try:
         return _measure(session, cfg, event, meter, idle)
