@@ -45,9 +45,10 @@ def test_run_each_backend_records_whole_result(backend, canonical, db, tmp_path)
 
 def test_second_run_reuses_cached_artifact(db, tmp_path):
     outs = [tmp_path / "a.json", tmp_path / "b.json"]
+    cache = {"EFFBENCH_CACHE": str(tmp_path / "cache")}  # empty: other tests fill the session's cache
     for out in outs:
         r = bench("run", "--model", "mobilenetv3_small_050", "--backend", "onnxruntime", *FAST, "--db", db,
-                  "--out", out)
+                  "--out", out, env=cache)
         assert r.returncode == 0, r.output
     first, second = (read_records(o)[0] for o in outs)
     assert first["artifact_cached"] is False and first["export_s"] > 0
