@@ -17,6 +17,36 @@ def error_line(message: str) -> None:
     err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
 
 
+def one_line_errors(fn):
+    """For a typer command: problems become one line on stderr and an exit code (the error's own,
+    2 for anything unforeseen), never a traceback. The command may return its exit code."""
+    import functools
+
+    import typer
+    from rich.markup import escape
+
+    from effbench.errors import EffbenchError
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            code = fn(*args, **kwargs)
+        except EffbenchError as exc:
+            message, code = str(exc), exc.exit_code
+        except (typer.Exit, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # an input nobody foresaw: still one line
+            message, code = f"unexpected {type(exc).__name__}: {exc}", 2
+        else:
+            message = None
+        if message:
+            error_line(escape(message))
+        if code:
+            raise typer.Exit(code)
+
+    return wrapper
+
+
 def fmt(v: Any, spec: str = ".3g", none: str = "-") -> str:
     if v is None:
         return none

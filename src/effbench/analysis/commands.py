@@ -10,7 +10,6 @@ reports no per-layer times, 2 bad input (one line on stderr).
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 from typing import List, Optional
 
@@ -18,36 +17,13 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from effbench.console import console, error_line, fmt
+from effbench.console import console, fmt, one_line_errors
 from effbench.errors import EffbenchError, UsageError
 
 SORT_KEYS = ("measured", "excess")
 
 
-def _one_line_errors(fn):
-    """Problems become one line on stderr and an exit code, never a traceback."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            code = fn(*args, **kwargs)
-        except EffbenchError as exc:
-            message, code = str(exc), exc.exit_code
-        except (typer.Exit, KeyboardInterrupt):
-            raise
-        except Exception as exc:  # an input nobody foresaw: still one line
-            message, code = f"unexpected {type(exc).__name__}: {exc}", 2
-        else:
-            message = None
-        if message:
-            error_line(escape(message))
-        if code:
-            raise typer.Exit(code)
-
-    return wrapper
-
-
-@_one_line_errors
+@one_line_errors
 def profile_command(
     model: str = typer.Option(..., "--model", "-m", help="Card name, timm:<name>, path.onnx, or package.module:factory."),
     backend: str = typer.Option(..., "--backend", "-b", help="onnxruntime, openvino or torch (per-layer times)."),

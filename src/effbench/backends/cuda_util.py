@@ -212,6 +212,19 @@ def cuda_timed_loop(launch: Callable[[], Any], stream, n: int, out: np.ndarray, 
         stats.add(n, host_ns, total)
 
 
+class CudaTimedRuns:
+    """run() and timed_loop() of a session that enqueues one inference with `_launch()` on
+    `self.stream` (and keeps an EventPool in `_pool`, ChunkStats in `_stats`)."""
+
+    def run(self):
+        self._launch()
+        self.stream.synchronize()
+
+    def timed_loop(self, n, out, offset=0):
+        cuda_timed_loop(self._launch, self.stream, n, out, offset, self._pool, self._stats)
+        self.runtime_info["host_vs_device"] = self._stats.to_dict()
+
+
 def nvml_memory(index: int) -> dict[str, Any] | None:
     """NVML's used/total memory of the NVML device matching CUDA device `index` by UUID."""
     try:

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from effbench.backends.base import Backend, LayerTime, Session
+from effbench.backends.cuda_util import CudaTimedRuns
 from effbench.errors import RunFailed, UsageError
 from effbench.export import tensorrt_export
 
@@ -133,7 +134,7 @@ def _torch_dtype(torch, trt_dtype) -> Any:
     return table[name]
 
 
-class TensorRTSession(Session):
+class TensorRTSession(CudaTimedRuns, Session):
     def __init__(self, trt, runtime, engine, device_index: int, input_shape: tuple[int, ...], cuda_graph: bool):
         import torch
 
@@ -205,15 +206,6 @@ class TensorRTSession(Session):
         else:
             self._enqueue()
 
-    def run(self):
-        self._launch()
-        self.stream.synchronize()
-
-    def timed_loop(self, n, out, offset=0):
-        from effbench.backends.cuda_util import cuda_timed_loop
-
-        cuda_timed_loop(self._launch, self.stream, n, out, offset, self._pool, self._stats)
-        self.runtime_info["host_vs_device"] = self._stats.to_dict()
 
     def outputs(self):
         return [t.detach().float().cpu().numpy() for t in self.outputs_.values()]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from effbench.backends.base import Backend, LayerTime, Session, package_version
+from effbench.backends.cuda_util import CudaTimedRuns
 from effbench.errors import RunFailed, UsageError
 
 _DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
@@ -64,7 +65,7 @@ class TorchSession(Session):
         self.model = self.x = self.out = None
 
 
-class TorchCudaSession(TorchSession):
+class TorchCudaSession(CudaTimedRuns, TorchSession):
     """The same forward on a CUDA device: CUDA-event timing, optional CUDA graph, GPU memory."""
 
     def __init__(self, model, device, dtype, channels_last: bool, cuda_graph: bool, restore_flags: dict):
@@ -121,15 +122,6 @@ class TorchCudaSession(TorchSession):
         else:
             self.out = self.model(self.x)
 
-    def run(self):
-        self._launch()
-        self.stream.synchronize()
-
-    def timed_loop(self, n, out, offset=0):
-        from effbench.backends.cuda_util import cuda_timed_loop
-
-        cuda_timed_loop(self._launch, self.stream, n, out, offset, self._pool, self._stats)
-        self.runtime_info["host_vs_device"] = self._stats.to_dict()
 
     def profile(self, iters):
         import torch

@@ -20,7 +20,6 @@ def _first_line(e: BaseException) -> str:
 
 def export_torch_to_onnx(model, input_shape: tuple[int, ...], target: Path, exporter: str = "torchscript") -> None:
     """Export `model` for one fixed input shape (N, C, H, W) and write a shape-inferred, checked graph."""
-    import onnx
     import torch
 
     x = torch.randn(*input_shape)

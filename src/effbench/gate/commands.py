@@ -9,43 +9,19 @@ Exit codes: 0 no regression, 1 regression (or inconclusive with --fail-on inconc
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.markup import escape
 
-from effbench.console import console, error_line
-from effbench.errors import EffbenchError, UsageError
+from effbench.console import console, one_line_errors
+from effbench.errors import UsageError
 from effbench.gate import baseline as baselines
 
 # The statistics (scipy, about a second) load inside the commands: the core CLI imports this
 # module on every start.
 
 FAIL_ON = ("regression", "inconclusive")
-
-
-def one_line_errors(fn):
-    """Problems become one line on stderr and exit code 2 (or the error's own), never a traceback.
-    The command returns its exit code."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            code = fn(*args, **kwargs)
-        except EffbenchError as exc:
-            message, code = str(exc), exc.exit_code
-        except Exception as exc:  # a bug or an input we did not foresee: still one line
-            message, code = f"unexpected {type(exc).__name__}: {exc}", 2
-        else:
-            message = None
-        if message:
-            error_line(escape(message))
-        if code:
-            raise typer.Exit(code)
-
-    return wrapper
 
 
 def parse_threshold(text: str) -> float:

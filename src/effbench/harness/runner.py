@@ -181,7 +181,6 @@ def _params(src: ModelSource) -> int | None:
     try:
         if src.spec.kind == "onnx":
             import onnx
-            from onnx import numpy_helper  # noqa: F401
 
             model = onnx.load(src.spec.target)
             return int(sum(np.prod(t.dims) for t in model.graph.initializer))
