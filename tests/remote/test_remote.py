@@ -255,12 +255,31 @@ def test_bench_run_on_a_remote_device_end_to_end(first_run, sshd, tmp_path):
     r = bench("run", "--model", MODEL, "--backend", "ort", "--device", "loopdev", "--duration", "0.3", "--warmup",
               "0.1", "--warmup-iters", "3", "--min-iters", "5", "--threads", "1", "--no-store", "--out", out,
               env={"EFFBENCH_DEVICES": str(devices)})
-    if r.returncode != 0 and "is not usable here" in r.output:
-        pytest.skip("the CLI does not route remote devices yet: " + r.output.strip().splitlines()[-1])
     assert r.returncode == 0, r.output
     (rec,) = read_records(out)
     assert rec["status"] == "ok" and rec["device"] == "loopdev" and rec["runtime"]["remote"] is True
     assert rec["env"]["remote"]["device"] == "loopdev"
+
+
+def test_sweep_with_a_local_and_a_remote_cell(first_run, sshd, tmp_path):
+    """One lane per device: the local cell and the remote onnxruntime cell both land in the store."""
+    import yaml
+
+    from effbench.harness.store import Store
+    from tests.conftest import bench
+
+    devices = tmp_path / "devices.yaml"
+    devices.write_text(yaml.safe_dump({"devices": {"loopdev": {"kind": "cpu", "ssh": sshd.ssh_block()}}}))
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text(yaml.safe_dump({"models": [MODEL], "backends": ["onnxruntime"], "devices": ["cpu", "loopdev"],
+                                     "duration_s": 0.3, "warmup_s": 0.1, "min_iters": 5, "threads": 1}))
+    db = str(tmp_path / "r.db")
+    r = bench("sweep", sweep, "--db", db, env={"EFFBENCH_DEVICES": str(devices)})
+    assert r.returncode == 0, r.output
+    recs = {x["device"]: x for x in Store(db).records()}
+    assert set(recs) == {"cpu", "loopdev"}
+    assert all(x["status"] == "ok" for x in recs.values()), [x["error"] for x in recs.values()]
+    assert recs["loopdev"]["runtime"]["remote"] is True and "remote" not in recs["cpu"]["runtime"]
 
 
 def test_coreml_package_directory_travels_and_linux_devices_refuse_coreml(sshd):
