@@ -19,11 +19,18 @@ def results():
     return calibrate("cpu", seconds=1, precisions=("fp32",))
 
 
+def plausible_ceiling(precision: str) -> float:
+    """The detected peak when its clock is the CPU's maximum; with only a nominal clock (VMs report
+    the TSC rate, not the boost), the same derivation at 5 GHz, which no x86 core's vector units pass."""
+    info = cpu_info()
+    detected = detect_cpu().peak(precision, "spec")
+    return 1.05 * detected if info.clock_is_max else detected * 5.0 / info.ghz
+
+
 def test_cpu_gemm_is_positive_and_below_the_detected_peak(results):
     measured = results["peak_flops"]["fp32"]["value"]
-    detected = detect_cpu().peak("fp32", "spec")
     # Both are plausible only if the measurement stays under the derived peak.
-    assert 0 < measured <= 1.05 * detected, (measured, detected)
+    assert 0 < measured <= plausible_ceiling("fp32"), (measured, plausible_ceiling("fp32"))
     gemm = results["details"]["gemm"]["fp32"]
     assert gemm["n"] in (512, 1024, 2048, 4096) and gemm["runs"] >= 6
     assert measured == pytest.approx(2 * gemm["n"] ** 3 / gemm["seconds_per_gemm"])
@@ -41,7 +48,7 @@ def test_cpu_bandwidth_is_plausible(results):
 @pytest.mark.skipif("bf16" not in cpu_info().rates, reason="no bf16 instructions on this CPU")
 def test_cpu_bf16_gemm_below_the_detected_peak():
     measured = calibrate("cpu", seconds=0.6, precisions=("bf16",))["peak_flops"]["bf16"]["value"]
-    assert 0 < measured <= 1.05 * detect_cpu().peak("bf16", "spec")
+    assert 0 < measured <= plausible_ceiling("bf16")
 
 
 def test_save_and_load_round_trip(results, tmp_path):

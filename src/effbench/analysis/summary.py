@@ -54,7 +54,8 @@ def attach(result, cfg, artifact, median_ms: float, source=None, target=None) ->
     if cfg.scenario == "throughput" and result.throughput_per_s:
         measured = cfg.batch_size * 1000.0 / result.throughput_per_s
     try:
-        mr = model_roofline(analysis, target.spec, result.precision_ran or cfg.precision, measured_ms=measured)
+        mr = model_roofline(analysis, target.spec, result.precision_ran or cfg.precision, measured_ms=measured,
+                            roof="best")  # calibrated roofs where `bench devices calibrate --save` made them
     except EffbenchError as e:
         result.warnings.append(f"no roofline: {e}")
         return

@@ -169,6 +169,11 @@ def calibrate_cmd(
         table.add_row(label, _si(measured, unit), _si(ref.value, unit) if ref else "-", ratio)
     out = _console()
     out.print(table)
+    above = [label for label, measured, ref, _ in rows if isinstance(ref, Peak) and measured > 1.05 * ref.value]
+    if above:
+        out.print(f"[yellow]measured above the spec/detected value for {', '.join(above)}[/]: a detected peak "
+                  "uses the clock the OS reports, which under a hypervisor is the nominal one; the calibrated "
+                  "value is the better roof here (with --save, results use calibrated roofs)")
     if save:
         path = save_calibration(name, results, devices_file)
         out.print(f"saved as `calibrated:` for {name} in {path}")

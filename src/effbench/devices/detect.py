@@ -48,6 +48,11 @@ class CpuInfo:
     flags: frozenset[str] = field(repr=False)
     rates: dict[str, Rate] = field(default_factory=dict)
 
+    @property
+    def clock_is_max(self) -> bool:
+        """True when the clock is the CPU's own maximum (cpufreq), so the peak is an upper bound."""
+        return self.clock_how.startswith("cpufreq")
+
     def peak(self, precision: str) -> float | None:
         rate = self.rates.get(precision)
         if rate is None or self.ghz is None:
@@ -117,7 +122,8 @@ def _clock(blocks: list[dict[str, str]], model: str) -> tuple[float | None, str]
         return int(khz) / 1e6, "cpufreq cpuinfo_max_freq (the boost clock; all-core vector clocks run lower)"
     mhz = [float(b["cpu mhz"]) for b in blocks if _is_float(b.get("cpu mhz"))]
     if mhz:
-        return max(mhz) / 1e3, "'cpu MHz' in /proc/cpuinfo (current clock; may be below boost)"
+        return max(mhz) / 1e3, ("'cpu MHz' in /proc/cpuinfo (current or, under a hypervisor, nominal clock; "
+                                "boost clocks can be higher, so measured peaks may exceed this one)")
     m = re.search(r"@\s*([\d.]+)\s*GHz", model, re.I)
     if m:
         return float(m.group(1)), "'@ GHz' in the model name (base clock)"
