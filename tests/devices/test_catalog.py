@@ -244,3 +244,25 @@ def test_cli_detect():
     result = CliRunner().invoke(app, ["detect", "--devices-file", str(DEFAULT_FILE)])
     assert result.exit_code == 0, result.output
     assert "local-cpu" in result.stdout and "per cycle per core" in result.stdout
+
+
+def test_max_roof_is_the_higher_of_spec_and_calibrated():
+    """A roof must be an upper bound: whichever of the detected/spec and calibrated values is higher."""
+    from effbench.devices.catalog import parse_catalog
+
+    text = """
+devices:
+  box:
+    kind: cpu
+    peak_flops: {fp32: {value: 1.0e11, source: spec}, bf16: {value: 4.0e11, source: spec}}
+    memory_bandwidth: {value: 2.0e10, source: spec}
+    calibrated:
+      timestamp: "2026-11-28T03:00:00Z"
+      method: test
+      peak_flops: {fp32: {value: 1.5e11, source: measured}, bf16: {value: 3.0e11, source: measured}}
+      memory_bandwidth: {value: 1.0e10, source: measured}
+"""
+    box = parse_catalog(text, "t.yaml")["box"]
+    assert box.peak("fp32", "max") == 1.5e11 and box.peak("bf16", "max") == 4.0e11
+    assert box.bandwidth("max") == 2.0e10
+    assert box.peak("fp32", "best") == 1.5e11 and box.bandwidth("best") == 1.0e10

@@ -699,7 +699,7 @@ def build_report(mapping: Mapping, analysis, spec=None, precision: str | None = 
         try:
             mr = model_roofline(analysis, spec, precision or analysis.precision,
                                 measured_ms=sum(k.ms for k in timed) or None,
-                                groups=[(grp, k.ms) for grp, k in zip(groups, timed)], roof="best")
+                                groups=[(grp, k.ms) for grp, k in zip(groups, timed)], roof="max")
         except EffbenchError as e:
             warnings.append(f"no roofline bounds: {e}")
         else:
@@ -860,7 +860,7 @@ def build_torch_report(layers, analysis=None, spec=None, precision: str | None =
             from effbench.errors import EffbenchError
 
             try:
-                mr = model_roofline(analysis, spec, precision or analysis.precision, roof="best")
+                mr = model_roofline(analysis, spec, precision or analysis.precision, roof="max")
             except EffbenchError as e:
                 warnings.append(f"no roofline bounds: {e}")
             else:

@@ -146,7 +146,7 @@ def model_roofline(
 def _roof(device: DeviceSpec, roof: RoofSource, warnings: list[str], what: str, get) -> tuple[float | None, str]:
     """The roof from the asked-for source, else from the other one (with a warning)."""
     entry = get(roof)
-    if entry is None and roof != "best":
+    if entry is None and roof not in ("best", "max"):
         other = "calibrated" if roof == "spec" else "spec"
         entry = get(other)
         if entry is not None:

@@ -55,7 +55,7 @@ def attach(result, cfg, artifact, median_ms: float, source=None, target=None) ->
         measured = cfg.batch_size * 1000.0 / result.throughput_per_s
     try:
         mr = model_roofline(analysis, target.spec, result.precision_ran or cfg.precision, measured_ms=measured,
-                            roof="best")  # calibrated roofs where `bench devices calibrate --save` made them
+                            roof="max")  # calibrated roofs where `bench devices calibrate --save` made them
     except EffbenchError as e:
         result.warnings.append(f"no roofline: {e}")
         return
@@ -84,3 +84,8 @@ def attach(result, cfg, artifact, median_ms: float, source=None, target=None) ->
         "warnings": mr.warnings,
     }
     result.warnings.extend(w for w in mr.warnings if "bandwidth" not in w)
+    if mr.efficiency and mr.efficiency > 1.0:
+        result.warnings.append(
+            f"faster than the ideal latency at the {mr.precision} peak of {target.spec.name} "
+            f"({mr.peak_flops_per_s / 1e9:.0f} GFLOP/s, {mr.peak_source}): that peak is too low for this machine "
+            "(run `bench devices calibrate --save`, or correct devices.yaml)")

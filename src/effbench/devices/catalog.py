@@ -21,7 +21,7 @@ LOCAL_FILE = "devices.yaml"
 DEFAULT_FILE = Path(__file__).with_name("default_devices.yaml")
 
 Kind = Literal["cpu", "gpu", "npu"]
-RoofSource = Literal["spec", "calibrated", "best"]
+RoofSource = Literal["spec", "calibrated", "best", "max"]
 
 _ALIASES = {
     "float32": "fp32", "f32": "fp32", "float": "fp32",
@@ -121,7 +121,9 @@ class DeviceSpec(BaseModel):
 
     def peak_entry(self, precision: str, source: RoofSource = "best") -> Peak | None:
         """The peak for a precision. source: 'spec' (the file's or detected value),
-        'calibrated' (measured), 'best' (calibrated when measured, else spec).
+        'calibrated' (measured), 'best' (calibrated when measured, else spec), 'max' (the larger of
+        the two: a roof must be an upper bound, and either one can fall short of it, a detected peak
+        at a hypervisor's nominal clock, a calibration that did not reach the peak).
 
         A 'tf32' request on a device without TF32 units falls back to fp32, which is what such
         a matmul runs at. Nothing else falls back: a missing bf16 is not assumed equal to fp16
@@ -131,7 +133,7 @@ class DeviceSpec(BaseModel):
         for key in (p, "fp32") if p == "tf32" else (p,):
             cal = self.calibrated.peak_flops.get(key) if self.calibrated else None
             spec = self.peak_flops.get(key)
-            chosen = {"spec": spec, "calibrated": cal, "best": cal or spec}[source]
+            chosen = {"spec": spec, "calibrated": cal, "best": cal or spec, "max": _higher(cal, spec)}[source]
             if chosen is not None:
                 return chosen
         return None
@@ -142,7 +144,8 @@ class DeviceSpec(BaseModel):
 
     def bandwidth_entry(self, source: RoofSource = "best") -> Peak | None:
         cal = self.calibrated.memory_bandwidth if self.calibrated else None
-        return {"spec": self.memory_bandwidth, "calibrated": cal, "best": cal or self.memory_bandwidth}[source]
+        return {"spec": self.memory_bandwidth, "calibrated": cal, "best": cal or self.memory_bandwidth,
+                "max": _higher(cal, self.memory_bandwidth)}[source]
 
     def bandwidth(self, source: RoofSource = "best") -> float | None:
         entry = self.bandwidth_entry(source)
@@ -157,6 +160,12 @@ class DeviceSpec(BaseModel):
 
 
 # --- loading -----------------------------------------------------------------------------
+
+def _higher(a: "Peak | None", b: "Peak | None") -> "Peak | None":
+    if a is None or b is None:
+        return a or b
+    return a if a.value >= b.value else b
+
 
 def resolve_path(path: str | Path | None = None) -> Path:
     """The devices file to read: explicit path, $EFFBENCH_DEVICES, ./devices.yaml, packaged."""
