@@ -181,3 +181,15 @@ def test_export_failure_is_recorded_with_the_exporters_message(tmp_path, db):
     assert "Traceback" not in r.output
     stored = load_results(db)
     assert list(stored["status"]) == ["failed"]
+
+
+@pytest.mark.slow
+def test_torch_compile_runs_and_first_inference_holds_the_compilation(tmp_path, db):
+    out = tmp_path / "r.json"
+    r = bench("run", "--model", "mobilenetv3_small_050", "--backend", "torch", "--compile", *FAST, "--db", db,
+              "--out", out)
+    assert r.returncode == 0, r.output
+    (rec,) = read_records(out)
+    assert rec["runtime"]["compile"] is True and rec["parity"]["ok"]
+    # torch.compile compiles on the first call: it is reported there, apart from steady state
+    assert rec["first_inference_ms"] > 20 * rec["latency_ms"]["median"]
