@@ -68,11 +68,10 @@ def result_table(records: list[dict], title: str = "results") -> Table:
         par = r.get("parity")
         status = r.get("status", "?")
         style = {"ok": "green", "failed": "red", "crashed": "red", "timeout": "red", "skipped": "yellow"}.get(status, "")
-        notes = list(r.get("warnings") or [])
-        if r.get("error"):
-            notes.insert(0, r["error"])
+        notes = [r["error"]] if r.get("error") else []
         if r.get("artifact_cached"):
             notes.append("artifact from cache")
+        notes.extend(r.get("warnings") or [])
         prec = r.get("precision", "")
         if r.get("precision_ran") and r["precision_ran"] != prec:
             prec = f"{prec}→{r['precision_ran']}"
