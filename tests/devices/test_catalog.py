@@ -167,17 +167,27 @@ def test_ssh_fields_are_kept():
 
 # --- detection ---------------------------------------------------------------------------
 
+def _physical_cores(cpus) -> int:
+    """Distinct (package, core) pairs among `cpus`, read here from sysfs topology (SMT siblings share
+    a core); where topology is not readable, every CPU counts as a core."""
+    topo = Path("/sys/devices/system/cpu")
+    pairs = set()
+    for c in cpus:
+        t = topo / f"cpu{c}" / "topology"
+        try:
+            pairs.add(((t / "physical_package_id").read_text().strip(), (t / "core_id").read_text().strip()))
+        except OSError:
+            pairs.add(("cpu", str(c)))
+    return len(pairs)
+
+
 def test_detect_cpu_on_this_machine():
     spec = detect_cpu()
     d = spec.detected
     affinity = os.sched_getaffinity(0)
     assert d["model"]
     assert d["usable_cpus"] == len(affinity)
-    siblings = Path("/sys/devices/system/cpu/cpu0/topology/thread_siblings_list")
-    smt = siblings.exists() and ("," in siblings.read_text() or "-" in siblings.read_text())
-    if not smt:
-        assert d["cores"] == len(affinity)
-    assert 1 <= d["cores"] <= len(affinity)
+    assert d["cores"] == _physical_cores(affinity)
     fp32 = spec.peak_flops["fp32"]
     assert fp32.value == pytest.approx(d["cores"] * d["ghz"] * 1e9 * d["rates"]["fp32"]["per_cycle"])
     assert fp32.value > 0 and fp32.source.startswith("detected:") and "FLOP/cycle" in fp32.source

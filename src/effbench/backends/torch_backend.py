@@ -162,6 +162,26 @@ class TorchCudaSession(CudaTimedRuns, TorchSession):
         torch.cuda.empty_cache()
 
 
+def _prepare(source, device: str, dtype, cfg):
+    """The module to run: on `device` in `dtype`, channels_last and compiled as asked. A copy when it
+    changes device or dtype (Module.to works in place): the source stays on the CPU in fp32 for the
+    parity reference."""
+    import copy
+
+    import torch
+
+    moves = device != "cpu" or dtype != torch.float32
+    model = (copy.deepcopy(source) if moves else source).eval().to(device, dtype)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    if cfg.compile:
+        try:
+            model = torch.compile(model, mode=cfg.options.get("compile_mode", "default"))
+        except Exception as e:
+            raise RunFailed(f"torch.compile failed: {str(e).splitlines()[0]}") from None
+    return model
+
+
 class TorchBackend(Backend):
     name = "torch"
     aliases = ("pytorch", "eager")
@@ -193,14 +213,7 @@ class TorchBackend(Backend):
         if cfg.threads:
             torch.set_num_threads(int(cfg.threads))
         dtype = getattr(torch, _DTYPES[cfg.precision])
-        model = artifact.obj.to(cfg.device if cfg.device != "cpu" else "cpu", dtype)
-        if cfg.channels_last:
-            model = model.to(memory_format=torch.channels_last)
-        if cfg.compile:
-            try:
-                model = torch.compile(model, mode=cfg.options.get("compile_mode", "default"))
-            except Exception as e:
-                raise RunFailed(f"torch.compile failed: {str(e).splitlines()[0]}") from None
+        model = _prepare(artifact.obj, "cpu", dtype, cfg)
         session = TorchSession(model, "cpu", dtype, cfg.channels_last)
         session.precision_ran = cfg.precision
         session.runtime_info = {
@@ -212,8 +225,6 @@ class TorchBackend(Backend):
         return session
 
     def _load_cuda(self, artifact, cfg):
-        import copy
-
         import torch
 
         from effbench.backends.cuda_util import cuda_index, cuda_unavailable_reason, gpu_identity, tf32_capable
@@ -236,15 +247,7 @@ class TorchBackend(Backend):
         torch.backends.cudnn.allow_tf32 = tf32
         torch.backends.cudnn.benchmark = str(cfg.options.get("cudnn_benchmark", "1")).lower() in _TRUE
         dtype = getattr(torch, _DTYPES[cfg.precision])
-        # a copy: the source module stays on the CPU in fp32 for the parity reference
-        model = copy.deepcopy(artifact.obj).eval().to(device, dtype)
-        if cfg.channels_last:
-            model = model.to(memory_format=torch.channels_last)
-        if cfg.compile:
-            try:
-                model = torch.compile(model, mode=cfg.options.get("compile_mode", "default"))
-            except Exception as e:
-                raise RunFailed(f"torch.compile failed: {str(e).splitlines()[0]}") from None
+        model = _prepare(artifact.obj, device, dtype, cfg)
         torch.cuda.synchronize(index)
         session = TorchCudaSession(model, device, dtype, cfg.channels_last, cfg.cuda_graph, flags)
         ran = cfg.precision

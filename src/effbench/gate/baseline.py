@@ -24,6 +24,7 @@ from effbench.gate.cells import (
     check_optional_dict,
     check_outcome,
     is_number,
+    read_json_file,
 )
 
 SCHEMA = "effbench-baseline"
@@ -69,12 +70,7 @@ def load(name_or_path: str, directory: str | Path = DEFAULT_DIR) -> Baseline:
     path = resolve(name_or_path, directory)
     if not path.is_file():
         raise UsageError(f"baseline '{name_or_path}' not found (looked for {path})")
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"cannot read baseline '{path}': {exc}") from exc
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"baseline '{path}' is not valid JSON: {exc}") from exc
+    data = read_json_file(path, "baseline")
     try:
         cells = validate(data)
     except Invalid as exc:

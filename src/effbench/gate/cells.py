@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from effbench.harness.result import STATUSES
@@ -143,6 +144,20 @@ def newest_cells(records: Iterable[dict[str, Any]]) -> list[Cell]:
 
 class Invalid(ValueError):
     """`str(exc)` names the offending field path and what it should be."""
+
+
+def read_json_file(path: Path, what: str) -> Any:
+    """The parsed JSON of `path`; unreadable or malformed is a one-line UsageError naming `what`."""
+    import json
+
+    from effbench.errors import UsageError
+
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read {what} '{path}': {exc}") from exc
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{what} '{path}' is not valid JSON: {exc}") from exc
 
 
 def is_number(x: Any) -> bool:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from effbench.errors import UsageError
-from effbench.gate.cells import Cell, Invalid, newest_cells, pooled_cells, validate_records
+from effbench.gate.cells import Cell, Invalid, newest_cells, pooled_cells, read_json_file, validate_records
 
 DB_FILTERS = ("model", "backend", "device", "tag", "since")
 
@@ -16,12 +15,7 @@ def read_records_file(path: str | Path) -> list[dict[str, Any]]:
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"results file '{path}' not found (write one with `bench run --out FILE.json`)")
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"cannot read results file '{path}': {exc}") from exc
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"results file '{path}' is not valid JSON: {exc}") from exc
+    data = read_json_file(path, "results file")
     try:
         return validate_records(data)
     except Invalid as exc:

@@ -138,7 +138,7 @@ def run_cell(cfg: RunConfig, event: Event | None = None) -> Result:
     result.warnings.extend(m.notes)
 
     diag, warns = stability.diagnose(samples_ms, cfg.threads, load_before, load_after,
-                                     m.target_ci, m.reached_ci, m.target_met)
+                                     m.target_ci, m.reached_ci, m.target_met, (summary.ci95_low, summary.ci95_high))
     result.stability = diag
     result.warnings.extend(warns)
     if session.precision_ran != cfg.precision:

@@ -21,7 +21,8 @@ def loadavg() -> float | None:
 
 def diagnose(samples_ms: np.ndarray, threads_used: int | None, load_before: float | None,
              load_after: float | None, target_ci: float | None, reached_ci: float | None,
-             target_met: bool | None) -> tuple[dict, list[str]]:
+             target_met: bool | None, ci: tuple[float, float] | None = None) -> tuple[dict, list[str]]:
+    """`ci`: the median's 95% CI when the caller already has it (it is not cheap on 10^5 samples)."""
     warnings: list[str] = []
     x = np.asarray(samples_ms, dtype=np.float64)
     diag: dict = {"cv": None, "drift": None, "governor": governor(), "loadavg_before": load_before,
@@ -35,7 +36,7 @@ def diagnose(samples_ms: np.ndarray, threads_used: int | None, load_before: floa
     if x.size >= 20:
         half = x.size // 2
         m1, m2 = float(np.median(x[:half])), float(np.median(x[half:]))
-        lo, hi = median_ci(x)
+        lo, hi = ci if ci is not None else median_ci(x)
         drift = m2 - m1
         diag["drift"] = {"first_half_median": m1, "second_half_median": m2, "ci_width": hi - lo}
         if abs(drift) > (hi - lo):

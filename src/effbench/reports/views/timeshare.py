@@ -14,31 +14,18 @@ TOP_LAYERS = 10
 def _op_rows(source: dict[str, Any]) -> list[dict[str, Any]]:
     """[{op_type, measured_ms|None, bound_ms|None, count}] from op_types / by_op_type, else from layers."""
     rows = source.get("op_types") or source.get("by_op_type")
+    from_ops = isinstance(rows, list) and bool(rows)
     out: dict[str, dict[str, Any]] = {}
-    if isinstance(rows, list) and rows:
-        for o in rows:
-            if not isinstance(o, dict):
-                continue
-            name = str(o.get("op_type") or "?")
-            d = out.setdefault(name, {"op_type": name, "measured_ms": None, "bound_ms": None, "count": 0})
-            m, b = num(o.get("measured_ms")), num(o.get("bound_ms"))
-            if m is not None:
-                d["measured_ms"] = (d["measured_ms"] or 0) + m
-            if b is not None:
-                d["bound_ms"] = (d["bound_ms"] or 0) + b
-            d["count"] += int(num(o.get("count")) or num(o.get("kernels")) or 0)
-        return list(out.values())
-    for lay in source.get("layers") or []:
-        if not isinstance(lay, dict):
+    for o in rows if from_ops else source.get("layers") or []:
+        if not isinstance(o, dict):
             continue
-        name = str(lay.get("op_type") or "?")
+        name = str(o.get("op_type") or "?")
         d = out.setdefault(name, {"op_type": name, "measured_ms": None, "bound_ms": None, "count": 0})
-        m, b = num(lay.get("measured_ms")), num(lay.get("bound_ms"))
-        if m is not None:
-            d["measured_ms"] = (d["measured_ms"] or 0) + m
-        if b is not None:
-            d["bound_ms"] = (d["bound_ms"] or 0) + b
-        d["count"] += 1
+        for key in ("measured_ms", "bound_ms"):
+            v = num(o.get(key))
+            if v is not None:
+                d[key] = (d[key] or 0) + v
+        d["count"] += int(num(o.get("count")) or num(o.get("kernels")) or 0) if from_ops else 1
     return list(out.values())
 
 
