@@ -8,6 +8,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PLUGINS = Path(__file__).parent / "plugins"
+# the test-only backends (tests/plugins/plugin_backends.py) as an installed plugin would register them
+PLUGIN_ENV = {"PYTHONPATH": os.pathsep.join([str(PLUGINS / "entrypoints"), str(PLUGINS),
+                                             *filter(None, [os.environ.get("PYTHONPATH")])])}
 FAST = ["--duration", "0.3", "--warmup", "0.1", "--warmup-iters", "3", "--min-iters", "5"]
 
 

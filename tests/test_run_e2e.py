@@ -5,7 +5,7 @@ import json
 import pytest
 
 from effbench import load_results
-from tests.conftest import FAST, bench, read_records
+from tests.conftest import FAST, PLUGIN_ENV, bench, read_records
 
 MODEL = "efficientvit_m0"
 REQUIRED = ["model", "backend", "device", "scenario", "batch_size", "precision", "status", "error", "latency_ms",
@@ -126,7 +126,7 @@ def _one_line_error(r, code, *needles):
     (["--model", "missing/model.onnx", "--backend", "ort"], 2, ["not found"]),
     (["--model", MODEL, "--backend", "ort", "--batch", "0"], 2, ["--batch"]),
     (["--model", MODEL, "--backend", "ort", "--precision", "fp64"], 2, ["--precision"]),
-    (["--model", MODEL, "--backend", "ort", "--target-ci", "abc"], 2, ["invalid value"]),
+    (["--model", MODEL, "--backend", "ort", "--target-ci", "abc"], 2, ["invalid --target-ci", "1%"]),
     (["--model", MODEL, "--backend", "ort", "--opt", "novalue"], 2, ["KEY=VALUE"]),
     (["--model", MODEL, "--backend", "ort", "--threads", "x"], 2, ["--threads"]),
     (["--model", MODEL, "--backend", "ort", "--precision", "bf16"], 2, ["bf16"]),
@@ -144,7 +144,7 @@ def test_corrupt_onnx_file(tmp_path, db):
 
 
 def test_unusable_backend(db):
-    env = {"EFFBENCH_BACKENDS": "missingrt=test_backends:MissingRuntimeBackend"}
+    env = PLUGIN_ENV
     _one_line_error(bench("run", "--model", MODEL, "--backend", "missingrt", "--db", db, env=env), 2,
                     "not usable", "not installed")
     r = bench("backends", env=env)

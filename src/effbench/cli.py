@@ -1,44 +1,127 @@
-"""`bench`: the command line. Every command has --help; bad input is one line and exit code 2."""
+"""`bench`: the command line. Every command has --help; bad input is one line and exit code 2.
+
+Commands of their own packages are loaded when they are used (`LAZY`), so `bench --help` and the
+core commands start without importing what they do not need.
+"""
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 from pathlib import Path
 from typing import List, Optional
 
 import typer
+from typer.core import TyperGroup
 
-from effbench.console import console, error_line, result_table
+from effbench.console import console, error_line, one_line_errors, result_table
 from effbench.errors import EffbenchError, UsageError
+from effbench.harness.defaults import default_of
+
+# name -> (module, attribute, "typer" app or "command" function, short help for `bench --help`)
+LAZY = {
+    "profile": ("effbench.analysis.commands", "profile_command", "command",
+                "Per-layer runtime times mapped through fused kernels to ONNX nodes."),
+    "report": ("effbench.reports.commands", "report_command", "command",
+               "HTML dashboard, Markdown summary or CSV of stored results."),
+    "gate": ("effbench.gate.commands", "gate_command", "command", "CI regression verdicts: current vs a baseline."),
+    "baseline": ("effbench.gate.commands", "baseline_app", "typer", "Save and list regression-gate baselines."),
+    "ab": ("effbench.gate.ab", "ab_command", "command", "A/B runs, interleaved, with the gate's verdicts."),
+    "devices": ("effbench.devices.commands", "app", "typer", "Device catalog: list, detect, calibrate, check."),
+    "claims": ("effbench.claims.commands", "app", "typer", "Re-measure published speed claims side by side."),
+    "farm": ("effbench.farm.commands", "app", "typer", "A device farm on Ray: join, status."),
+    "predictor": ("effbench.predict.commands", "app", "typer", "Build, validate and share latency predictors."),
+    "predict": ("effbench.predict.commands", "predict_command", "command",
+                "Predict a model's latency from a predictor."),
+}
+
+
+class LazyGroup(TyperGroup):
+    """Loads a LAZY command's module only when the command runs (help lists it from LAZY)."""
+
+    def list_commands(self, ctx):
+        return [*super().list_commands(ctx), *(n for n in LAZY if n not in self.commands)]
+
+    def get_command(self, ctx, name):
+        if name in self.commands or name not in LAZY:
+            return super().get_command(ctx, name)
+        return typer.core.TyperCommand(name, help=LAZY[name][3], short_help=LAZY[name][3])
+
+    def resolve_command(self, ctx, args):
+        if args and args[0] in LAZY and args[0] not in self.commands:
+            _load(args[0])
+        return super().resolve_command(ctx, args)
+
+
+def _load(name: str) -> None:
+    module, attr, kind, _ = LAZY[name]
+    try:
+        obj = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as e:
+        raise UsageError(f"`bench {name}` is not available in this installation ({e})") from None
+    group = _click_group()
+    if kind == "typer":
+        group.add_command(typer.main.get_command(obj), name)
+    else:
+        sub = typer.Typer(pretty_exceptions_enable=False, add_completion=False)
+        sub.command(name)(obj)
+        group.add_command(typer.main.get_command(sub), name)
+
 
 app = typer.Typer(
     name="bench",
+    cls=LazyGroup,
     help="effbench: measure latency, throughput, memory and energy of neural networks, and explain them.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+results_app = typer.Typer(help="Stored results: list them, import spooled ones.", no_args_is_help=False,
+                          invoke_without_command=True)
+app.add_typer(results_app, name="results")
+
+_GROUP = []
+
+
+def _click_group():
+    if not _GROUP:
+        _GROUP.append(typer.main.get_command(app))
+    return _GROUP[0]
+
 
 _OPTION_NAMES = {
     "batch_size": "--batch", "duration_s": "--duration", "warmup_s": "--warmup", "warmup_iters": "--warmup-iters",
     "min_iters": "--min-iters", "max_iters": "--max-iters", "target_ci": "--target-ci", "max_duration_s": "--max-duration",
-    "timeout_s": "--timeout", "input_size": "--input-size", "energy_window_s": "--energy-window",
+    "timeout_s": "--timeout", "input_size": "--input-size", "energy_window_s": "--energy-window", "cpus": "--cpus",
+    "calib_size": "--calib-size", "eval_limit": "--eval-limit", "max_drop": "--max-drop",
 }
+_EXAMPLES = {
+    "--batch": "--batch 1,8,32", "--duration": "--duration 3", "--warmup": "--warmup 1", "--target-ci": "--target-ci 1%",
+    "--cpus": "--cpus 0,1", "--threads": "--threads 2", "--input-size": "--input-size 224", "--timeout": "--timeout 900",
+    "--max-duration": "--max-duration 60", "--min-iters": "--min-iters 30", "--max-iters": "--max-iters 200000",
+    "--warmup-iters": "--warmup-iters 10", "--requests": "--requests 4", "--energy-window": "--energy-window 10",
+    "--max-drop": "--max-drop 1%", "--calib-size": "--calib-size 300", "--eval-limit": "--eval-limit 1000",
+}
+
+
+def _bad(option: str, value, why: str) -> UsageError:
+    example = _EXAMPLES.get(option)
+    return UsageError(f"invalid {option} {value!r}: {why}" + (f" (e.g. {example})" if example else ""))
 
 
 def _parse_opts(opts: list[str] | None) -> dict[str, str]:
     out = {}
     for o in opts or []:
-        if "=" not in o:
-            raise UsageError(f"--opt expects KEY=VALUE, got {o!r}")
+        if "=" not in o or not o.split("=", 1)[0].strip():
+            raise UsageError(f"--opt expects KEY=VALUE, got {o!r} (e.g. --opt streams=2)")
         k, v = o.split("=", 1)
         out[k.strip()] = v.strip()
     return out
 
 
 def make_config(**kw):
-    """RunConfig from CLI values; a bad value becomes one line naming the option."""
+    """RunConfig from command-line values; a bad value becomes one line naming the option."""
     from pydantic import ValidationError
 
     from effbench.harness.config import RunConfig
@@ -49,14 +132,21 @@ def make_config(**kw):
         err = e.errors()[0]
         field = str(err["loc"][0]) if err["loc"] else "?"
         opt = _OPTION_NAMES.get(field, "--" + field.replace("_", "-"))
-        raise UsageError(f"invalid {opt}: {err['msg'].lower()} (got {err.get('input')!r})") from None
+        raise _bad(opt, err.get("input"), err["msg"].lower().removeprefix("value error, ")) from None
 
 
-def _write_out(path: Path, records: list[dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(records, indent=1, default=str))
-    tmp.replace(path)
+def _float(option: str, value) -> float | None:
+    import math
+
+    if value is None:
+        return None
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise _bad(option, value, "not a number") from None
+    if not math.isfinite(v):
+        raise _bad(option, value, "must be a finite number")
+    return v
 
 
 def cells_from_run_options(p: dict) -> list:
@@ -64,21 +154,39 @@ def cells_from_run_options(p: dict) -> list:
     from effbench.harness.config import parse_int_list, parse_percent
 
     try:
-        batches = parse_int_list(p["batch"])
-        cpu_list = parse_int_list(p["cpus"]) if p["cpus"] else None
+        batches = parse_int_list(p["batch"], "positive integer")
+    except ValueError as e:
+        raise _bad("--batch", p["batch"], f"{e}; expected a comma list of positive integers") from None
+    if len(set(batches)) != len(batches):
+        raise _bad("--batch", p["batch"], "a batch size is listed twice")
+    try:
+        cpu_list = parse_int_list(p["cpus"], "CPU index", allow_ranges=True, minimum=0) if p["cpus"] else None
+    except ValueError as e:
+        raise _bad("--cpus", p["cpus"], str(e)) from None
+    try:
         tci = parse_percent(p["target_ci"])
     except ValueError as e:
-        raise UsageError(f"invalid value: {e}") from None
+        raise _bad("--target-ci", p["target_ci"], str(e)) from None
+    try:
+        max_drop = parse_percent(p.get("max_drop"))
+    except ValueError as e:
+        raise _bad("--max-drop", p.get("max_drop"), str(e)) from None
+    for opt in ("warmup", "duration", "max_duration", "energy_window", "timeout"):
+        _float("--" + opt.replace("_", "-"), p[opt])
+    options = _parse_opts(p["opt"])
     return [
         make_config(model=p["model"], backend=p["backend"], device=p["device"], batch_size=b,
                     precision=p["precision"], scenario=p["scenario"], threads=p["threads"], cpus=cpu_list,
                     warmup_s=p["warmup"], warmup_iters=p["warmup_iters"], duration_s=p["duration"],
                     min_iters=p["min_iters"], max_iters=p["max_iters"], target_ci=tci,
                     max_duration_s=p["max_duration"], requests=p["requests"], compile=p["compile"],
-                    pretrained=p["pretrained"], input_size=p["input_size"], parity=p["parity"],
-                    channels_last=p["channels_last"], cuda_graph=p["cuda_graph"],
-                    energy_window_s=p["energy_window"], options=_parse_opts(p["opt"]), tag=p["tag"],
-                    timeout_s=p["timeout"])
+                    pretrained=p["pretrained"], weights=p["weights"], input_size=p["input_size"], parity=p["parity"],
+                    seed=p["seed"], channels_last=p["channels_last"], cuda_graph=p["cuda_graph"],
+                    energy_window_s=p["energy_window"], options=options, tag=p["tag"], timeout_s=p["timeout"],
+                    calib=p["calib"], calib_size=p["calib_size"], eval=p.get("eval", p.get("eval_dir")),
+                    eval_labels=p["eval_labels"],
+                    eval_limit=p["eval_limit"], skip_bad_images=p["skip_bad_images"],
+                    max_drop=max_drop * 100 if max_drop else None)
         for b in batches
     ]
 
@@ -87,7 +195,7 @@ def parse_run_args(text: str) -> list:
     """Cells from a `bench run` option string, e.g. "--model a.onnx --backend ort --batch 1"."""
     import shlex
 
-    command = typer.main.get_command(app).commands["run"]
+    command = _click_group().commands["run"]
     try:
         ctx = command.make_context("run", shlex.split(text))
     except Exception as e:
@@ -96,115 +204,214 @@ def parse_run_args(text: str) -> list:
     return cells_from_run_options(ctx.params)
 
 
+class ResultSink:
+    """Finished results: written to --out first, then to the store (spooled when the store fails)."""
+
+    def __init__(self, out: Path | None, store, title: str):
+        self.out, self.store, self.title = out, store, title
+        self.records: list[dict] = []
+        self.spooled: list[tuple[str, Path | None, str]] = []
+
+    def __call__(self, result) -> None:
+        from effbench.harness.store import save_or_spool
+
+        self.records.append(result.to_dict())
+        if self.out is not None:
+            write_out(self.out, self.records)
+        where, path, why = save_or_spool(self.store, result)
+        if where in ("spool", "stdout"):
+            self.spooled.append((result.id, path, why or ""))
+
+    def summary(self) -> int:
+        """Print what happened to the results; 1 when some could only be spooled."""
+        if self.store is not None and len(self.records) > len(self.spooled):
+            console.print(f"[dim]stored {len(self.records) - len(self.spooled)} result(s) in {self.store.display_url}[/]")
+        if not self.spooled:
+            return 0
+        files = sorted({str(p) for _, p, _ in self.spooled if p})
+        why = self.spooled[0][2]
+        where = (f"saved to {', '.join(files)}; import with `bench results import {files[0]}`" if files else
+                 "printed on standard output (no spool directory was writable)")
+        error_line(f"could not store {len(self.spooled)} result(s) ({why}): {where}")
+        return 1
+
+
+def _local_workers(isolate: bool, backends: list[str]) -> dict:
+    """The local launcher, its fork server started at once with the runtimes these backends need:
+    its imports overlap the checks and the preparation this process does meanwhile."""
+    if not isolate:
+        return {}
+    from effbench.backends.registry import get_backend
+    from effbench.harness.launchers.local import Workers
+    from effbench.harness.scheduler import LOCAL_LANE
+
+    preload: list[str] = []
+    for name in dict.fromkeys(backends):
+        try:
+            preload.extend(get_backend(name).preload)
+        except EffbenchError:
+            pass  # the checks say what is wrong with the name
+    workers = Workers(tuple(dict.fromkeys(preload)))
+    workers.start_server()
+    return {LOCAL_LANE: workers}
+
+
+def check_out_writable(path: Path | None) -> None:
+    """--out must be writable before any work starts."""
+    if path is None:
+        return
+    import tempfile
+
+    if path.is_dir():
+        raise UsageError(f"--out {path} is a directory; pass a file, e.g. --out {path / 'results.json'}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        import os
+
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise UsageError(f"cannot write --out {path}: {e.strerror or e} (choose a writable place)") from None
+
+
+def write_out(path: Path, records: list[dict]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(records, indent=1, default=str))
+    tmp.replace(path)
+
+
 @app.command()
 def run(
     model: str = typer.Option(..., "--model", "-m", help="Card name, timm:<name>, path.onnx, or package.module:factory."),
     backend: str = typer.Option(..., "--backend", "-b", help="Backend name or alias (`bench backends`)."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda:0, or a devices.yaml name."),
     batch: str = typer.Option("1", "--batch", help="Batch size, or a list: 1,8,32 (one cell each)."),
-    precision: str = typer.Option("fp32", "--precision", help="fp32 | bf16 | fp16 | int8 (set explicitly in the runtime)."),
-    scenario: str = typer.Option("latency", "--scenario", help="latency (one request at a time) | throughput."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="Runtime's own thread setting."),
+    precision: str = typer.Option(default_of("precision"), "--precision",
+                                  help="fp32 | bf16 | fp16 | int8 (set explicitly in the runtime; int8 is calibrated)."),
+    scenario: str = typer.Option(default_of("scenario"), "--scenario", help="latency (one request at a time) | throughput."),
+    threads: Optional[int] = typer.Option(default_of("threads"), "--threads", help="Runtime's own thread setting."),
     cpus: Optional[str] = typer.Option(None, "--cpus", help="Pin the worker to these CPUs, e.g. 0,1 or 0-3."),
-    warmup: float = typer.Option(1.0, "--warmup", help="Warm-up seconds (also --warmup-iters)."),
-    warmup_iters: int = typer.Option(10, "--warmup-iters", help="Minimum warm-up iterations."),
-    duration: float = typer.Option(3.0, "--duration", help="Minimum measuring seconds."),
-    min_iters: int = typer.Option(30, "--min-iters", help="Minimum measured iterations."),
-    max_iters: int = typer.Option(200_000, "--max-iters", help="Stop after this many iterations (bounds stored samples)."),
-    target_ci: Optional[str] = typer.Option(None, "--target-ci", help="Measure until the median's 95% CI half-width is within this, e.g. 1%."),
-    max_duration: float = typer.Option(60.0, "--max-duration", help="Upper bound on measuring seconds with --target-ci."),
-    requests: Optional[int] = typer.Option(None, "--requests", help="Requests in flight (throughput scenario)."),
-    compile: bool = typer.Option(False, "--compile", help="torch.compile the model (torch backend)."),
-    pretrained: bool = typer.Option(False, "--pretrained", help="Load pretrained weights from the hub (needs network)."),
+    warmup: float = typer.Option(default_of("warmup_s"), "--warmup", help="Warm-up seconds (also --warmup-iters)."),
+    warmup_iters: int = typer.Option(default_of("warmup_iters"), "--warmup-iters", help="Minimum warm-up iterations."),
+    duration: float = typer.Option(default_of("duration_s"), "--duration", help="Minimum measuring seconds."),
+    min_iters: int = typer.Option(default_of("min_iters"), "--min-iters", help="Minimum measured iterations."),
+    max_iters: int = typer.Option(default_of("max_iters"), "--max-iters",
+                                  help="Stop after this many iterations (bounds stored samples)."),
+    target_ci: Optional[str] = typer.Option(None, "--target-ci",
+                                            help="Measure until the median's 95% CI half-width is within this, e.g. 1%."),
+    max_duration: float = typer.Option(default_of("max_duration_s"), "--max-duration",
+                                       help="Upper bound on measuring seconds with --target-ci."),
+    requests: Optional[int] = typer.Option(default_of("requests"), "--requests", help="Requests in flight (throughput)."),
+    compile: bool = typer.Option(default_of("compile"), "--compile", help="torch.compile the model (torch backend)."),
+    pretrained: bool = typer.Option(default_of("pretrained"), "--pretrained",
+                                    help="Pretrained timm weights (local hub cache first; needs network otherwise)."),
+    weights: Optional[str] = typer.Option(None, "--weights", help="A state_dict (.pth/.pt or .safetensors) to load."),
+    seed: int = typer.Option(default_of("seed"), "--seed", help="Seed of random weights and inputs."),
     input_size: Optional[int] = typer.Option(None, "--input-size", help="Override the input resolution."),
-    parity: bool = typer.Option(True, "--parity/--no-parity", help="Compare outputs with the PyTorch reference."),
-    channels_last: bool = typer.Option(False, "--channels-last", help="channels_last memory format (torch)."),
-    cuda_graph: bool = typer.Option(False, "--cuda-graph", help="Capture a CUDA graph (torch on CUDA)."),
-    energy_window: float = typer.Option(10.0, "--energy-window", help="Seconds per energy window (NVML)."),
+    parity: bool = typer.Option(default_of("parity"), "--parity/--no-parity", help="Compare outputs with the reference."),
+    channels_last: bool = typer.Option(default_of("channels_last"), "--channels-last", help="channels_last (torch)."),
+    cuda_graph: bool = typer.Option(default_of("cuda_graph"), "--cuda-graph", help="Capture a CUDA graph (torch, TensorRT)."),
+    energy_window: float = typer.Option(default_of("energy_window_s"), "--energy-window",
+                                        help="Seconds per energy window (NVML)."),
+    calib: Optional[str] = typer.Option(None, "--calib", help="int8 calibration images: an ImageFolder or a folder."),
+    calib_size: int = typer.Option(default_of("calib_size"), "--calib-size", help="Calibration images to use."),
+    eval_dir: Optional[str] = typer.Option(None, "--eval", help="Measure top-1/top-5 on this ImageFolder, on the timed engine."),
+    eval_labels: Optional[str] = typer.Option(None, "--eval-labels",
+                                              help="File mapping folder or file names to the model's class indices."),
+    eval_limit: Optional[int] = typer.Option(None, "--eval-limit", help="Evaluate at most this many images."),
+    skip_bad_images: bool = typer.Option(False, "--skip-bad-images", help="Count and skip unreadable images."),
+    max_drop: Optional[str] = typer.Option(None, "--max-drop",
+                                           help="int8 on openvino: accuracy-aware quantisation within this top-1 drop, e.g. 1%."),
     opt: Optional[List[str]] = typer.Option(None, "--opt", help=(
-        "Backend option KEY=VALUE (repeatable): exporter=torchscript|dynamo, hint=latency|throughput and "
-        "streams=N (openvino), ep=cuda|tensorrt (onnxruntime on GPU), workspace_mb=, calib_dir=, tf32=1 "
-        "(tensorrt/torch CUDA), compute_units= (coreml), energy=0|1, energy_windows=N, idle_s=, busy_us= (null), "
-        "analysis=0.")),
+        "Backend option KEY=VALUE (repeatable), typed per backend: `bench backends --options NAME` lists them.")),
     db: Optional[str] = typer.Option(None, "--db", envvar="EFFBENCH_DB", help="Results database (path or SQLAlchemy URL)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Also write this run's records to a JSON file."),
     tag: Optional[str] = typer.Option(None, "--tag", help="Label stored with the results."),
-    timeout: float = typer.Option(900.0, "--timeout", help="Kill the worker after this many seconds."),
+    timeout: float = typer.Option(default_of("timeout_s"), "--timeout", help="Kill the worker after this many seconds."),
     isolate: bool = typer.Option(True, "--isolate/--in-process", help="Run each cell in its own worker process."),
     store_results: bool = typer.Option(True, "--store/--no-store", help="Write results to the database."),
 ):
     """Export, run and measure one model on one backend (one cell per batch size)."""
-    from effbench.harness.runner import check_cell
+    from effbench.harness.prepare import check_cell
     from effbench.harness.scheduler import run_cells
     from effbench.harness.store import Store
 
-    cells = cells_from_run_options(locals())
-    from effbench.devices.target import resolve_target
-
-    if resolve_target(cells[0].device, cells[0].devices_file).execution == "remote":
-        from effbench.devices.remote import check_remote_cell
-
-        check_remote_cell(cells[0])
-    else:
-        check_cell(cells[0])  # unknown model / backend / precision: fail before any work
+    params = dict(locals())
+    params["eval"] = params.pop("eval_dir")
+    launchers = _local_workers(isolate, [backend])
+    cells = cells_from_run_options(params)
+    check_out_writable(out)
+    for cell in cells:
+        check_cell(cell)  # unknown model / backend / option / precision: fail before any work
     store = Store(db) if store_results else None
-    results = run_cells(cells, store, isolate=isolate)
+    sink = ResultSink(out, store, "bench run")
+    try:
+        results = run_cells(cells, None, isolate=isolate, on_result=sink, launchers=launchers)
+    finally:
+        for launcher in launchers.values():
+            launcher.close()
     records = [r.to_dict() for r in results]
-    if out:
-        _write_out(out, records)
     console.print(result_table(records, title="bench run"))
     for r in records:
         if r["status"] != "ok":
             error_line(f"{r['model']} on {r['backend']} (batch {r['batch_size']}): {r['status']}: {r['error']}")
-    if store is not None:
-        console.print(f"[dim]stored {len(records)} result(s) in {store.url}[/]")
-    if any(r["status"] != "ok" for r in records) or any((r.get("parity") or {}).get("ok") is False for r in records):
+    code = sink.summary()
+    if code or any(r["status"] != "ok" for r in records) or any((r.get("parity") or {}).get("ok") is False
+                                                                    for r in records):
         raise typer.Exit(1)
 
 
 @app.command()
 def sweep(
-    file: Path = typer.Argument(..., help="Sweep YAML: lists models, backends (and batches, precisions, scenarios, devices) plus run options."),
+    file: Path = typer.Argument(..., help="Sweep YAML: lists models, backends (and batches, precisions, scenarios, devices) "
+                                          "plus run options."),
     db: Optional[str] = typer.Option(None, "--db", envvar="EFFBENCH_DB", help="Results database."),
-    resume: bool = typer.Option(False, "--resume", help="Skip cells already stored with the same configuration hash."),
+    resume: bool = typer.Option(False, "--resume", help="Skip cells already stored with the same configuration and tag."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="With --resume, run stored failed cells again."),
     tag: Optional[str] = typer.Option(None, "--tag", help="Label stored with the results."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Also write the records to a JSON file."),
     isolate: bool = typer.Option(True, "--isolate/--in-process", help="Run each cell in its own worker process."),
 ):
-    """Run a matrix of cells; each finished cell is stored at once, failures are recorded and the sweep goes on."""
+    """Run a matrix of cells: all prepared first, then measured back to back; each finished cell is stored
+    at once, failures are recorded and the sweep goes on."""
     from effbench.harness.scheduler import run_cells
     from effbench.harness.store import Store
     from effbench.harness.sweep import load_sweep
 
     cells = load_sweep(file, {"tag": tag} if tag else None)
+    check_out_writable(out)
     store = Store(db)
     skipped = 0
     if resume:
-        done = store.config_hashes(status="ok" if retry_failed else None)
+        done = store.done_cells(retry_failed)
         before = len(cells)
-        cells = [c for c in cells if c.config_hash() not in done]
+        cells = [c for c in cells if (c.config_hash(), c.tag) not in done]
         skipped = before - len(cells)
     console.print(f"sweep {file}: {len(cells)} cell(s) to run" + (f", {skipped} already stored" if skipped else ""))
-    finished = []
+    sink = ResultSink(out, store, f"sweep {file.name}")
+    launchers = _local_workers(isolate, [c.backend for c in cells])
     try:
-        run_cells(cells, store, isolate=isolate, on_result=finished.append)
+        run_cells(cells, None, isolate=isolate, on_result=sink, launchers=launchers)
     except KeyboardInterrupt:
-        console.print(f"\n[yellow]interrupted:[/] {len(finished)} cell(s) finished and stored in {store.url}; "
-                      f"resume with: bench sweep {file} --resume" + (f" --db {db}" if db else ""))
+        from effbench.harness.urls import redact
+
+        sink.summary()
+        again = f"bench sweep {file} --resume" + (f" --db {redact(db)}" if db else "") + (f" --tag {tag}" if tag else "")
+        console.print(f"\n[yellow]interrupted:[/] {len(sink.records)} cell(s) finished and stored; resume with: {again}")
         raise typer.Exit(130)
-    records = [r.to_dict() for r in finished]
-    if out:
-        _write_out(out, records)
-    console.print(result_table(records, title=f"sweep {file.name}"))
-    failed = sum(r["status"] != "ok" for r in records)
-    console.print(f"{len(records) - failed} ok, {failed} failed/crashed/skipped, {skipped} resumed from the store")
+    finally:
+        for launcher in launchers.values():
+            launcher.close()
+    console.print(result_table(sink.records, title=f"sweep {file.name}"))
+    failed = sum(r["status"] != "ok" for r in sink.records)
+    console.print(f"{len(sink.records) - failed} ok, {failed} failed/crashed/skipped, {skipped} resumed from the store")
+    if sink.summary():
+        raise typer.Exit(1)
 
 
 @app.command()
-def models(
-    fmt: str = typer.Option("table", "--format", help="table | json"),
-):
+def models(fmt: str = typer.Option("table", "--format", help="table | json")):
     """List the model cards (reported top-1, params and MACs with their sources)."""
     from rich.table import Table
 
@@ -220,17 +427,33 @@ def models(
     for col in ("name", "family", "input", "top-1 %", "params M", "MACs M", "source"):
         t.add_column(col)
     for c in cards:
-        t.add_row(c.name, c.family, "x".join(map(str, c.input_shape)), str(c.top1), str(c.params_m), str(c.macs_m), c.source)
+        t.add_row(c.name, c.family, "x".join(map(str, c.input_shape)), str(c.top1), str(c.params_m), str(c.macs_m),
+                  c.source)
     console.print(t)
 
 
 @app.command()
-def backends(device: str = typer.Option("cpu", "--device", help="Check usability on this device.")):
+def backends(
+    device: str = typer.Option("cpu", "--device", help="Check usability on this device."),
+    options: Optional[str] = typer.Option(None, "--options", help="List this backend's --opt options."),
+):
     """List every backend with its version and whether it is usable here (and if not, why)."""
     from rich.table import Table
 
-    from effbench.backends.registry import all_backends
+    from effbench.backends.registry import all_backends, get_backend
 
+    if options:
+        from effbench.harness.options import describe
+
+        backend = get_backend(options)
+        t = Table(title=f"--opt options of {backend.name} (KEY=VALUE)")
+        for col in ("option", "type", "default", "applies to", "help"):
+            t.add_column(col)
+        for row in describe(backend):
+            t.add_row(str(row["option"]), str(row["type"]), repr(row["default"]), str(row["applies_to"]),
+                      str(row["help"]))
+        console.print(t)
+        return
     t = Table(title=f"backends (device {device})")
     for col in ("name", "aliases", "format", "precisions", "version", "usable", "why not"):
         t.add_column(col)
@@ -241,8 +464,9 @@ def backends(device: str = typer.Option("cpu", "--device", help="Check usability
     console.print(t)
 
 
-@app.command()
+@results_app.callback()
 def results(
+    ctx: typer.Context,
     db: Optional[str] = typer.Option(None, "--db", envvar="EFFBENCH_DB", help="Results database."),
     fmt: str = typer.Option("table", "--format", help="table | csv | json"),
     model: Optional[str] = typer.Option(None, "--model"),
@@ -252,12 +476,24 @@ def results(
     since: Optional[str] = typer.Option(None, "--since", help="ISO date or time, e.g. 2026-11-01"),
     limit: int = typer.Option(50, "--limit", help="Newest N results (0: all)."),
 ):
-    """List stored results."""
-    from effbench.harness.store import Store, records_to_dataframe
+    """List stored results (`bench results import FILE` adds spooled ones)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from effbench.harness.store import Store, parse_since, records_to_dataframe
 
     if fmt not in ("table", "csv", "json"):
         raise UsageError(f"unknown --format {fmt!r}; use table, csv or json")
-    recs = Store(db).records(model=model, backend=backend, device=device, tag=tag, since=since)
+    if limit < 0:
+        raise _bad("--limit", limit, "must be 0 (all) or more")
+    since_iso = parse_since(since)
+    if backend:
+        from effbench.backends.registry import canonical_name
+
+        try:
+            backend = canonical_name(backend)
+        except EffbenchError:
+            pass  # a name as typed: records of unregistered backends keep theirs
+    recs = Store(db, must_exist=True).records(model=model, backend=backend, device=device, tag=tag, since=since_iso)
     if limit:
         recs = recs[:limit]
     if fmt == "json":
@@ -271,35 +507,25 @@ def results(
         console.print(result_table(list(reversed(recs)), title=f"{len(recs)} stored result(s)"))
 
 
-def _mount_optional() -> None:
-    """Commands whose modules live in their own packages."""
-    import importlib
+@results_app.command("import")
+@one_line_errors
+def results_import(
+    file: Path = typer.Argument(..., help="A spool file (.jsonl) or a `bench run --out` file (.json)."),
+    db: Optional[str] = typer.Option(None, "--db", envvar="EFFBENCH_DB", help="Results database."),
+):
+    """Add records from a spool or --out file to the store (records already there are skipped)."""
+    from effbench.harness.spool import read_records
+    from effbench.harness.store import Store
 
-    for module, attr, name, kind in [
-        ("effbench.devices.commands", "app", "devices", "typer"),
-        ("effbench.gate.commands", "baseline_app", "baseline", "typer"),
-        ("effbench.gate.commands", "gate_command", "gate", "command"),
-        ("effbench.analysis.commands", "profile_command", "profile", "command"),
-        ("effbench.reports.commands", "report_command", "report", "command"),
-        ("effbench.gate.ab", "ab_command", "ab", "command"),
-    ]:
-        try:
-            obj = getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError):
-            continue
-        if kind == "typer":
-            app.add_typer(obj, name=name)
-        else:
-            app.command(name)(obj)
-
-
-_mount_optional()
+    records = read_records(file)
+    store = Store(db)
+    added, present = store.import_records(records)
+    console.print(f"imported {added} record(s) into {store.display_url}" + (f"; {present} were already there" if present
+                                                                            else ""))
 
 
 def _click_classes(name: str) -> tuple[type, ...]:
     """Typer vendors its own click (typer._click) in newer releases; accept either."""
-    import importlib
-
     found = []
     for module in ("typer._click.exceptions", "typer.exceptions", "click.exceptions"):
         try:
@@ -313,7 +539,7 @@ def _click_classes(name: str) -> tuple[type, ...]:
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        rc = app(args=argv, standalone_mode=False)
+        rc = _click_group().main(args=argv, prog_name="bench", standalone_mode=False)
     except EffbenchError as e:
         error_line(str(e))
         return e.exit_code
@@ -327,11 +553,21 @@ def main(argv: list[str] | None = None) -> int:
     except _click_classes("Exit") as e:
         return getattr(e, "exit_code", 0)
     except _click_classes("Abort"):
-        error_line("aborted")
+        error_line("interrupted")
         return 130
     except KeyboardInterrupt:
         error_line("interrupted")
         return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as e:  # a bug, not bad input: still one line (EFFBENCH_DEBUG=1 shows the traceback)
+        import os
+
+        if os.environ.get("EFFBENCH_DEBUG") == "1":
+            raise
+        error_line(f"internal error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} "
+                   "(set EFFBENCH_DEBUG=1 for the traceback, and please report it)")
+        return 1
     return rc if isinstance(rc, int) else 0
 
 

@@ -7,15 +7,16 @@ from collections import Counter
 import pytest
 
 from effbench.analysis.graph import aggregate
-from effbench.analysis.profile import (LAYOUT_KERNELS, UNMAPPED_REASONS, attach_profile, build_report,
-                                       build_torch_report, map_layers, torch_op_type)
-from effbench.analysis.summary import analysis_for, onnx_path_of
+from effbench.analysis.profile import UNMAPPED_REASONS, build_op_type_report, build_report, map_layers
+from effbench.analysis.summary import cached_analysis
 from effbench.backends.base import LayerTime
-from effbench.devices.target import resolve_target
-from effbench.export.pipeline import ModelSource, build_artifact
+from effbench.backends.profiling import LAYOUT_KERNELS
+from effbench.backends.registry import get_backend
+from effbench.backends.torch_profile import torch_op_type
+from effbench.harness.assemble import assemble
+from effbench.harness.child import measure_payload
 from effbench.harness.config import RunConfig
-from effbench.harness.result import Result
-from effbench.harness.runner import check_cell, make_inputs
+from effbench.harness.prepare import check_cell, prepare
 from effbench.harness.store import Store
 from tests.conftest import FAST, bench, read_records
 
@@ -27,25 +28,16 @@ _CACHE: dict = {}
 
 
 def profiled(model: str, backend: str):
-    """(result with extra['profile'], backend layers, graph analysis) of one in-process profile."""
+    """(result with extra['profile'], backend layers, graph analysis) of one in-process profiled cell."""
     key = (model, backend)
     if key not in _CACHE:
-        cfg = RunConfig(model=model, backend=backend, threads=1,
-                        options={"profile": "1", "profile_iters": str(ITERS)})
-        impl, spec = check_cell(cfg)
-        src = ModelSource(spec)
-        shape = (1, *spec.input_shape)
-        artifact = build_artifact(impl.artifact_format, src, shape)
-        session = impl.load(artifact, cfg, shape)
-        session.bind(make_inputs(spec, 1, 0))
-        for _ in range(3):
-            session.run()
-        layers = session.profile(ITERS)
-        session.close()
-        result = Result(model=spec.id, backend=impl.name, precision_ran="fp32", latency_ms={"median": 5.0})
-        attach_profile(result, cfg, artifact, layers, src, resolve_target("cpu"))
-        analysis = analysis_for(onnx_path_of(artifact, cfg, src), "fp32")
-        _CACHE[key] = (result, layers, analysis)
+        cfg = RunConfig(model=model, backend=backend, threads=1, profile_iters=ITERS, duration_s=0.2,
+                        warmup_s=0.05, warmup_iters=3, min_iters=3, parity=False)
+        cell = prepare(check_cell(cfg))
+        measured = measure_payload(cell.payload())
+        result = assemble(cell, measured)
+        layers = [LayerTime(**lt) for lt in measured.profile_layers]
+        _CACHE[key] = (result, layers, cached_analysis(cell.analysis_onnx, "fp32"))
     return _CACHE[key]
 
 
@@ -82,7 +74,7 @@ def _check_mapping(prof: dict, layers: list, analysis) -> dict:
 def test_fused_kernels_map_back_to_the_onnx_graph(backend):
     result, layers, analysis = profiled(MODEL, backend)
     prof = result.extra["profile"]
-    assert result.scenario == "profile"
+    assert result.scenario == "latency" and result.profiled
     owner = _check_mapping(prof, layers, analysis)
     flops = {s.name: s.flops for s in analysis.nodes}
     untimed_flops = sum(flops.get(n, 0) for layer in prof["untimed_layers"] for n in layer["nodes"])
@@ -138,7 +130,7 @@ def test_torch_profile_is_compared_per_op_type():
     prof = result.extra["profile"]
     json.dumps(prof, allow_nan=False)
     assert prof["per_layer"] is False
-    assert any("not available for torch eager" in w for w in prof["warnings"])
+    assert any("not available for torch" in w for w in prof["warnings"])
     table = {r["op_type"]: r for r in prof["op_types"]}
     assert table and table["Conv"]["measured_ms"] > 0
     assert sum(r["share_of_measured"] or 0.0 for r in table.values()) == pytest.approx(1.0)
@@ -157,7 +149,7 @@ def test_torch_cuda_kernel_rows_are_not_counted_twice():
               LayerTime("void cutlass::Kernel2<cutlass_80_tensorop_s1688gemm>", "cuda_kernel", 0.30),
               LayerTime("sm80_xmma_gemm_f32f32_tf32f32_f32_nn", "cuda_kernel", 0.16),
               LayerTime("void at::native::vectorized_elementwise_kernel<4, launch_clamp_scalar>", "cuda_kernel", 0.03)]
-    report = build_torch_report(layers, timed_median_ms=10.0)
+    report = build_op_type_report(layers, get_backend("torch"), timed_median_ms=10.0)
     assert report["profiled_total_ms"] == pytest.approx(0.49)
     assert {r["op_type"] for r in report["op_types"]} == {"Conv", "MatMul", "Relu"}
     assert report["unmapped_ms"] == 0 and any("repeat the device time" in w for w in report["warnings"])
@@ -168,10 +160,8 @@ def test_a_node_claimed_by_two_kernels_goes_to_the_first():
     node = analysis.nodes[0].name
     layers = [LayerTime("k1", "Conv", 1.0, [node]), LayerTime("k2", "Conv", 1.0, [node, analysis.nodes[1].name]),
               LayerTime("copy", "MemcpyToHost", 0.5)]
-    cfg = RunConfig(model=SMALL, backend="onnxruntime")
-    src = ModelSource(check_cell(cfg)[1])
-    path = onnx_path_of(build_artifact("onnx", src, (1, 3, 224, 224)), cfg, src)
-    mapping = map_layers("onnxruntime", layers, path, analysis)
+    cell = prepare(check_cell(RunConfig(model=SMALL, backend="onnxruntime")))
+    mapping = map_layers(get_backend("onnxruntime"), layers, cell.analysis_onnx, analysis)
     kernels = {k.name: k for k in mapping.kernels}
     assert kernels["k1"].nodes == [node] and node not in kernels["k2"].nodes
     assert any("claimed by two kernels" in w for w in mapping.warnings)
@@ -192,11 +182,12 @@ def test_bench_profile_stores_a_timed_and_a_profiled_record(db, tmp_path):
               "--top", "5", "--db", db, "--out", out)
     assert r.returncode == 0, r.output
     timed, prof_rec = read_records(out)
-    assert (timed["scenario"], prof_rec["scenario"]) == ("latency", "profile")
+    assert (timed["scenario"], prof_rec["scenario"]) == ("latency", "latency")  # a real scenario
+    assert (timed["profiled"], prof_rec["profiled"]) == (False, True)
     assert timed["status"] == prof_rec["status"] == "ok"
     assert timed["parity"]["ok"] is True
     stored = Store(db).records()
-    assert sorted(s["scenario"] for s in stored) == ["latency", "profile"]
+    assert sorted(s["profiled"] for s in stored) == [False, True]
     prof = prof_rec["extra"]["profile"]
     assert prof["timed_cell_median_ms"] == timed["latency_ms"]["median"]
     assert prof["iterations"] == 5 and prof["layers"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from effbench.core.stats import summarize
 from effbench.harness.result import Result
 
 ENV = {
@@ -24,13 +25,13 @@ def samples(median: float = 1.0, *, cv: float = 0.02, n: int = 2000, seed: int =
 def record(xs=None, *, model: str = "resnet18", backend: str = "null", status: str = "ok",
            config_hash: str | None = None, env: dict | None = None, **kw) -> dict:
     xs = samples() if xs is None and status == "ok" else (xs or [])
-    return Result(
-        model=model,
-        backend=backend,
-        status=status,
-        samples_ms=[float(x) for x in xs],
-        latency_ms={"median": float(np.median(xs)), "n": len(xs)} if len(xs) else None,
-        config_hash=config_hash or f"hash-{model}-{backend}",
-        env=dict(ENV if env is None else env),
+    return Result.from_dict({
+        "model": model,
+        "backend": backend,
+        "status": status,
+        "samples_ms": [float(x) for x in xs],
+        "latency_ms": summarize(xs).to_dict() if len(xs) else None,
+        "config_hash": config_hash or f"hash-{model}-{backend}",
+        "env": dict(ENV if env is None else env),
         **kw,
-    ).to_dict()
+    }).to_dict()

@@ -81,7 +81,7 @@ def test_current_from_store_takes_newest_per_cell(base, tmp_path, monkeypatch):
     seen = {}
 
     class FakeStore:
-        def __init__(self, url):
+        def __init__(self, url, **_):
             seen["url"] = url
 
         def records(self, **filters):

@@ -41,7 +41,7 @@ def test_onnxruntime_gpu_reason_names_the_package():
         assert reason == ("onnxruntime-gpu not installed: CUDAExecutionProvider missing "
                           "(pip install onnxruntime-gpu)")
     assert get_backend("onnxruntime").unavailable_reason("cpu") is None
-    assert get_backend("onnxruntime").check_precision("fp16", "cpu") == "onnxruntime on cpu runs fp32, not fp16"
+    assert get_backend("onnxruntime").check_precision("fp16", "cpu") == "onnxruntime on cpu runs fp32, int8, not fp16"
 
 
 def test_torch_precisions_per_device():

@@ -15,9 +15,9 @@ GPU = {"name": "NVIDIA H100 80GB HBM3", "compute_capability": "9.0"}
 
 
 def test_the_builder_is_registered_for_the_tensorrt_format():
-    from effbench.export.pipeline import BUILDERS
+    from effbench.export.pipeline import BUILDERS, tensorrt_artifact
 
-    assert BUILDERS["tensorrt"] is te.tensorrt_artifact
+    assert BUILDERS["tensorrt"] is tensorrt_artifact
 
 
 def test_engine_key_parts_change_with_everything_that_changes_the_engine():

@@ -7,12 +7,13 @@ from effbench.harness.store import Store
 
 WRITER = textwrap.dedent("""
     import sys
+    from effbench.core.stats import summarize
     from effbench.harness.result import Result
     from effbench.harness.store import Store
     store = Store(sys.argv[1])
     for i in range(int(sys.argv[3])):
-        store.add(Result(model=f"m{i}", backend=sys.argv[2], samples_ms=[float(i)] * 500,
-                         latency_ms={"median": float(i)}))
+        store.add(Result(model=f"m{i}", backend=sys.argv[2], samples_ms=(float(i),) * 500,
+                         latency=summarize([float(i)])))
 """)
 
 

@@ -10,9 +10,8 @@ from pathlib import Path
 import pytest
 
 from effbench.harness.store import Store
-from tests.conftest import bench
+from tests.conftest import PLUGIN_ENV, bench
 
-TEST_BACKENDS = "abort=test_backends:AbortBackend,hang=test_backends:HangBackend"
 
 
 SIX_CELLS = """
@@ -49,7 +48,7 @@ warmup_s: 0.05
 min_iters: 5
 timeout_s: 20
 """)
-    r = bench("sweep", sweep, "--db", db, env={"EFFBENCH_BACKENDS": TEST_BACKENDS})
+    r = bench("sweep", sweep, "--db", db, env=PLUGIN_ENV)
     assert r.returncode == 0, r.output
     recs = {x["backend"]: x for x in Store(db).records()}
     assert set(recs) == {"abort", "hang", "null"}

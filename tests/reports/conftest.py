@@ -58,16 +58,17 @@ class ReportStore:
     @property
     def speed_points(self) -> int:
         """ok, latency scenario, batch 1 results: one point each in the speed-accuracy latency plot."""
-        return sum(r["status"] == "ok" and r["scenario"] == "latency" and r["batch_size"] == 1 for r in self.records)
+        return sum(r["status"] == "ok" and r["scenario"] == "latency" and not r["profiled"] and r["batch_size"] == 1
+                   for r in self.records)
 
     @property
     def cells(self) -> set[tuple]:
         return {(r["model"], r["backend"], r["device"], r["scenario"], r["batch_size"], r["precision"])
-                for r in self.records if r["scenario"] != "profile"}
+                for r in self.records if not r["profiled"]}
 
     @property
     def profiled(self) -> bool:
-        return any(r["scenario"] == "profile" and r["status"] == "ok" for r in self.records)
+        return any(r["profiled"] and r["status"] == "ok" for r in self.records)
 
 
 def _sweep(tmp: Path, name: str, spec: dict, db: str) -> None:

@@ -3,7 +3,7 @@
 The core CLI mounts it: `app.command("profile")(profile_command)`.
 
 A profiled run is its own cell, because profiling slows a runtime down: the command first runs a
-normal timed cell, then a profiled cell (`--opt profile=1`), stores both, and reports how the
+normal timed cell, then a profiled cell (RunConfig.profile_iters), stores both, and reports how the
 profiled total compares with the timed median. Exit codes: 0 done, 1 a cell failed or the backend
 reports no per-layer times, 2 bad input (one line on stderr).
 """
@@ -52,8 +52,8 @@ def profile_command(
     Runs a timed cell, then a profiled one (ONNX Runtime's profiler, OpenVINO's counters, torch.profiler).
     Each fused kernel maps back to the ONNX nodes it covers; time no ONNX node accounts for is shown as unmapped.
     """
-    from effbench.cli import _parse_opts, _write_out, make_config
-    from effbench.harness.runner import check_cell
+    from effbench.cli import ResultSink, _parse_opts, check_out_writable, make_config
+    from effbench.harness.prepare import check_cell
     from effbench.harness.store import Store
 
     if iters < 1:
@@ -63,22 +63,19 @@ def profile_command(
     if sort not in SORT_KEYS:
         raise UsageError(f"unknown --sort {sort!r}; use {' or '.join(SORT_KEYS)}")
     options = _parse_opts(opt)
-    for reserved in ("profile", "profile_iters"):
-        if reserved in options:
-            raise UsageError(f"--opt {reserved}=... is set by `bench profile` itself; use --iters")
+    check_out_writable(out)
     timed_cfg = make_config(model=model, backend=backend, device=device, batch_size=batch, precision=precision,
                             threads=threads, warmup_s=warmup, warmup_iters=warmup_iters, duration_s=duration,
                             min_iters=min_iters, input_size=input_size, options=options, tag=tag, timeout_s=timeout)
     check_cell(timed_cfg)  # unknown model / backend / precision: one line before any work
-    profiled_cfg = timed_cfg.model_copy(update={
-        "options": {**options, "profile": "1", "profile_iters": str(iters)},
-        "parity": False,  # the timed cell checks the outputs
-    })
-    store = Store(db) if store_results else None
+    profiled_cfg = timed_cfg.model_copy(update={"profile_iters": iters,
+                                                "parity": False})  # the timed cell checks the outputs
+    sink = ResultSink(out, Store(db) if store_results else None, "bench profile")
 
     timed = _run(timed_cfg, isolate)
     if timed.status != "ok":
-        _finish([timed], store, out, _write_out)
+        sink(timed)
+        sink.summary()
         raise EffbenchError(f"timed cell {timed.status}: {timed.error}")
     profiled = _run(profiled_cfg, isolate)
     prof = profiled.extra.get("profile") if profiled.status == "ok" else None
@@ -93,30 +90,21 @@ def profile_command(
             prof["profiler_overhead_ms"] = own - timed_median
             prof["profiler_overhead_us_per_kernel"] = (own - timed_median) * 1e3 / prof["backend_layers"]
     # a profiled cell without a profile is only a slower latency record: not kept
-    _finish([timed, profiled] if prof is not None or profiled.status != "ok" else [timed], store, out, _write_out)
+    for r in ([timed, profiled] if prof is not None or profiled.status != "ok" else [timed]):
+        sink(r)
     if profiled.status != "ok":
         raise EffbenchError(f"profiled cell {profiled.status}: {profiled.error}")
     if not prof or prof.get("available") is False:
         why = (prof or {}).get("reason") or f"the {profiled.backend} backend reports no per-layer times"
         raise EffbenchError(f"no per-layer profile: {why} (profiling works with onnxruntime, openvino and torch)")
     render(profiled.to_dict(), timed.to_dict(), top=top, sort=sort)
-    if store is not None:
-        console.print(f"[dim]stored 2 result(s) (latency + profile) in {store.url}[/]")
-    return 0
+    return sink.summary()
 
 
 def _run(cfg, isolate: bool):
     from effbench.harness.scheduler import run_cells
 
     return run_cells([cfg], None, isolate=isolate)[0]
-
-
-def _finish(results, store, out, write_out) -> None:
-    if store is not None:
-        for r in results:
-            store.add(r)
-    if out:
-        write_out(out, [r.to_dict() for r in results])
 
 
 # --------------------------------------------------------------------------- rendering

@@ -19,92 +19,13 @@ import onnx
 from onnx import helper, numpy_helper, shape_inference
 from onnx.reference import ReferenceEvaluator
 
+from effbench.analysis.graph_stats import GraphAnalysis, GroupStats, NodeStats
+from effbench.backends.profiling import named_nodes
 from effbench.errors import UsageError
 
 ELEMENT_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1}
 
 Shape = tuple[int, ...]
-
-
-@dataclass
-class NodeStats:
-    name: str
-    op_type: str
-    inputs: list[str]
-    outputs: list[str]
-    macs: int
-    other_flops: int
-    flops: int
-    params: int
-    param_bytes: int
-    bytes_read: int
-    bytes_written: int
-    intensity: float
-
-
-@dataclass
-class GroupStats:
-    """A fused runtime kernel covering several ONNX nodes."""
-
-    nodes: list[str]
-    macs: int
-    flops: int
-    params: int
-    bytes_read: int
-    bytes_written: int
-    intensity: float
-
-
-@dataclass
-class GraphAnalysis:
-    nodes: list[NodeStats]
-    macs: int
-    flops: int
-    other_flops: int
-    params: int
-    peak_activation_bytes: int
-    precision: str
-    input_shapes: dict[str, list[int]]
-    # op_type -> number of nodes of op types with no counting rule (counted as 0 FLOPs).
-    uncounted: dict[str, int] = field(default_factory=dict)
-    # Nodes computed from constants only (weights, static shapes): folded away like a runtime would.
-    folded_nodes: list[str] = field(default_factory=list)
-    # Bytes of every activation tensor and of every weight tensor, for aggregate().
-    tensor_bytes: dict[str, int] = field(default_factory=dict, repr=False)
-    weight_bytes: dict[str, int] = field(default_factory=dict, repr=False)
-    weight_elements: dict[str, int] = field(default_factory=dict, repr=False)
-    output_names: list[str] = field(default_factory=list, repr=False)
-
-    def node(self, name: str) -> NodeStats:
-        for stats in self.nodes:
-            if stats.name == name:
-                return stats
-        raise KeyError(f"no node named {name!r} in the analysed graph")
-
-    def by_op_type(self) -> dict[str, dict]:
-        """op_type -> summed statistics, largest FLOPs first."""
-        keys = ("macs", "flops", "other_flops", "params", "bytes_read", "bytes_written")
-        table: dict[str, dict] = {}
-        for stats in self.nodes:
-            row = table.setdefault(stats.op_type, {"count": 0, **dict.fromkeys(keys, 0)})
-            row["count"] += 1
-            for key in keys:
-                row[key] += getattr(stats, key)
-        return dict(sorted(table.items(), key=lambda item: -item[1]["flops"]))
-
-    def to_dict(self) -> dict:
-        return {
-            "precision": self.precision,
-            "input_shapes": self.input_shapes,
-            "macs": self.macs,
-            "flops": self.flops,
-            "other_flops": self.other_flops,
-            "params": self.params,
-            "peak_activation_bytes": self.peak_activation_bytes,
-            "uncounted": self.uncounted,
-            "folded_nodes": len(self.folded_nodes),
-            "nodes": [asdict(stats) for stats in self.nodes],
-        }
 
 
 def analyze(
@@ -486,7 +407,7 @@ class _Graph:
         input_infos = [vi for vi in g.input if vi.name not in consts]
         input_infos = _pin_inputs(input_infos, input_shapes or {})
         outputs = [vi.name for vi in g.output]
-        nodes = _topological(_named(g.node), set(consts) | {vi.name for vi in input_infos})
+        nodes = _topological(named_nodes(g.node), set(consts) | {vi.name for vi in input_infos})
         graph = cls(proto, nodes, consts, {}, [vi.name for vi in input_infos], outputs, [])
         graph._fold(input_infos)
         graph._check_shapes()
@@ -594,21 +515,6 @@ class _Graph:
                         "shape inference; export the model with fixed input shapes (no dynamic axes)"
                     )
         self.shapes = {t: s for t, s in self.shapes.items() if s is not None}
-
-
-def _named(nodes) -> list[onnx.NodeProto]:
-    """Copies of the nodes, each with a unique name (f"{op_type}_{index}" for unnamed ones)."""
-    named, seen = [], set()
-    for index, node in enumerate(nodes):
-        copy = onnx.NodeProto()
-        copy.CopyFrom(node)
-        name = node.name or f"{node.op_type}_{index}"
-        if name in seen:
-            name = f"{name}_{index}"
-        seen.add(name)
-        copy.name = name
-        named.append(copy)
-    return named
 
 
 def _pin_inputs(infos: list[onnx.ValueInfoProto], pinned: dict[str, list[int]]) -> list[onnx.ValueInfoProto]:

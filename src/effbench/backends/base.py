@@ -1,105 +1,82 @@
 """The backend contract.
 
-A backend says its name and aliases, the artifact format it consumes, whether it is usable here
-(and if not, exactly why), and how to load an artifact into a Session. A Session binds inputs once,
-runs one synchronous inference on the bound inputs, hands back host copies of the outputs, can
-optionally report per-layer times, and closes. Only `run()` is timed.
+A backend is one file that says: its name and aliases, its options (a typed model, validated before
+any work), the artifact format it consumes, whether it is usable here (and if not, exactly why),
+how to open an artifact into a Session (`effbench.core.session`), and how its per-layer profile maps
+back to the ONNX graph. Backends register through the entry-point group `effbench.backends`.
+
+A backend whose `core_runtime` names a runtime of `effbench.core.runtimes` needs no `open` of its
+own, and runs on remote devices through the agent as well.
 """
 
 from __future__ import annotations
 
-import time
+import difflib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
-import numpy as np
+from pydantic import BaseModel, ConfigDict, ValidationError
 
-if TYPE_CHECKING:
-    from effbench.export.cache import Artifact
-    from effbench.harness.config import RunConfig
+from effbench.core.session import LayerTime, Session, ThroughputRun
+from effbench.core.settings import MeasureSettings
+from effbench.errors import UsageError
 
+__all__ = ["ArtifactRef", "Backend", "BackendOptions", "LayerTime", "Session", "ThroughputRun", "package_version",
+           "parse_flag"]
 
-@dataclass
-class LayerTime:
-    """One executed kernel/layer of a profiled run."""
-
-    name: str  # the runtime's own layer name
-    op_type: str  # the runtime's kernel or layer type
-    time_ms: float  # mean time per inference
-    nodes: list[str] = field(default_factory=list)  # ONNX node names it covers, when the runtime says
-    extra: dict[str, Any] = field(default_factory=dict)
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
 
 
-@dataclass
-class ThroughputRun:
-    """What a runtime's own concurrent machinery achieved."""
-
-    images: int
-    seconds: float
-    request_latencies_ms: list[float]
-    requests_in_flight: int
-    info: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def images_per_s(self) -> float:
-        return self.images / self.seconds if self.seconds > 0 else 0.0
+def parse_flag(value: Any) -> bool:
+    """'1' / 'true' / 'yes' / 'on' (and their opposites) -> bool, for boolean options."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError("expected a boolean: 1/0, true/false, yes/no or on/off")
 
 
-class Session(ABC):
-    precision_ran: str = "fp32"
+class BackendOptions(BaseModel):
+    """Base of every backend's options: unknown keys are refused, values are typed."""
 
-    def __init__(self) -> None:
-        self.runtime_info: dict[str, Any] = {}
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
-    @abstractmethod
-    def bind(self, inputs: dict[str, np.ndarray]) -> None:
-        """Copy inputs to where the runtime reads them (device memory, runtime tensors), once."""
 
-    @abstractmethod
-    def run(self) -> None:
-        """One synchronous inference on the bound inputs (device work finished on return)."""
+@dataclass(frozen=True)
+class ArtifactRef:
+    """What a backend opens: the artifact's format and file, or (torch) how to build the module."""
 
-    @abstractmethod
-    def outputs(self) -> list[np.ndarray]:
-        """Host copies of the last run's outputs."""
+    format: str
+    path: str | None = None
+    key: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+    model: dict[str, Any] | None = None  # kind, target, seed, pretrained, weights: the torch module to build
 
-    def timed_loop(self, n: int, out: np.ndarray, offset: int = 0) -> None:
-        """Run n inferences, writing each one's nanoseconds into out[offset:offset+n].
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": self.format, "path": self.path, "key": self.key, "meta": self.meta, "model": self.model}
 
-        Sessions whose device runs asynchronously (CUDA) override this with device timers.
-        """
-        run = self.run
-        clock = time.perf_counter_ns
-        for i in range(offset, offset + n):
-            t0 = clock()
-            run()
-            out[i] = clock() - t0
-
-    def run_throughput(self, duration_s: float, min_iters: int, requests: int | None) -> ThroughputRun | None:
-        """Run the runtime's own concurrency for `duration_s`. None: not supported (the harness
-        then measures throughput with synchronous batched inference)."""
-        return None
-
-    def profile(self, iters: int) -> list[LayerTime] | None:
-        """Per-layer times over `iters` runs, or None when the runtime cannot say."""
-        return None
-
-    def device_memory(self) -> dict[str, Any] | None:
-        """Accelerator memory figures (peak allocated, reserved, NVML used), or None on the CPU."""
-        return None
-
-    def close(self) -> None:
-        pass
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ArtifactRef":
+        return cls(**data)
 
 
 class Backend(ABC):
     name: ClassVar[str]
     aliases: ClassVar[tuple[str, ...]] = ()
-    artifact_format: ClassVar[str]  # "torch" | "onnx" | "openvino" | "none" | ...
+    artifact_format: ClassVar[str]  # "torch" | "onnx" | "openvino" | "coreml" | "tensorrt" | "none"
     precisions: ClassVar[tuple[str, ...]] = ("fp32",)
     devices: ClassVar[tuple[str, ...]] = ("cpu",)  # device kinds it can run on
     description: ClassVar[str] = ""
+    Options: ClassVar[type[BackendOptions]] = BackendOptions
+    core_runtime: ClassVar[str | None] = None  # a runtime of effbench.core.runtimes (agent-capable)
+    packages: ClassVar[tuple[str, ...]] = ()  # distributions whose versions a result records
+    preload: ClassVar[tuple[str, ...]] = ()  # modules a fork server imports once for its workers
+    maps_by_op_type: ClassVar[bool] = False  # its profile names no ONNX nodes: compared per op type
 
     @abstractmethod
     def version(self) -> str | None:
@@ -119,9 +96,73 @@ class Backend(ABC):
             return f"{self.name} on {device} runs {', '.join(self.precisions)}, not {precision}"
         return None
 
-    @abstractmethod
-    def load(self, artifact: "Artifact", cfg: "RunConfig", input_shape: tuple[int, ...]) -> Session:
-        """Load the artifact for inputs of `input_shape` (N, C, H, W) with cfg's threads and precision."""
+    def runtime_options(self, options: BackendOptions, cell: Any) -> dict[str, Any]:
+        """What the session needs (MeasureSettings.runtime_options) of the typed options and of the
+        cell's configuration (`cell`: device, precision, scenario and the run flags)."""
+        return options.model_dump(exclude_none=True)
+
+    def open(self, artifact: ArtifactRef, settings: MeasureSettings) -> Session:
+        """Load the artifact for inputs of settings.input_shape with the settings' threads and precision."""
+        if self.core_runtime is None:
+            raise NotImplementedError(f"backend {self.name!r} has no core runtime: it must implement open()")
+        from effbench.core.runtimes import open_session
+
+        return open_session(self.core_runtime, str(artifact.path), settings)
+
+    def map_profile(self, layers: list[LayerTime], graph, runtime_graph: Any):
+        """The hook of the per-layer mapping: `layers` of a profile onto `graph` (a
+        backends.profiling.OnnxGraph), helped by `runtime_graph` (what Session.runtime_graph gave).
+        By default kernels are matched to ONNX nodes by name."""
+        from effbench.backends.profiling import map_by_name
+
+        return map_by_name(self.name, layers, graph)
+
+    def kernel_op_type(self, layer_name: str) -> str | None:
+        """For a backend that maps by op type: the ONNX op type a kernel stands for."""
+        return None
+
+    # --- options -----------------------------------------------------------------------------
+
+    def parse_options(self, raw: dict[str, str], extra: type[BaseModel] | None = None) -> BackendOptions:
+        """Typed options from `--opt KEY=VALUE` strings. `extra` is a model of the options every
+        backend takes (the harness's); its keys are accepted and left out here."""
+        common = set(extra.model_fields) if extra is not None else set()
+        mine = {k: v for k, v in raw.items() if k not in common}
+        known = sorted(set(self.Options.model_fields) | common)
+        for key in mine:
+            if key not in self.Options.model_fields:
+                close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+                hint = f"did you mean {close[0]!r}? " if close else ""
+                raise UsageError(f"unknown option {key!r} for {self.name}; {hint}options: {', '.join(known) or 'none'} "
+                                 f"(`bench backends --options {self.name}`)")
+        try:
+            return self.Options(**mine)
+        except ValidationError as e:
+            raise UsageError(describe_option_error(self.name, e, mine)) from None
+
+
+def describe_option_error(owner: str, err: ValidationError, given: dict[str, Any]) -> str:
+    """One line naming the option, what it accepts and what it got."""
+    first = err.errors()[0]
+    key = str(first["loc"][0]) if first["loc"] else "?"
+    ctx = first.get("ctx") or {}
+    if ctx.get("expected"):
+        accepted = f"accepted: {ctx['expected']}"
+    else:
+        accepted = first["msg"].lower().removeprefix("value error, ")
+    return f"invalid --opt {key}={given.get(key)!r} for {owner}: {accepted} (`bench backends --options {owner}`)"
+
+
+def type_name(annotation: Any) -> str:
+    """A field's type as people read it: "int | None", "'latency' | 'throughput'"."""
+    import typing
+
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) is typing.Literal:
+        return " | ".join(repr(a) for a in args)
+    if args:
+        return " | ".join(type_name(a) for a in args)
+    return "None" if annotation is type(None) else getattr(annotation, "__name__", str(annotation))
 
 
 def package_version(dist: str) -> str | None:

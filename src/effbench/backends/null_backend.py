@@ -1,15 +1,20 @@
 """A backend that does nothing per inference: the harness's own per-iteration cost.
 
 `--opt busy_us=N` busy-waits N microseconds per inference instead, a controlled slowdown for
-validating the regression gate.
+validating the regression gate and the scheduler.
 """
 
 from __future__ import annotations
 
 import time
 
+from pydantic import Field
 
-from effbench.backends.base import Backend, Session
+from effbench.backends.base import Backend, BackendOptions, Session
+
+
+class NullOptions(BackendOptions):
+    busy_us: float = Field(0.0, ge=0, description="busy-wait this many microseconds per inference")
 
 
 class NullSession(Session):
@@ -40,13 +45,14 @@ class NullBackend(Backend):
     precisions = ("fp32", "fp16", "bf16", "int8")
     devices = ("cpu", "cuda")
     description = "does nothing: measures the harness itself"
+    Options = NullOptions
 
     def version(self):
         from effbench import __version__
 
         return __version__
 
-    def load(self, artifact, cfg, input_shape):
-        session = NullSession(int(float(cfg.options.get("busy_us", 0)) * 1000))
-        session.precision_ran = cfg.precision
+    def open(self, artifact, settings):
+        session = NullSession(int(float(settings.runtime_options.get("busy_us", 0)) * 1000))
+        session.precision_ran = settings.precision
         return session

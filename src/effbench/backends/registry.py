@@ -1,27 +1,23 @@
-"""Backend discovery: the `effbench.backends` entry-point group, plus EFFBENCH_BACKENDS.
-
-Built-ins register through the same entry points (pyproject.toml). EFFBENCH_BACKENDS
-("name=module:Class,...") adds backends without packaging, e.g. for tests and local experiments.
-"""
+"""Backend discovery: the `effbench.backends` entry-point group is the one registration list
+(built-ins register there too, in pyproject.toml)."""
 
 from __future__ import annotations
 
 import difflib
 import importlib
-import os
 from functools import lru_cache
 
 from effbench.backends.base import Backend
 from effbench.errors import UsageError
 
-_BUILTIN = {
-    "torch": "effbench.backends.torch_backend:TorchBackend",
-    "onnxruntime": "effbench.backends.onnxruntime_backend:OnnxRuntimeBackend",
-    "openvino": "effbench.backends.openvino_backend:OpenVINOBackend",
-    "null": "effbench.backends.null_backend:NullBackend",
-    "coreml": "effbench.backends.coreml_backend:CoreMLBackend",
-    "tensorrt": "effbench.backends.tensorrt_backend:TensorRTBackend",
-}
+GROUP = "effbench.backends"
+
+
+@lru_cache(maxsize=1)
+def _refs() -> dict[str, str]:
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep.value for ep in entry_points(group=GROUP)}
 
 
 def _load_ref(ref: str):
@@ -29,43 +25,45 @@ def _load_ref(ref: str):
     return getattr(importlib.import_module(module), attr)
 
 
-@lru_cache(maxsize=1)
-def _refs() -> dict[str, str]:
-    from importlib.metadata import entry_points
-
-    refs = dict(_BUILTIN)
-    for ep in entry_points(group="effbench.backends"):
-        refs[ep.name] = ep.value
-    for item in filter(None, os.environ.get("EFFBENCH_BACKENDS", "").split(",")):
-        name, _, ref = item.partition("=")
-        refs[name.strip()] = ref.strip()
-    return refs
-
-
 @lru_cache(maxsize=None)
+def load_backend(name: str) -> Backend:
+    ref = _refs()[name]
+    try:
+        cls = _load_ref(ref)
+    except Exception as e:  # a broken plugin must not take the others down
+        return _BrokenBackend(name, f"cannot import {ref}: {e}")
+    return cls()
+
+
 def all_backends() -> dict[str, Backend]:
-    out: dict[str, Backend] = {}
-    for name, ref in _refs().items():
-        try:
-            cls = _load_ref(ref)
-        except Exception as e:  # a broken plugin must not take the others down
-            out[name] = _BrokenBackend(name, f"cannot import {ref}: {e}")
-            continue
-        out[name] = cls()
-    return out
+    return {name: load_backend(name) for name in _refs()}
+
+
+def _alias_index() -> dict[str, str]:
+    """Every name and alias -> registered name. Aliases come from the classes, so this loads them
+    all; a name that is registered is found without loading the others."""
+    index: dict[str, str] = {}
+    for name, backend in all_backends().items():
+        index[name] = name
+        for alias in backend.aliases:
+            index.setdefault(alias, name)
+    return index
+
+
+def canonical_name(name: str) -> str:
+    """The registered name of a backend name or alias (UsageError with close matches when unknown)."""
+    if name in _refs():
+        return name
+    index = _alias_index()
+    if name in index:
+        return index[name]
+    close = difflib.get_close_matches(name, sorted(index), n=3, cutoff=0.5)
+    hint = f"did you mean {', '.join(close)}?" if close else f"known: {', '.join(sorted(_refs()))}"
+    raise UsageError(f"unknown backend {name!r}; {hint} (`bench backends` lists them)")
 
 
 def get_backend(name: str) -> Backend:
-    backends = all_backends()
-    if name in backends:
-        return backends[name]
-    for b in backends.values():
-        if name in b.aliases:
-            return b
-    names = sorted(set(backends) | {a for b in backends.values() for a in b.aliases})
-    close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
-    hint = f"did you mean {', '.join(close)}?" if close else f"known: {', '.join(sorted(backends))}"
-    raise UsageError(f"unknown backend {name!r}; {hint} (`bench backends` lists them)")
+    return load_backend(canonical_name(name))
 
 
 class _BrokenBackend(Backend):
@@ -79,6 +77,3 @@ class _BrokenBackend(Backend):
 
     def unavailable_reason(self, device="cpu"):
         return self._reason
-
-    def load(self, artifact, cfg, input_shape):
-        raise UsageError(self._reason)

@@ -1,19 +1,12 @@
-"""NVIDIA TensorRT: an engine built from the ONNX export, run from pre-allocated device buffers.
-
-The runner hands this backend the `onnx` artifact; `load` turns it into an engine through the
-artifact cache (`effbench.export.tensorrt_export`, keyed by the ONNX artifact, precision, GPU model
-and TensorRT version), reporting the engine build time apart in runtime_info["engine_build_s"]
-(0 when the engine came from the cache; the original build time is kept as
-"engine_build_s_original").
+"""NVIDIA TensorRT: an engine built from the ONNX export (effbench.export.tensorrt_export, keyed by the
+ONNX artifact, precision, GPU model and TensorRT version, built in the export step on the GPU it
+runs on), run from pre-allocated device buffers.
 
 Inputs and outputs are torch CUDA tensors whose addresses are set once on the execution context;
 one inference is `execute_async_v3` on a torch stream. Timing uses a CUDA event pair per
 inference; `--cuda-graph` captures the enqueue and replays it. Per-layer times come from an
 IProfiler, and the engine inspector (ProfilingVerbosity.DETAILED at build) says which ONNX nodes
 each fused layer covers.
-
-Options: --opt workspace_mb=N, opt_level=0..5, calib_dir=PATH (.npy files), calib_batches=N,
-tf32=1 (fp32 engines may use TF32).
 """
 
 from __future__ import annotations
@@ -25,10 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from effbench.backends.base import Backend, LayerTime, Session
+from pydantic import Field
+
+from effbench.backends.base import Backend, BackendOptions, LayerTime, Session, package_version
 from effbench.backends.cuda_util import CudaTimedRuns
 from effbench.errors import RunFailed, UsageError
-from effbench.export import tensorrt_export
 
 NOT_INSTALLED = "tensorrt not installed (pip install tensorrt)"
 _ONNX_LAYER = re.compile(r"\[ONNX Layer: ([^\]\x1e\x1f]+)\]")
@@ -263,16 +257,54 @@ class TensorRTSession(CudaTimedRuns, Session):
 # --- the backend ----------------------------------------------------------------------------------
 
 
+class TensorRTOptions(BackendOptions):
+    workspace_mb: float | None = Field(None, gt=0, description="builder workspace memory-pool limit")
+    opt_level: int | None = Field(None, ge=0, le=5, description="builder optimisation level 0-5")
+    calib_dir: str | None = Field(None, description="int8: a folder of .npy calibration batches")
+    calib_batches: int | None = Field(None, ge=1, description="int8: calibration batches (default 128 images' worth)")
+    tf32: bool = Field(False, description="fp32 engines may use TF32")
+
+
+def trt_version() -> str | None:
+    """The installed TensorRT version (package metadata first: no import needed)."""
+    for dist in ("tensorrt", "tensorrt-cu13", "tensorrt-cu12", "tensorrt-cu11", "tensorrt_cu12", "tensorrt-libs"):
+        found = package_version(dist)
+        if found:
+            return found
+    import importlib.util
+
+    if importlib.util.find_spec("tensorrt") is None:
+        return None
+    try:  # e.g. a system install (apt, NGC / L4T images) without pip metadata
+        import tensorrt
+
+        return str(tensorrt.__version__)
+    except Exception:
+        return None
+
+
+def major(version: str | None) -> int:
+    m = re.match(r"(\d+)", version or "")
+    return int(m.group(1)) if m else 0
+
+
+def strongly_typed_only(version: str | None) -> bool:
+    """TensorRT 11 removed the weak-typing precision flags (FP16, INT8) and the calibrators."""
+    return major(version) >= 11
+
+
 class TensorRTBackend(Backend):
     name = "tensorrt"
     aliases = ("trt",)
-    artifact_format = "onnx"  # the engine is built from it in load(), through the artifact cache
+    artifact_format = "tensorrt"  # built from the ONNX export on the GPU it runs on (export.tensorrt_export)
     precisions = ("fp32", "fp16", "int8")
     devices = ("cuda",)
     description = "NVIDIA TensorRT engine from the ONNX export; --opt workspace_mb=, calib_dir=, tf32=1"
+    Options = TensorRTOptions
+    packages = ("tensorrt",)
 
     def version(self):
-        return tensorrt_export.trt_version()
+        return trt_version()
 
     def unavailable_reason(self, device="cpu"):
         if self.version() is None:
@@ -294,7 +326,7 @@ class TensorRTBackend(Backend):
         reason = super().check_precision(precision, device)
         if reason:
             return reason
-        if precision != "fp32" and tensorrt_export.strongly_typed_only(self.version()):
+        if precision != "fp32" and strongly_typed_only(self.version()):
             import importlib.util
 
             if importlib.util.find_spec("modelopt") is None:
@@ -302,32 +334,39 @@ class TensorRTBackend(Backend):
                         "converted by NVIDIA ModelOpt first (pip install nvidia-modelopt[onnx]), or TensorRT 10")
         return None
 
-    def load(self, artifact, cfg, input_shape):
+    def runtime_options(self, options, cell):
+        return {**options.model_dump(exclude_none=True), "cuda_graph": cell.cuda_graph}
+
+    def map_profile(self, layers, graph, runtime_graph):
+        from effbench.backends.profiling import map_reported
+
+        return map_reported(self.name, layers)  # the engine inspector names each fused layer's ONNX nodes
+
+    def open(self, artifact, settings):
         from effbench.backends.cuda_util import cuda_index, gpu_identity, tf32_capable
 
-        reason = self.unavailable_reason(cfg.device)
+        reason = self.unavailable_reason(settings.device)
         if reason:
             raise UsageError(f"tensorrt is not usable here: {reason}")
-        if artifact is None or artifact.format != "onnx":
-            raise RunFailed("the tensorrt backend builds its engine from the ONNX artifact")
+        if artifact.format != "tensorrt" or not artifact.path:
+            raise RunFailed("the tensorrt backend opens an engine built by the export step")
         import tensorrt as trt
         import torch
 
-        index = cuda_index(cfg.device)
+        opts = settings.runtime_options
+        index = cuda_index(settings.device)
         torch.cuda.set_device(index)
-        t0 = time.perf_counter()
-        engine_art = tensorrt_export.engine_artifact(artifact, cfg.precision, cfg.options, index, tuple(input_shape))
-        build_s = time.perf_counter() - t0
         logger = trt.Logger(trt.Logger.ERROR)
         runtime = trt.Runtime(logger)
-        engine = runtime.deserialize_cuda_engine(engine_art.path.read_bytes())
+        with open(artifact.path, "rb") as f:
+            engine = runtime.deserialize_cuda_engine(f.read())
         if engine is None:
-            raise RunFailed(f"TensorRT could not deserialize the cached engine {engine_art.path}; "
+            raise RunFailed(f"TensorRT could not deserialize the cached engine {artifact.path}; "
                             "delete that cache entry to rebuild it")
-        session = TensorRTSession(trt, runtime, engine, index, tuple(input_shape), cfg.cuda_graph)
+        input_shape = tuple(settings.input_shape)
+        session = TensorRTSession(trt, runtime, engine, index, input_shape, bool(opts.get("cuda_graph")))
         session._logger = logger  # outlives the runtime that logs to it
-        opts = tensorrt_export.build_options(cfg.options)
-        ran = cfg.precision
+        ran = settings.precision
         if ran == "fp32" and opts.get("tf32") and tf32_capable(index):
             ran = "tf32"
         session.precision_ran = ran
@@ -336,23 +375,19 @@ class TensorRTBackend(Backend):
         for meta in layers.values():
             key = str(meta.get("precision") or "?")
             precisions[key] = precisions.get(key, 0) + 1
-        build = engine_art.meta.get("build", {})
+        build = artifact.meta.get("build", {})
         session.runtime_info = {
             "tensorrt": str(trt.__version__),
             "device": f"cuda:{index}",
             "gpu": gpu_identity(index),
-            "engine_cached": engine_art.cached,
-            "engine_build_s": 0.0 if engine_art.cached else round(engine_art.export_s, 3),
-            "engine_build_s_original": round(float(engine_art.meta.get("export_s", engine_art.export_s)), 3),
-            "engine_get_or_build_s": round(build_s, 3),
-            "engine_bytes": engine_art.bytes,
-            "engine_key": engine_art.key,
+            "engine_build_s_original": round(float(artifact.meta.get("export_s", 0.0)), 3),
+            "engine_key": artifact.key,
             "builder_flags": build.get("flags"),
             "converter": build.get("converter"),
             "calibration": build.get("calibration"),
             "timing_cache": build.get("timing_cache"),
             "workspace_mb": opts.get("workspace_mb"),
-            "cuda_graph": cfg.cuda_graph,
+            "cuda_graph": bool(opts.get("cuda_graph")),
             "timing": "cuda_events",
             "engine_layers": len(layers),
             "layer_output_types": precisions,

@@ -9,12 +9,22 @@ from __future__ import annotations
 
 import numpy as np
 
-from effbench.backends.base import Backend, LayerTime, Session, package_version
+from typing import Any, Literal
+
+from pydantic import Field
+
+from effbench.backends.base import Backend, BackendOptions, LayerTime, Session, package_version
 from effbench.backends.cuda_util import CudaTimedRuns
 from effbench.errors import RunFailed, UsageError
 
 _DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
-_TRUE = ("1", "true", "yes", "on")
+
+
+class TorchOptions(BackendOptions):
+    compile_mode: Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"] = Field(
+        "default", description="torch.compile mode (with --compile)")
+    tf32: bool = Field(False, description="CUDA: let fp32 matmuls and convolutions use TF32")
+    cudnn_benchmark: bool = Field(True, description="CUDA: cudnn.benchmark autotuning")
 
 
 class TorchSession(Session):
@@ -162,21 +172,16 @@ class TorchCudaSession(CudaTimedRuns, TorchSession):
         torch.cuda.empty_cache()
 
 
-def _prepare(source, device: str, dtype, cfg):
-    """The module to run: on `device` in `dtype`, channels_last and compiled as asked. A copy when it
-    changes device or dtype (Module.to works in place): the source stays on the CPU in fp32 for the
-    parity reference."""
-    import copy
-
+def _prepare(module, device: str, dtype, opts: dict[str, Any]):
+    """The module to run: on `device` in `dtype`, channels_last and compiled as asked."""
     import torch
 
-    moves = device != "cpu" or dtype != torch.float32
-    model = (copy.deepcopy(source) if moves else source).eval().to(device, dtype)
-    if cfg.channels_last:
+    model = module.eval().to(device, dtype)
+    if opts.get("channels_last"):
         model = model.to(memory_format=torch.channels_last)
-    if cfg.compile:
+    if opts.get("compile"):
         try:
-            model = torch.compile(model, mode=cfg.options.get("compile_mode", "default"))
+            model = torch.compile(model, mode=opts.get("compile_mode", "default"))
         except Exception as e:
             raise RunFailed(f"torch.compile failed: {str(e).splitlines()[0]}") from None
     return model
@@ -189,6 +194,15 @@ class TorchBackend(Backend):
     precisions = ("fp32", "bf16", "fp16")
     devices = ("cpu", "cuda")
     description = "PyTorch eager; --compile for torch.compile; on cuda: --cuda-graph, --opt tf32=1"
+    Options = TorchOptions
+    maps_by_op_type = True  # aten ops carry no ONNX node names
+
+    def kernel_op_type(self, layer_name: str) -> str | None:
+        from effbench.backends.torch_profile import torch_op_type
+
+        return torch_op_type(layer_name)
+    packages = ("torch", "torchvision", "timm")
+    preload = ("torch", "timm")
 
     def version(self):
         return package_version("torch")
@@ -205,62 +219,71 @@ class TorchBackend(Backend):
             return "torch runs fp16 on CUDA devices only here; use --precision bf16 on the CPU"
         return super().check_precision(precision, device)
 
-    def load(self, artifact, cfg, input_shape):
+    def runtime_options(self, options, cell) -> dict[str, Any]:
+        if cell.device.split(":")[0] == "cuda" and cell.compile and cell.cuda_graph:
+            raise UsageError("--cuda-graph with --compile: use --opt compile_mode=reduce-overhead "
+                             "(torch.compile's own CUDA graphs) instead")
+        return {**options.model_dump(), "compile": cell.compile, "channels_last": cell.channels_last,
+                "cuda_graph": cell.cuda_graph}
+
+    def open(self, artifact, settings):
         import torch
 
-        if cfg.device.split(":")[0] == "cuda":
-            return self._load_cuda(artifact, cfg)
-        if cfg.threads:
-            torch.set_num_threads(int(cfg.threads))
-        dtype = getattr(torch, _DTYPES[cfg.precision])
-        model = _prepare(artifact.obj, "cpu", dtype, cfg)
-        session = TorchSession(model, "cpu", dtype, cfg.channels_last)
-        session.precision_ran = cfg.precision
+        from effbench.models.loaders import build_from_recipe
+
+        opts = settings.runtime_options
+        module = build_from_recipe(artifact.model or {})
+        if settings.device.split(":")[0] == "cuda":
+            return self._open_cuda(module, settings, opts)
+        if settings.threads:
+            torch.set_num_threads(int(settings.threads))
+        dtype = getattr(torch, _DTYPES[settings.precision])
+        model = _prepare(module, "cpu", dtype, opts)
+        session = TorchSession(model, "cpu", dtype, bool(opts.get("channels_last")))
+        session.precision_ran = settings.precision
         session.runtime_info = {
             "num_threads": torch.get_num_threads(),
-            "compile": cfg.compile,
-            "channels_last": cfg.channels_last,
+            "compile": bool(opts.get("compile")),
+            "channels_last": bool(opts.get("channels_last")),
             "dtype": str(dtype),
         }
         return session
 
-    def _load_cuda(self, artifact, cfg):
+    def _open_cuda(self, module, settings, opts):
         import torch
 
         from effbench.backends.cuda_util import cuda_index, cuda_unavailable_reason, gpu_identity, tf32_capable
 
-        reason = cuda_unavailable_reason(cfg.device)
+        reason = cuda_unavailable_reason(settings.device)
         if reason:
-            raise UsageError(f"torch cannot run on {cfg.device}: {reason}")
-        if cfg.compile and cfg.cuda_graph:
-            raise UsageError("--cuda-graph with --compile: use --opt compile_mode=reduce-overhead "
-                             "(torch.compile's own CUDA graphs) instead")
-        index = cuda_index(cfg.device)
+            raise UsageError(f"torch cannot run on {settings.device}: {reason}")
+        index = cuda_index(settings.device)
         device = f"cuda:{index}"
         torch.cuda.set_device(index)
-        tf32 = str(cfg.options.get("tf32", "0")).lower() in _TRUE
+        tf32 = bool(opts.get("tf32"))
         flags = {(torch.backends.cuda.matmul, "allow_tf32"): torch.backends.cuda.matmul.allow_tf32,
                  (torch.backends.cudnn, "allow_tf32"): torch.backends.cudnn.allow_tf32,
                  (torch.backends.cudnn, "benchmark"): torch.backends.cudnn.benchmark}
         # fp32 means IEEE fp32 unless asked: cuDNN convolutions default to TF32 on Ampere and later
         torch.backends.cuda.matmul.allow_tf32 = tf32
         torch.backends.cudnn.allow_tf32 = tf32
-        torch.backends.cudnn.benchmark = str(cfg.options.get("cudnn_benchmark", "1")).lower() in _TRUE
-        dtype = getattr(torch, _DTYPES[cfg.precision])
-        model = _prepare(artifact.obj, device, dtype, cfg)
+        torch.backends.cudnn.benchmark = bool(opts.get("cudnn_benchmark", True))
+        dtype = getattr(torch, _DTYPES[settings.precision])
+        model = _prepare(module, device, dtype, opts)
         torch.cuda.synchronize(index)
-        session = TorchCudaSession(model, device, dtype, cfg.channels_last, cfg.cuda_graph, flags)
-        ran = cfg.precision
+        session = TorchCudaSession(model, device, dtype, bool(opts.get("channels_last")), bool(opts.get("cuda_graph")),
+                                   flags)
+        ran = settings.precision
         if ran == "fp32" and tf32 and tf32_capable(index):
             ran = "tf32"
         session.precision_ran = ran
         session.runtime_info = {
             "device": device,
             "gpu": gpu_identity(index),
-            "compile": cfg.compile,
-            "channels_last": cfg.channels_last,
+            "compile": bool(opts.get("compile")),
+            "channels_last": bool(opts.get("channels_last")),
             "dtype": str(dtype),
-            "cuda_graph": cfg.cuda_graph,
+            "cuda_graph": bool(opts.get("cuda_graph")),
             "timing": "cuda_events",
             "allow_tf32": {"matmul": torch.backends.cuda.matmul.allow_tf32,
                            "cudnn": torch.backends.cudnn.allow_tf32},

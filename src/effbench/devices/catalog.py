@@ -183,10 +183,16 @@ def load_catalog(path: str | Path | None = None) -> dict[str, DeviceSpec]:
     """All devices in the resolved file, validated; detect: true entries get this machine's peaks."""
     p = resolve_path(path)
     try:
-        text = p.read_text()
+        st = p.stat()
+        key = (str(p), st.st_mtime_ns, st.st_size)
+        if key not in _LOADED:
+            _LOADED[key] = parse_catalog(p.read_text(), str(p))
     except OSError as e:
         raise UsageError(f"cannot read devices file {p}: {e.strerror or e}") from None
-    return parse_catalog(text, str(p))
+    return dict(_LOADED[key])
+
+
+_LOADED: dict[tuple, dict[str, DeviceSpec]] = {}  # parsed once per file version in a process
 
 
 def parse_catalog(text: str, filename: str = LOCAL_FILE) -> dict[str, DeviceSpec]:

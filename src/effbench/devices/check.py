@@ -40,7 +40,7 @@ def check_device(spec: Any, timeout_s: float = 120.0) -> dict:
         report.update({"device": rt.name, "transport": "ssh", "destination": rt.destination,
                        "python_setting": rt.python})
     else:
-        from effbench.agent import probe
+        from effbench.core.agent import probe
 
         report = probe(None)
         report.update({"device": name, "transport": "local", "destination": "this machine",

@@ -1,19 +1,15 @@
-"""Remote devices over the system OpenSSH client: copy the artifact, run the agent, build a Result.
+"""Remote devices over the system OpenSSH client: the transport of the ssh launcher
+(harness/launchers/ssh.py).
 
-A remote cell (`run_remote`) exports the artifact here (the export cache as for local cells), makes
-sure the device has it under `<workdir>/artifacts/<key>/` (sha256 of every file checked on the
-device first: nothing is sent when all match, the whole directory is re-sent when any differs),
-runs the self-contained agent (`effbench/agent.py`, copied under a content-hashed name) with the
-input sent as .npy on stdin, and turns the agent's JSON line into a Result: statistics computed here
-with `effbench.harness.stats.summarize`, parity against the PyTorch reference computed here, `env`
-being the device's own fingerprint.
+The device receives the measurement core itself (effbench/core, as the package `effbench_core`,
+under a content-hashed directory) and runs its agent; artifacts live under
+`<workdir>/artifacts/<key>/` (sha256 of every file checked on the device first: nothing is sent
+when all match, the whole directory is re-sent when any differs).
 
 `ssh` is the system client, so ~/.ssh/config, agents, ProxyJump and ControlMaster all apply. Every
 call has `-o BatchMode=yes` (never a password prompt) and a ConnectTimeout. No shell runs locally
 (argument lists only); the one command string the remote shell sees is built with shlex.quote.
-
-Nothing here is global: `run_remote` may run in one thread per device. Exports (torch.onnx,
-coremltools) are serialised by a lock, as those exporters keep process-wide state.
+Nothing here is global: one thread per device may use it.
 """
 
 from __future__ import annotations
@@ -28,33 +24,36 @@ import tarfile
 import threading
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
+from effbench.core.files import HASHES_FILE
+from effbench.core.protocol import loads
+from effbench.errors import RunFailed, UsageError
 
-from effbench.errors import EffbenchError, RunFailed, UsageError
-
-AGENT_BACKENDS = ("onnxruntime", "openvino", "coreml")
 DEFAULT_WORKDIR = "~/.cache/effbench-agent"
 DEFAULT_CONNECT_TIMEOUT = 10
-HASHES_FILE = ".effbench-hashes.json"  # same name as effbench.agent.HASHES_FILE
 
-# Started with `python -c BOOT WORKDIR AGENT_NAME MODE AGENT_ARGS...`: finds the agent in WORKDIR,
-# writes it from stdin first when MODE is "install" and it is not there yet, then runs it. It keeps
-# to double quotes and no backslashes, so it survives any POSIX shell's single quoting.
-_BOOT = """import os, sys
-w = os.path.expanduser(sys.argv[1]); p = os.path.join(w, sys.argv[2])
-if not os.path.isfile(p):
+# Started with `python -c BOOT WORKDIR CORE_DIR MODE AGENT_ARGS...`: finds the measurement core in
+# WORKDIR/CORE_DIR, unpacks it from the tar stream on stdin first when MODE is "install" and it is
+# not there yet, then runs its agent. It keeps to double quotes and no backslashes, so it survives
+# any POSIX shell's single quoting.
+_BOOT = """import os, sys, tarfile, runpy
+w = os.path.expanduser(sys.argv[1]); d = os.path.join(w, sys.argv[2])
+if not os.path.isdir(os.path.join(d, "effbench_core")):
     if sys.argv[3] != "install":
         sys.stdout.write('{"event":"error","kind":"agent_missing","message":"agent not found in the workdir"}' + chr(10)); sys.exit(3)
-    os.makedirs(w, exist_ok=True); t = p + ".tmp" + str(os.getpid())
-    f = open(t, "wb"); f.write(sys.stdin.buffer.read()); f.close(); os.replace(t, p)
-sys.argv = [p] + sys.argv[4:]
-exec(compile(open(p, "rb").read(), p, "exec"), {"__name__": "__main__", "__file__": p})
+    os.makedirs(w, exist_ok=True); t = d + ".tmp" + str(os.getpid())
+    kw = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+    tarfile.open(fileobj=sys.stdin.buffer, mode="r|").extractall(t, **kw)
+    try:
+        os.rename(t, d)
+    except OSError:
+        pass
+sys.path.insert(0, d); sys.argv = ["effbench_core.agent"] + sys.argv[4:]
+runpy.run_module("effbench_core.agent", run_name="__main__", alter_sys=True)
 """
-
-_EXPORT_LOCK = threading.Lock()  # torch.onnx / coremltools exporters are not thread-safe
 
 Event = Callable[[dict], None]
 
@@ -236,8 +235,8 @@ def _call(argv: list[str], stdin: bytes | Callable[[Any], None] | None, timeout:
             if not line:
                 continue
             try:
-                msg = json.loads(line)
-            except json.JSONDecodeError:
+                msg = loads(line)
+            except ValueError:
                 other.append(line)
                 continue
             if not isinstance(msg, dict):
@@ -357,15 +356,29 @@ def agent_failure(target: RemoteTarget, call: SshCall, during: str) -> RemoteErr
 
 # --- files -----------------------------------------------------------------------------------
 
-def _agent_source() -> tuple[bytes, str]:
-    from effbench import agent
+@lru_cache(maxsize=1)
+def core_bundle() -> tuple[bytes, str]:
+    """The measurement core (effbench/core/*.py) as a tar stream holding the package `effbench_core`,
+    and its content-hashed directory name on the device: the agent is exactly these files."""
+    from effbench import core
 
-    data = Path(agent.__file__).read_bytes()
-    return data, f"agent-{hashlib.sha256(data).hexdigest()[:16]}.py"
+    root = Path(core.__file__).parent
+    files = sorted(p for p in root.rglob("*.py"))
+    digest = hashlib.sha256()
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for f in files:
+            rel = f.relative_to(root).as_posix()
+            data = f.read_bytes()
+            digest.update(rel.encode() + b"\0" + data)
+            info = tarfile.TarInfo(f"effbench_core/{rel}")
+            info.size, info.mtime, info.mode = len(data), 0, 0o644
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue(), f"core-{digest.hexdigest()[:16]}"
 
 
 def local_hashes(directory: Path) -> dict[str, str]:
-    from effbench.agent import file_hashes
+    from effbench.core.files import file_hashes
 
     return file_hashes(str(directory))
 
@@ -390,7 +403,7 @@ class RemoteSession:
     def __init__(self, target: RemoteTarget, deadline: float | None = None):
         self.target = target
         self.deadline = deadline
-        self.agent_bytes, self.agent_name = _agent_source()
+        self.agent_bytes, self.agent_name = core_bundle()
 
     def _left(self, default: float) -> float:
         if self.deadline is None:
@@ -477,263 +490,6 @@ class RemoteSession:
             return call.answer or {}, retries
 
 
-# --- a remote cell -----------------------------------------------------------------------------
-
-def _npy_bytes(x: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    np.save(buf, x, allow_pickle=False)
-    return buf.getvalue()
-
-
-def _npy_load(b64: str) -> np.ndarray:
-    import base64
-
-    return np.load(io.BytesIO(base64.b64decode(b64)), allow_pickle=False)
-
-
-def _build_artifact(fmt: str, src, input_shape, cfg):
-    from effbench.export.pipeline import build_artifact
-
-    with _EXPORT_LOCK:
-        if fmt == "coreml":
-            from effbench.export.coreml_export import coreml_artifact
-
-            return coreml_artifact(src, input_shape, cfg.options.get("exporter", ""), precision=cfg.precision)
-        return build_artifact(fmt, src, input_shape, cfg.options.get("exporter", "torchscript"))
-
-
-def agent_args(cfg, artifact_path: str, backend: str, input_shape: tuple[int, ...], deadline_s: float) -> list[str]:
-    args = ["--run", "--artifact", artifact_path, "--backend", backend,
-            "--input-shape", ",".join(map(str, input_shape)), "--batch", str(cfg.batch_size),
-            "--precision", cfg.precision, "--scenario", cfg.scenario,
-            "--warmup", repr(float(cfg.warmup_s)), "--warmup-iters", str(cfg.warmup_iters),
-            "--duration", repr(float(cfg.duration_s)), "--min-iters", str(cfg.min_iters),
-            "--max-duration", repr(float(cfg.max_duration_s)), "--deadline", f"{max(deadline_s, 5.0):.0f}"]
-    if cfg.threads:
-        args += ["--threads", str(cfg.threads)]
-    if cfg.cpus:
-        args += ["--cpus", ",".join(map(str, cfg.cpus))]
-    if cfg.target_ci is not None:
-        args += ["--target-ci", repr(float(cfg.target_ci))]
-    if backend == "openvino" and cfg.options.get("hint"):
-        args += ["--hint", cfg.options["hint"]]
-    if backend == "coreml":
-        args += ["--compute-units", cfg.options.get("compute_units", "all")]
-    return args
-
-
-def run_remote(cfg, target: Any, on_event: Event | None = None) -> "Result":  # noqa: F821
-    """Run one cell on a remote device; always returns a Result (failures become records).
-
-    `target`: a DeviceSpec with `ssh`, a devices.target.Target, or a RemoteTarget. `on_event`
-    gets {"phase", "fraction", "detail"} dicts, like run_isolated's."""
-    from effbench.harness.result import failed_result
-
-    def event(phase: str, frac: float, detail: str) -> None:
-        if on_event:
-            try:
-                on_event({"event": "progress", "phase": phase, "fraction": frac, "detail": detail})
-            except Exception:
-                pass
-
-    t_cell = time.perf_counter()
-    base = cfg.to_dict()
-    try:
-        rt = RemoteTarget.from_spec(target)
-        base["device"] = rt.name
-        result = _run_remote_cell(cfg, rt, event, target)
-    except RemoteError as e:
-        msg = str(e) + (f" (cell --timeout {cfg.timeout_s:g} s, export and copy included)" if e.kind == "timeout" else "")
-        result = failed_result(base, e.status, msg, config_hash=cfg.config_hash(),
-                               extra={"remote": {"kind": e.kind, **e.details}})
-    except EffbenchError as e:
-        status = "skipped" if getattr(e, "exit_code", 1) == 2 else "failed"
-        result = failed_result(base, status, " ".join(str(e).split()), config_hash=cfg.config_hash())
-    except Exception as e:  # a runtime's or exporter's own error: recorded, never a lost sweep
-        import traceback
-
-        result = failed_result(base, "failed", f"{type(e).__name__}: {e}".splitlines()[0][:500],
-                               config_hash=cfg.config_hash(), extra={"traceback": traceback.format_exc(limit=-3)})
-    result.extra.setdefault("cell_wall_s", round(time.perf_counter() - t_cell, 2))
-    return result
-
-
-def check_remote_cell(cfg, device: str | None = None):
-    """What can be known wrong about a remote cell before any work (the remote counterpart of
-    runner.check_cell, which asks whether a backend runs *here*). Returns (backend, ModelSpec);
-    raises UsageError."""
-    from effbench.backends.registry import get_backend
-    from effbench.models.registry import resolve
-
-    device = device or cfg.device
-    backend = get_backend(cfg.backend)
-    if backend.name not in AGENT_BACKENDS:
-        raise UsageError(f"backend {backend.name!r} cannot run on remote device {device!r}: the agent runs "
-                         f"{', '.join(AGENT_BACKENDS)}")
-    if cfg.precision not in backend.precisions:
-        raise UsageError(f"precision {cfg.precision!r} not available: {backend.name} runs "
-                         f"{', '.join(backend.precisions)}")
-    if backend.name == "coreml":
-        from effbench.backends.coreml_backend import parse_compute_units
-
-        parse_compute_units(cfg.options.get("compute_units"))
-    return backend, resolve(cfg.model, cfg.input_size)
-
-
-def _run_remote_cell(cfg, rt: RemoteTarget, event: Callable[[str, float, str], None], given: Any = None):
-    from effbench.export.pipeline import ModelSource
-    from effbench.harness import stability
-    from effbench.harness.parity import compare
-    from effbench.harness.result import Result
-    from effbench.harness.runner import make_inputs, reference_outputs
-    from effbench.harness.stats import summarize
-
-    deadline = time.monotonic() + cfg.timeout_s
-    backend, spec = check_remote_cell(cfg, rt.name)
-    input_shape = (cfg.batch_size, *spec.input_shape)
-    src = ModelSource(spec, cfg.pretrained, cfg.seed)
-    result = Result(model=spec.id, backend=backend.name, device=rt.name, scenario=cfg.scenario,
-                    batch_size=cfg.batch_size, precision=cfg.precision, tag=cfg.tag, config=cfg.to_dict(),
-                    config_hash=cfg.config_hash(), threads=cfg.threads, cpus=cfg.cpus)
-
-    event("export", 0.0, f"{backend.artifact_format} artifact")
-    artifact = _build_artifact(backend.artifact_format, src, input_shape, cfg)
-    result.export_s = round(artifact.export_s, 3)
-    result.artifact_bytes = artifact.bytes
-    result.artifact_cached = artifact.cached
-    event("export", 1.0, "cached" if artifact.cached else f"exported in {artifact.export_s:.1f} s")
-
-    session = RemoteSession(rt, deadline)
-    event("copy", 0.0, f"checking the artifact on {rt.name}")
-    copy_info = session.ensure_artifact(artifact.path.parent, artifact.key, backend.name)
-    event("copy", 1.0, "copied" if copy_info["artifact_copied"] else "already on the device")
-
-    inputs = make_inputs(spec, cfg.batch_size, cfg.seed)
-    x = next(iter(inputs.values()))
-    remote_path = f"{session.remote_dir(artifact.key)}/{artifact.path.name}"
-    left = deadline - time.monotonic()
-    args = agent_args(cfg, remote_path, backend.name, input_shape, left - 5)
-
-    def on_message(msg: dict) -> None:
-        event(msg.get("phase", ""), float(msg.get("fraction", 0.0)), str(msg.get("detail", "")))
-
-    event("run", 0.0, f"agent on {rt.name}")
-    ans, retries = session.run_agent(args, _npy_bytes(x), left, on_message)
-
-    samples_ns = np.asarray(ans.get("samples_ns") or [], dtype=np.int64)
-    if samples_ns.size == 0:
-        raise RemoteError(f"{rt.name}: the agent returned no samples", "no_samples")
-    samples_ms = samples_ns / 1e6
-    summary = summarize(samples_ms)
-    result.latency_ms = summary.to_dict()
-    result.samples_ms = [round(float(v), 6) for v in samples_ms]
-    result.iterations = int(samples_ms.size)
-    result.first_inference_ms = round(ans.get("first_ns", 0) / 1e6, 4)
-    result.load_s = round(float(ans.get("load_s") or 0.0), 4)
-    result.throughput_per_s = cfg.batch_size * 1000.0 / summary.median if summary.median > 0 else None
-    result.precision_ran = ans.get("precision_ran") or cfg.precision
-    result.runtime.update(ans.get("runtime_info") or {})
-    result.runtime.update({"remote": True, "transport": "ssh", "runtime_version": ans.get("runtime_version"),
-                           "agent": ans.get("env", {}).get("agent"), "ssh_retries": retries, **copy_info})
-    if artifact.meta.get("export_path"):
-        result.runtime.setdefault("export_path", artifact.meta["export_path"])
-    mem = dict(ans.get("memory") or {})
-    mem["artifact_bytes"] = result.artifact_bytes
-    result.memory = mem
-    result.energy = {"available": False, "reason": f"no energy meter on remote device {rt.name} (ssh agent)"}
-    result.extra["warmup"] = {"iterations": ans.get("warmup_iters"), "seconds": round(float(ans.get("warmup_s") or 0), 3)}
-    result.extra["measure_s"] = round(float(ans.get("measure_s") or 0), 3)
-    result.warnings.extend(ans.get("notes") or [])
-    if retries:
-        result.warnings.append(f"connection to {rt.name} dropped during the run; retried once")
-
-    env = dict(ans.get("env") or {})
-    env["remote"] = {"device": rt.name, "host": rt.host, "port": rt.port, "python": rt.python,
-                     "workdir": rt.workdir}
-    env["harness"] = _harness_env()
-    result.env = env
-    result.stability = _stability(samples_ms, cfg, ans, env, result.warnings, stability)
-    if result.precision_ran != cfg.precision:
-        result.warnings.append(f"asked for {cfg.precision}, the runtime ran {result.precision_ran}")
-
-    outputs = [_npy_load(o) for o in ans.get("outputs") or []]
-    if cfg.parity and outputs:
-        event("parity", 0.0, "reference")
-        onnx_path = (artifact.meta.get("onnx_path") or artifact.path) if artifact.format in ("onnx", "openvino") else None
-        ref, ref_name = reference_outputs(src, inputs, onnx_path)
-        parity = compare(outputs, ref, result.precision_ran, ref_name)
-        result.parity = parity.__dict__
-        if not parity.ok:
-            result.warnings.append(
-                f"parity failure: max rel err {parity.max_rel_err:.2e}, cosine {parity.cosine:.5f} vs {ref_name}")
-    _attach_extras(result, src, cfg, artifact, summary.median, _analysis_target(given, rt.name))
-    return result
-
-
-def _stability(samples_ms, cfg, ans: dict, env: dict, warnings: list[str], stability) -> dict:
-    """stability.diagnose on the samples, with the device's governor and load, not this machine's."""
-    diag, warns = stability.diagnose(samples_ms, cfg.threads, None, None, ans.get("target_ci"),
-                                     ans.get("reached_ci"), ans.get("target_met"))
-    warns = [w for w in warns if not w.startswith(("CPU governor is", "other processes busy"))]
-    gov = env.get("governor")
-    diag["governor"] = gov
-    diag["loadavg_before"], diag["loadavg_after"] = ans.get("loadavg_before"), ans.get("loadavg_after")
-    if gov is not None and gov != "performance":
-        warns.append(f"CPU governor on the device is {gov!r}, not 'performance'")
-    ncpu = env.get("usable_cpus") or env.get("logical_cpus") or 1
-    busy = max(v for v in (ans.get("loadavg_before"), ans.get("loadavg_after"), 0.0) if v is not None)
-    if busy - (cfg.threads or 1) > 0.5 * ncpu:
-        warns.append(f"other processes busy on the device: load average {busy:.1f} on {ncpu} CPUs")
-    warnings.extend(warns)
-    return diag
-
-
-def _harness_env() -> dict:
-    import platform
-    import socket
-
-    from effbench import __version__
-    from effbench.harness.env import git_commit
-
-    return {"hostname": socket.gethostname(), "python": platform.python_version(), "effbench": __version__,
-            "git_commit": git_commit()}
-
-
-def _analysis_target(given: Any, name: str):
-    """A devices.target.Target whose `spec` carries the device's peaks (None when unknown)."""
-    if hasattr(given, "execution") and hasattr(given, "spec"):
-        return given
-    try:
-        from effbench.devices.target import Target
-    except ImportError:
-        return None
-    spec = given if hasattr(given, "peak_flops") else None
-    return Target(name, "remote", spec)
-
-
-def _attach_extras(result, src, cfg, artifact, median_ms: float, target) -> None:
-    """Parameters and the analysis (MACs, roofline against the device's peaks) as local cells get them."""
-    from effbench.harness import runner
-
-    params = getattr(runner, "_params", None)
-    if params is not None:
-        try:
-            result.params = params(src)
-        except Exception:
-            pass
-    if cfg.options.get("analysis") == "0":
-        return
-    try:
-        from effbench.analysis.summary import attach
-    except ImportError:
-        return
-    try:
-        with _EXPORT_LOCK:  # it may export the ONNX graph it analyses
-            attach(result, cfg, artifact, median_ms, src, target)
-    except Exception as e:  # the analysis must never lose a measured result
-        result.warnings.append(f"no graph analysis: {type(e).__name__}: {str(e)[:200]}")
-
-
 # --- device check ------------------------------------------------------------------------------
 
 def probe_remote(target: Any, timeout_s: float = 120.0) -> dict:
@@ -742,5 +498,4 @@ def probe_remote(target: Any, timeout_s: float = 120.0) -> dict:
     return RemoteSession(rt, time.monotonic() + timeout_s).probe()
 
 
-__all__ = ["AGENT_BACKENDS", "RemoteError", "RemoteSession", "RemoteTarget", "agent_args", "check_remote_cell",
-           "probe_remote", "run_remote", "ssh_failure", "agent_failure"]
+__all__ = ["RemoteError", "RemoteSession", "RemoteTarget", "agent_failure", "core_bundle", "probe_remote", "ssh_failure"]

@@ -186,37 +186,17 @@ def read_manifest(path: Path) -> dict[str, Any]:
     return manifest
 
 
-def coreml_artifact(src, input_shape: tuple[int, ...], exporter: str = "", precision: str = "fp32", **_) -> Artifact:
-    """The cached Core ML artifact for `src` at `input_shape` and compute `precision`.
-
-    Registered as the "coreml" builder; `build_artifact` passes no precision, so it builds fp32
-    and the backend asks for fp16 itself (see CoreMLBackend.load)."""
-    from effbench.export.pipeline import _base_parts
-
+def coreml_artifact(src, input_shape: tuple[int, ...], base_parts: dict[str, Any], precision: str = "fp32") -> Artifact:
+    """The cached Core ML artifact for `src` at `input_shape` and compute `precision` (fixed at
+    conversion time, so fp32 and fp16 are two artifacts)."""
     if src.spec.kind == "onnx":
         raise UsageError(f"{src.spec.id} is an ONNX file: Core ML export needs a PyTorch model (a timm name or a "
                          "factory); coremltools no longer converts ONNX")
     if precision not in PRECISIONS:
         raise UsageError(f"Core ML runs {', '.join(PRECISIONS)}, not {precision}")
-    parts = {
-        **_base_parts(src, input_shape),
-        "precision": precision,
-        "recipe": RECIPE,
-        "coremltools": _version("coremltools"),
-        "torch": _version("torch"),
-        "timm": _version("timm"),
-    }
-    art = get_or_build("coreml", parts, MANIFEST,
-                       lambda t: export_coreml(src.module(), input_shape, t, precision))
+    parts = {**base_parts, "precision": precision, "recipe": RECIPE, "coremltools": _version("coremltools"),
+             "timm": _version("timm")}
+    art = get_or_build("coreml", parts, MANIFEST, lambda t: export_coreml(src.module(), input_shape, t, precision))
     manifest = read_manifest(art.path)
     art.meta.update({k: manifest.get(k) for k in ("export_path", "workarounds", "precision", "package_path")})
     return art
-
-
-def _register() -> None:
-    from effbench.export.pipeline import register_builder
-
-    register_builder("coreml", coreml_artifact)
-
-
-_register()

@@ -36,7 +36,7 @@ def export_torch_to_onnx(model, input_shape: tuple[int, ...], target: Path, expo
     finalize_onnx(target)
 
 
-def finalize_onnx(path: Path, batch: int | None = None) -> None:
+def finalize_onnx(path: Path, batch: int | None = None, what: str = "exported ONNX graph") -> None:
     """Fix a dynamic batch dimension, run shape inference and the checker, save in place."""
     import onnx
 
@@ -56,13 +56,19 @@ def finalize_onnx(path: Path, batch: int | None = None) -> None:
         model = onnx.shape_inference.infer_shapes(model, check_type=True, data_prop=True)
         onnx.checker.check_model(model)
     except Exception as e:
-        raise RunFailed(f"exported ONNX graph failed checking: {_first_line(e)}") from None
+        raise RunFailed(f"{what} failed checking: {_first_line(e)}") from None
     onnx.save(model, str(path))
 
 
-def static_copy(src: Path, target: Path, batch: int) -> None:
-    """A user's ONNX file with the batch fixed, shape-inferred and checked (the user's file is untouched)."""
+def static_copy(src: Path, target: Path, batch: int) -> int:
+    """A user's ONNX file with the batch fixed, shape-inferred and checked (the user's file is
+    untouched). Returns the number of parameters (initializer elements)."""
     import shutil
 
+    import numpy as np
+    import onnx
+
     shutil.copyfile(src, target)
-    finalize_onnx(target, batch)
+    finalize_onnx(target, batch, what=f"ONNX file {src}")
+    model = onnx.load(str(target), load_external_data=False)
+    return int(sum(int(np.prod(t.dims)) for t in model.graph.initializer))

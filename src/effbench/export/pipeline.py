@@ -1,4 +1,9 @@
-"""Turn a ModelSpec into the artifact a backend consumes, through the content-addressed cache."""
+"""Turn a ModelSpec into the artifact a backend consumes, through the content-addressed cache.
+
+The cache key of every artifact starts from `ModelSource.key_parts()`, which says which weights a
+build would have without building the model where that is safe (see models.loaders.weights_key):
+a cached artifact costs a file lookup, not a model build.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
+from effbench.backends.base import ArtifactRef
 from effbench.errors import UsageError
 from effbench.export.cache import Artifact, get_or_build
 from effbench.models.registry import ModelSpec
@@ -22,7 +28,7 @@ def _version(pkg: str) -> str | None:
 
 
 class ModelSource:
-    """Lazily builds the torch module once, and its weights hash, for every artifact that needs it."""
+    """A model to export: its key parts (no build), and the torch module, built once when needed."""
 
     def __init__(self, spec: ModelSpec, pretrained: bool = False, seed: int = 0):
         self.spec, self.pretrained, self.seed = spec, pretrained, seed
@@ -34,43 +40,40 @@ class ModelSource:
         return build_torch_model(self.spec, self.pretrained, self.seed)
 
     @lru_cache(maxsize=1)
-    def weights_hash(self) -> str:
-        if self.spec.kind == "onnx":
-            import hashlib
+    def key_parts(self) -> dict[str, Any]:
+        from effbench.models.loaders import weights_key
 
-            return hashlib.sha256(Path(self.spec.target).read_bytes()).hexdigest()[:20]
-        from effbench.models.loaders import weights_hash
+        return {"model": self.spec.id, **weights_key(self.spec, self.seed, self.pretrained)}
 
-        return weights_hash(self.module())
+    def recipe(self) -> dict[str, Any]:
+        return self.spec.recipe(self.seed, self.pretrained)
 
 
-def _base_parts(src: ModelSource, input_shape: tuple[int, ...]) -> dict[str, Any]:
-    return {
-        "model": src.spec.id,
-        "weights": src.weights_hash(),
-        "input_shape": list(input_shape),
-        "python": platform.python_version(),
-    }
+def base_parts(src: ModelSource, input_shape: tuple[int, ...]) -> dict[str, Any]:
+    return {**src.key_parts(), "input_shape": list(input_shape), "python": platform.python_version()}
+
+
+def _params_of(src: ModelSource) -> int:
+    from effbench.models.loaders import count_params
+
+    return count_params(src.module())
 
 
 def onnx_artifact(src: ModelSource, input_shape: tuple[int, ...], exporter: str = "torchscript", **_) -> Artifact:
     from effbench.export import onnx_export
 
     if src.spec.kind == "onnx":
-        parts = {**_base_parts(src, input_shape), "exporter": "static-copy", "onnx": _version("onnx")}
+        parts = {**base_parts(src, input_shape), "exporter": "static-copy", "onnx": _version("onnx")}
         return get_or_build("onnx", parts, "model.onnx",
-                            lambda t: onnx_export.static_copy(Path(src.spec.target), t, input_shape[0]))
-    parts = {
-        **_base_parts(src, input_shape),
-        "precision": "fp32",
-        "exporter": exporter,
-        "opset": onnx_export.OPSET,
-        "torch": _version("torch"),
-        "timm": _version("timm"),
-        "onnx": _version("onnx"),
-    }
-    return get_or_build("onnx", parts, "model.onnx",
-                        lambda t: onnx_export.export_torch_to_onnx(src.module(), input_shape, t, exporter))
+                            lambda t: {"params": onnx_export.static_copy(Path(src.spec.target), t, input_shape[0])})
+    parts = {**base_parts(src, input_shape), "precision": "fp32", "exporter": exporter, "opset": onnx_export.OPSET,
+             "timm": _version("timm"), "onnx": _version("onnx")}
+
+    def build(target: Path) -> dict[str, Any]:
+        onnx_export.export_torch_to_onnx(src.module(), input_shape, target, exporter)
+        return {"params": _params_of(src)}
+
+    return get_or_build("onnx", parts, "model.onnx", build)
 
 
 def openvino_artifact(src: ModelSource, input_shape: tuple[int, ...], exporter: str = "torchscript", **_) -> Artifact:
@@ -78,32 +81,62 @@ def openvino_artifact(src: ModelSource, input_shape: tuple[int, ...], exporter: 
 
     onnx_art = onnx_artifact(src, input_shape, exporter)
     parts = {"onnx": onnx_art.key, "openvino": _version("openvino"), "ir": "from-onnx"}
-    art = get_or_build("openvino", parts, "model.xml", lambda t: openvino_export.onnx_to_ir(onnx_art.path, t))
-    # the IR's export time includes the ONNX step it was made from, when that ran now
-    if not onnx_art.cached:
+
+    def build(target: Path) -> dict[str, Any]:
+        openvino_export.onnx_to_ir(onnx_art.path, target)
+        return {"params": onnx_art.meta.get("params"), "onnx_path": str(onnx_art.path)}
+
+    art = get_or_build("openvino", parts, "model.xml", build)
+    if not onnx_art.cached:  # the IR's export time includes the ONNX step it was made from, when that ran now
         art.export_s += onnx_art.export_s
     art.meta["onnx_path"] = str(onnx_art.path)
     return art
 
 
 def torch_artifact(src: ModelSource, input_shape: tuple[int, ...], exporter: str = "", **_) -> Artifact:
+    """No file: the recipe the worker builds the module from. Its size and parameters come from the
+    ONNX export's record when one exists (so a cached torch cell builds nothing here)."""
     if src.spec.kind == "onnx":
         raise UsageError(f"{src.spec.id} is an ONNX file: the torch backend needs a timm name or a factory")
-    module = src.module()
-    size = sum(t.numel() * t.element_size() for t in module.state_dict().values())
-    return Artifact("torch", None, src.weights_hash(), True, 0.0, size, {}, module)
+    key = get_or_build.key_of("torch", base_parts(src, input_shape))
+    return Artifact("torch", None, key, True, 0.0, 0, {"recipe": src.recipe()})
 
 
+def coreml_artifact(src: ModelSource, input_shape: tuple[int, ...], exporter: str = "", precision: str = "fp32",
+                    **_) -> Artifact:
+    from effbench.export import coreml_export
+
+    return coreml_export.coreml_artifact(src, input_shape, base_parts(src, input_shape), precision)
+
+
+def tensorrt_artifact(src: ModelSource, input_shape: tuple[int, ...], exporter: str = "torchscript",
+                      precision: str = "fp32", options: dict[str, Any] | None = None, device: str = "cuda:0",
+                      **_) -> Artifact:
+    """The ONNX artifact, then its engine (built on the GPU it runs on). The engine's export time
+    includes the ONNX step when that ran now."""
+    from effbench.backends.cuda_util import cuda_index
+    from effbench.export import tensorrt_export
+
+    onnx_art = onnx_artifact(src, input_shape, exporter)
+    art = tensorrt_export.engine_artifact(onnx_art, precision, options, cuda_index(device), input_shape)
+    if not onnx_art.cached:
+        art.export_s += onnx_art.export_s
+    return art
+
+
+def no_artifact(src: ModelSource, input_shape: tuple[int, ...], exporter: str = "", **_) -> Artifact:
+    return Artifact("none", None, "", True, 0.0, 0, {})
+
+
+# artifact format -> builder; a backend names its format (Backend.artifact_format)
 BUILDERS: dict[str, Callable[..., Artifact]] = {
     "torch": torch_artifact,
     "onnx": onnx_artifact,
     "openvino": openvino_artifact,
+    "coreml": coreml_artifact,
+    "tensorrt": tensorrt_artifact,
+    "none": no_artifact,
 }
-
-
-def register_builder(fmt: str, builder: Callable[..., Artifact]) -> None:
-    """Backends with formats of their own (TensorRT engines, Core ML) add their builder here."""
-    BUILDERS[fmt] = builder
 
 
 def build_artifact(fmt: str, src: ModelSource, input_shape: tuple[int, ...], exporter: str = "torchscript",
@@ -111,5 +144,10 @@ def build_artifact(fmt: str, src: ModelSource, input_shape: tuple[int, ...], exp
     """`cell` (precision, options, device) matters to formats compiled for one precision or GPU
     (TensorRT engines, Core ML packages); the others ignore it."""
     if fmt not in BUILDERS:
-        raise UsageError(f"no exporter for artifact format {fmt!r}")
+        raise UsageError(f"no exporter for artifact format {fmt!r} (known: {', '.join(sorted(BUILDERS))})")
     return BUILDERS[fmt](src, input_shape, exporter, **cell)
+
+
+def artifact_ref(art: Artifact) -> ArtifactRef:
+    return ArtifactRef(art.format, str(art.path) if art.path else None, art.key,
+                       {k: v for k, v in art.meta.items() if k != "recipe"}, art.meta.get("recipe"))

@@ -32,8 +32,11 @@ from typing import Any
 
 import numpy as np
 
+from effbench.backends.tensorrt_backend import major, strongly_typed_only, trt_version
 from effbench.errors import RunFailed, UsageError
 from effbench.export.cache import Artifact, cache_root, get_or_build
+
+__all__ = ["engine_artifact", "major", "strongly_typed_only", "trt_version"]
 
 ENGINE_FILE = "model.engine"
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -45,37 +48,6 @@ _IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 def _first_line(e: BaseException) -> str:
     text = str(e).strip() or type(e).__name__
     return text.splitlines()[0][:300]
-
-
-def trt_version() -> str | None:
-    """The installed TensorRT version (package metadata first: no import needed)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    for dist in ("tensorrt", "tensorrt-cu13", "tensorrt-cu12", "tensorrt-cu11", "tensorrt_cu12", "tensorrt-libs"):
-        try:
-            return version(dist)
-        except PackageNotFoundError:
-            continue
-    import importlib.util
-
-    if importlib.util.find_spec("tensorrt") is None:
-        return None
-    try:  # e.g. a system install (apt, NGC / L4T images) without pip metadata
-        import tensorrt
-
-        return str(tensorrt.__version__)
-    except Exception:
-        return None
-
-
-def major(version: str | None) -> int:
-    m = re.match(r"(\d+)", version or "")
-    return int(m.group(1)) if m else 0
-
-
-def strongly_typed_only(version: str | None) -> bool:
-    """TensorRT 11 removed the weak-typing precision flags (FP16, INT8) and the calibrators."""
-    return major(version) >= 11
 
 
 CALIB_IMAGES = 128  # default calibration set size: ceil(128 / batch) batches
@@ -289,7 +261,7 @@ def _convert_strongly_typed(onnx_path: Path, out_dir: Path, precision: str, batc
 def _create_network(trt, builder):
     flag_enum = getattr(trt, "NetworkDefinitionCreationFlag", None)
     explicit = getattr(flag_enum, "EXPLICIT_BATCH", None) if flag_enum is not None else None
-    if explicit is not None and major(trt.__version__) < 10:
+    if explicit is not None and major(str(trt.__version__)) < 10:
         return builder.create_network(1 << int(explicit))
     try:
         return builder.create_network(0)
@@ -422,26 +394,3 @@ def engine_artifact(onnx_art: Artifact, precision: str, options: dict[str, str] 
     if build_json.is_file():
         art.meta["build"] = json.loads(build_json.read_text())
     return art
-
-
-def tensorrt_artifact(src, input_shape: tuple[int, ...], exporter: str = "torchscript", precision: str = "fp32",
-                      options: dict[str, str] | None = None, device: str = "cuda:0") -> Artifact:
-    """Builder for format "tensorrt": the ONNX artifact, then its engine. The engine's export time
-    includes the ONNX step when that ran now (as the OpenVINO IR's does)."""
-    from effbench.backends.cuda_util import cuda_index
-    from effbench.export.pipeline import onnx_artifact
-
-    onnx_art = onnx_artifact(src, input_shape, exporter)
-    art = engine_artifact(onnx_art, precision, options, cuda_index(device), input_shape)
-    if not onnx_art.cached:
-        art.export_s += onnx_art.export_s
-    return art
-
-
-def _register() -> None:
-    from effbench.export.pipeline import register_builder
-
-    register_builder("tensorrt", tensorrt_artifact)
-
-
-_register()

@@ -11,10 +11,15 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from effbench.harness.result import STATUSES
-from effbench.harness.stats import summarize
+from effbench.core.stats import summarize
 
 KEY_FIELDS = ("model", "backend", "device", "batch_size", "precision", "scenario")
 FAILED_STATUSES = ("failed", "crashed", "timeout")
+
+
+def scenario_of(record: dict[str, Any]) -> str:
+    """A profiled cell (its timing slowed by the profiler) is compared only with profiled cells."""
+    return "profile" if record.get("profiled") else str(record.get("scenario", "latency"))
 
 
 def label_of(record: dict[str, Any]) -> str:
@@ -25,7 +30,7 @@ def label_of(record: dict[str, Any]) -> str:
             str(record.get("device", "cpu")),
             f"bs{record.get('batch_size', 1)}",
             str(record.get("precision", "fp32")),
-            str(record.get("scenario", "latency")),
+            scenario_of(record),
         ]
     )
 
@@ -48,7 +53,7 @@ class Cell:
     status: str = "ok"
     error: str | None = None
     samples_ms: list[float] = field(default_factory=list)
-    summary: dict[str, Any] | None = None  # effbench.harness.stats.summarize of samples_ms
+    summary: dict[str, Any] | None = None  # effbench.core.stats.summarize of samples_ms
     parity: dict[str, Any] | None = None
     throughput_per_s: float | None = None
     memory: dict[str, Any] | None = None
@@ -94,7 +99,7 @@ def cell_from_records(records: list[dict[str, Any]]) -> Cell:
         device=str(first.get("device", "cpu")),
         batch_size=int(first.get("batch_size", 1)),
         precision=str(first.get("precision", "fp32")),
-        scenario=str(first.get("scenario", "latency")),
+        scenario=scenario_of(first),
         status=bad["status"] if bad else "ok",
         error=bad.get("error") if bad else None,
         samples_ms=samples,

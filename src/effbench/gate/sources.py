@@ -26,7 +26,7 @@ def read_db_records(db: str | None, filters: dict[str, str]) -> list[dict[str, A
     from effbench.harness.store import Store  # the store pulls in SQLAlchemy: only when asked
 
     try:
-        return Store(db).records(**filters)
+        return Store(db, must_exist=True).records(**filters)
     except UsageError:
         raise
     except Exception as exc:  # a bad URL or an unreadable database is the user's to fix

@@ -1,59 +1,103 @@
-"""Typed configuration of one cell (model x backend x device x batch x precision x scenario)."""
+"""Typed configuration of one cell (model x backend x device x batch x precision x scenario).
+
+Defaults come from effbench.harness.defaults, the one place they are stated (the command line reads
+them there too).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
+import os
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from effbench.harness.defaults import RUN_DEFAULTS as DEFAULTS
+
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 SCENARIOS = ("latency", "throughput")
+MAX_BATCH = 4096
 
 # Options that change what is measured go into the configuration hash; these do not.
 _NOT_HASHED = {"tag", "timeout_s", "db", "devices_file"}
 
 
 class RunConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     model: str
     backend: str
-    device: str = "cpu"
-    scenario: Literal["latency", "throughput"] = "latency"
-    batch_size: int = Field(1, ge=1, le=4096)
-    precision: Literal["fp32", "fp16", "bf16", "int8"] = "fp32"
-    threads: int | None = Field(None, ge=1)
-    cpus: list[int] | None = None
-    warmup_s: float = Field(1.0, ge=0)
-    warmup_iters: int = Field(10, ge=0)
-    duration_s: float = Field(3.0, gt=0)
-    min_iters: int = Field(30, ge=1)
-    max_iters: int = Field(200_000, ge=1)  # bounds stored raw samples for sub-microsecond "models"
-    target_ci: float | None = Field(None, gt=0, lt=1)  # relative half-width of the median's 95% CI
-    max_duration_s: float = Field(60.0, gt=0)
-    requests: int | None = Field(None, ge=1)  # in-flight requests in the throughput scenario
-    compile: bool = False
-    pretrained: bool = False
-    input_size: int | None = Field(None, ge=8)
-    parity: bool = True
-    seed: int = 0
-    options: dict[str, str] = Field(default_factory=dict)  # backend-specific, from --opt key=value
-    channels_last: bool = False
-    cuda_graph: bool = False
-    energy_window_s: float = Field(10.0, gt=0)
-    timeout_s: float = Field(900.0, gt=0)
-    tag: str | None = None
+    device: str = DEFAULTS["device"]
+    scenario: Literal["latency", "throughput"] = DEFAULTS["scenario"]
+    batch_size: int = Field(DEFAULTS["batch_size"], ge=1, le=MAX_BATCH)
+    precision: Literal["fp32", "fp16", "bf16", "int8"] = DEFAULTS["precision"]
+    threads: int | None = Field(DEFAULTS["threads"], ge=1, le=1024)
+    cpus: list[int] | None = DEFAULTS["cpus"]
+    warmup_s: float = Field(DEFAULTS["warmup_s"], ge=0, le=3600)
+    warmup_iters: int = Field(DEFAULTS["warmup_iters"], ge=0, le=10_000_000)
+    duration_s: float = Field(DEFAULTS["duration_s"], gt=0, le=86_400)
+    min_iters: int = Field(DEFAULTS["min_iters"], ge=1, le=100_000_000)
+    max_iters: int = Field(DEFAULTS["max_iters"], ge=1, le=100_000_000)  # bounds stored raw samples
+    target_ci: float | None = Field(DEFAULTS["target_ci"], gt=0, lt=1)  # relative half-width of the median's 95% CI
+    max_duration_s: float = Field(DEFAULTS["max_duration_s"], gt=0, le=86_400)
+    requests: int | None = Field(DEFAULTS["requests"], ge=1, le=1024)  # in-flight requests (throughput)
+    profile_iters: int | None = Field(DEFAULTS["profile_iters"], ge=1, le=100_000)
+    compile: bool = DEFAULTS["compile"]
+    pretrained: bool = DEFAULTS["pretrained"]
+    weights: str | None = DEFAULTS["weights"]  # a state_dict file (--weights), resolved to an absolute path
+    input_size: int | None = Field(DEFAULTS["input_size"], ge=8, le=4096)
+    parity: bool = DEFAULTS["parity"]
+    seed: int = DEFAULTS["seed"]
+    options: dict[str, str] = Field(default_factory=dict)  # typed per backend (backends.*.Options)
+    channels_last: bool = DEFAULTS["channels_last"]
+    cuda_graph: bool = DEFAULTS["cuda_graph"]
+    energy_window_s: float = Field(DEFAULTS["energy_window_s"], gt=0, le=3600)
+    calib: str | None = DEFAULTS["calib"]  # calibration images (int8)
+    calib_size: int = Field(DEFAULTS["calib_size"], ge=1, le=1_000_000)
+    eval: str | None = DEFAULTS["eval"]  # evaluation images: accuracy on the timed engine
+    eval_labels: str | None = DEFAULTS["eval_labels"]
+    eval_limit: int | None = Field(DEFAULTS["eval_limit"], ge=1)
+    skip_bad_images: bool = DEFAULTS["skip_bad_images"]
+    max_drop: float | None = Field(DEFAULTS["max_drop"], gt=0, lt=100)  # accuracy-aware int8: tolerated top-1 drop, points
+    timeout_s: float = Field(DEFAULTS["timeout_s"], gt=0, le=7 * 86_400)
+    tag: str | None = DEFAULTS["tag"]
     db: str | None = None
     devices_file: str | None = None
 
     @field_validator("cpus")
     @classmethod
-    def _cpus_non_negative(cls, v):
-        if v is not None and (not v or any(c < 0 for c in v)):
+    def _cpus(cls, v):
+        if v is None:
+            return v
+        if not v or any(c < 0 for c in v):
             raise ValueError("cpus must be a non-empty list of CPU indices >= 0")
+        usable = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+        missing = sorted(set(v) - set(usable))
+        if missing:
+            raise ValueError(f"CPU(s) {', '.join(map(str, missing))} not available here (usable: "
+                             f"{','.join(map(str, usable))})")
+        return sorted(set(v))
+
+    @field_validator("options", mode="before")
+    @classmethod
+    def _option_strings(cls, v):
+        if isinstance(v, dict):  # a sweep file may give numbers and booleans
+            return {str(k): str(val).lower() if isinstance(val, bool) else str(val) for k, val in v.items()}
         return v
+
+    @field_validator("backend")
+    @classmethod
+    def _canonical_backend(cls, v):
+        from effbench.backends.registry import canonical_name
+
+        return canonical_name(v)
+
+    @field_validator("weights", "calib", "eval", "eval_labels")
+    @classmethod
+    def _absolute(cls, v):
+        return os.path.abspath(os.path.expanduser(v)) if v else v
 
     def config_hash(self) -> str:
         data = {k: v for k, v in self.model_dump().items() if k not in _NOT_HASHED}
@@ -64,34 +108,53 @@ class RunConfig(BaseModel):
         return f"{self.model} | {self.backend} | {self.device} | b{self.batch_size} | {self.precision} | {self.scenario}"
 
     def to_dict(self) -> dict[str, Any]:
-        return self.model_dump()
+        d = self.model_dump()
+        if d.get("db"):
+            from effbench.harness.urls import redact
+
+            d["db"] = redact(d["db"])
+        return d
 
 
 def parse_percent(text: str | float | None) -> float | None:
-    """'1%' -> 0.01, '0.01' -> 0.01, None -> None."""
+    """'1%' -> 0.01, '0.01' -> 0.01, '1' -> 0.01 (a number >= 1 is a percentage), None -> None."""
     if text is None or text == "":
         return None
     if isinstance(text, (int, float)):
-        return float(text)
-    t = str(text).strip()
-    if t.endswith("%"):
-        return float(t[:-1]) / 100
-    v = float(t)
-    return v / 100 if v >= 1 else v
+        v = float(text)
+    else:
+        t = str(text).strip()
+        try:
+            v = float(t[:-1]) / 100 if t.endswith("%") else float(t)
+        except ValueError:
+            raise ValueError(f"{text!r} is not a percentage") from None
+        if not t.endswith("%") and v >= 1:
+            v /= 100
+    if not math.isfinite(v):
+        raise ValueError(f"{text!r} is not a finite percentage")
+    return v
 
 
-def parse_int_list(text: str) -> list[int]:
-    """'1,8,32' -> [1, 8, 32]; '0-3' -> [0, 1, 2, 3]."""
+def parse_int_list(text: str, what: str = "value", allow_ranges: bool = False, minimum: int = 1) -> list[int]:
+    """'1,8,32' -> [1, 8, 32]; with allow_ranges '0-3' -> [0, 1, 2, 3]. Strict: no empty items,
+    nothing below `minimum`."""
     out: list[int] = []
     for part in str(text).split(","):
         part = part.strip()
         if not part:
-            continue
-        if "-" in part:
-            a, b = part.split("-", 1)
-            out.extend(range(int(a), int(b) + 1))
-        else:
-            out.append(int(part))
-    if not out:
-        raise ValueError(f"expected a comma-separated list of integers, got {text!r}")
+            raise ValueError(f"empty item in {text!r}")
+        lo, sep, hi = part.partition("-")
+        try:
+            if sep and allow_ranges and lo:
+                a, b = int(lo), int(hi)
+                if b < a:
+                    raise ValueError
+                out.extend(range(a, b + 1))
+            else:
+                out.append(int(part))
+        except ValueError:
+            raise ValueError(f"{part!r} is not a {what}") from None
+    bad = [v for v in out if v < minimum]
+    if bad:
+        raise ValueError(f"{bad[0]} is below {minimum}")
     return out

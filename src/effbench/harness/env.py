@@ -1,4 +1,6 @@
-"""Environment fingerprint: what a result was measured on."""
+"""The environment a result records: the measuring machine's fingerprint (effbench.core.fingerprint,
+taken where the measurement ran) plus what only the harness knows (git commit, GPU, the versions
+of every registered backend's packages)."""
 
 from __future__ import annotations
 
@@ -7,56 +9,11 @@ import platform
 import socket
 import subprocess
 from functools import lru_cache
-from pathlib import Path
+from typing import Any
 
-_PACKAGES = ("torch", "torchvision", "timm", "onnx", "onnxruntime", "onnxruntime-gpu", "openvino",
-             "tensorrt", "coremltools", "nvidia-ml-py", "numpy", "effbench")
-_INTERESTING_FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16",
-                      "avx512_fp16", "amx_bf16", "amx_int8", "amx_tile", "avx_vnni", "neon", "asimd", "sve")
-_THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OPENBLAS_CORETYPE",
-                "OPENBLAS_L2_SIZE", "KMP_AFFINITY", "CUDA_VISIBLE_DEVICES")
-
-
-def _cpuinfo() -> dict[str, str]:
-    info: dict[str, str] = {}
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if ":" in line:
-                k, v = (s.strip() for s in line.split(":", 1))
-                info.setdefault(k, v)
-    except OSError:
-        pass
-    return info
-
-
-def cpu_model() -> str:
-    info = _cpuinfo()
-    return info.get("model name") or info.get("Model") or platform.processor() or platform.machine()
-
-
-def cpu_flags() -> list[str]:
-    flags = set((_cpuinfo().get("flags") or _cpuinfo().get("Features") or "").split())
-    return [f for f in _INTERESTING_FLAGS if f in flags]
-
-
-def governor() -> str | None:
-    p = Path("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor")
-    try:
-        return p.read_text().strip()
-    except OSError:
-        return None
-
-
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {}
-    for pkg in _PACKAGES:
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            pass
-    return out
+from effbench.core.fingerprint import cpu_flags, cpu_model, governor  # noqa: F401  (re-exported)
+from effbench.core.fingerprint import fingerprint as core_fingerprint
+from effbench.core.fingerprint import versions
 
 
 def git_commit(cwd: str | None = None) -> str | None:
@@ -73,25 +30,15 @@ def git_commit(cwd: str | None = None) -> str | None:
 
 
 @lru_cache(maxsize=1)
-def _static() -> dict:
-    mem = None
-    try:
-        import psutil
+def _backend_packages() -> tuple[str, ...]:
+    from effbench.backends.registry import all_backends
 
-        mem = round(psutil.virtual_memory().total / 2**30, 1)
-    except Exception:
-        pass
-    return {
-        "hostname": socket.gethostname(),
-        "os": f"{platform.system()} {platform.release()}",
-        "machine": platform.machine(),
-        "python": platform.python_version(),
-        "cpu_model": cpu_model(),
-        "cpu_flags": cpu_flags(),
-        "logical_cpus": os.cpu_count(),
-        "memory_gib": mem,
-        "versions": _versions(),
-    }
+    return tuple(sorted({pkg for b in all_backends().values() for pkg in getattr(b, "packages", ())}))
+
+
+@lru_cache(maxsize=1)
+def _commit() -> str | None:
+    return git_commit()
 
 
 def gpu_fingerprint(device: str) -> dict | None:
@@ -115,18 +62,24 @@ def gpu_fingerprint(device: str) -> dict | None:
     return gpu
 
 
-def fingerprint(threads: int | None = None, cpus: list[int] | None = None, device: str = "cpu") -> dict:
-    env = dict(_static())
-    env.update({
-        "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-        "affinity": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "threads": threads,
-        "pinned_cpus": cpus,
-        "governor": governor(),
-        "thread_env": {k: os.environ[k] for k in _THREAD_VARS if k in os.environ},
-        "git_commit": git_commit(),
-    })
+def harness_environment(measured_env: dict[str, Any], device: str, remote: dict[str, Any] | None = None) -> dict:
+    """The record's `env`: where the measurement ran, completed by the harness."""
+    from effbench import __version__
+
+    env = dict(measured_env)
+    if remote:
+        env["remote"] = remote
+        env["harness"] = {"hostname": socket.gethostname(), "python": platform.python_version(),
+                          "effbench": __version__, "git_commit": _commit()}
+        return env
+    env["versions"] = {**env.get("versions", {}), **versions(_backend_packages())}
+    env["git_commit"] = _commit()
     gpu = gpu_fingerprint(device)
     if gpu:
         env["gpu"] = gpu
     return env
+
+
+def fingerprint(threads: int | None = None, cpus: list[int] | None = None, device: str = "cpu") -> dict:
+    """This machine's environment, as a local result records it."""
+    return harness_environment(core_fingerprint(threads, cpus), device)

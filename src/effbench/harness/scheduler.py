@@ -1,65 +1,147 @@
-"""Run cells with a progress display, committing each result as soon as it is finished.
+"""Run cells: prepare them all first, then measure them back to back, committing each result as
+soon as it is finished.
 
-Cells are grouped into lanes, one per device: lanes run concurrently, the cells of a lane one after
-another, so a device is never shared by two measurements. All local cells (CPU and local GPUs) share
-one lane: a GPU cell still drives the host CPU, and a concurrent CPU cell would disturb it.
+Prepare: every cell is checked and prepared from the cache in this process; cells whose artifacts,
+references or analyses must be built are built in worker processes, in parallel where the machine
+allows (one job per model, so a model's ONNX export happens once), before any measuring starts: no
+measuring window ever shares the CPU with an export.
+
+Measure: cells are grouped into lanes, one per device; lanes run concurrently, the cells of a lane
+one after another, so a device is never shared by two measurements. All local cells (CPU and local
+GPUs) share one lane: a GPU cell still drives the host CPU.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
+from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from effbench.console import err_console
 from effbench.errors import EffbenchError
+from effbench.export.cache import NotCached, cached_only
+from effbench.harness import failures
 from effbench.harness.config import RunConfig
-from effbench.harness.result import Result, failed_result
-from effbench.harness.store import Store
+from effbench.harness.prepare import PreparedCell, check_cell, prepare
+from effbench.harness.result import Result
+from effbench.harness.store import Store, save_or_spool
 
 LOCAL_LANE = "local"
+MAX_PREPARE_WORKERS = 4
 
 
-def lane_of(cfg: RunConfig) -> str:
-    from effbench.devices.target import resolve_target
+@dataclass
+class RunReport:
+    """What happened to the results of a run besides being stored."""
 
-    try:
-        target = resolve_target(cfg.device, cfg.devices_file)
-    except EffbenchError:
-        return LOCAL_LANE  # the cell fails with its own message when it runs
-    return cfg.device if target.execution == "remote" else LOCAL_LANE
+    spooled: list[tuple[str, Path | None, str]] = field(default_factory=list)  # (result id, spool file, why)
+
+    @property
+    def spool_files(self) -> list[Path]:
+        return sorted({p for _, p, _ in self.spooled if p})
 
 
-def _run_one(cfg: RunConfig, isolate: bool, on_event: Callable[[dict], None]) -> Result:
-    try:
-        from effbench.devices.target import resolve_target
+def preload_for(cells: list[RunConfig]) -> tuple[str, ...]:
+    """The modules the backends of these cells want imported once by the fork server."""
+    from effbench.backends.registry import get_backend
 
-        target = resolve_target(cfg.device, cfg.devices_file)
-        if target.execution == "remote":
-            from effbench.devices.remote import run_remote
+    return tuple(dict.fromkeys(m for name in dict.fromkeys(c.backend for c in cells)
+                               for m in get_backend(name).preload))
 
-            return run_remote(cfg, target.spec, on_event)
-        if isolate:
-            from effbench.harness.worker import run_isolated
 
-            return run_isolated(cfg, on_event)
-        from effbench.harness.runner import run_cell
+def lane_of(cell: PreparedCell) -> str:
+    return cell.cfg.device if cell.target is not None and cell.target.execution == "remote" else LOCAL_LANE
 
-        return run_cell(cfg, lambda p, f, d: on_event({"phase": p, "fraction": f, "detail": d}))
-    except EffbenchError as e:
-        status = "skipped" if e.exit_code == 2 else "failed"
-        return failed_result(cfg.to_dict(), status, str(e), config_hash=cfg.config_hash())
+
+def _prepare_job(cfgs: list[dict]) -> list[str | None]:
+    """In a worker process: build what the cells of one model need; the error of each that failed."""
+    errors: list[str | None] = []
+    for data in cfgs:
+        try:
+            prepare(check_cell(RunConfig.model_validate(data)))
+            errors.append(None)
+        except Exception as e:
+            errors.append(repr(e))
+    return errors
+
+
+def _model_group(cfg: RunConfig) -> tuple:
+    return (cfg.model, cfg.input_size, cfg.batch_size, cfg.seed, cfg.weights, cfg.pretrained)
+
+
+def prepare_cells(cells: list[RunConfig], progress=None) -> list[PreparedCell | Result]:
+    """A PreparedCell per cell, or the failed Result of a cell that could not be prepared."""
+    out: list[PreparedCell | Result | None] = [None] * len(cells)
+    checked = {}
+    missing: dict[tuple, list[int]] = defaultdict(list)
+    for i, cfg in enumerate(cells):
+        try:
+            checked[i] = check_cell(cfg)
+            with cached_only():
+                out[i] = prepare(checked[i])
+        except NotCached:
+            missing[_model_group(cfg)].append(i)
+        except Exception as e:
+            out[i] = failures.failed_result(cfg.to_dict(), failures.classify(e), config_hash=cfg.config_hash())
+        if progress:
+            progress(i)
+    if missing:
+        _build(cells, missing)
+        for idxs in missing.values():
+            for i in idxs:
+                try:
+                    out[i] = prepare(checked[i])  # built now: cached; or builds here, with the error it gives
+                except Exception as e:
+                    out[i] = failures.failed_result(cells[i].to_dict(), failures.classify(e),
+                                                    config_hash=cells[i].config_hash())
+    return [o for o in out if o is not None]
+
+
+def _build(cells: list[RunConfig], missing: dict[tuple, list[int]]) -> None:
+    groups = list(missing.values())
+    workers = min(len(groups), MAX_PREPARE_WORKERS, max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                                                     else (os.cpu_count() or 1)))
+    if workers <= 1:
+        return  # prepared in this process by the caller, one model after another
+    import multiprocessing
+
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(_prepare_job, [cells[i].model_dump() for i in idxs]) for idxs in groups]
+        for f in as_completed(futures):
+            f.result()
+
+
+def _launcher(lane: str, cell: PreparedCell, isolate: bool, pool: dict):
+    from effbench.harness.launchers.local import InProcess, Workers
+    from effbench.harness.launchers.ssh import Ssh
+
+    if lane not in pool:
+        if lane != LOCAL_LANE:
+            pool[lane] = Ssh(cell.target.spec)
+        else:
+            pool[lane] = Workers() if isolate else InProcess()
+    return pool[lane]
 
 
 def run_cells(cells: list[RunConfig], store: Store | None, isolate: bool = True,
-              on_result: Callable[[Result], None] | None = None, show_progress: bool | None = None) -> list[Result]:
-    """Run the cells (results in the order given); KeyboardInterrupt propagates after the
-    finished results are stored."""
-    lanes: dict[str, list[tuple[int, RunConfig]]] = {}
-    for i, cfg in enumerate(cells):
-        lanes.setdefault(lane_of(cfg), []).append((i, cfg))
+              on_result: Callable[[Result], None] | None = None, show_progress: bool | None = None,
+              report: RunReport | None = None, launchers: dict | None = None) -> list[Result]:
+    """Run the cells (results in the order given); KeyboardInterrupt propagates after the finished
+    results are stored. A result the store refuses is spooled (`report.spooled`)."""
+    report = report if report is not None else RunReport()
+    pool: dict = launchers if launchers is not None else {}
+    if isolate and LOCAL_LANE not in pool:
+        from effbench.harness.launchers.local import Workers
+
+        pool[LOCAL_LANE] = Workers(preload_for(cells))
+        pool[LOCAL_LANE].start_server()  # its imports overlap the preparation
     results: dict[int, Result] = {}
     lock = threading.Lock()
     counts = {"ok": 0, "failed": 0}
@@ -67,49 +149,69 @@ def run_cells(cells: list[RunConfig], store: Store | None, isolate: bool = True,
     if show_progress is None:
         show_progress = err_console.is_terminal
 
-    with Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-        console=err_console, transient=True, disable=not show_progress,
-    ) as progress:
-        overall = progress.add_task("cells", total=len(cells), status="")
+    def finish(i: int, result: Result) -> None:
+        where, path, why = save_or_spool(store, result)
+        if where in ("spool", "stdout"):
+            report.spooled.append((result.id, path, why or ""))
+        with lock:
+            results[i] = result
+            counts["ok" if result.ok else "failed"] += 1
+            if on_result:
+                on_result(result)
 
-        def run_lane(name: str, items: list[tuple[int, RunConfig]]) -> None:
-            task = progress.add_task(f"[{name}]", total=1.0, status="")
-            for i, cfg in items:
-                if stop.is_set():
-                    return
-                progress.update(task, description=f"[{name}] {cfg.label()}", completed=0, status="starting")
+    try:
+        with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                      console=err_console, transient=True, disable=not show_progress) as progress:
+            prep_task = progress.add_task("prepare", total=len(cells), status="")
+            prepared = prepare_cells(cells, lambda i: progress.update(prep_task, completed=i + 1))
+            progress.remove_task(prep_task)
+            lanes: dict[str, list[tuple[int, PreparedCell]]] = defaultdict(list)
+            for i, item in enumerate(prepared):
+                if isinstance(item, Result):
+                    finish(i, item)
+                else:
+                    lanes[lane_of(item)].append((i, item))
+            overall = progress.add_task("cells", total=len(cells), status="", completed=len(results))
 
-                def on_event(msg: dict, _t=task) -> None:
-                    progress.update(_t, completed=msg.get("fraction", 0.0),
-                                    status=f"{msg.get('phase', '')} {msg.get('detail', '')}".strip())
+            def run_lane(name: str, items: list[tuple[int, PreparedCell]]) -> None:
+                task = progress.add_task(f"[{name}]", total=1.0, status="")
+                for i, cell in items:
+                    if stop.is_set():
+                        return
+                    progress.update(task, description=f"[{name}] {cell.cfg.label()}", completed=0, status="starting")
 
-                t0 = time.perf_counter()
-                result = _run_one(cfg, isolate, on_event)
-                result.extra.setdefault("cell_wall_s", round(time.perf_counter() - t0, 2))
-                if store is not None:
-                    store.add(result)
-                with lock:
-                    results[i] = result
-                    counts["ok" if result.status == "ok" else "failed"] += 1
-                    if on_result:
-                        on_result(result)
+                    def on_event(msg: dict, _t=task) -> None:
+                        progress.update(_t, completed=msg.get("fraction", 0.0),
+                                        status=f"{msg.get('phase', '')} {msg.get('detail', '')}".strip())
+
+                    try:
+                        result = _launcher(name, cell, isolate, pool).run(cell, on_event)
+                    except EffbenchError as e:
+                        result = failures.failed_result(cell.cfg.to_dict(), failures.classify(e), model=cell.model_id,
+                                                        backend=cell.backend, config_hash=cell.cfg.config_hash())
+                    finish(i, result)
                     progress.update(overall, advance=1, status=(
                         f"{counts['ok']} ok, {counts['failed']} failed, {len(cells) - len(results)} left"))
 
-        if len(lanes) == 1:
-            (name, items), = lanes.items()
-            run_lane(name, items)
-        else:
-            threads = [threading.Thread(target=run_lane, args=item, daemon=True) for item in lanes.items()]
-            for t in threads:
-                t.start()
-            try:
+            if len(lanes) <= 1:
+                for name, items in lanes.items():
+                    run_lane(name, items)
+            else:
+                threads = [threading.Thread(target=run_lane, args=item, daemon=True) for item in lanes.items()]
                 for t in threads:
-                    while t.is_alive():
-                        t.join(timeout=0.2)
-            except KeyboardInterrupt:
-                stop.set()  # lanes finish (and store) the cell in hand, then stop
-                raise
+                    t.start()
+                try:
+                    for t in threads:
+                        while t.is_alive():
+                            t.join(timeout=0.2)
+                except KeyboardInterrupt:
+                    stop.set()  # lanes finish (and store) the cell in hand, then stop
+                    raise
+    finally:
+        if launchers is None:
+            for launcher in pool.values():
+                launcher.close()
     return [results[i] for i in sorted(results)]
+
+

@@ -1,7 +1,10 @@
-"""Results store: SQLAlchemy Core over any URL; SQLite (WAL, retries on busy) by default.
+"""Results store: SQLAlchemy Core over any URL; SQLite (WAL, retries on busy) by default,
+PostgreSQL (postgresql+psycopg://) for a team.
 
-Each row keeps the whole record as JSON (result, raw samples, environment) plus the columns that
-are filtered on. A record is written in one transaction: whole or not at all.
+Each row keeps the whole record as JSON plus the columns that are filtered on. A record is written
+in one transaction: whole or not at all. The schema carries its version (table effbench_schema);
+a store written by the previous version is upgraded on first use, one written by a newer effbench
+or by something else is refused with one line. URLs are shown with their password hidden.
 """
 
 from __future__ import annotations
@@ -13,14 +16,17 @@ import time
 from pathlib import Path
 from typing import Any, Iterable
 
-from sqlalchemy import (Column, Float, Integer, MetaData, String, Table, Text, create_engine, event, insert,
-                        select)
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import (Column, Float, Integer, MetaData, String, Table, Text, create_engine, event, insert, inspect,
+                        select, text)
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 
-from effbench.errors import UsageError
+from effbench.errors import EffbenchError, UsageError
 from effbench.harness.result import Result
+from effbench.harness.urls import redact
 
 DEFAULT_DB = ".effbench/results.db"
+SCHEMA_VERSION = 2
+SQLITE_HEADER = b"SQLite format 3\x00"
 
 metadata = MetaData()
 results_table = Table(
@@ -34,19 +40,43 @@ results_table = Table(
     Column("scenario", String(20)),
     Column("batch_size", Integer),
     Column("precision", String(10)),
+    Column("precision_ran", String(10)),
     Column("status", String(20), index=True),
     Column("tag", String(200), index=True),
     Column("median_ms", Float),
     Column("throughput_per_s", Float),
+    Column("top1", Float),
     Column("record", Text, nullable=False),
 )
+schema_table = Table(
+    "effbench_schema", metadata,
+    Column("version", Integer, nullable=False),
+    Column("written_by", String(40)),
+    Column("updated_at", String(40)),
+)
+_V1_COLUMNS = {"id", "created_at", "config_hash", "model", "backend", "device", "scenario", "batch_size", "precision",
+               "status", "tag", "median_ms", "throughput_per_s", "record"}
+_ADDED_IN_V2 = {"precision_ran": "VARCHAR(10)", "top1": "FLOAT"}
 
 
-def resolve_url(db: str | None) -> str:
+class StoreWriteError(EffbenchError):
+    """A record could not be written (the caller spools it)."""
+
+
+def resolve_url(db: str | None, must_exist: bool = False) -> str:
     db = db or os.environ.get("EFFBENCH_DB") or DEFAULT_DB
     if "://" in db:
         return db
     path = Path(db).expanduser()
+    if must_exist and not path.is_file():
+        raise UsageError(f"no results database at {path} (run `bench run` or `bench sweep` first, or pass --db)")
+    if path.is_dir():
+        raise UsageError(f"--db {db} is a directory; pass a database file, e.g. --db {path / 'results.db'}")
+    if path.is_file():
+        with open(path, "rb") as f:
+            head = f.read(len(SQLITE_HEADER))
+        if head and head != SQLITE_HEADER:
+            raise UsageError(f"{path} is not a SQLite database (pass another --db, or move that file away)")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -55,28 +85,86 @@ def resolve_url(db: str | None) -> str:
     return f"sqlite:///{path.resolve()}"
 
 
+def _reason(e: BaseException) -> str:
+    orig = getattr(e, "orig", None) or e
+    return " ".join(str(orig).split())[:240] or type(orig).__name__
+
+
 class Store:
-    def __init__(self, db: str | None = None):
-        self.url = resolve_url(db)
+    def __init__(self, db: str | None = None, must_exist: bool = False):
+        self.url = resolve_url(db, must_exist)
+        self.display_url = redact(self.url)
+        sqlite = self.url.startswith("sqlite")
         try:
-            self.engine = create_engine(self.url, connect_args={"timeout": 30} if self.url.startswith("sqlite") else {})
+            self.engine = create_engine(self.url, connect_args={"timeout": 30} if sqlite else {},
+                                        pool_pre_ping=not sqlite)
         except Exception as e:
-            raise UsageError(f"cannot open results database {self.url!r}: {e}") from None
-        if self.url.startswith("sqlite"):
+            raise UsageError(f"cannot open results database {self.display_url}: {redact(_reason(e))} "
+                             "(check the --db URL; PostgreSQL needs postgresql+psycopg://...)") from None
+        if sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         try:
-            self._retry(lambda: metadata.create_all(self.engine))
-        except OperationalError as e:
-            raise UsageError(f"cannot open results database {self.url!r}: {str(e.orig)} (check the path or --db URL)") from None
+            self._retry(self._ensure_schema)
+        except EffbenchError:
+            raise
+        except (SQLAlchemyError, OSError) as e:
+            raise UsageError(f"cannot open results database {self.display_url}: {redact(_reason(e))} "
+                             + ("(is it a SQLite file? check the path or --db)" if sqlite else
+                                "(is the server running and reachable? credentials from PGPASSWORD or ~/.pgpass)")
+                             ) from None
+
+    # --- schema ---------------------------------------------------------------------------------
+
+    def _ensure_schema(self) -> None:
+        names = set(inspect(self.engine).get_table_names())
+        if "results" in names:
+            cols = {c["name"] for c in inspect(self.engine).get_columns("results")}
+            if not _V1_COLUMNS <= cols:
+                raise UsageError(f"{self.display_url} holds a 'results' table that is not effbench's (columns "
+                                 f"{', '.join(sorted(cols)[:6])} ...): pass another --db")
+        version = self.schema_version() if "effbench_schema" in names else (1 if "results" in names else 0)
+        if version > SCHEMA_VERSION:
+            raise UsageError(f"{self.display_url} was written by a newer effbench (schema {version}; this one "
+                             f"reads up to {SCHEMA_VERSION}): upgrade effbench, or pass another --db")
+        if version == SCHEMA_VERSION:
+            return
+        metadata.create_all(self.engine)
+        if version == 1:
+            self._upgrade_from_v1()
+        with self.engine.begin() as conn:
+            conn.execute(schema_table.delete())
+            conn.execute(insert(schema_table).values(version=SCHEMA_VERSION, written_by=_effbench_version(),
+                                                     updated_at=time.strftime("%Y-%m-%dT%H:%M:%S%z")))
+
+    def _upgrade_from_v1(self) -> None:
+        """Schema 1 had no precision_ran and top1 columns: add them and fill them from the records."""
+        cols = {c["name"] for c in inspect(self.engine).get_columns("results")}
+        with self.engine.begin() as conn:
+            for name, sql_type in _ADDED_IN_V2.items():
+                if name not in cols:
+                    conn.execute(text(f"ALTER TABLE results ADD COLUMN {name} {sql_type}"))
+            rows = conn.execute(select(results_table.c.id, results_table.c.record)).all()
+            for rid, blob in rows:
+                rec = json.loads(blob)
+                conn.execute(results_table.update().where(results_table.c.id == rid).values(
+                    precision_ran=rec.get("precision_ran"), top1=(rec.get("accuracy") or {}).get("top1")))
+
+    def schema_version(self) -> int:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(schema_table.c.version)).first()
+        return int(row[0]) if row else 1
 
     def _retry(self, fn, attempts: int = 20):
         for i in range(attempts):
             try:
                 return fn()
             except OperationalError as e:
-                if "locked" not in str(e).lower() and "busy" not in str(e).lower() or i == attempts - 1:
+                msg = str(e).lower()
+                if ("locked" not in msg and "busy" not in msg) or i == attempts - 1:
                     raise
                 time.sleep(0.05 * (1.5 ** i) * (0.5 + random.random()))
+
+    # --- writing --------------------------------------------------------------------------------
 
     def add(self, result: Result | dict[str, Any]) -> str:
         rec = result.to_dict() if isinstance(result, Result) else dict(result)
@@ -84,9 +172,10 @@ class Store:
         row = {
             "id": rec["id"], "created_at": rec.get("created_at"), "config_hash": rec.get("config_hash"),
             "model": rec.get("model"), "backend": rec.get("backend"), "device": rec.get("device"),
-            "scenario": rec.get("scenario"), "batch_size": rec.get("batch_size"),
-            "precision": rec.get("precision"), "status": rec.get("status"), "tag": rec.get("tag"),
+            "scenario": rec.get("scenario"), "batch_size": rec.get("batch_size"), "precision": rec.get("precision"),
+            "precision_ran": rec.get("precision_ran"), "status": rec.get("status"), "tag": rec.get("tag"),
             "median_ms": lat.get("median"), "throughput_per_s": rec.get("throughput_per_s"),
+            "top1": (rec.get("accuracy") or {}).get("top1"),
             "record": json.dumps(rec, default=str, allow_nan=True),
         }
 
@@ -94,12 +183,33 @@ class Store:
             with self.engine.begin() as conn:
                 conn.execute(insert(results_table).values(**row))
 
-        self._retry(write)
+        try:
+            self._retry(write)
+        except (SQLAlchemyError, OSError) as e:
+            raise StoreWriteError(f"could not write to {self.display_url}: {redact(_reason(e))}") from None
         return rec["id"]
 
     def add_many(self, results: Iterable[Result | dict]) -> None:
         for r in results:
             self.add(r)
+
+    def import_records(self, records: list[dict[str, Any]]) -> tuple[int, int]:
+        """(added, already there) — importing the same file twice adds nothing the second time."""
+        ids = [r["id"] for r in records]
+        present: set[str] = set()
+        for i in range(0, len(ids), 500):
+            with self.engine.connect() as conn:
+                q = select(results_table.c.id).where(results_table.c.id.in_(ids[i:i + 500]))
+                present |= {row[0] for row in conn.execute(q)}
+        added = 0
+        for rec in records:
+            if rec["id"] not in present:
+                self.add(rec)
+                present.add(rec["id"])
+                added += 1
+        return added, len(records) - added
+
+    # --- reading --------------------------------------------------------------------------------
 
     def _select(self, model=None, backend=None, device=None, tag=None, since=None, status=None,
                 config_hash=None, scenario=None):
@@ -122,7 +232,18 @@ class Store:
             with self.engine.connect() as conn:
                 return [json.loads(r[0]) for r in conn.execute(q)]
 
-        return self._retry(read)
+        try:
+            return self._retry(read)
+        except (SQLAlchemyError, OSError) as e:
+            raise UsageError(f"cannot read {self.display_url}: {redact(_reason(e))}") from None
+
+    def done_cells(self, retry_failed: bool = False) -> set[tuple[str, str | None]]:
+        """(config hash, tag) of the stored cells a resumed sweep skips (ok ones only with retry_failed)."""
+        q = select(results_table.c.config_hash, results_table.c.tag).distinct()
+        if retry_failed:
+            q = q.where(results_table.c.status == "ok")
+        with self.engine.connect() as conn:
+            return {(r[0], r[1]) for r in conn.execute(q) if r[0]}
 
     def config_hashes(self, status: str | None = "ok") -> set[str]:
         q = select(results_table.c.config_hash).distinct()
@@ -135,9 +256,34 @@ class Store:
         return records_to_dataframe(self.records(**filters))
 
 
+def parse_since(since: str | None) -> str | None:
+    """Validate --since (ISO date or time) and return it in the store's created_at form."""
+    import datetime as _dt
+
+    if not since:
+        return None
+    try:
+        when = _dt.datetime.fromisoformat(since.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(f"invalid --since {since!r}: use an ISO date or time, e.g. 2026-11-01 or "
+                         "2026-11-01T12:00") from None
+    if when.tzinfo is not None:
+        when = when.astimezone(_dt.timezone.utc).replace(tzinfo=None)
+    return when.isoformat(timespec="seconds")
+
+
+def _effbench_version() -> str:
+    from effbench import __version__
+
+    return __version__
+
+
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
+    try:
+        cur.execute("PRAGMA journal_mode=WAL")
+    except Exception:  # a read-only database cannot switch journals; reads still work
+        pass
     cur.execute("PRAGMA busy_timeout=30000")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.close()
@@ -163,6 +309,12 @@ def flatten(rec: dict[str, Any]) -> dict[str, Any]:
     row["peak_rss_mb"] = mem.get("peak_rss_mb")
     en = rec.get("energy") or {}
     row["energy_j_per_image"] = en.get("joules_per_image")
+    acc = rec.get("accuracy") or {}
+    row["top1"] = acc.get("top1")
+    row["top1_drop"] = acc.get("drop")
+    timing = rec.get("timing") or {}
+    row["prepare_s"] = timing.get("prepare_s")
+    row["measure_s"] = timing.get("measure_s")
     row["warnings"] = "; ".join(rec.get("warnings") or [])
     row["cpu_model"] = (rec.get("env") or {}).get("cpu_model")
     return row
@@ -176,3 +328,22 @@ def records_to_dataframe(records: list[dict[str, Any]]):
     if not rows:
         df = pd.DataFrame(columns=FLAT_COLUMNS)
     return df
+
+
+def save_or_spool(store: Store | None, result: Result) -> tuple[str, Path | None, str | None]:
+    """Store the result; when that fails for any reason, spool it. Returns (where: "store" |
+    "spool" | "stdout" | "none", the spool file, why the store failed)."""
+    from effbench.harness import spool
+
+    if store is None:
+        return "none", None, None
+    try:
+        store.add(result)
+        return "store", None, None
+    except Exception as e:  # never lose a measured result, whatever the store did
+        why = str(e) if isinstance(e, EffbenchError) else f"{type(e).__name__}: {redact(_reason(e))}"
+        path = spool.append(result.to_dict())
+        return ("spool" if path else "stdout"), path, why
+
+
+__all__ = ["DBAPIError", "Store", "StoreWriteError", "records_to_dataframe", "resolve_url", "save_or_spool"]

@@ -1,12 +1,81 @@
-"""Build the PyTorch module for a ModelSpec (random weights unless --pretrained)."""
+"""Build the PyTorch module of a ModelSpec (random weights unless --weights or --pretrained), and
+the parts of the cache key that say which weights a build would have, without building it."""
 
 from __future__ import annotations
 
 import hashlib
 import importlib
+import sys
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
 
 from effbench.errors import RunFailed, UsageError
 from effbench.models.registry import ModelSpec
+
+MAX_HASHED_SOURCES = 500  # .py files hashed for a factory's package
+
+
+def _dist(name: str) -> str | None:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def factory_sources_hash(spec: ModelSpec) -> str | None:
+    """sha256 over the factory's module file and the other .py files of its package directory (a
+    change to a layer file imported by the factory must miss the cache too); None when the module
+    has no file to read."""
+    origin = spec.extra.get("module_file")
+    if not origin or not Path(origin).is_file():
+        return None
+    module_file = Path(origin)
+    root = module_file.parent if module_file.name == "__init__.py" or (module_file.parent / "__init__.py").is_file() \
+        else None
+    files = sorted(root.rglob("*.py"))[:MAX_HASHED_SOURCES] if root is not None else [module_file]
+    h = hashlib.sha256()
+    for f in files:
+        h.update(str(f.relative_to(root) if root else f.name).encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()[:24]
+
+
+def weights_key(spec: ModelSpec, seed: int = 0, pretrained: bool = False) -> dict[str, Any]:
+    """The part of a cache key that fixes the weights, without building the model where that is safe:
+    the ONNX file's content hash; a weights file's hash; a timm name with its timm and torch versions
+    and the seed (timm's random initialisation is deterministic given those); a factory's source
+    files and the seed. Only --pretrained and a factory with no readable source need the build."""
+    if spec.kind == "onnx":
+        return {"onnx_sha256": file_sha256(spec.target)}
+    parts: dict[str, Any] = {"torch": _dist("torch"), "seed": seed}
+    if spec.weights:
+        parts["weights_sha256"] = file_sha256(spec.weights)
+    if spec.kind == "timm":
+        parts.update({"timm": spec.target, "timm_version": _dist("timm")})
+    else:
+        parts["factory"] = spec.target
+        parts["sources"] = factory_sources_hash(spec)
+    if pretrained or (spec.kind == "factory" and parts["sources"] is None):
+        parts["built_weights"] = weights_hash(build_torch_model(spec, pretrained, seed))
+    return parts
+
+
+def build_from_recipe(recipe: dict[str, Any]):
+    """The module a ModelSpec.recipe() describes (in a worker: no ModelSpec resolution needed)."""
+    if not recipe:
+        raise RunFailed("no model to build for the torch backend")
+    spec = ModelSpec(recipe["id"], recipe["kind"], recipe["target"], tuple(recipe["input_shape"]),
+                     weights=recipe.get("weights"))
+    return build_torch_model(spec, bool(recipe.get("pretrained")), int(recipe.get("seed", 0)))
 
 
 def build_torch_model(spec: ModelSpec, pretrained: bool = False, seed: int = 0):
@@ -18,17 +87,14 @@ def build_torch_model(spec: ModelSpec, pretrained: bool = False, seed: int = 0):
         import timm
 
         try:
-            model = timm.create_model(spec.target, pretrained=pretrained)
+            model = timm.create_model(spec.target, pretrained=pretrained and not spec.weights)
         except Exception as e:
             if pretrained:
-                raise RunFailed(
-                    f"cannot load pretrained weights for {spec.target!r}: {str(e).splitlines()[0][:200]} "
-                    "(no network? run without --pretrained for random weights)"
-                ) from None
+                raise RunFailed(_pretrained_failure(spec.target, e)) from None
             raise RunFailed(f"timm could not build {spec.target!r}: {e}") from None
     elif spec.kind == "factory":
         if pretrained:
-            raise UsageError("--pretrained applies to timm models; a factory loads its own weights")
+            raise UsageError("--pretrained applies to timm models; a factory loads its own weights (or pass --weights)")
         module, func = spec.target.split(":", 1)
         try:
             fn = getattr(importlib.import_module(module), func)
@@ -39,11 +105,61 @@ def build_torch_model(spec: ModelSpec, pretrained: bool = False, seed: int = 0):
             raise UsageError(f"factory {spec.target!r} returned {type(model).__name__}, expected a torch.nn.Module")
     else:
         raise UsageError(f"{spec.id} is an ONNX file: there is no PyTorch module to build")
+    if spec.weights:
+        load_weights(model, spec.weights)
     return model.eval()
 
 
+def _pretrained_failure(name: str, e: Exception) -> str:
+    from effbench.models.hub import hub_cache_dirs
+
+    where = ", ".join(str(d) for d in hub_cache_dirs())
+    return (f"cannot load pretrained weights for {name!r}: {str(e).splitlines()[0][:160]}; looked in the local hub "
+            f"cache ({where}) and the network is not reachable: pass --weights FILE, or run without --pretrained "
+            "for random weights")
+
+
+def read_state_dict(path: str) -> dict:
+    """A state_dict from a .pth/.pt file (a bare state_dict, or a checkpoint with 'state_dict',
+    'model' or 'model_state_dict') or a .safetensors file."""
+    p = Path(path)
+    try:
+        if p.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(p))
+        else:
+            import torch
+
+            state = torch.load(str(p), map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise UsageError(f"cannot read weights file {path}: {str(e).splitlines()[0][:200] if str(e) else type(e).__name__} "
+                         "(expected a state_dict saved with torch.save, or .safetensors)") from None
+    if isinstance(state, dict):
+        for key in ("state_dict", "model", "model_state_dict", "module"):
+            if key in state and isinstance(state[key], dict):
+                state = state[key]
+                break
+    if not isinstance(state, dict) or not state:
+        raise UsageError(f"weights file {path} holds no state_dict (a dict of tensor names to tensors)")
+    return {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
+
+
+def load_weights(model, path: str) -> None:
+    state = read_state_dict(path)
+    result = model.load_state_dict(state, strict=False)
+    missing, unexpected = list(result.missing_keys), list(result.unexpected_keys)
+    if missing or unexpected:
+        what = []
+        if missing:
+            what.append(f"{len(missing)} missing (e.g. {missing[0]})")
+        if unexpected:
+            what.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
+        raise UsageError(f"weights file {path} does not fit the model: {', '.join(what)} tensor names")
+
+
 def weights_hash(model) -> str:
-    """Content hash of the parameters and buffers (for the artifact cache key)."""
+    """Content hash of the parameters and buffers."""
     import torch
 
     h = hashlib.sha256()
@@ -52,3 +168,11 @@ def weights_hash(model) -> str:
         h.update(str(tuple(t.shape)).encode())
         h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()[:20]
+
+
+def count_params(model) -> int:
+    return int(sum(p.numel() for p in model.parameters()))
+
+
+def modules_loaded() -> dict[str, bool]:
+    return {m: m in sys.modules for m in ("torch", "timm")}

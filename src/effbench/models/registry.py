@@ -1,4 +1,5 @@
-"""Resolve a `--model` string into a ModelSpec.
+"""Resolve a `--model` string into a ModelSpec, without importing torch or timm where the name says
+enough (model cards, timm names seen before).
 
 Accepted forms: a card name (`efficientvit_m5`), `timm:<any timm model>`, a bare timm name, a path to
 an `.onnx` file, or `package.module:factory` returning an nn.Module.
@@ -8,14 +9,17 @@ from __future__ import annotations
 
 import difflib
 import importlib.util
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from effbench.errors import UsageError
 from effbench.models.cards import CARDS, ModelCard
 
 _FACTORY_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+MAX_INPUT_SIZE = 4096
 
 
 @dataclass
@@ -27,59 +31,111 @@ class ModelSpec:
     card: ModelCard | None = None
     input_name: str = "input"
     extra: dict = field(default_factory=dict)
+    weights: str | None = None  # a state_dict file (--weights)
 
     @property
     def family(self) -> str:
         return self.card.family if self.card else self.id.split("_")[0]
 
+    @property
+    def static_batch(self) -> int | None:
+        """The batch an ONNX file fixes (None: dynamic, or not an ONNX file)."""
+        return self.extra.get("static_batch")
 
-def _timm_names() -> list[str]:
+    def recipe(self, seed: int = 0, pretrained: bool = False) -> dict[str, Any]:
+        """Everything needed to build the torch module again, in another process."""
+        return {"kind": self.kind, "target": self.target, "id": self.id, "input_shape": list(self.input_shape),
+                "seed": seed, "pretrained": pretrained, "weights": self.weights}
+
+
+def _timm_index_path(version: str) -> Path:
+    from effbench.paths import cache_root
+
+    return cache_root() / "timm-names" / f"timm-{version}.json"
+
+
+def _timm_version() -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("timm")
+    except PackageNotFoundError:
+        return None
+
+
+def timm_input_shape(name: str) -> tuple[int, int, int] | None:
+    """The input shape of a timm model, or None when timm has no such model. Answers are remembered
+    per timm version in the cache, so a name seen before needs no timm import."""
+    version = _timm_version()
+    if version is None:
+        raise UsageError("timm is not installed: pip install timm (or pass an .onnx file)")
+    path = _timm_index_path(version)
+    try:
+        index = json.loads(path.read_text())
+    except (OSError, ValueError):
+        index = {}
+    if name in index:
+        return tuple(index[name]) if index[name] else None  # type: ignore[return-value]
     import timm
 
-    return timm.list_models()
-
-
-def _timm_input_shape(name: str) -> tuple[int, int, int]:
-    import timm
-
-    cfg = timm.get_pretrained_cfg(name)
-    shape = tuple(cfg.input_size) if cfg and cfg.input_size else (3, 224, 224)
-    return shape  # type: ignore[return-value]
+    shape = None
+    if timm.is_model(name):
+        cfg = timm.get_pretrained_cfg(name)
+        shape = list(cfg.input_size) if cfg and cfg.input_size else [3, 224, 224]
+    index[name] = shape
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{id(index)}.tmp")
+        tmp.write_text(json.dumps(index))
+        tmp.replace(path)
+    except OSError:
+        pass  # an unwritable cache only costs the next lookup a timm import
+    return tuple(shape) if shape else None  # type: ignore[return-value]
 
 
 def _with_size(shape: tuple[int, int, int], input_size: int | None) -> tuple[int, int, int]:
     return (shape[0], input_size, input_size) if input_size else shape
 
 
-def resolve(text: str, input_size: int | None = None) -> ModelSpec:
+def resolve(text: str, input_size: int | None = None, weights: str | None = None) -> ModelSpec:
     text = (text or "").strip()
     if not text:
         raise UsageError("no model given: pass --model NAME (see `bench models`)")
+    if input_size is not None and not 8 <= input_size <= MAX_INPUT_SIZE:
+        raise UsageError(f"invalid --input-size {input_size}: expected 8 to {MAX_INPUT_SIZE} pixels, e.g. --input-size 224")
     if text.startswith("timm:"):
-        return _resolve_timm(text[5:], input_size, explicit=True)
-    if text.endswith(".onnx") or Path(text).is_file():
+        spec = _resolve_timm(text[5:], input_size, explicit=True)
+    elif text.endswith(".onnx") or Path(text).is_file():
+        if weights:
+            raise UsageError("--weights applies to timm models and factories; an ONNX file carries its own weights")
         return _resolve_onnx(text, input_size)
-    if _FACTORY_RE.match(text):
-        return _resolve_factory(text, input_size)
-    if text in CARDS:
+    elif _FACTORY_RE.match(text):
+        spec = _resolve_factory(text, input_size)
+    elif text in CARDS:
         card = CARDS[text]
-        return ModelSpec(text, "timm", card.timm_name, _with_size(card.input_shape, input_size), card)
-    return _resolve_timm(text, input_size, explicit=False)
+        spec = ModelSpec(text, "timm", card.timm_name, _with_size(card.input_shape, input_size), card)
+    else:
+        spec = _resolve_timm(text, input_size, explicit=False)
+    if weights:
+        path = Path(weights).expanduser()
+        if not path.is_file():
+            raise UsageError(f"weights file not found: {weights} (pass a state_dict saved with torch.save or a "
+                             ".safetensors file)")
+        spec.weights = str(path.resolve())
+    return spec
 
 
 def _resolve_timm(name: str, input_size: int | None, explicit: bool) -> ModelSpec:
-    try:
+    card = CARDS.get(name)
+    shape = card.input_shape if card else timm_input_shape(name)
+    if shape is None:
         import timm
-    except ImportError:
-        raise UsageError("timm is not installed: pip install timm (or pass an .onnx file)") from None
-    if not timm.is_model(name):
-        choices = list(CARDS) + _timm_names()
+
+        choices = list(CARDS) + timm.list_models()
         close = difflib.get_close_matches(name, choices, n=3, cutoff=0.6)
         hint = f"; did you mean {', '.join(close)}?" if close else "; `bench models` lists the cards"
         raise UsageError(f"unknown model {name!r}{hint}")
-    card = CARDS.get(name)
     model_id = f"timm:{name}" if explicit and not card else name
-    shape = card.input_shape if card else _timm_input_shape(name)
     return ModelSpec(model_id, "timm", name, _with_size(shape, input_size), card)
 
 
@@ -92,7 +148,8 @@ def _resolve_onnx(path: str, input_size: int | None) -> ModelSpec:
 
         model = onnx.load(str(p), load_external_data=False)
     except Exception as e:  # corrupt protobuf
-        raise UsageError(f"cannot read ONNX file {path}: {str(e).splitlines()[0] if str(e) else type(e).__name__} (is it a valid .onnx model?)") from None
+        why = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise UsageError(f"cannot read ONNX file {path}: {why} (is it a valid .onnx model?)") from None
     inits = {i.name for i in model.graph.initializer}
     inputs = [i for i in model.graph.input if i.name not in inits]
     if len(inputs) != 1:
@@ -122,7 +179,35 @@ def _resolve_factory(text: str, input_size: int | None) -> ModelSpec:
     if found is None:
         raise UsageError(f"cannot import module {module!r} for model {text!r} (is it on PYTHONPATH?)")
     shape = (3, input_size or 224, input_size or 224)
-    return ModelSpec(text, "factory", text, shape, None)
+    return ModelSpec(text, "factory", text, shape, None, extra={"module_file": found.origin})
+
+
+def check_buildable(spec: ModelSpec) -> None:
+    """What can be known wrong about a model before any export: a factory that is not there or not
+    callable, an ONNX file the checker refuses (UsageError)."""
+    if spec.kind == "factory":
+        module, func = spec.target.split(":", 1)
+        try:
+            mod = importlib.import_module(module)
+        except Exception as e:
+            raise UsageError(f"cannot import module {module!r} for model {spec.target!r}: "
+                             f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+        fn = getattr(mod, func, None)
+        if fn is None:
+            public = sorted(n for n in dir(mod) if not n.startswith("_") and callable(getattr(mod, n, None)))
+            close = difflib.get_close_matches(func, public, n=1, cutoff=0.6)
+            hint = f"; did you mean {module}:{close[0]}?" if close else ""
+            raise UsageError(f"module {module!r} has no factory {func!r} (model {spec.target!r}){hint}")
+        if not callable(fn):
+            raise UsageError(f"{spec.target!r} is a {type(fn).__name__}, not a function returning an nn.Module")
+    elif spec.kind == "onnx":
+        import onnx
+
+        try:
+            onnx.checker.check_model(spec.target)
+        except Exception as e:
+            why = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+            raise UsageError(f"ONNX file {spec.target} fails the ONNX checker: {why} (fix or re-export the file)") from None
 
 
 def list_cards() -> list[ModelCard]:

@@ -198,7 +198,7 @@ def to_row(rec: dict[str, Any]) -> Row:
         model=model,
         backend=text(rec.get("backend")) or "?",
         device=text(rec.get("device")) or "?",
-        scenario=text(rec.get("scenario")) or "latency",
+        scenario="profile" if rec.get("profiled") else (text(rec.get("scenario")) or "latency"),
         batch=batch,
         precision=text(rec.get("precision")) or "fp32",
         precision_ran=text(rec.get("precision_ran") or rec.get("precision")),
@@ -245,20 +245,6 @@ def latest_per_cell(rows: list[Row]) -> tuple[list[Row], int]:
     ordered = sorted(chosen.values(), key=lambda r: (r.model, r.device, r.backend, r.scenario, r.batch or 0,
                                                      r.precision))
     return ordered, len(rows) - len(ordered)
-
-
-def parse_since(since: str | None) -> str | None:
-    """Validate --since (ISO date or time) and return it in the store's created_at form."""
-    if not since:
-        return None
-    try:
-        when = _dt.datetime.fromisoformat(since.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise UsageError(f"invalid --since {since!r}: use an ISO date or time, e.g. 2026-11-01 or "
-                         "2026-11-01T12:00") from None
-    if when.tzinfo is not None:
-        when = when.astimezone(_dt.timezone.utc).replace(tzinfo=None)
-    return when.isoformat(timespec="seconds")
 
 
 def _canonical_backends(names: list[str] | None) -> list[str] | None:
@@ -311,14 +297,14 @@ def _db_missing(db: str | None) -> str | None:
 
 def load_records(query: Query) -> list[dict[str, Any]]:
     """Records matching the query, newest first; a clear EffbenchError (exit 1) when there are none."""
-    from effbench.harness.store import Store
+    from effbench.harness.store import Store, parse_since
 
     missing = _db_missing(query.db)
     if missing:
         raise EffbenchError(f"no results database at {missing}: run `bench run ...` first, or point --db "
                             "(or EFFBENCH_DB) at one")
     since = parse_since(query.since)
-    store = Store(query.db)
+    store = Store(query.db, must_exist=True)
     one = lambda v: None if not v else (v[0] if len(v) == 1 else list(v))  # noqa: E731
     records = store.records(model=one(query.models), backend=one(_canonical_backends(query.backends)),
                             device=one(query.devices), tag=one(query.tags), since=since)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from effbench.harness.stats import median_ci, summarize
+from effbench.core.stats import median_ci, median_ci_ranks, summarize
 
 
 def test_summary_fields_match_numpy():
@@ -42,3 +42,30 @@ def test_ci_narrows_with_more_samples():
 def test_empty_samples_rejected():
     with pytest.raises(ValueError):
         summarize([])
+
+
+def _scipy_ranks(n: int, confidence: float = 0.95) -> tuple[int, int]:
+    """The same exact-bootstrap ranks from scipy's binomial tail, evaluated for every j (the slow way)."""
+    import math
+
+    from scipy.stats import binom
+
+    m = math.ceil(n / 2)
+    cdf = binom.sf(m - 1, n, np.arange(1, n + 1) / n)
+    alpha = (1 - confidence) / 2
+    lo = int(np.searchsorted(cdf, alpha, side="left"))
+    hi = int(np.searchsorted(cdf, 1 - alpha, side="left"))
+    return min(lo, n - 1), min(hi, n - 1)
+
+
+@pytest.mark.parametrize("n", [2, 3, 4, 5, 10, 11, 31, 99, 100, 101, 1000, 1001, 4097, 20_000, 100_000])
+def test_ranks_equal_scipys_exact_binomial_computation(n):
+    assert median_ci_ranks(n) == _scipy_ranks(n)
+
+
+def test_interval_is_two_order_statistics_of_the_samples():
+    x = np.random.default_rng(3).lognormal(0, 0.4, 100_000)
+    lo, hi = median_ci(x)
+    xs = np.sort(x)
+    i, j = median_ci_ranks(x.size)
+    assert (lo, hi) == (xs[i], xs[j]) and lo < np.median(x) < hi

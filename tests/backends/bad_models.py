@@ -1,4 +1,4 @@
-"""Tiny models for the Core ML conversion paths (used as `tests.coreml.bad_models:<factory>`)."""
+"""Tiny models for the Core ML conversion paths (used as `tests.backends.bad_models:<factory>`)."""
 
 import torch
 from torch import nn

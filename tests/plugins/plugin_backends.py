@@ -1,4 +1,5 @@
-"""Test-only backends, registered through EFFBENCH_BACKENDS in the tests that use them.
+"""Test-only backends, registered through the effbench.backends entry-point group by the distribution
+in tests/plugins/entrypoints (on PYTHONPATH only in the tests that use them: `conftest.PLUGIN_ENV`).
 
 They stand in for what cannot be provoked on purpose with a real runtime: a runtime that is not
 installed, one that aborts the process, one that hangs.
@@ -27,7 +28,7 @@ class AbortBackend(NullBackend):
 
     name = "abort"
 
-    def load(self, artifact, cfg, input_shape):
+    def open(self, artifact, settings):
         return _AbortSession(0)
 
 
@@ -39,5 +40,5 @@ class _HangSession(NullSession):
 class HangBackend(NullBackend):
     name = "hang"
 
-    def load(self, artifact, cfg, input_shape):
+    def open(self, artifact, settings):
         return _HangSession(0)

@@ -11,8 +11,11 @@ import threading
 
 import pytest
 
-from effbench.devices.remote import RemoteTarget, run_remote
+import yaml
+
+from effbench.devices.remote import RemoteTarget
 from effbench.harness.config import RunConfig
+from effbench.harness.scheduler import run_cells
 
 MODEL = "efficientvit_m0"
 FAST = dict(duration_s=0.3, warmup_s=0.1, warmup_iters=3, min_iters=5, threads=1)
@@ -20,6 +23,27 @@ FAST = dict(duration_s=0.3, warmup_s=0.1, warmup_iters=3, min_iters=5, threads=1
 
 def cfg(**over) -> RunConfig:
     return RunConfig(**{"model": MODEL, "backend": "onnxruntime", "device": "loopback", **FAST, **over})
+
+
+class Record:
+    """A stored record, read with attribute access."""
+
+    def __init__(self, rec: dict):
+        self.__dict__.update(rec)
+
+
+def run_remote(cell: RunConfig, device) -> Record:
+    """One cell on `device` (a DeviceSpec) through the scheduler, as `bench run --device` runs it."""
+    import tempfile
+
+    folder = tempfile.mkdtemp(prefix="devices-")
+    path = os.path.join(folder, "devices.yaml")
+    entry = device.model_dump(exclude_none=True)
+    name = entry.pop("name")
+    with open(path, "w") as f:
+        yaml.safe_dump({"devices": {name: entry}}, f)
+    (result,) = run_cells([cell.model_copy(update={"device": name, "devices_file": path})], None, show_progress=False)
+    return Record(result.to_dict())
 
 
 def one_line(text: str | None) -> bool:
@@ -78,7 +102,7 @@ def test_unreachable_host(sshd):
     r = run_remote(cfg(), sshd.device(port=closed))
     assert r.status == "failed" and one_line(r.error)
     assert "cannot reach" in r.error and "Connection refused" in r.error and "loopback" in r.error
-    assert r.extra["remote"]["kind"] == "unreachable"
+    assert r.extra["kind"] == "unreachable"
     assert r.device == "loopback"
 
 
@@ -86,16 +110,16 @@ def test_refused_key(sshd):
     r = run_remote(cfg(), sshd.device(identity_file=str(sshd.bad_key)))
     assert r.status == "failed" and one_line(r.error)
     assert "authentication refused" in r.error and "authorized_keys" in r.error
-    assert r.extra["remote"]["kind"] == "auth"
+    assert r.extra["kind"] == "auth"
 
 
 def test_missing_runtime_names_the_package(sshd):
     r = run_remote(cfg(), sshd.device(python="/usr/bin/python3", workdir=str(sshd.root / "sys-workdir")))
-    if r.extra.get("remote", {}).get("kind") == "no_python":
+    if r.extra.get("kind") == "no_python":
         pytest.skip("no system python3 to play a device without onnxruntime")
     assert r.status == "skipped" and one_line(r.error), r.error
     assert "onnxruntime" in r.error and "pip install onnxruntime" in r.error
-    assert r.extra["remote"]["kind"] == "missing_runtime"
+    assert r.extra["kind"] == "missing_runtime"
     # failed before any copy: nothing was sent
     assert not (sshd.root / "sys-workdir" / "artifacts").exists()
 
@@ -123,7 +147,7 @@ def test_connection_dropping_twice_fails_with_one_line(first_run, sshd, tmp_path
     wrapper.chmod(wrapper.stat().st_mode | stat.S_IEXEC)
     r = run_remote(cfg(), sshd.device(client=str(wrapper)))
     assert r.status == "failed" and one_line(r.error)
-    assert "dropped during the run" in r.error and r.extra["remote"]["retries"] == 1
+    assert "dropped during the run" in r.error and r.extra["retries"] == 1
 
 
 def test_disk_full_on_the_device(first_run, sshd, tmp_path):
@@ -139,7 +163,7 @@ def test_disk_full_on_the_device(first_run, sshd, tmp_path):
         subprocess.run(["umount", "-l", str(small)], capture_output=True)
     assert r.status == "failed" and one_line(r.error), r.error
     assert "disk full" in r.error and "No space left on device" in r.error
-    assert r.extra["remote"]["kind"] == "disk_full"
+    assert r.extra["kind"] == "disk_full"
 
 
 def test_two_devices_in_threads(first_run, sshd):
@@ -169,9 +193,10 @@ def test_backend_the_agent_does_not_run_is_skipped(sshd):
 
 def test_target_from_a_device_entry_without_ssh_is_a_usage_error():
     from effbench.devices.catalog import DeviceSpec
+    from effbench.errors import UsageError
 
-    r = run_remote(cfg(), DeviceSpec(name="plain", kind="cpu"))
-    assert r.status == "skipped" and "no ssh: entry" in r.error
+    with pytest.raises(UsageError, match="no ssh: entry"):
+        RemoteTarget.from_spec(DeviceSpec(name="plain", kind="cpu"))
 
 
 def test_remote_target_shapes():
@@ -286,13 +311,12 @@ def test_coreml_package_directory_travels_and_linux_devices_refuse_coreml(sshd):
     """A Core ML artifact is a directory (model.mlpackage/ + its manifest): it is copied whole and
     verified; a Linux device then says plainly that Core ML needs macOS."""
     pytest.importorskip("coremltools")
-    from effbench.agent import file_hashes
+    from effbench.core.files import file_hashes
     from effbench.devices.remote import RemoteSession
-    from effbench.export.coreml_export import coreml_artifact
-    from effbench.export.pipeline import ModelSource
+    from effbench.export.pipeline import ModelSource, coreml_artifact
     from effbench.models.registry import resolve
 
-    model = "tests.coreml.bad_models:branchy_net"
+    model = "tests.backends.bad_models:branchy_net"
     art = coreml_artifact(ModelSource(resolve(model, 16)), (1, 3, 16, 16))
     session = RemoteSession(RemoteTarget.from_spec(sshd.device("mac-ish", workdir=str(sshd.root / "wd-coreml"))))
     info = session.ensure_artifact(art.path.parent, art.key)

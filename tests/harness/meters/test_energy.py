@@ -1,7 +1,7 @@
 """The energy-window logic, the counter/power cross-check, idle and dynamic arithmetic and
 throttle-reason decoding, on the CPU.
 
-The meter here is `RecordedMeter` (tests/meters/recorded.py): it replays recorded counter and
+The meter here is `RecordedMeter` (tests/harness/meters/recorded.py): it replays recorded counter and
 power readings against a virtual clock. That is a recorded input, not a mock of the code under
 test: `run_window`, `measure_idle`, `summarize` and `measure_energy` run unmodified over it.
 Time steps are binary fractions (1/8 s, 1/16 s, 1/64 s) so the virtual clock is exact.

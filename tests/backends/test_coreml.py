@@ -9,15 +9,17 @@ import pytest
 
 from effbench.backends import coreml_backend
 from effbench.errors import RunFailed, UsageError
-from effbench.export.coreml_export import MANIFEST, PACKAGE, coreml_artifact, read_manifest
-from effbench.export.pipeline import ModelSource, build_artifact
+from effbench.core.runtimes import coreml as core_coreml
+from effbench.core.settings import MeasureSettings
+from effbench.export.coreml_export import MANIFEST, PACKAGE, read_manifest
+from effbench.export.pipeline import ModelSource, artifact_ref, build_artifact, coreml_artifact
 from effbench.harness.config import RunConfig
 from effbench.models.registry import resolve
 from tests.conftest import FAST, bench
 
 pytest.importorskip("coremltools")
 
-BAD = "tests.coreml.bad_models"
+BAD = "tests.backends.bad_models"
 
 
 def source(model: str, input_size: int | None = None) -> ModelSource:
@@ -83,23 +85,26 @@ def test_torchscript_fallback_is_recorded():
 
 
 def test_faked_macos_load_records_compute_units_and_export_path(monkeypatch):
-    monkeypatch.setattr(coreml_backend, "_on_macos", lambda: True)
+    monkeypatch.setattr(core_coreml, "on_macos", lambda: True)
     art = coreml_artifact(source(f"{BAD}:branchy_net", 16), (1, 3, 16, 16))
-    cfg = RunConfig(model=f"{BAD}:branchy_net", backend="coreml", input_size=16,
-                    options={"compute_units": "cpu_and_ne"})
-    session = coreml_backend.CoreMLBackend().load(art, cfg, (1, 3, 16, 16))
+    backend = coreml_backend.CoreMLBackend()
+    opts = backend.parse_options({"compute_units": "cpu_and_ne"})
+    cfg = RunConfig(model=f"{BAD}:branchy_net", backend="coreml", input_size=16)
+    settings = MeasureSettings(runtime="coreml", input_shape=[1, 3, 16, 16],
+                               runtime_options=backend.runtime_options(opts, cfg))
+    session = backend.open(artifact_ref(art), settings)
     assert session.runtime_info["compute_units"] == "CPU_AND_NE"
     assert session.runtime_info["export_path"].startswith("torchscript-trace")
     assert session.precision_ran == "fp32"
-    with pytest.raises(UsageError, match="compute_units must be one of all, cpu_only, cpu_and_gpu, cpu_and_ne"):
-        coreml_backend.CoreMLBackend().load(art, cfg.model_copy(update={"options": {"compute_units": "tpu"}}),
-                                            (1, 3, 16, 16))
+    with pytest.raises(UsageError, match="compute_units='tpu' for coreml: accepted: 'all', 'cpu_only'"):
+        backend.parse_options({"compute_units": "tpu"})
 
 
 def test_compute_units_names():
-    assert coreml_backend.parse_compute_units(None) == "all"
-    assert coreml_backend.parse_compute_units("CPU_ONLY") == "cpu_only"
-    assert coreml_backend.parse_compute_units("ane") == "cpu_and_ne"
+    parse = coreml_backend.CoreMLBackend().parse_options
+    assert parse({}).compute_units == "all"
+    assert parse({"compute_units": "CPU_ONLY"}).compute_units == "cpu_only"
+    assert parse({"compute_units": "ane"}).compute_units == "cpu_and_ne"
 
 
 def test_onnx_models_cannot_be_converted(tmp_path):

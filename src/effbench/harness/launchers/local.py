@@ -1,0 +1,237 @@
+"""Cells measured on this machine: in this process (--in-process), or each in a worker process of
+its own, forked from the fork server where fork is safe (CPU cells on Linux), spawned otherwise."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from typing import Any
+
+from effbench.core.cell import Measured
+from effbench.core.protocol import loads
+from effbench.harness import failures
+from effbench.harness.assemble import assemble
+from effbench.harness.launchers import Event
+from effbench.harness.prepare import PreparedCell
+from effbench.harness.result import Result
+
+STDERR_TAIL = 2000
+BASE_PRELOAD = ("numpy", "effbench.harness.child", "effbench.harness.meters.energy")
+
+
+def outcome_to_result(cell: PreparedCell, answer: dict[str, Any] | None, outcome: dict[str, Any] | None,
+                      wall_s: float, remote: dict[str, Any] | None = None) -> Result:
+    """The Result of a measuring process's answer ({"event": "result", "measured"} or an error)."""
+    if answer is not None and answer.get("event") == "result":
+        try:
+            return assemble(cell, Measured.from_dict(answer["measured"]), wall_s, remote)
+        except Exception as e:  # the assembly must never lose the cell: it becomes a failed record
+            outcome = failures.classify(e)
+    if outcome is None:
+        outcome = {k: answer[k] for k in ("status", "error", "extra") if k in answer} if answer else \
+            {"status": "crashed", "error": "the measuring process gave no answer", "extra": {}}
+    return failures.failed_result(cell.cfg.to_dict(), outcome, model=cell.model_id, backend=cell.backend,
+                                  config_hash=cell.cfg.config_hash())
+
+
+class InProcess:
+    """Measure in the harness's own process (no isolation: for debugging and tests)."""
+
+    def run(self, cell: PreparedCell, on_event: Event) -> Result:
+        from effbench.harness.child import measure_payload
+
+        t0 = time.perf_counter()
+        try:
+            m = measure_payload(cell.payload(), lambda p, f, d: on_event({"phase": p, "fraction": f, "detail": d}))
+        except Exception as e:
+            return outcome_to_result(cell, None, failures.classify(e), time.perf_counter() - t0)
+        return assemble(cell, m, time.perf_counter() - t0)
+
+    def close(self) -> None:
+        pass
+
+
+class _Reader(threading.Thread):
+    """Reads a worker's JSON lines: progress goes to `on_event`, the answer is kept."""
+
+    def __init__(self, fd: int, on_event: Event):
+        super().__init__(daemon=True)
+        self.fd, self.on_event, self.answer = fd, on_event, None
+
+    def run(self) -> None:
+        with os.fdopen(self.fd, "r") as f:
+            for line in f:
+                try:
+                    msg = loads(line)
+                except ValueError:
+                    continue
+                if msg.get("event") in ("result", "error"):
+                    self.answer = msg
+                elif self.on_event:
+                    try:
+                        self.on_event(msg)
+                    except Exception:
+                        pass
+
+
+class ForkServer:
+    """The fork server process (harness.forkserver) and its control socket."""
+
+    def __init__(self, preload: tuple[str, ...]):
+        ours, theirs = socket.socketpair()
+        self.proc = subprocess.Popen([sys.executable, "-m", "effbench.harness.forkserver", str(theirs.fileno()),
+                                      *preload], pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        theirs.close()
+        self.sock = ours
+        self._buf = b""
+        self.ready = False
+
+    def _message(self, timeout: float | None) -> dict | None:
+        """The server's next JSON line; None on timeout or when it is gone."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while b"\n" not in self._buf:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return None
+            readable, _, _ = select.select([self.sock], [], [], left)
+            if not readable:
+                return None
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                return None
+            self._buf += chunk
+        line, self._buf = self._buf.split(b"\n", 1)
+        return json.loads(line)
+
+    def wait_ready(self, timeout: float = 120.0) -> bool:
+        if not self.ready:
+            msg = self._message(timeout)
+            self.ready = bool(msg and msg.get("ready"))
+        return self.ready
+
+    def start(self, payload: dict, result_fd: int, stderr_fd: int) -> int:
+        socket.send_fds(self.sock, [json.dumps(payload).encode()], [result_fd, stderr_fd])
+        msg = self._message(60)
+        if not msg or "pid" not in msg:
+            raise OSError("the fork server did not start the worker")
+        return int(msg["pid"])
+
+    def wait_exit(self, timeout: float | None) -> int | None:
+        msg = self._message(timeout)
+        return int(msg["exit"]) if msg and "exit" in msg else None
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+            self.proc.wait(timeout=2)
+        except (OSError, subprocess.TimeoutExpired):
+            self.proc.kill()
+            self.proc.wait()
+
+
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def fork_is_safe(cell: PreparedCell) -> bool:
+    """CPU cells on Linux: CUDA must never be initialised in a process that forks, and macOS
+    frameworks are not fork-safe."""
+    return sys.platform.startswith("linux") and not cell.settings.device.startswith("cuda") \
+        and os.environ.get("EFFBENCH_NO_FORK") != "1"
+
+
+class Workers:
+    """Each cell in a fresh worker process; a crash, a hang or a leak stays with its cell."""
+
+    def __init__(self, preload: tuple[str, ...] = ()):
+        self.preload = tuple(dict.fromkeys(BASE_PRELOAD + tuple(preload)))
+        self.server: ForkServer | None = None
+        self.server_failed = False
+
+    def start_server(self) -> None:
+        """Start the fork server now (its imports overlap whatever the harness does meanwhile)."""
+        if self.server is None and not self.server_failed and sys.platform.startswith("linux"):
+            try:
+                self.server = ForkServer(self.preload)
+            except OSError:
+                self.server_failed = True
+
+    def _server(self) -> ForkServer | None:
+        self.start_server()
+        if self.server is not None and not self.server.wait_ready():
+            self.server.close()
+            self.server, self.server_failed = None, True
+        return self.server
+
+    def run(self, cell: PreparedCell, on_event: Event) -> Result:
+        timeout = cell.cfg.timeout_s
+        read_fd, write_fd = os.pipe()
+        errfile = tempfile.TemporaryFile()
+        reader = _Reader(read_fd, on_event)
+        reader.start()
+        t0 = time.perf_counter()
+        server = self._server() if fork_is_safe(cell) else None
+        try:
+            if server is not None:
+                code = self._run_forked(server, cell, write_fd, errfile, timeout)
+            else:
+                code = self._run_spawned(cell, write_fd, errfile, timeout)
+        finally:
+            os.close(write_fd)  # the reader sees the end of the answers once the worker's copy is gone too
+        reader.join(timeout=10)
+        wall = time.perf_counter() - t0
+        errfile.seek(0)
+        tail = errfile.read()[-STDERR_TAIL:].decode(errors="replace").strip()
+        errfile.close()
+        if reader.answer is not None:
+            return outcome_to_result(cell, reader.answer, None, wall)
+        outcome = failures.timed_out(timeout, tail) if code is None else failures.crashed(code, tail)
+        return outcome_to_result(cell, None, outcome, wall)
+
+    def _run_forked(self, server: ForkServer, cell: PreparedCell, write_fd: int, errfile, timeout: float) -> int | None:
+        pid = server.start(cell.payload(), write_fd, errfile.fileno())
+        try:
+            code = server.wait_exit(timeout)
+        except BaseException:  # Ctrl-C: take the worker down with us
+            _kill_group(pid)
+            server.wait_exit(10)
+            raise
+        if code is None:
+            _kill_group(pid)
+            server.wait_exit(10)
+        return code
+
+    def _run_spawned(self, cell: PreparedCell, write_fd: int, errfile, timeout: float) -> int | None:
+        proc = subprocess.Popen([sys.executable, "-m", "effbench.harness.worker", str(write_fd)],
+                                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errfile,
+                                pass_fds=(write_fd,), env=dict(os.environ, PYTHONUNBUFFERED="1"),
+                                start_new_session=True)
+        proc.stdin.write(json.dumps(cell.payload()).encode())
+        proc.stdin.close()
+        try:
+            return proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc.pid)
+            proc.wait()
+            return None
+        except BaseException:
+            _kill_group(proc.pid)
+            proc.wait()
+            raise
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            self.server = None
