@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.ssh_server import sshd  # noqa: F401  (a real sshd on loopback, for every test that asks)
+
 ROOT = Path(__file__).resolve().parents[1]
 PLUGINS = Path(__file__).parent / "plugins"
 # the test-only backends (tests/plugins/plugin_backends.py) as an installed plugin would register them

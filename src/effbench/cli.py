@@ -21,13 +21,13 @@ from effbench.harness.defaults import default_of
 
 # name -> (module, attribute, "typer" app or "command" function, short help for `bench --help`)
 LAZY = {
-    "profile": ("effbench.analysis.commands", "profile_command", "command",
+    "profile": ("effbench.commands.profile", "profile_command", "command",
                 "Per-layer runtime times mapped through fused kernels to ONNX nodes."),
     "report": ("effbench.reports.commands", "report_command", "command",
                "HTML dashboard, Markdown summary or CSV of stored results."),
     "gate": ("effbench.gate.commands", "gate_command", "command", "CI regression verdicts: current vs a baseline."),
     "baseline": ("effbench.gate.commands", "baseline_app", "typer", "Save and list regression-gate baselines."),
-    "ab": ("effbench.gate.ab", "ab_command", "command", "A/B runs, interleaved, with the gate's verdicts."),
+    "ab": ("effbench.commands.ab", "ab_command", "command", "A/B runs, interleaved, with the gate's verdicts."),
     "devices": ("effbench.devices.commands", "app", "typer", "Device catalog: list, detect, calibrate, check."),
     "claims": ("effbench.claims.commands", "app", "typer", "Re-measure published speed claims side by side."),
     "farm": ("effbench.farm.commands", "app", "typer", "A device farm on Ray: join, status."),
@@ -333,24 +333,35 @@ def run(
     store_results: bool = typer.Option(True, "--store/--no-store", help="Write results to the database."),
 ):
     """Export, run and measure one model on one backend (one cell per batch size)."""
-    from effbench.harness.prepare import check_cell
-    from effbench.harness.scheduler import run_cells
-    from effbench.harness.store import Store
-
     params = dict(locals())
     params["eval"] = params.pop("eval_dir")
-    launchers = _local_workers(isolate, [backend])
-    cells = cells_from_run_options(params)
-    check_out_writable(out)
-    for cell in cells:
-        check_cell(cell)  # unknown model / backend / option / precision: fail before any work
-    store = Store(db) if store_results else None
-    sink = ResultSink(out, store, "bench run")
+    launchers: dict = {}
     try:
-        results = run_cells(cells, None, isolate=isolate, on_result=sink, launchers=launchers)
+        _run(params, out, db, store_results, isolate, launchers)
     finally:
         for launcher in launchers.values():
             launcher.close()
+
+
+def _run(params: dict, out: Path | None, db: str | None, store_results: bool, isolate: bool, launchers: dict) -> None:
+    from effbench.harness.prepare import check_cell, prepare
+    from effbench.harness.scheduler import run_cells
+    from effbench.harness.store import Store
+
+    cells = cells_from_run_options(params)
+    check_out_writable(out)
+    launchers.update(_local_workers(isolate, [params["backend"]]))  # its start-up overlaps the checks below
+    checked = [check_cell(cell) for cell in cells]  # unknown model / backend / option / precision: before any work
+    store = Store(db) if store_results else None
+    for c in checked:
+        try:  # a factory that returns no module, a weights file that does not fit: exit 2 before measuring
+            prepare(c)
+        except UsageError:
+            raise
+        except EffbenchError:
+            pass  # an export that fails is the cell's failed record (the run goes on)
+    sink = ResultSink(out, store, "bench run")
+    results = run_cells(cells, None, isolate=isolate, on_result=sink, launchers=launchers)
     records = [r.to_dict() for r in results]
     console.print(result_table(records, title="bench run"))
     for r in records:
@@ -568,6 +579,8 @@ def main(argv: list[str] | None = None) -> int:
         error_line(f"internal error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} "
                    "(set EFFBENCH_DEBUG=1 for the traceback, and please report it)")
         return 1
+    if rc == 130:  # typer turns Ctrl-C into exit code 130 by itself, silently
+        error_line("interrupted")
     return rc if isinstance(rc, int) else 0
 
 

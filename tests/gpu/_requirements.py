@@ -30,7 +30,7 @@ def _ort_gpu_reason() -> str | None:
 def _nvml_reason() -> str | None:
     if CUDA_REASON:
         return CUDA_REASON
-    from effbench.harness.meters import nvml
+    from effbench.backends import nvml
 
     meter, reason = nvml.open_meter("cuda:0")
     if meter is not None:

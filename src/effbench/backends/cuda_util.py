@@ -228,7 +228,7 @@ class CudaTimedRuns:
 def nvml_memory(index: int) -> dict[str, Any] | None:
     """NVML's used/total memory of the NVML device matching CUDA device `index` by UUID."""
     try:
-        from effbench.harness.meters.nvml import memory_for_cuda_device
+        from effbench.backends.nvml import memory_for_cuda_device
     except ImportError:
         return None
     return memory_for_cuda_device(index)

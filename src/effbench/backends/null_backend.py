@@ -10,7 +10,7 @@ import time
 
 from pydantic import Field
 
-from effbench.backends.base import Backend, BackendOptions, Session
+from effbench.backends.base import Backend, BackendOptions, Session, package_version
 
 
 class NullOptions(BackendOptions):
@@ -48,9 +48,7 @@ class NullBackend(Backend):
     Options = NullOptions
 
     def version(self):
-        from effbench import __version__
-
-        return __version__
+        return package_version("effbench") or "0"
 
     def open(self, artifact, settings):
         session = NullSession(int(float(settings.runtime_options.get("busy_us", 0)) * 1000))

@@ -81,6 +81,13 @@ class SshSpec(BaseModel):
     def _from_string(cls, data: Any) -> Any:
         return {"host": data} if isinstance(data, str) else data
 
+    @field_validator("identity_file")
+    @classmethod
+    def _key_exists(cls, v: str | None) -> str | None:
+        if v and not Path(v).expanduser().is_file():
+            raise ValueError(f"ssh key {v} does not exist (create it with ssh-keygen, or fix the path)")
+        return v
+
 
 class Calibration(BaseModel):
     """Measured rates written by `bench devices calibrate --save`."""
@@ -272,6 +279,8 @@ def _describe(e: ValidationError) -> str:
         parent, _, key = loc.rpartition(".")
         allowed = _allowed_keys(parent)
         msg = f"unknown key '{loc}' (expected one of: {', '.join(allowed)})"
+    elif kind == "value_error" and err.get("ctx", {}).get("error") and "not a number" not in str(err["ctx"]["error"]):
+        msg = f"{loc}: {err['ctx']['error']}"
     else:
         expected = _EXPECTED.get(kind, err["msg"][:1].lower() + err["msg"][1:])
         msg = f"{loc} {expected} (got {_got(err.get('input'))})"

@@ -125,7 +125,7 @@ def tensorrt_artifact(src: ModelSource, input_shape: tuple[int, ...], exporter: 
 
 
 def no_artifact(src: ModelSource, input_shape: tuple[int, ...], exporter: str = "", **_) -> Artifact:
-    return Artifact("none", None, "", True, 0.0, 0, {})
+    return Artifact("none", None, "", False, 0.0, 0, {})
 
 
 # artifact format -> builder; a backend names its format (Backend.artifact_format)

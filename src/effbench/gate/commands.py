@@ -116,13 +116,16 @@ def gate_command(
     """Compare a run against a baseline; exit 1 on a regression, 2 on bad input."""
     from effbench.gate.render import print_report, to_json, to_markdown
     from effbench.gate.sources import load_cells
-    from effbench.gate.verdict import compare
+    from effbench.gate.verdict import compare, match
 
     if fail_on not in FAIL_ON:
         raise UsageError(f"--fail-on {fail_on!r}: choose one of {', '.join(FAIL_ON)}")
     limit = parse_threshold(threshold)
     base = baselines.load(baseline, directory)
     cells, source = load_cells(current, db)
+    if not any(b is not None and c is not None for b, c, _ in match(base.cells, cells)):
+        raise UsageError(f"nothing compared: baseline {base.path} ({len(base.cells)} cell(s)) and {source} "
+                         f"({len(cells)} cell(s)) share no cell; check --current, its filters and the baseline")
     report = compare(base.cells, cells, metric=metric, threshold=limit, alpha=alpha,
                      baseline=str(base.path), current=source)
 

@@ -49,6 +49,8 @@ def read_records(path: str | Path) -> list[dict[str, Any]]:
     p = Path(path)
     try:
         text = p.read_text()
+    except UnicodeDecodeError:
+        raise UsageError(f"{path} is not JSON Lines or a JSON list of records (it is not even text)") from None
     except OSError as e:
         raise UsageError(f"cannot read {path}: {e.strerror or e} (pass a spool .jsonl or an --out .json file)") from None
     text = text.strip()

@@ -69,7 +69,8 @@ def resolve_url(db: str | None, must_exist: bool = False) -> str:
         return db
     path = Path(db).expanduser()
     if must_exist and not path.is_file():
-        raise UsageError(f"no results database at {path} (run `bench run` or `bench sweep` first, or pass --db)")
+        raise EffbenchError(f"no results database at {path}: run `bench run ...` first, or point --db "
+                            "(or EFFBENCH_DB) at one")
     if path.is_dir():
         raise UsageError(f"--db {db} is a directory; pass a database file, e.g. --db {path / 'results.db'}")
     if path.is_file():

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -24,7 +24,7 @@ class SweepFile(BaseModel):
 
     models: list[str] = Field(min_length=1)
     backends: list[str] = Field(min_length=1)
-    batches: list[int] = Field(default_factory=lambda: [1])
+    batches: list[Annotated[int, Field(ge=1, le=4096)]] = Field(default_factory=lambda: [1])
     precisions: list[str] = Field(default_factory=lambda: ["fp32"])
     scenarios: list[str] = Field(default_factory=lambda: ["latency"])
     devices: list[str] = Field(default_factory=lambda: ["cpu"])

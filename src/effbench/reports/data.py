@@ -284,25 +284,10 @@ class Query:
         return " ".join(parts)
 
 
-def _db_missing(db: str | None) -> str | None:
-    """The path of a SQLite file that does not exist (so the report does not create an empty one)."""
-    from effbench.harness.store import DEFAULT_DB
-
-    db = db or os.environ.get("EFFBENCH_DB") or DEFAULT_DB
-    if "://" in db:
-        return None
-    path = Path(db).expanduser()
-    return None if path.exists() else str(path)
-
-
 def load_records(query: Query) -> list[dict[str, Any]]:
     """Records matching the query, newest first; a clear EffbenchError (exit 1) when there are none."""
     from effbench.harness.store import Store, parse_since
 
-    missing = _db_missing(query.db)
-    if missing:
-        raise EffbenchError(f"no results database at {missing}: run `bench run ...` first, or point --db "
-                            "(or EFFBENCH_DB) at one")
     since = parse_since(query.since)
     store = Store(query.db, must_exist=True)
     one = lambda v: None if not v else (v[0] if len(v) == 1 else list(v))  # noqa: E731
@@ -312,7 +297,7 @@ def load_records(query: Query) -> list[dict[str, Any]]:
         return records
     filters = query.describe()
     if not filters:
-        raise EffbenchError(f"no stored results in {store.url}: run `bench run ...` or `bench sweep ...` first")
+        raise EffbenchError(f"no stored results in {store.display_url}: run `bench run ...` or `bench sweep ...` first")
     total = len(store.records())
-    raise EffbenchError(f"no stored results match {filters} ({total} result(s) in {store.url}; "
+    raise EffbenchError(f"no stored results match {filters} ({total} result(s) in {store.display_url}; "
                         "change or drop the filters)")

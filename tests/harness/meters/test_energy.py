@@ -14,7 +14,7 @@ from effbench.harness.config import RunConfig
 from effbench.harness.meters import energy
 from effbench.harness.meters.energy import (PollingSampler, default_windows, integrate_power, measure_idle,
                                             run_window, summarize)
-from effbench.harness.meters.nvml import decode_throttle_reasons
+from effbench.backends.nvml import decode_throttle_reasons
 
 from .recorded import RecordedMeter, constant_power_traces, piecewise_traces
 

@@ -9,7 +9,8 @@ import pytest
 
 from effbench.backends.cuda_util import match_uuid, normalize_uuid
 from effbench.harness.config import RunConfig
-from effbench.harness.meters import energy, nvml, rapl
+from effbench.backends import nvml
+from effbench.harness.meters import energy, rapl
 
 
 def write_zone(root, name, label, energy_uj, max_uj=1000):

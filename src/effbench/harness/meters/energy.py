@@ -235,7 +235,7 @@ def summarize(windows: list[Window], idle: dict[str, Any] | None = None, toleran
     otherwise the integrated power's, then labelled estimated. The dynamic figure subtracts idle
     power x time and is reported apart, never in place of joules_per_image.
     """
-    from effbench.harness.meters.nvml import decode_throttle_reasons
+    from effbench.backends.nvml import decode_throttle_reasons
 
     warnings: list[str] = []
     windows = [w for w in windows if w.images > 0 and w.seconds > 0]
@@ -372,7 +372,7 @@ def open_meter(device: str):
     """(meter, reason): NVML for cuda devices, RAPL for the CPU, else why not."""
     kind = device.split(":")[0]
     if kind == "cuda":
-        from effbench.harness.meters import nvml
+        from effbench.backends import nvml
 
         return nvml.open_meter(device)
     if kind == "cpu":

@@ -1,0 +1,65 @@
+"""One place for defaults: the command line, RunConfig and the measurement core cannot disagree."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from effbench.core.settings import DEFAULTS, MeasureSettings
+from effbench.harness.config import RunConfig, parse_int_list, parse_percent
+from effbench.harness.defaults import RUN_DEFAULTS
+
+CLI_TO_FIELD = {"warmup": "warmup_s", "duration": "duration_s", "max_duration": "max_duration_s",
+                "energy_window": "energy_window_s", "timeout": "timeout_s", "eval_dir": "eval"}
+
+
+def _run_params():
+    import typer
+
+    from effbench.cli import app
+
+    return {p.name: p for p in typer.main.get_command(app).commands["run"].params}
+
+
+def test_cli_defaults_are_runconfig_defaults():
+    params = _run_params()
+    checked = 0
+    for name, param in params.items():
+        field = CLI_TO_FIELD.get(name, name)
+        if field not in RunConfig.model_fields or name in ("model", "backend", "batch", "cpus", "target_ci", "max_drop", "opt"):
+            continue
+        assert param.default == RunConfig.model_fields[field].default, name
+        checked += 1
+    assert checked >= 25
+    assert params["batch"].default == str(RunConfig.model_fields["batch_size"].default)
+
+
+def test_runconfig_and_core_defaults_come_from_one_table():
+    for name, value in RUN_DEFAULTS.items():
+        assert RunConfig.model_fields[name].default == value, name
+    core = {f.name: f.default for f in dataclasses.fields(MeasureSettings) if f.name in DEFAULTS}
+    assert core == DEFAULTS and all(RunConfig.model_fields[k].default == v for k, v in DEFAULTS.items())
+
+
+@pytest.mark.parametrize("text,expected", [("1,8,32", [1, 8, 32]), ("4", [4])])
+def test_batch_lists(text, expected):
+    assert parse_int_list(text) == expected
+
+
+@pytest.mark.parametrize("text", ["1,,8", "-1", "0", "a", "1,", " "])
+def test_bad_batch_lists(text):
+    with pytest.raises(ValueError):
+        parse_int_list(text)
+
+
+def test_percentages():
+    assert parse_percent("1%") == pytest.approx(0.01) and parse_percent("0.02") == 0.02 and parse_percent(None) is None
+    for bad in ("abc", "nan", "inf%"):
+        with pytest.raises(ValueError):
+            parse_percent(bad)
+
+
+def test_aliases_become_canonical_names_and_hash_alike():
+    a, b = RunConfig(model="m", backend="ov"), RunConfig(model="m", backend="openvino")
+    assert a.backend == "openvino" and a.config_hash() == b.config_hash()

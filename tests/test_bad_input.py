@@ -1,0 +1,258 @@
+"""A catalog of hostile inputs, tried as a new user would: each is one line on stderr naming the
+problem (and the fix), the exit code it should have, never a traceback; where a measurement
+happened, the result is found afterwards (store, spool or --out)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import bench
+
+NULL = ["--model", "efficientvit_m0", "--backend", "null"]
+FAST = ["--duration", "0.1", "--warmup", "0.02", "--warmup-iters", "2", "--min-iters", "3"]
+
+
+class Ran:
+    def __init__(self, returncode: int, stdout: str, stderr: str):
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+@pytest.fixture
+def cli(capsys, monkeypatch):
+    """`bench ARGS` run by effbench.cli.main in this process (what the console script calls), so
+    the catalog costs no interpreter start-ups; the cases that need a process of their own use
+    tests.conftest.bench."""
+    from effbench.cli import main
+
+    def run(*args, env=None):
+        for k, v in (env or {}).items():
+            monkeypatch.setenv(k, v)
+        capsys.readouterr()
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as e:  # what the console script would exit with
+            code = e.code if isinstance(e.code, int) else 1
+        out, err = capsys.readouterr()
+        return Ran(code, out, err)
+
+    return run
+
+
+def one_line(r, code: int, *needles: str) -> str:
+    assert r.returncode == code, r.output
+    assert "Traceback" not in r.output
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, r.stderr
+    for n in needles:
+        assert n in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """The bad files of the catalog, made once."""
+    import onnx
+    import torch
+    from onnx import TensorProto, helper
+
+    d = tmp_path_factory.mktemp("bad-input")
+    (d / "random.onnx").write_bytes(os.urandom(4096))
+    (d / "random.db").write_bytes(os.urandom(8192))
+    (d / "a-file").write_text("not a directory")
+    (d / "weights.pth").write_bytes(b"not a state dict")
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"]), helper.make_node("Relu", ["y"], ["y"])],
+                              "dup", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 8, 8])])
+    onnx.save(helper.make_model(graph), d / "fails-checker.onnx")  # one tensor produced twice
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
+    torch.onnx.export(model, (torch.randn(1, 3, 16, 16),), str(d / "fixed.onnx"), input_names=["x"], dynamo=False)
+    with sqlite3.connect(d / "foreign.db") as conn:
+        conn.execute("CREATE TABLE results (run INTEGER, score REAL)")
+    with sqlite3.connect(d / "newer.db") as conn:
+        conn.execute("CREATE TABLE effbench_schema (version INTEGER, written_by TEXT, updated_at TEXT)")
+        conn.execute("INSERT INTO effbench_schema VALUES (99, '9.0', 'later')")
+    (d / "bad.yaml").write_text("models: [efficientvit_m0\nbackends: null\n")
+    (d / "zero-batch.yaml").write_text("models: [efficientvit_m0]\nbackends: [null]\nbatches: [1, 0]\n")
+    (d / "devices-nokey.yaml").write_text("devices:\n  pi5:\n    kind: cpu\n    ssh:\n      host: pi@pi5.local\n"
+                                          f"      identity_file: {d / 'no-such-key'}\n")
+    (d / "baseline.json").write_text(json.dumps({"schema": "effbench-baseline", "schema_version": 1, "cells": []}))
+    return d
+
+
+# (bench arguments, exit code, words the one line must hold); `{d}` is the folder of bad files
+CASES = [
+    (["run", "--model", "nosuchmodel_xyz", "--backend", "ort"], 2, ["unknown model 'nosuchmodel_xyz'"]),
+    (["run", "--model", "efficientvit_m0", "--backend", "nosuchrt"], 2, ["unknown backend 'nosuchrt'"]),
+    (["run", *NULL, "--opt", "busy_uss=5"], 2, ["unknown option 'busy_uss'", "did you mean 'busy_us'"]),
+    (["run", "--model", "efficientvit_m0", "--backend", "ov", "--opt", "strems=4"], 2, ["did you mean 'streams'"]),
+    (["run", "--model", "efficientvit_m0", "--backend", "ov", "--opt", "streams=x"], 2, ["--opt streams='x'"]),
+    (["run", *NULL, "--opt", "exporter=bogus"], 2, ["--opt exporter='bogus'", "torchscript"]),
+    (["run", *NULL, "--opt", "busy_us"], 2, ["--opt expects KEY=VALUE"]),
+    (["run", *NULL, "--opt", "busy_us=-3"], 2, ["--opt busy_us='-3'"]),
+    (["run", *NULL, "--batch", "1,,8"], 2, ["invalid --batch '1,,8'", "--batch 1,8,32"]),
+    (["run", *NULL, "--batch", "-1"], 2, ["invalid --batch '-1'"]),
+    (["run", *NULL, "--batch", "0"], 2, ["invalid --batch '0'"]),
+    (["run", *NULL, "--batch", "eight"], 2, ["invalid --batch 'eight'"]),
+    (["run", *NULL, "--batch", "1,1"], 2, ["listed twice"]),
+    (["run", *NULL, "--batch", "5000"], 2, ["--batch"]),
+    (["run", *NULL, "--target-ci", "abc"], 2, ["invalid --target-ci 'abc'", "1%"]),
+    (["run", *NULL, "--target-ci", "150%"], 2, ["--target-ci"]),
+    (["run", *NULL, "--duration", "nan"], 2, ["invalid --duration nan", "finite"]),
+    (["run", *NULL, "--duration", "-1"], 2, ["--duration"]),
+    (["run", *NULL, "--warmup", "inf"], 2, ["invalid --warmup inf"]),
+    (["run", *NULL, "--timeout", "0"], 2, ["--timeout"]),
+    (["run", *NULL, "--cpus", "99"], 2, ["--cpus", "not available here"]),
+    (["run", *NULL, "--cpus", "1-0"], 2, ["invalid --cpus '1-0'"]),
+    (["run", *NULL, "--threads", "0"], 2, ["--threads"]),
+    (["run", *NULL, "--input-size", "100000"], 2, ["--input-size"]),
+    (["run", *NULL, "--input-size", "4"], 2, ["--input-size"]),
+    (["run", *NULL, "--precision", "fp64"], 2, ["--precision"]),
+    (["run", *NULL, "--scenario", "fast"], 2, ["--scenario"]),
+    (["run", *NULL, "--max-drop", "lots"], 2, ["invalid --max-drop 'lots'"]),
+    (["run", "--model", "{d}/missing.onnx", "--backend", "ort"], 2, ["ONNX file not found"]),
+    (["run", "--model", "{d}/random.onnx", "--backend", "ort"], 2, ["cannot read ONNX file"]),
+    (["run", "--model", "{d}/fails-checker.onnx", "--backend", "ort"], 2, ["fails the ONNX checker", "fix"]),
+    (["run", "--model", "{d}/fixed.onnx", "--backend", "ort", "--batch", "4"], 2, ["fixed batch of 1", "--batch 1"]),
+    (["run", "--model", "tiny_models:missing", "--backend", "ort"], 2, ["has no factory 'missing'"]),
+    (["run", "--model", "tiny_models:not_a_module", "--backend", "ort"], 2, ["returned int", "nn.Module"]),
+    (["run", "--model", "nosuchpkg.mod:net", "--backend", "ort"], 2, ["cannot import module 'nosuchpkg.mod'"]),
+    (["run", "--model", "tiny_models:tiny_cnn", "--backend", "ort", "--weights", "{d}/none.pth"], 2,
+     ["weights file not found"]),
+    (["run", "--model", "tiny_models:tiny_cnn", "--backend", "ort", "--weights", "{d}/weights.pth"], 2,
+     ["cannot read weights file"]),
+    (["run", "--model", "tiny_models:tiny_cnn", "--backend", "ort", "--pretrained"], 2, ["--pretrained"]),
+    (["run", *NULL, "--out", "{d}/a-file/r.json"], 2, ["cannot write --out"]),
+    (["run", *NULL, "--out", "{d}"], 2, ["is a directory"]),
+    (["run", *NULL, "--db", "{d}/random.db"], 2, ["not a SQLite database"]),
+    (["run", *NULL, "--db", "{d}/foreign.db"], 2, ["not effbench's"]),
+    (["run", *NULL, "--db", "{d}/newer.db"], 2, ["newer effbench", "schema 99"]),
+    (["run", *NULL, "--db", "{d}"], 2, ["is a directory"]),
+    (["results", "--db", "{d}/random.db"], 2, ["not a SQLite database"]),
+    (["results", "--db", "{d}/nothing-here.db"], 1, ["no results database"]),
+    (["results", "--since", "garbage"], 2, ["invalid --since 'garbage'"]),
+    (["results", "--format", "xml"], 2, ["unknown --format 'xml'"]),
+    (["results", "import", "{d}/random.db"], 2, ["not JSON Lines"]),
+    (["report", "--db", "{d}/random.db"], 2, ["not a SQLite database"]),
+    (["report", "--db", "{d}/nothing-here.db"], 1, ["no results database"]),
+    (["gate", "--baseline", "{d}/baseline.json", "--current", "db", "--db", "{d}/random.db"], 2,
+     ["not a SQLite database"]),
+    (["sweep", "{d}/no-such.yaml"], 2, ["sweep file not found"]),
+    (["sweep", "{d}/bad.yaml"], 2, ["not valid YAML"]),
+    (["sweep", "{d}/zero-batch.yaml"], 2, ["batches[1]"]),
+    (["devices", "list", "--devices-file", "{d}/devices-nokey.yaml"], 2, ["no-such-key", "ssh-keygen"]),
+]
+
+
+@pytest.mark.parametrize("args,code,needles", CASES, ids=[" ".join(c[0]).replace("{d}/", "") for c in CASES])
+def test_catalog(args, code, needles, files, tmp_path, cli):
+    args = [a.replace("{d}", str(files)) for a in args]
+    if args[0] in ("run", "sweep") and "--db" not in args:
+        args += ["--db", str(tmp_path / "r.db")]
+    if args[0] == "run":
+        args = [args[0], *FAST, *args[1:]]  # the case's own value of an option wins
+    one_line(cli(*args), code, *[n.replace("{d}", str(files)) for n in needles])
+
+
+def test_catalog_is_large_enough():
+    assert len(CASES) >= 40
+
+
+def test_cache_directory_that_cannot_be_written_names_effbench_cache(files, tmp_path, cli):
+    r = cli("run", "--model", "tiny_models:tiny_cnn", "--backend", "ort", "--input-size", "32", *FAST,
+              "--db", str(tmp_path / "r.db"), env={"EFFBENCH_CACHE": str(files / "a-file" / "cache")})
+    one_line(r, 2, "not writable", "EFFBENCH_CACHE")
+
+
+def test_passwords_are_never_printed(tmp_path, cli):
+    url = "postgresql+psycopg://alice:s3cret-pw@127.0.0.1:1/effbench"
+    for args in (["run", *NULL, *FAST, "--db", url], ["results", "--db", url], ["report", "--db", url]):
+        r = cli(*args)
+        line = one_line(r, 2, "alice:***@127.0.0.1")
+        assert "s3cret" not in r.output and "s3cret" not in line
+
+
+def test_a_failed_cell_carries_canonical_names(tmp_path):
+    out = tmp_path / "r.json"
+    r = bench("run", "--model", "tiny_models:svd_model", "--input-size", "16", "--backend", "ov", *FAST,
+              "--db", str(tmp_path / "r.db"), "--out", out)
+    assert r.returncode == 1 and "Traceback" not in r.output
+    (rec,) = json.loads(out.read_text())
+    assert rec["status"] == "failed" and rec["backend"] == "openvino" and rec["model"] == "tiny_models:svd_model"
+    r = bench("results", "--db", str(tmp_path / "r.db"), "--backend", "openvino", "--format", "json")
+    assert [x["id"] for x in json.loads(r.stdout)] == [rec["id"]]
+
+
+def test_gate_with_nothing_in_common_is_not_a_pass(tmp_path):
+    from tests.gate.records import record
+
+    base = tmp_path / "base.json"
+    cur = tmp_path / "cur.json"
+    assert bench("run", *NULL, *FAST, "--opt", "busy_us=50", "--out", cur, "--no-store").returncode == 0
+    from effbench.gate import baseline
+    from effbench.gate.cells import pooled_cells
+
+    baseline.save(str(base), pooled_cells([record(model="some_other_model")]), source="test")
+    for extra in ([], ["--fail-on", "inconclusive"]):
+        one_line(bench("gate", "--baseline", base, "--current", cur, *extra), 2, "nothing compared")
+
+
+def test_interrupted_bench_run_is_one_line_and_exit_130(tmp_path):
+    db = tmp_path / "r.db"
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "bench"), "run", *NULL, "--duration", "60",
+                             "--warmup", "0", "--opt", "busy_us=100", "--db", str(db)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(4)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out + err
+    assert "Traceback" not in out + err
+    assert [ln for ln in err.splitlines() if ln.strip()] == ["error: interrupted"]
+
+
+def _mount_small_tmpfs(path: Path) -> bool:
+    path.mkdir()
+    return subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(path)],
+                          capture_output=True).returncode == 0
+
+
+def test_a_store_on_a_full_filesystem_loses_nothing(tmp_path):
+    """The store is created, the filesystem filled, then a measured result cannot be written: it is
+    spooled, the run says where and how to import it, exit 1; the import brings it back."""
+    small = tmp_path / "small"
+    if os.geteuid() != 0 or not _mount_small_tmpfs(small):
+        pytest.skip("needs root to mount a small tmpfs (no unprivileged way to fill a filesystem here)")
+    try:
+        db = small / "r.db"
+        assert bench("run", *NULL, *FAST, "--max-iters", "100", "--db", db).returncode == 0  # the store works
+        st = os.statvfs(small)  # leave room to open the store, not to write a record of 20,000 samples
+        (small / "filler").write_bytes(b"\0" * max(0, st.f_bavail * st.f_frsize - 96 * 1024))
+        out = tmp_path / "r.json"
+        spool = tmp_path / "spool"
+        r = bench("run", *NULL, "--duration", "0.05", "--warmup", "0", "--min-iters", "20000", "--max-iters", "20000",
+                  "--db", db, "--out", out,
+                  env={"EFFBENCH_SPOOL": str(spool)})
+        line = one_line(r, 1, "could not store 1 result(s)", "bench results import")
+        (rec,) = json.loads(out.read_text())  # --out was written before the store
+        (spooled,) = spool.glob("*.jsonl")
+        assert str(spooled) in line and json.loads(spooled.read_text())["id"] == rec["id"]
+        other = tmp_path / "other.db"
+        assert bench("results", "import", spooled, "--db", other).returncode == 0
+        again = bench("results", "import", spooled, "--db", other)
+        assert "imported 0 record(s)" in again.stdout and "1 were already there" in again.stdout
+        r = bench("results", "--db", other, "--format", "json")
+        assert [x["id"] for x in json.loads(r.stdout)] == [rec["id"]]
+    finally:
+        subprocess.run(["umount", "-l", str(small)], capture_output=True)
