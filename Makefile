@@ -27,6 +27,14 @@ test: setup system
 test-fast: setup
 	$(BIN)/python -m pytest -q -ra -m "not slow"
 
+# ruff (lint + format), mypy on the core, harness and backends, the layer contract, Python 3.8 in the core
+lint: setup
+	$(BIN)/ruff check src tests benchmarks scripts examples
+	$(BIN)/ruff format --check src tests benchmarks scripts examples
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+	$(BIN)/vermin -t=3.8- --no-tips --violations --eval-annotations src/effbench/core
+
 gpu-check: setup
 	bash scripts/gpu-check.sh
 

@@ -77,7 +77,6 @@ def test_store_round_trip_through_dataframe_and_results_command(db, tmp_path):
 
 def test_onnx_file_and_factory_models(tmp_path, db, _isolated_cache):
     import torch
-
     from tiny_models import tiny_cnn
 
     path = tmp_path / "tiny.onnx"

@@ -410,7 +410,7 @@ def sweep(
         sink.summary()
         again = f"bench sweep {file} --resume" + (f" --db {redact(db)}" if db else "") + (f" --tag {tag}" if tag else "")
         console.print(f"\n[yellow]interrupted:[/] {len(sink.records)} cell(s) finished and stored; resume with: {again}")
-        raise typer.Exit(130)
+        raise typer.Exit(130) from None
     finally:
         for launcher in launchers.values():
             launcher.close()

@@ -147,7 +147,7 @@ def test_to_dict_is_json_ready():
 
 
 def test_fused_group_on_a_real_graph():
-    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnx")
     import numpy as np
     from onnx import TensorProto, helper, numpy_helper
 

@@ -8,9 +8,9 @@ import json
 import pytest
 
 from effbench.backends import coreml_backend
-from effbench.errors import RunFailed, UsageError
 from effbench.core.runtimes import coreml as core_coreml
 from effbench.core.settings import MeasureSettings
+from effbench.errors import RunFailed, UsageError
 from effbench.export.coreml_export import MANIFEST, PACKAGE, read_manifest
 from effbench.export.pipeline import ModelSource, artifact_ref, build_artifact, coreml_artifact
 from effbench.harness.config import RunConfig

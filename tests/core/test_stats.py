@@ -27,7 +27,7 @@ def test_exact_bootstrap_ci_agrees_with_resampling(n):
     blo, bhi = np.percentile(boots, [2.5, 97.5])
     # both are order statistics of x; allow a few ranks of Monte Carlo error
     xs = np.sort(x)
-    rank = lambda v: np.searchsorted(xs, v)  # noqa: E731
+    rank = lambda v: np.searchsorted(xs, v)
     assert abs(rank(lo) - rank(blo)) <= max(2, n // 100)
     assert abs(rank(hi) - rank(bhi)) <= max(2, n // 100)
 

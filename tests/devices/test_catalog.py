@@ -8,7 +8,13 @@ from typer.testing import CliRunner
 
 from effbench.devices import catalog as cat
 from effbench.devices.catalog import (
-    DEFAULT_FILE, DeviceSpec, get_device, load_catalog, local_device_name, match_device, parse_catalog,
+    DEFAULT_FILE,
+    DeviceSpec,
+    get_device,
+    load_catalog,
+    local_device_name,
+    match_device,
+    parse_catalog,
 )
 from effbench.devices.commands import app
 from effbench.devices.detect import cpu_info, detect_cpu, isa_rates

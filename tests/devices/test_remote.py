@@ -10,7 +10,6 @@ import subprocess
 import threading
 
 import pytest
-
 import yaml
 
 from effbench.devices.remote import RemoteTarget

@@ -51,7 +51,6 @@ def test_a_cached_timm_artifact_is_found_without_building_the_model(cache, monke
 
 def test_a_changed_weights_file_misses_the_cache(cache, tmp_path):
     import torch
-
     from tiny_models import tiny_cnn
 
     weights = tmp_path / "w.pth"
@@ -86,7 +85,6 @@ def test_an_edited_factory_misses_the_cache(cache, tmp_path, monkeypatch):
 
 def test_an_onnx_file_is_keyed_by_its_content(cache, tmp_path):
     import torch
-
     from tiny_models import tiny_cnn
 
     path = tmp_path / "m.onnx"

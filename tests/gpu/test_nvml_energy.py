@@ -6,8 +6,8 @@ pytestmark = needs_nvml
 
 
 def test_meter_matches_the_cuda_device_by_uuid():
-    from effbench.backends.cuda_util import torch_device_uuid
     from effbench.backends import nvml
+    from effbench.backends.cuda_util import torch_device_uuid
 
     meter, reason = nvml.open_meter("cuda:0")
     assert reason is None

@@ -5,9 +5,8 @@ import pytest
 from effbench.backends.cuda_util import ChunkStats, cuda_index, cuda_unavailable_reason, is_cuda
 from effbench.backends.registry import get_backend
 from effbench.errors import UsageError
-
-from tests.gpu._requirements import CUDA_REASON
 from tests.conftest import bench
+from tests.gpu._requirements import CUDA_REASON
 
 
 def test_device_names():
@@ -53,7 +52,7 @@ def test_torch_precisions_per_device():
 
 def test_chunk_stats_keep_recent_chunks_only():
     s = ChunkStats(keep=3)
-    for k in range(5):
+    for _ in range(5):
         s.add(10, 2_000_000, 1_000_000)
     d = s.to_dict()
     assert d["chunks"] == 5 and d["iterations"] == 50 and len(d["recent_chunks"]) == 3

@@ -12,8 +12,6 @@ import pytest
 from effbench.harness.store import Store
 from tests.conftest import PLUGIN_ENV, bench
 
-
-
 SIX_CELLS = """
 models: [efficientvit_m0]
 backends: [null]

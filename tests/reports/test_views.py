@@ -11,8 +11,8 @@ import re
 
 import pytest
 
-from effbench.reports.common import downsample_series, h, p, quantile_sample, script_json
 from effbench.harness.store import parse_since
+from effbench.reports.common import downsample_series, h, p, quantile_sample, script_json
 from effbench.reports.data import family_of, latest_per_cell, to_row, to_rows, top1_of
 from effbench.reports.html import VIEW_IDS, render_html
 from effbench.reports.markdown import md_escape, render_csv, render_markdown

@@ -9,7 +9,6 @@ import heapq
 import math
 import os
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Callable

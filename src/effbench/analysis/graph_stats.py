@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+
 @dataclass
 class NodeStats:
     name: str
@@ -78,7 +79,7 @@ class GraphAnalysis:
         return d
 
     @classmethod
-    def from_json(cls, data: dict) -> "GraphAnalysis":
+    def from_json(cls, data: dict) -> GraphAnalysis:
         d = dict(data)
         d["nodes"] = [NodeStats(**n) for n in d["nodes"]]
         return cls(**d)

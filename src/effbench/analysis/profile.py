@@ -22,6 +22,7 @@ from typing import Any
 from effbench.backends.profiling import UNMAPPED_REASONS, Mapping, OnnxGraph, complete, map_reported
 from effbench.core.session import LayerTime
 
+
 # --------------------------------------------------------------------------- report
 def _main_op(analysis_nodes: dict, nodes: list[str], fallback: str) -> str:
     """The op type a kernel is filed under: its node with the most FLOPs (then the most bytes)."""

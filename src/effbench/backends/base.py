@@ -61,7 +61,7 @@ class ArtifactRef:
         return {"format": self.format, "path": self.path, "key": self.key, "meta": self.meta, "model": self.model}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ArtifactRef":
+    def from_dict(cls, data: dict[str, Any]) -> ArtifactRef:
         return cls(**data)
 
 

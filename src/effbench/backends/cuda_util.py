@@ -216,6 +216,14 @@ class CudaTimedRuns:
     """run() and timed_loop() of a session that enqueues one inference with `_launch()` on
     `self.stream` (and keeps an EventPool in `_pool`, ChunkStats in `_stats`)."""
 
+    stream: Any
+    _pool: Any
+    _stats: Any
+    runtime_info: dict[str, Any]
+
+    def _launch(self) -> None:
+        raise NotImplementedError
+
     def run(self):
         self._launch()
         self.stream.synchronize()

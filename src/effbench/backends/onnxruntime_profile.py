@@ -7,8 +7,8 @@ the original tensors they carry."""
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
-from typing import Any, Iterable
+from dataclasses import dataclass
+from typing import Any
 
 from effbench.backends.profiling import LAYOUT_KERNELS, Kernel, Mapping, OnnxGraph, _claim, _reason_for_type
 

@@ -6,8 +6,7 @@ the parts of a decomposed node). The runtime model comes from the session that w
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from typing import Any, Iterable
+from dataclasses import dataclass
 
 from effbench.backends.profiling import IO_KERNELS, Kernel, Mapping, OnnxGraph, _claim, _reason_for_type, resolve_all
 

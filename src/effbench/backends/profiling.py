@@ -251,7 +251,7 @@ def complete(mapping: Mapping, g: OnnxGraph, counted: set[str]) -> None:
             target, how = candidates[0], "structure"
         else:
             # post-op fusion first: the closest kernel upstream; one that lost original names first
-            for pool, how, closest in ((up, "fused-upstream", -1), (down, "fused-downstream", 0)):
+            for pool, how, closest in ((up, "fused-upstream", -1), (down, "fused-downstream", 0)):  # noqa: B007
                 pick = [k for k in pool if k in unresolved] or list(pool)
                 if pick:
                     target = sorted(pick, key=lambda k: order.get(k, 0))[closest]

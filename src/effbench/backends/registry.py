@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
-from functools import lru_cache
+from functools import cache, lru_cache
 
 from effbench.backends.base import Backend
 from effbench.errors import UsageError
@@ -25,7 +25,7 @@ def _load_ref(ref: str):
     return getattr(importlib.import_module(module), attr)
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_backend(name: str) -> Backend:
     ref = _refs()[name]
     try:

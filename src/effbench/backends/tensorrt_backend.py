@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from typing import Any
 
 import numpy as np
-
 from pydantic import Field
 
 from effbench.backends.base import Backend, BackendOptions, LayerTime, Session, package_version
@@ -103,7 +101,7 @@ def layer_times(totals: dict[str, list[float]], iters: int, layers: dict[str, di
 
 
 def _profiler(trt):
-    class _LayerProfiler(trt.IProfiler):
+    class _LayerProfiler(trt.IProfiler):  # type: ignore[name-defined]
         def __init__(self):
             trt.IProfiler.__init__(self)
             self.totals: dict[str, list[float]] = {}
@@ -129,6 +127,8 @@ def _torch_dtype(torch, trt_dtype) -> Any:
 
 
 class TensorRTSession(CudaTimedRuns, Session):
+    _logger: Any = None  # the TensorRT logger must outlive the runtime that logs to it
+
     def __init__(self, trt, runtime, engine, device_index: int, input_shape: tuple[int, ...], cuda_graph: bool):
         import torch
 
@@ -139,7 +139,7 @@ class TensorRTSession(CudaTimedRuns, Session):
         self.index = device_index
         self.device = f"cuda:{device_index}"
         self.use_graph = cuda_graph
-        self.graph = None
+        self.graph: Any = None
         self.stream = torch.cuda.Stream(device_index)
         self._pool, self._stats = EventPool(), ChunkStats()
         self.context = engine.create_execution_context()

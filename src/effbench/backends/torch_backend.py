@@ -7,10 +7,9 @@ replays it, fp16/bf16 run as such, and fp32 means IEEE fp32 (TF32 off) unless `-
 
 from __future__ import annotations
 
-import numpy as np
-
 from typing import Any, Literal
 
+import numpy as np
 from pydantic import Field
 
 from effbench.backends.base import Backend, BackendOptions, LayerTime, Session, package_version
@@ -33,8 +32,8 @@ class TorchSession(Session):
 
         super().__init__()
         self.model, self.device, self.dtype, self.channels_last = model, device, dtype, channels_last
-        self.x = None
-        self.out = None
+        self.x: Any = None
+        self.out: Any = None
         # inference mode is entered once here, not per call: the timed call is the forward alone
         self._mode = torch.inference_mode()
         self._mode.__enter__()
@@ -86,9 +85,9 @@ class TorchCudaSession(CudaTimedRuns, TorchSession):
         super().__init__(model, device, dtype, channels_last)
         self.index = torch.device(device).index or 0
         self.use_graph = cuda_graph
-        self.graph = None
+        self.graph: Any = None
         self.stream = torch.cuda.current_stream(self.index)
-        self._pool = EventPool()
+        self._pool: Any = EventPool()
         self._stats = ChunkStats()
         self._restore_flags = restore_flags
         self._after_load_allocated = torch.cuda.memory_allocated(self.index)

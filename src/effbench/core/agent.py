@@ -20,6 +20,7 @@ import os
 import shutil
 import sys
 import threading
+from typing import Any, Dict
 
 from . import files, protocol
 from .fingerprint import fingerprint
@@ -58,7 +59,7 @@ def probe(workdir=None):
     try:
         import numpy
 
-        np_info = {"version": numpy.__version__}
+        np_info = {"version": numpy.__version__}  # type: Dict[str, Any]
     except ImportError:
         np_info = {"missing": True, "pip": "numpy"}
     runtimes = {}

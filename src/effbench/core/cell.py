@@ -51,7 +51,7 @@ class Measured:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: Dict[str, Any]) -> "Measured":
+    def from_dict(cls, data: Dict[str, Any]) -> Measured:
         d = dict(data)
         d["samples_ns"] = np.asarray(d["samples_ns"], dtype=np.int64)
         d["outputs"] = [np.asarray(o) for o in d.get("outputs") or []]

@@ -35,7 +35,7 @@ class MeasureSettings:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: Dict[str, Any]) -> "MeasureSettings":
+    def from_dict(cls, data: Dict[str, Any]) -> MeasureSettings:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:

@@ -268,7 +268,7 @@ def _cuda_bandwidth(torch, dev, budget: float) -> dict[str, Any]:
     run = _cuda_timer(torch, lambda: dst.copy_(src))
     run()
     best = min(_repeat(run, budget, min_runs=5))
-    del src, dst
+    src = dst = None  # free the GPU buffers before emptying the cache
     torch.cuda.empty_cache()
     return {"bytes_per_s": 2 * nbytes / best, "copy_bytes_per_s": 2 * nbytes / best,
             "array_mib": nbytes // 2 ** 20, "convention": "copy: 2 x bytes (one read, one write)"}
@@ -333,7 +333,7 @@ def _edit_in_place(text: str, name: str, exists: bool, entry: dict, block: dict)
     if lines and not lines[-1].endswith("\n"):
         lines[-1] += "\n"
     content = [i for i, ln in enumerate(lines) if ln.strip() and not ln.lstrip().startswith("#")]
-    indent = lambda i: len(lines[i]) - len(lines[i].lstrip())  # noqa: E731
+    indent = lambda i: len(lines[i]) - len(lines[i].lstrip())
     top = next((i for i in content if re.match(r"devices:\s*(#.*)?$", lines[i])), None)
     if top is None:
         return None

@@ -168,7 +168,7 @@ class DeviceSpec(BaseModel):
 
 # --- loading -----------------------------------------------------------------------------
 
-def _higher(a: "Peak | None", b: "Peak | None") -> "Peak | None":
+def _higher(a: Peak | None, b: Peak | None) -> Peak | None:
     if a is None or b is None:
         return a or b
     return a if a.value >= b.value else b

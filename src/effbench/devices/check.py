@@ -93,7 +93,7 @@ def render_check(report: dict) -> str:
         rows.append(("governor", gov + ("" if gov == "performance" else "  (for stable numbers: performance)")))
     rows.append(("python", f"{env.get('python')} ({env.get('python_executable')})"))
     np_info = report.get("numpy", {})
-    rows.append(("numpy", f"not installed (pip install numpy)" if np_info.get("missing") else np_info.get("version", "?")))
+    rows.append(("numpy", "not installed (pip install numpy)" if np_info.get("missing") else np_info.get("version", "?")))
     for key, info in report.get("runtimes", {}).items():
         rows.append((_RUNTIME_LABELS.get(key, key), _runtime_line(key, info)))
     if report.get("workdir"):

@@ -93,7 +93,7 @@ class RemoteTarget:
             raise UsageError(f"device '{self.name}': ssh.python is empty")
 
     @classmethod
-    def from_spec(cls, spec: Any, name: str | None = None) -> "RemoteTarget":
+    def from_spec(cls, spec: Any, name: str | None = None) -> RemoteTarget:
         """From a catalog DeviceSpec, a devices.target.Target, an SshSpec, or a dict (a device entry
         with an `ssh:` key, or the ssh block itself)."""
         if isinstance(spec, RemoteTarget):

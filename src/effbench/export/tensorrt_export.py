@@ -223,8 +223,9 @@ def _calibrator(trt, batches: list[np.ndarray], cache_file: Path, device_index: 
 def _convert_strongly_typed(onnx_path: Path, out_dir: Path, precision: str, batches: list[np.ndarray] | None) -> tuple[Path, str]:
     """TensorRT 11: fp16 / int8 have to be in the ONNX graph itself (ModelOpt)."""
     try:
-        import onnx
         from importlib.metadata import version as _v
+
+        import onnx
     except ImportError as e:
         raise RunFailed(f"onnx is needed for the TensorRT 11 {precision} conversion: {e}") from None
     try:

@@ -10,8 +10,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from effbench.harness.result import STATUSES
 from effbench.core.stats import summarize
+from effbench.harness.result import STATUSES
 
 KEY_FIELDS = ("model", "backend", "device", "batch_size", "precision", "scenario")
 FAILED_STATUSES = ("failed", "crashed", "timeout")
@@ -71,7 +71,7 @@ class Cell:
         return {"key": key, **data}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Cell":
+    def from_dict(cls, data: dict[str, Any]) -> Cell:
         """Inverse of to_dict; the input is assumed valid (see baseline.validate_baseline)."""
         key = data["key"]
         known = set(cls.__dataclass_fields__) - {"config_hash", *KEY_FIELDS}

@@ -11,9 +11,8 @@ import subprocess
 from functools import lru_cache
 from typing import Any
 
-from effbench.core.fingerprint import cpu_flags, cpu_model, governor  # noqa: F401  (re-exported)
+from effbench.core.fingerprint import cpu_flags, cpu_model, governor, versions  # noqa: F401  (re-exported)
 from effbench.core.fingerprint import fingerprint as core_fingerprint
-from effbench.core.fingerprint import versions
 
 
 def git_commit(cwd: str | None = None) -> str | None:

@@ -28,8 +28,9 @@ def classify(exc: BaseException) -> dict[str, Any]:
     if isinstance(exc, EffbenchError):
         status = getattr(exc, "status", None) or ("skipped" if exc.exit_code == 2 else "failed")
         extra = dict(getattr(exc, "details", None) or {})
-        if getattr(exc, "kind", None):
-            extra["kind"] = exc.kind
+        kind = getattr(exc, "kind", None)
+        if kind:
+            extra["kind"] = kind
         return {"status": status, "error": " ".join(str(exc).split()), "extra": extra}
     text = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
     return {"status": "failed", "error": text, "extra": {"traceback": traceback.format_exc(limit=-3)}}

@@ -27,7 +27,7 @@ class CommonOptions(BaseModel):
 def parse_common(raw: dict[str, str]) -> CommonOptions:
     mine = {k: v for k, v in raw.items() if k in CommonOptions.model_fields}
     try:
-        return CommonOptions(**mine)
+        return CommonOptions.model_validate(mine)
     except ValidationError as e:
         raise UsageError(describe_option_error("every backend", e, mine).replace(
             "`bench backends --options every backend`", "`bench backends --options NAME`")) from None

@@ -7,7 +7,6 @@ A cached cell prepares without building a PyTorch model (or importing torch) at 
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -198,7 +197,7 @@ def prepare(checked: Checked, event=None) -> PreparedCell:
     analysis_onnx = None
     if checked.common.analysis and onnx_art is not None:
         event("prepare", 0.8, "graph analysis")
-        cached_analysis(onnx_art.path, cfg.precision)
+        cached_analysis(str(onnx_art.path), cfg.precision)
         analysis_onnx = str(onnx_art.path)
     params = art.meta.get("params") or (onnx_art.meta.get("params") if onnx_art else None)
     exec_cfg = cfg.model_copy(update={"device": checked.target.execution})

@@ -70,7 +70,7 @@ class Energy:
         return out
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | None) -> "Energy | None":
+    def from_dict(cls, data: Mapping[str, Any] | None) -> Energy | None:
         if data is None:
             return None
         rest = {k: v for k, v in data.items() if k not in ("available", "reason", "joules_per_image")}
@@ -149,10 +149,10 @@ class Result:
     def latency_ms(self) -> dict[str, float] | None:
         return self.latency.to_dict() if self.latency else None
 
-    def with_changes(self, **changes: Any) -> "Result":
+    def with_changes(self, **changes: Any) -> Result:
         return dataclasses.replace(self, **changes)
 
-    def with_extra(self, **extra: Any) -> "Result":
+    def with_extra(self, **extra: Any) -> Result:
         return dataclasses.replace(self, extra={**self.extra, **extra})
 
     def to_dict(self) -> dict[str, Any]:
@@ -181,7 +181,7 @@ class Result:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Result":
+    def from_dict(cls, data: Mapping[str, Any]) -> Result:
         """A record back into a Result (records of schema 1 included)."""
         d = dict(data)
         lat = d.pop("latency_ms", None)

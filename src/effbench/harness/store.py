@@ -16,8 +16,21 @@ import time
 from pathlib import Path
 from typing import Any, Iterable
 
-from sqlalchemy import (Column, Float, Integer, MetaData, String, Table, Text, create_engine, event, insert, inspect,
-                        select, text)
+from sqlalchemy import (
+    Column,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    event,
+    insert,
+    inspect,
+    select,
+    text,
+)
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 
 from effbench.errors import EffbenchError, UsageError
@@ -120,7 +133,7 @@ class Store:
         names = set(inspect(self.engine).get_table_names())
         if "results" in names:
             cols = {c["name"] for c in inspect(self.engine).get_columns("results")}
-            if not _V1_COLUMNS <= cols:
+            if not cols >= _V1_COLUMNS:
                 raise UsageError(f"{self.display_url} holds a 'results' table that is not effbench's (columns "
                                  f"{', '.join(sorted(cols)[:6])} ...): pass another --db")
         version = self.schema_version() if "effbench_schema" in names else (1 if "results" in names else 0)

@@ -7,14 +7,12 @@ raising, and the views say what is missing and how to get it.
 
 from __future__ import annotations
 
-import datetime as _dt
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from effbench.errors import EffbenchError, UsageError
+from effbench.errors import EffbenchError
 
 # A "cell" is one configuration: the same cell run twice gives two results (records).
 CELL_KEYS = ("model", "backend", "device", "scenario", "batch_size", "precision")
@@ -290,7 +288,7 @@ def load_records(query: Query) -> list[dict[str, Any]]:
 
     since = parse_since(query.since)
     store = Store(query.db, must_exist=True)
-    one = lambda v: None if not v else (v[0] if len(v) == 1 else list(v))  # noqa: E731
+    one = lambda v: None if not v else (v[0] if len(v) == 1 else list(v))
     records = store.records(model=one(query.models), backend=one(_canonical_backends(query.backends)),
                             device=one(query.devices), tag=one(query.tags), since=since)
     if records:

@@ -98,7 +98,7 @@ def _header(rows: list[Row], query: Query | None, generated: str) -> str:
     backends = sorted({r.backend for r in rows})
     models = sorted({r.model for r in rows})
     bad = len(rows) - ok
-    chips = lambda xs: "".join(f"<span>{h(x)}</span>" for x in xs)  # noqa: E731
+    chips = lambda xs: "".join(f"<span>{h(x)}</span>" for x in xs)
     filters = query.describe() if query else ""
     return (
         '<header class="top"><div class="inner">'

@@ -10,11 +10,17 @@ Time steps are binary fractions (1/8 s, 1/16 s, 1/64 s) so the virtual clock is 
 import numpy as np
 import pytest
 
+from effbench.backends.nvml import decode_throttle_reasons
 from effbench.harness.config import RunConfig
 from effbench.harness.meters import energy
-from effbench.harness.meters.energy import (PollingSampler, default_windows, integrate_power, measure_idle,
-                                            run_window, summarize)
-from effbench.backends.nvml import decode_throttle_reasons
+from effbench.harness.meters.energy import (
+    PollingSampler,
+    default_windows,
+    integrate_power,
+    measure_idle,
+    run_window,
+    summarize,
+)
 
 from .recorded import RecordedMeter, constant_power_traces, piecewise_traces
 

@@ -7,9 +7,9 @@ The powercap tree is written into a temporary directory with the file layout and
 
 import pytest
 
+from effbench.backends import nvml
 from effbench.backends.cuda_util import match_uuid, normalize_uuid
 from effbench.harness.config import RunConfig
-from effbench.backends import nvml
 from effbench.harness.meters import energy, rapl
 
 

@@ -25,7 +25,8 @@ def on_macos() -> bool:
 
 
 def version() -> Optional[str]:
-    from importlib.metadata import PackageNotFoundError, version as dist_version
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
 
     try:
         return dist_version("coremltools")

@@ -65,7 +65,7 @@ class OnnxRuntimeSession(Session):
         super().__init__()
         self.sess, self.profiling, self.optimized_path = sess, profiling, optimized_path
         self.device_id = device_id  # CUDA device of the bound inputs/outputs; None: host memory
-        self.binding = None
+        self.binding: Any = None
         self._inputs: Dict[str, np.ndarray] = {}
 
     def _make_binding(self):

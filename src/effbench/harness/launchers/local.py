@@ -75,7 +75,7 @@ class _Reader(threading.Thread):
                     continue
                 if msg.get("event") in ("result", "error"):
                     self.answer = msg
-                elif self.on_event:
+                else:
                     try:
                         self.on_event(msg)
                     except Exception:
@@ -218,6 +218,7 @@ class Workers:
                                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errfile,
                                 pass_fds=(write_fd,), env=dict(os.environ, PYTHONUNBUFFERED="1"),
                                 start_new_session=True)
+        assert proc.stdin is not None
         proc.stdin.write(json.dumps(cell.payload()).encode())
         proc.stdin.close()
         try:

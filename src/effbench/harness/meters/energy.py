@@ -147,6 +147,11 @@ class Window:
     def seconds(self) -> float:
         return self.t1 - self.t0
 
+    @property
+    def counter_mj(self) -> float | None:
+        """Energy the counter saw over the window (None without counter readings)."""
+        return None if self.e0_mj is None or self.e1_mj is None else self.e1_mj - self.e0_mj
+
 
 def integrate_power(samples: list[tuple[float, float]], t0: float, t1: float) -> float | None:
     """Joules over [t0, t1] from (seconds, milliwatts) samples by the trapezoid rule.
@@ -241,14 +246,16 @@ def summarize(windows: list[Window], idle: dict[str, Any] | None = None, toleran
     windows = [w for w in windows if w.images > 0 and w.seconds > 0]
     if not windows:
         return {"available": False, "reason": "energy unavailable: no inference completed in the energy windows"}
-    use_counter = all(w.e0_mj is not None and w.e1_mj is not None for w in windows)
-    if use_counter and any(w.e1_mj < w.e0_mj for w in windows):
+    deltas = [w.counter_mj for w in windows]
+    use_counter = all(d is not None for d in deltas)
+    if use_counter and any(d is not None and d < 0 for d in deltas):
         warnings.append("the energy counter went backwards during a window (driver reloaded?): "
                         "using integrated power instead")
         use_counter = False
-    counter_j = [(w.e1_mj - w.e0_mj) / 1000.0 for w in windows] if use_counter else None
-    integ_j = [integrate_power(w.trace.samples, w.t0, w.t1) for w in windows]
-    have_integ = all(v is not None for v in integ_j)
+    counter_j = [d / 1000.0 for d in deltas if d is not None] if use_counter else []
+    integrated = [integrate_power(w.trace.samples, w.t0, w.t1) for w in windows]
+    have_integ = all(v is not None for v in integrated)
+    integ_j = [v for v in integrated if v is not None]
     if use_counter:
         primary = counter_j
         method, estimated = counter_name, False

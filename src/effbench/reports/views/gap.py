@@ -2,8 +2,21 @@
 
 from __future__ import annotations
 
-from effbench.reports.common import (FAMILY_COLOURS, Figure, Section, axis, backend_colours, base_layout,
-                                     device_symbols, fmt, fmt_ms, h, note, p, wants_log)
+from effbench.reports.common import (
+    FAMILY_COLOURS,
+    Figure,
+    Section,
+    axis,
+    backend_colours,
+    base_layout,
+    device_symbols,
+    fmt,
+    fmt_ms,
+    h,
+    note,
+    p,
+    wants_log,
+)
 from effbench.reports.data import Row
 
 

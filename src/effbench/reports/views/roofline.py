@@ -5,8 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from effbench.reports.common import (Figure, Section, axis, backend_colours, base_layout, fmt, fmt_ms, fmt_si, h,
-                                     note, p)
+from effbench.reports.common import Figure, Section, axis, backend_colours, base_layout, fmt, fmt_ms, fmt_si, h, note, p
 from effbench.reports.data import Row, analysis_of, num, profile_of
 from effbench.reports.views.speed import label_positions
 

@@ -4,8 +4,20 @@ from __future__ import annotations
 
 from typing import Callable
 
-from effbench.reports.common import (Figure, Section, axis, backend_colours, base_layout, device_symbols, fmt,
-                                     fmt_ms, h, note, p, wants_log)
+from effbench.reports.common import (
+    Figure,
+    Section,
+    axis,
+    backend_colours,
+    base_layout,
+    device_symbols,
+    fmt,
+    fmt_ms,
+    h,
+    note,
+    p,
+    wants_log,
+)
 from effbench.reports.data import Row
 
 LABEL_POINTS_UP_TO = 40  # model names next to the points when there are few enough

@@ -4,8 +4,22 @@ from __future__ import annotations
 
 import math
 
-from effbench.reports.common import (Figure, Section, axis, backend_colours, base_layout, downsample_series, fmt,
-                                     fmt_ms, log_ticks, note, p, quantile_sample, tick_text, wants_log)
+from effbench.reports.common import (
+    Figure,
+    Section,
+    axis,
+    backend_colours,
+    base_layout,
+    downsample_series,
+    fmt,
+    fmt_ms,
+    log_ticks,
+    note,
+    p,
+    quantile_sample,
+    tick_text,
+    wants_log,
+)
 from effbench.reports.data import Row
 
 MAX_DIST_POINTS = 1000  # per result in the distribution (evenly spaced quantiles of all samples)
