@@ -129,7 +129,7 @@ def _one_line_error(r, code, *needles):
     (["--model", MODEL, "--backend", "ort", "--opt", "novalue"], 2, ["KEY=VALUE"]),
     (["--model", MODEL, "--backend", "ort", "--threads", "x"], 2, ["--threads"]),
     (["--model", MODEL, "--backend", "ort", "--precision", "bf16"], 2, ["bf16"]),
-    (["--model", "tiny_models:not_a_module", "--backend", "ort"], 1, ["torch.nn.Module"]),
+    (["--model", "tiny_models:not_a_module", "--backend", "ort"], 2, ["torch.nn.Module"]),  # before any work
     (["--model", "no_such_pkg.mod:factory", "--backend", "ort"], 2, ["cannot import"]),
 ])
 def test_bad_input_is_one_line(args, code, needles, db):

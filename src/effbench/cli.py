@@ -344,6 +344,7 @@ def run(
 
 
 def _run(params: dict, out: Path | None, db: str | None, store_results: bool, isolate: bool, launchers: dict) -> None:
+    from effbench.harness import failures
     from effbench.harness.prepare import check_cell, prepare
     from effbench.harness.scheduler import run_cells
     from effbench.harness.store import Store
@@ -353,15 +354,17 @@ def _run(params: dict, out: Path | None, db: str | None, store_results: bool, is
     launchers.update(_local_workers(isolate, [params["backend"]]))  # its start-up overlaps the checks below
     checked = [check_cell(cell) for cell in cells]  # unknown model / backend / option / precision: before any work
     store = Store(db) if store_results else None
+    prepared: list = []
     for c in checked:
         try:  # a factory that returns no module, a weights file that does not fit: exit 2 before measuring
-            prepare(c)
+            prepared.append(prepare(c))
         except UsageError:
             raise
-        except EffbenchError:
-            pass  # an export that fails is the cell's failed record (the run goes on)
+        except Exception as e:  # an export that fails is the cell's failed record (the run goes on)
+            prepared.append(failures.failed_result(c.cfg.to_dict(), failures.classify(e),
+                                                   config_hash=c.cfg.config_hash()))
     sink = ResultSink(out, store, "bench run")
-    results = run_cells(cells, None, isolate=isolate, on_result=sink, launchers=launchers)
+    results = run_cells(cells, None, isolate=isolate, on_result=sink, launchers=launchers, prepared=prepared)
     records = [r.to_dict() for r in results]
     console.print(result_table(records, title="bench run"))
     for r in records:

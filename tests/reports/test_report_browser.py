@@ -135,7 +135,7 @@ def test_analysis_views_drawn_from_analysis(opened, report_store):
 
 
 def test_stability_has_a_series_per_result(opened, report_store):
-    with_samples = sum(r["status"] == "ok" and r["scenario"] != "profile" and bool(r.get("samples_ms"))
+    with_samples = sum(r["status"] == "ok" and not r["profiled"] and bool(r.get("samples_ms"))
                        for r in report_store.records)
     n = opened.page.evaluate("() => document.getElementById('fig-stability-series').data.length")
     assert n == with_samples

@@ -131,9 +131,11 @@ def _launcher(lane: str, cell: PreparedCell, isolate: bool, pool: dict):
 
 def run_cells(cells: list[RunConfig], store: Store | None, isolate: bool = True,
               on_result: Callable[[Result], None] | None = None, show_progress: bool | None = None,
-              report: RunReport | None = None, launchers: dict | None = None) -> list[Result]:
+              report: RunReport | None = None, launchers: dict | None = None,
+              prepared: list[PreparedCell | Result] | None = None) -> list[Result]:
     """Run the cells (results in the order given); KeyboardInterrupt propagates after the finished
-    results are stored. A result the store refuses is spooled (`report.spooled`)."""
+    results are stored. A result the store refuses is spooled (`report.spooled`). `prepared`: the
+    cells already prepared by the caller (one item per cell), so that nothing is prepared twice."""
     report = report if report is not None else RunReport()
     pool: dict = launchers if launchers is not None else {}
     if isolate and LOCAL_LANE not in pool:
@@ -162,9 +164,10 @@ def run_cells(cells: list[RunConfig], store: Store | None, isolate: bool = True,
         with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                       TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TimeRemainingColumn(),
                       console=err_console, transient=True, disable=not show_progress) as progress:
-            prep_task = progress.add_task("prepare", total=len(cells), status="")
-            prepared = prepare_cells(cells, lambda i: progress.update(prep_task, completed=i + 1))
-            progress.remove_task(prep_task)
+            if prepared is None:
+                prep_task = progress.add_task("prepare", total=len(cells), status="")
+                prepared = prepare_cells(cells, lambda i: progress.update(prep_task, completed=i + 1))
+                progress.remove_task(prep_task)
             lanes: dict[str, list[tuple[int, PreparedCell]]] = defaultdict(list)
             for i, item in enumerate(prepared):
                 if isinstance(item, Result):
