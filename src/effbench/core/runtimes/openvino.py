@@ -1,0 +1,198 @@
+"""OpenVINO sessions on the CPU plugin, driven like benchmark_app: bound tensors, start + wait.
+
+Precision is set explicitly: the CPU plugin silently runs bf16 on CPUs that have it otherwise. A
+quantised IR (NNCF) runs its int8 layers in int8 whatever the hint; the precision that ran is read
+back from the runtime model's layer precisions.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+
+from ..session import CoreError, LayerTime, Session, ThroughputRun, first_line
+from ..settings import MeasureSettings
+
+OV_PRECISION = {"fp32": "f32", "bf16": "bf16", "fp16": "f16", "int8": "f32"}
+FROM_OV = {"f32": "fp32", "bf16": "bf16", "f16": "fp16", "u8": "int8", "i8": "int8"}
+
+
+def version() -> Optional[str]:
+    try:
+        import openvino as ov
+    except ImportError:
+        return None
+    return ov.get_version() if hasattr(ov, "get_version") else ov.__version__
+
+
+def probe() -> Dict[str, Any]:
+    try:
+        import openvino as ov
+
+        devices = list(ov.Core().available_devices)
+    except ImportError as e:
+        return {"missing": True, "pip": "openvino", "error": first_line(e)}
+    except Exception as e:
+        return {"error": "%s: %s" % (type(e).__name__, first_line(e))}
+    return {"version": version(), "devices": devices}
+
+
+def _rt(info, key: str) -> str:
+    if key not in info:
+        return ""
+    value = info[key]
+    return value.astype(str) if hasattr(value, "astype") else str(value)
+
+
+class OpenVINOSession(Session):
+    def __init__(self, compiled, request, profiling: bool):
+        super().__init__()
+        self.compiled, self.request, self.profiling = compiled, request, profiling
+        self._inputs: Dict[str, np.ndarray] = {}
+        import openvino as ov
+
+        # The pybind methods themselves: the Python wrapper of infer() dispatches inputs and builds
+        # an OVDict of outputs on every call.
+        try:
+            self._start = ov._pyopenvino.InferRequest.start_async.__get__(request)
+            self._wait = request.wait
+            self._infer = None
+        except AttributeError:
+            self._infer = request.infer
+
+    def bind(self, inputs):
+        import openvino as ov
+
+        self._inputs = {k: np.ascontiguousarray(v) for k, v in inputs.items()}
+        values = list(self._inputs.values())
+        for i, port in enumerate(self.compiled.inputs):
+            arr = self._inputs.get(port.any_name, values[i])
+            self.request.set_input_tensor(i, ov.Tensor(arr, shared_memory=True))
+
+    def run(self):
+        if self._infer is not None:
+            self._infer()
+        else:
+            self._start({}, None)
+            self._wait()
+
+    def outputs(self):
+        return [np.array(self.request.get_output_tensor(i).data, copy=True) for i in range(len(self.compiled.outputs))]
+
+    def run_throughput(self, duration_s, min_iters, requests):
+        import openvino as ov
+
+        n = requests or int(self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+        queue = ov.AsyncInferQueue(self.compiled, n)
+        values = list(self._inputs.values())
+        for req in queue:
+            for i, _port in enumerate(self.compiled.inputs):
+                req.set_input_tensor(i, ov.Tensor(values[i], shared_memory=True))
+        latencies: List[float] = []
+        queue.set_callback(lambda req, _ud: latencies.append(req.latency))
+        batch = values[0].shape[0]
+        done = 0
+        t0 = time.perf_counter()
+        deadline = t0 + duration_s
+        while done < min_iters or time.perf_counter() < deadline:
+            queue.start_async()
+            done += 1
+        queue.wait_all()
+        return ThroughputRun(done * batch, time.perf_counter() - t0, latencies, n,
+                             {"streams": int(self.compiled.get_property("NUM_STREAMS"))})
+
+    def profile(self, iters):
+        if not self.profiling:
+            return None
+        totals: Dict[str, list] = {}
+        for _ in range(iters):
+            self.run()
+            for info in self.request.profiling_info:
+                if info.status != info.Status.EXECUTED:
+                    continue
+                rec = totals.setdefault(info.node_name, [info.node_type, info.exec_type, 0.0])
+                rec[2] += info.real_time.total_seconds() * 1e3
+        return [LayerTime(name, node_type, total / iters, [], {"exec_type": exec_type})
+                for name, (node_type, exec_type, total) in totals.items()]
+
+    def runtime_graph(self):
+        """The runtime (execution) model of the very compilation that ran: each layer with its type,
+        the original layer names it fused, its inputs, execution order and output precision."""
+        ops = []
+        for op in self.compiled.get_runtime_model().get_ordered_ops():
+            info = op.get_rt_info()
+            try:
+                order = int(_rt(info, "execOrder"))
+            except ValueError:
+                order = -1
+            ops.append({
+                "name": op.get_friendly_name(),
+                "layer_type": _rt(info, "layerType") or op.get_type_name(),
+                "original_names": [s.strip() for s in _rt(info, "originalLayersNames").split(",") if s.strip()],
+                "inputs": [i.get_source_output().get_node().get_friendly_name() for i in op.inputs()],
+                "exec_order": order,
+                "precision": _rt(info, "outputPrecisions") or _rt(info, "runtimePrecision"),
+            })
+        return ops
+
+    def close(self):
+        self.request = None
+        self.compiled = None
+
+
+def layer_precisions(graph: List[Dict[str, Any]]) -> Dict[str, int]:
+    """Runtime precision -> number of compute layers (convolutions and matrix products) that ran in it."""
+    counts: Dict[str, int] = {}
+    for op in graph:
+        if op["layer_type"] in ("Convolution", "FullyConnected", "MatMul", "GroupConvolution", "Deconvolution"):
+            prec = FROM_OV.get(op.get("precision", "").split(",")[0].strip().lower(), op.get("precision") or "?")
+            counts[prec] = counts.get(prec, 0) + 1
+    return counts
+
+
+def open_session(path: str, settings: MeasureSettings) -> OpenVINOSession:
+    """runtime_options: hint (LATENCY | THROUGHPUT | CUMULATIVE_THROUGHPUT), streams (int or AUTO)."""
+    try:
+        import openvino as ov
+    except ImportError:
+        raise CoreError("missing_runtime", "openvino not installed", packages=["openvino"]) from None
+    opts = settings.runtime_options
+    core = ov.Core()
+    hint = str(opts.get("hint") or ("THROUGHPUT" if settings.scenario == "throughput" else "LATENCY")).upper()
+    config: Dict[str, Any] = {"PERFORMANCE_HINT": hint,
+                              "INFERENCE_PRECISION_HINT": OV_PRECISION.get(settings.precision, "f32")}
+    if settings.threads:
+        config["INFERENCE_NUM_THREADS"] = int(settings.threads)
+    if opts.get("streams") is not None:
+        config["NUM_STREAMS"] = str(opts["streams"])
+    if settings.profile_iters:
+        config["PERF_COUNT"] = True
+    try:
+        model = core.read_model(str(path))
+        shape = list(settings.input_shape)
+        if list(model.inputs[0].get_partial_shape()) != shape:
+            model.reshape({model.inputs[0].any_name: ov.PartialShape(shape)})
+        compiled = core.compile_model(model, "CPU", config)
+    except Exception as e:
+        raise CoreError("load_failed", "OpenVINO could not compile the model: %s" % first_line(e)) from None
+    session = OpenVINOSession(compiled, compiled.create_infer_request(), bool(settings.profile_iters))
+    ran_type = compiled.get_property("INFERENCE_PRECISION_HINT")
+    ran = ran_type.to_string() if hasattr(ran_type, "to_string") else str(ran_type)
+    session.precision_ran = FROM_OV.get(ran, ran)
+    session.runtime_info = {
+        "device": "CPU",
+        "performance_hint": hint,
+        "inference_precision": ran,
+        "inference_num_threads": int(compiled.get_property("INFERENCE_NUM_THREADS")),
+        "num_streams": int(compiled.get_property("NUM_STREAMS")),
+        "execution_devices": list(compiled.get_property("EXECUTION_DEVICES")),
+        "cpu": core.get_property("CPU", "FULL_DEVICE_NAME"),
+    }
+    if settings.precision == "int8":
+        precisions = layer_precisions(session.runtime_graph())
+        session.runtime_info["compute_layer_precisions"] = precisions
+        if precisions.get("int8"):
+            session.precision_ran = "int8"
+    return session
