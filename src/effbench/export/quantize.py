@@ -1,0 +1,388 @@
+"""Post-training int8 quantisation for the CPU runtimes, and what of it ran in int8.
+
+- OpenVINO: NNCF `nncf.quantize` over calibration batches (preset, subset size, fast bias correction),
+  or `nncf.quantize_with_accuracy_control` with the evaluation set as validation data (`max_drop`),
+  recording which operations it reverted to floating point.
+- ONNX Runtime: `quant_pre_process` (shape inference + optimisation, as ORT recommends), then
+  `quantize_static` in QDQ format, per-channel by default, calibration minmax | entropy | percentile.
+
+Each `quantize_*` writes its artifact into a target path: call it inside
+`export.cache.get_or_build(fmt, quantization_parts(...), filename, build)` so the artifact is cached
+under the calibration set's hash. A side file `quantization.json` beside the artifact records what was
+done (read it back with `quantization_info`, on a cache hit too).
+
+The share of MACs that ran in int8 maps what the runtime executed back to the ONNX graph analysis:
+ONNX Runtime's optimised graph (QLinearConv, QGemm, ... fused from the QDQ pairs) and OpenVINO's
+runtime graph (convolutions and matrix products whose input is u8/i8).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+import json
+import logging
+import tempfile
+from dataclasses import asdict, dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from effbench.accuracy.calibration import CalibrationSet
+from effbench.accuracy.data import PreparedImages
+from effbench.errors import RunFailed, UsageError
+
+INFO_FILE = "quantization.json"
+OV_PRESETS = ("performance", "mixed")
+OV_MODEL_TYPES = ("transformer",)
+ORT_METHODS = ("minmax", "entropy", "percentile")
+ORT_TYPES = ("int8", "uint8")
+COMPUTE_LAYERS = ("Convolution", "GroupConvolution", "Deconvolution", "FullyConnected", "MatMul", "Gemm")
+INT8_PRECISIONS = ("u8", "i8", "int8", "uint8")
+
+
+def _version(pkg: str) -> str | None:
+    try:
+        return version(pkg)
+    except PackageNotFoundError:
+        return None
+
+
+def _first_line(e: BaseException) -> str:
+    lines = [ln for ln in (str(e).strip() or type(e).__name__).splitlines() if ln.strip()]
+    return lines[0][:300] if lines else type(e).__name__
+
+
+@dataclass(frozen=True)
+class OpenVINOQuantOptions:
+    preset: str = "performance"  # NNCF's default for CNNs: symmetric weights and activations
+    subset_size: int | None = None  # calibration batches NNCF reads; None: all of them
+    fast_bias_correction: bool = True
+    model_type: str | None = None  # "transformer": NNCF's scheme for attention models
+    max_drop: float | None = None  # accuracy-aware: the most top-1 points (0-100) it may lose
+
+    def __post_init__(self) -> None:
+        if self.preset not in OV_PRESETS:
+            raise UsageError(f"openvino preset {self.preset!r}: use one of {', '.join(OV_PRESETS)}")
+        if self.model_type not in (None, *OV_MODEL_TYPES):
+            raise UsageError(f"openvino model_type {self.model_type!r}: use {', '.join(OV_MODEL_TYPES)} or leave it out")
+        if self.subset_size is not None and self.subset_size < 1:
+            raise UsageError(f"openvino subset_size {self.subset_size}: give a positive number of batches")
+        if self.max_drop is not None and not 0 < self.max_drop < 100:
+            raise UsageError(f"--max-drop {self.max_drop:g}: give top-1 points between 0 and 100, e.g. 1%")
+
+
+@dataclass(frozen=True)
+class OrtQuantOptions:
+    calibrate_method: str = "minmax"
+    per_channel: bool = True
+    activation_type: str = "int8"  # S8S8 QDQ: ONNX Runtime's recommended first choice on CPU
+    weight_type: str = "int8"
+    reduce_range: bool = False  # 7-bit weights, for U8S8 on CPUs without VNNI (saturation of VPMADDUBSW)
+    percentile: float = 99.999  # the percentile method's cut-off
+
+    def __post_init__(self) -> None:
+        if self.calibrate_method not in ORT_METHODS:
+            raise UsageError(f"onnxruntime calibration {self.calibrate_method!r}: use one of {', '.join(ORT_METHODS)}")
+        for name in ("activation_type", "weight_type"):
+            if getattr(self, name) not in ORT_TYPES:
+                raise UsageError(f"onnxruntime {name} {getattr(self, name)!r}: use one of {', '.join(ORT_TYPES)}")
+        if not 50 < self.percentile <= 100:
+            raise UsageError(f"onnxruntime percentile {self.percentile:g}: give a value in (50, 100], e.g. 99.999")
+
+
+def quant_options(method: str, raw: dict[str, Any] | None = None):
+    """Typed options from a dict (backend options / sweep keys); an unknown key is a one-line error."""
+    cls = {"nncf": OpenVINOQuantOptions, "onnxruntime": OrtQuantOptions}[method]
+    raw = dict(raw or {})
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise UsageError(f"unknown int8 option(s) {', '.join(unknown)} for {method}: known are {', '.join(sorted(known))}")
+    try:
+        return cls(**raw)
+    except TypeError as e:
+        raise UsageError(f"bad int8 option for {method}: {e}") from None
+
+
+def quantization_parts(method: str, calib: CalibrationSet, options, source_key: str,
+                       validation: PreparedImages | None = None) -> dict[str, Any]:
+    """Cache-key parts of a quantised artifact: its fp32 source artifact's key, the calibration set's
+    hash, the options, the quantiser's version (and the validation set of an accuracy-aware one)."""
+    parts = {"source": source_key, "quantize": method, "calibration": calib.hash, "options": asdict(options),
+             "quantizer": _version("nncf" if method == "nncf" else "onnxruntime"),
+             "runtime": _version("openvino" if method == "nncf" else "onnxruntime")}
+    if validation is not None:
+        parts["validation"] = validation.dataset_hash
+    return parts
+
+
+@contextlib.contextmanager
+def _quiet():
+    """NNCF's progress bars and INFO log and ONNX Runtime calibration's prints stay out of the CLI's output."""
+    nncf_logger = logging.getLogger("nncf")
+    level = nncf_logger.level
+    nncf_logger.setLevel(logging.WARNING)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            yield
+    finally:
+        nncf_logger.setLevel(level)
+
+
+def _write_info(target: Path, info: dict[str, Any]) -> dict[str, Any]:
+    (target.parent / INFO_FILE).write_text(json.dumps(info, indent=1, default=str))
+    return info
+
+
+def quantization_info(artifact_path: str | Path) -> dict[str, Any]:
+    """What `quantize_*` recorded beside the artifact (method, options, calibration, reverted layers)."""
+    path = Path(artifact_path).parent / INFO_FILE
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+# ------------------------------------------------------------------------------------------- OpenVINO
+
+
+def _top1_fraction(compiled, items: Iterable[tuple[np.ndarray, np.ndarray]]) -> tuple[float, list[float]]:
+    """NNCF's validation_fn: top-1 (0-1) over the validation items, and each item's own top-1."""
+    per_item, hits, total = [], 0, 0
+    for batch, labels in items:
+        logits = np.asarray(compiled(batch)[0])
+        logits = logits.reshape(logits.shape[0], -1)[:len(labels)]
+        ok = int(np.sum(np.argmax(logits, axis=1) == labels))
+        per_item.append(ok / len(labels))
+        hits, total = hits + ok, total + len(labels)
+    return (hits / total if total else 0.0), per_item
+
+
+class _RevertedOps:
+    """Catches the accuracy-control report NNCF prints (it returns only the model), for the names of the
+    operations it reverted to floating point."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+        self.quantized_ops: int | None = None
+
+    def __enter__(self):
+        from nncf.quantization.algorithms.accuracy_control import algorithm as ac
+
+        self._cls = ac.QuantizationAccuracyRestorer
+        self._orig = self._cls.__dict__["_print_report"]
+        catch = self
+
+        def report(rep, max_num_iterations):
+            catch.names = [n.node_name for n in rep.reverted_operations]
+            catch.quantized_ops = rep.num_quantized_operations
+            return catch._orig.__func__(rep, max_num_iterations)
+
+        self._cls._print_report = staticmethod(report)
+        return self
+
+    def __exit__(self, *exc):
+        self._cls._print_report = self._orig
+        return False
+
+
+def quantize_openvino(source: str | Path, target_xml: str | Path, calib: CalibrationSet, batch_size: int,
+                      options: OpenVINOQuantOptions = OpenVINOQuantOptions(), *,
+                      validation: PreparedImages | None = None) -> dict[str, Any]:
+    """NNCF post-training quantisation of an fp32 model (IR .xml or .onnx) into `target_xml`.
+
+    With options.max_drop, `validation` (labelled images) drives nncf.quantize_with_accuracy_control."""
+    import nncf
+    import openvino as ov
+
+    target = Path(target_xml)
+    if options.max_drop is not None and (validation is None or validation.labels is None):
+        raise UsageError("--max-drop needs labelled validation images: pass --eval DIR")
+    model = ov.Core().read_model(str(source))
+    batches = list(calib.batches(batch_size))
+    subset = options.subset_size or len(batches)
+    kwargs: dict[str, Any] = {
+        "preset": nncf.QuantizationPreset.MIXED if options.preset == "mixed" else nncf.QuantizationPreset.PERFORMANCE,
+        "subset_size": subset, "fast_bias_correction": options.fast_bias_correction,
+        "target_device": nncf.TargetDevice.CPU}
+    if options.model_type == "transformer":
+        kwargs["model_type"] = nncf.ModelType.TRANSFORMER
+    info: dict[str, Any] = {"method": "nncf", "options": asdict(options), "calibration": calib.record(),
+                            "calibration_batches": len(batches), "subset_size": subset, "batch_size": batch_size,
+                            "versions": {"nncf": _version("nncf"), "openvino": _version("openvino")}}
+    try:
+        with _quiet():
+            if options.max_drop is None:
+                quantized = nncf.quantize(model, nncf.Dataset(batches), **kwargs)
+            else:
+                items = [(b, validation.labels[i * batch_size:i * batch_size + valid])
+                         for i, (b, valid) in enumerate(validation.batches(batch_size))]
+                with _RevertedOps() as reverted:
+                    quantized = nncf.quantize_with_accuracy_control(
+                        model, nncf.Dataset(batches), nncf.Dataset(items), validation_fn=_top1_fraction,
+                        max_drop=options.max_drop / 100.0, drop_type=nncf.DropType.ABSOLUTE, **kwargs)
+                info["accuracy_control"] = {"max_drop": options.max_drop, "validation_images": len(validation),
+                                            "validation_hash": validation.dataset_hash,
+                                            "quantized_operations": reverted.quantized_ops}
+                info["layers_kept_fp32"] = reverted.names
+        ov.save_model(quantized, str(target), compress_to_fp16=False)
+    except UsageError:
+        raise
+    except Exception as e:
+        raise RunFailed(f"NNCF quantisation failed: {_first_line(e)}") from None
+    return _write_info(target, info)
+
+
+def int8_layers_openvino(runtime_graph: list[dict[str, Any]] | None) -> list[str]:
+    """Original (IR) names of the compute layers OpenVINO ran in int8, from `Session.runtime_graph()`.
+
+    A layer ran int8 when its runtime precision says so or when its data input (the first) arrives as
+    u8/i8: a quantised FullyConnected's *output* precision is f32 when nothing after it is quantised."""
+    if not runtime_graph:
+        return []
+    out_prec = {op["name"]: str(op.get("precision") or "").split(",")[0].strip().lower() for op in runtime_graph}
+    names: list[str] = []
+    for op in runtime_graph:
+        if op.get("layer_type") not in COMPUTE_LAYERS:
+            continue
+        own = str(op.get("runtime_precision") or "").lower()
+        first = op.get("inputs") or []
+        src = out_prec.get(first[0], "") if first else ""
+        if own in INT8_PRECISIONS or src in INT8_PRECISIONS:
+            names.extend(op.get("original_names") or [op["name"]])
+    return names
+
+
+def runtime_precisions_openvino(compiled) -> dict[str, str]:
+    """layer name -> runtimePrecision of a compiled OpenVINO model (what the session's runtime graph lacks)."""
+    out = {}
+    for op in compiled.get_runtime_model().get_ordered_ops():
+        info = op.get_rt_info()
+        if "runtimePrecision" in info:
+            value = info["runtimePrecision"]
+            out[op.get_friendly_name()] = value.astype(str) if hasattr(value, "astype") else str(value)
+    return out
+
+
+# --------------------------------------------------------------------------------------- ONNX Runtime
+
+
+def _input_name(onnx_path: Path) -> str:
+    import onnx
+
+    g = onnx.load(str(onnx_path), load_external_data=False).graph
+    inits = {i.name for i in g.initializer}
+    return next(i.name for i in g.input if i.name not in inits)
+
+
+def quantize_onnxruntime(source_onnx: str | Path, target_onnx: str | Path, calib: CalibrationSet, batch_size: int,
+                         options: OrtQuantOptions = OrtQuantOptions()) -> dict[str, Any]:
+    """ONNX Runtime static quantisation (QDQ) of an fp32 ONNX file into `target_onnx`."""
+    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
+                                          quantize_static)
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    source, target = Path(source_onnx), Path(target_onnx)
+    name = _input_name(source)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.rewind()
+
+        def get_next(self):
+            batch = next(self._it, None)
+            return None if batch is None else {name: batch}
+
+        def rewind(self) -> None:
+            self._it = iter(calib.batches(batch_size))
+
+    info: dict[str, Any] = {"method": "onnxruntime", "format": "QDQ", "options": asdict(options),
+                            "calibration": calib.record(), "calibration_batches": calib.num_batches(batch_size),
+                            "batch_size": batch_size, "versions": {"onnxruntime": _version("onnxruntime")}}
+    qtype = {"int8": QuantType.QInt8, "uint8": QuantType.QUInt8}
+    method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+              "percentile": CalibrationMethod.Percentile}[options.calibrate_method]
+    extra = {"CalibPercentile": options.percentile} if options.calibrate_method == "percentile" else {}
+    with tempfile.TemporaryDirectory(prefix="effbench-ortq-") as tmp:
+        pre = Path(tmp) / "preprocessed.onnx"
+        try:
+            quant_pre_process(str(source), str(pre))
+            info["pre_process"] = "symbolic + ONNX shape inference, ORT optimisation"
+        except Exception as e:  # symbolic shape inference fails on some graphs: ONNX's own then
+            try:
+                quant_pre_process(str(source), str(pre), skip_symbolic_shape=True)
+                info["pre_process"] = f"ONNX shape inference, ORT optimisation (symbolic failed: {_first_line(e)})"
+            except Exception as e2:
+                pre = source
+                info["pre_process"] = f"skipped: {_first_line(e2)}"
+        try:
+            with _quiet():
+                quantize_static(str(pre), str(target), Reader(), quant_format=QuantFormat.QDQ,
+                                per_channel=options.per_channel, reduce_range=options.reduce_range,
+                                activation_type=qtype[options.activation_type],
+                                weight_type=qtype[options.weight_type], calibrate_method=method,
+                                calibration_providers=["CPUExecutionProvider"], extra_options=extra)
+        except Exception as e:
+            raise RunFailed(f"ONNX Runtime quantisation failed: {_first_line(e)}") from None
+    return _write_info(target, info)
+
+
+def int8_nodes_onnxruntime(quantized_onnx: str | Path, threads: int | None = None) -> list[str]:
+    """Nodes of a QDQ file that ONNX Runtime runs as int8 kernels: it fuses DequantizeLinear -> op ->
+    QuantizeLinear into QLinearConv, QGemm, ... when it can, and runs the op in fp32 between the pairs
+    when it cannot. Read from the graph ORT optimises with the session options every effbench session uses."""
+    import onnx
+    import onnxruntime as ort
+
+    from effbench.core.runtimes.onnxruntime import QUANTIZED_OPS, session_options
+
+    qdq = {n.name for n in onnx.load(str(quantized_onnx), load_external_data=False).graph.node}
+    with tempfile.TemporaryDirectory(prefix="effbench-ortopt-") as tmp:
+        optimized = Path(tmp) / "optimized.onnx"
+        ort.InferenceSession(str(quantized_onnx), session_options(threads, None, str(optimized)),
+                             providers=["CPUExecutionProvider"])
+        nodes = onnx.load(str(optimized), load_external_data=False).graph.node
+    found: list[str] = []
+    for node in nodes:
+        if node.op_type not in QUANTIZED_OPS:
+            continue
+        # a fused node keeps the target's name (with a "_token_N" suffix) or writes its output tensor
+        for cand in (node.name, node.name.split("_token_")[0], *node.output):
+            if cand in qdq:
+                found.append(cand)
+                break
+    return sorted(set(found))
+
+
+# ------------------------------------------------------------------------------------- int8 MAC share
+
+
+def int8_macs_share(onnx_path: str | Path, names: Iterable[str],
+                    input_shapes: dict[str, list[int]] | None = None) -> dict[str, Any]:
+    """The share of the graph's MACs in nodes that ran int8.
+
+    `names`: runtime names (ONNX node names, their output tensors, or names derived from them such as
+    OpenVINO's '/0/Conv/WithoutBiases'): each is matched to an ONNX node with MACs by exact name, output
+    tensor, or its longest '/'-prefix that is a node name."""
+    from effbench.analysis.graph import analyze
+
+    analysis = analyze(str(onnx_path), input_shapes=input_shapes)
+    compute = {s.name: s for s in analysis.nodes if s.macs > 0}
+    by_output = {o: s.name for s in compute.values() for o in s.outputs}
+    hit: set[str] = set()
+    for name in names:
+        cand = name
+        while cand:
+            if cand in compute:
+                hit.add(cand)
+                break
+            if cand in by_output:
+                hit.add(by_output[cand])
+                break
+            cand = cand.rsplit("/", 1)[0] if "/" in cand.strip("/") else ""
+    int8 = sum(compute[n].macs for n in hit)
+    total = sum(s.macs for s in compute.values())
+    return {"int8_macs_share": round(int8 / total, 4) if total else None, "int8_macs": int8, "macs": total,
+            "int8_nodes": len(hit), "compute_nodes": len(compute),
+            "fp32_nodes": sorted(set(compute) - hit)[:50]}
