@@ -64,7 +64,7 @@ def test_labels_file_forms(tmp_path):
     assert imgs.labels_source == f"file:{synsets.resolve()}"
     as_json = tmp_path / "labels.json"
     as_json.write_text(json.dumps({"n01": 0, "n02": 1}))
-    assert find_images(root, labels_file=as_json, num_classes=2).labels == [1, 1, 1, 0, 0, 0]
+    assert find_images(root, labels_file=as_json, num_classes=2).labels == [0, 0, 0, 1, 1, 1]  # n01 sorts first
 
 
 def test_flat_folder_with_a_labels_file_of_file_names(tmp_path):
