@@ -50,6 +50,8 @@ def _card(model: str):
 def accuracy_of(rec: dict[str, Any]) -> dict[str, Any] | None:
     """The record's measured `accuracy` block (top-1 on the session that was timed), when it has a top-1."""
     acc = rec.get("accuracy")
+    if acc is None and isinstance(rec.get("extra"), dict):  # a store that keeps unknown fields in extra
+        acc = rec["extra"].get("accuracy")
     return acc if isinstance(acc, dict) and num(acc.get("top1")) is not None else None
 
 
