@@ -75,14 +75,34 @@ class OpenVINOQuantOptions:
             raise UsageError(f"--max-drop {self.max_drop:g}: give top-1 points between 0 and 100, e.g. 1%")
 
 
+def cpu_flags() -> set[str]:
+    """All of the CPU's instruction-set flags (Linux /proc/cpuinfo; empty elsewhere)."""
+    from effbench.core.fingerprint import cpuinfo
+
+    return set((cpuinfo().get("flags") or "").split())
+
+
+def has_vnni(flags: set[str] | None = None) -> bool:
+    flags = cpu_flags() if flags is None else flags
+    return bool(flags & {"avx512_vnni", "avx_vnni", "amx_int8"})
+
+
 @dataclass(frozen=True)
 class OrtQuantOptions:
     calibrate_method: str = "minmax"
     per_channel: bool = True
-    activation_type: str = "int8"  # S8S8 QDQ: ONNX Runtime's recommended first choice on CPU
+    # U8S8: with S8 activations ONNX Runtime 1.32's CPU provider left 13 depthwise and 20 other convolutions
+    # of mobilenetv3_large_100 unfused (fp32 between Q/DQ pairs, 37% of MACs int8, 3x slower than fp32);
+    # with U8 activations all of them ran QLinearConv (benchmarks/int8_speedup.py)
+    activation_type: str = "uint8"
     weight_type: str = "int8"
-    reduce_range: bool = False  # 7-bit weights, for U8S8 on CPUs without VNNI (saturation of VPMADDUBSW)
+    # 7-bit weights against VPMADDUBSW's 16-bit saturation of u8*s8 pairs on CPUs without VNNI, as ONNX
+    # Runtime advises; None: on exactly when this CPU lacks VNNI (resolved before the cache key is made)
+    reduce_range: bool | None = None
     percentile: float = 99.999  # the percentile method's cut-off
+
+    def resolved(self) -> "OrtQuantOptions":
+        return self if self.reduce_range is not None else dataclasses.replace(self, reduce_range=not has_vnni())
 
     def __post_init__(self) -> None:
         if self.calibrate_method not in ORT_METHODS:
@@ -94,24 +114,44 @@ class OrtQuantOptions:
             raise UsageError(f"onnxruntime percentile {self.percentile:g}: give a value in (50, 100], e.g. 99.999")
 
 
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def _coerce(method: str, name: str, kind: str, value: Any) -> Any:
+    """A string from `--opt key=value` (or a YAML scalar) as the option's type."""
+    if not isinstance(value, str) or kind == "str" or kind.startswith("str"):
+        return value
+    text = value.strip().lower()
+    if kind == "bool":
+        if text in _TRUE or text in _FALSE:
+            return text in _TRUE
+        raise UsageError(f"{method} int8 option {name}={value!r}: write 1 or 0 (true or false)")
+    if text in ("none", "null", ""):
+        return None
+    try:
+        return int(text) if kind.startswith("int") else float(text.rstrip("%"))
+    except ValueError:
+        raise UsageError(f"{method} int8 option {name}={value!r} is not a number") from None
+
+
 def quant_options(method: str, raw: dict[str, Any] | None = None):
-    """Typed options from a dict (backend options / sweep keys); an unknown key is a one-line error."""
+    """Typed options ("nncf" | "onnxruntime") from a dict (`--opt key=value`, sweep keys): values are
+    coerced to the option's type; an unknown key or a bad value is a one-line UsageError."""
     cls = {"nncf": OpenVINOQuantOptions, "onnxruntime": OrtQuantOptions}[method]
     raw = dict(raw or {})
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(raw) - known)
+    kinds = {f.name: str(f.type).replace(" | None", "") for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(kinds))
     if unknown:
-        raise UsageError(f"unknown int8 option(s) {', '.join(unknown)} for {method}: known are {', '.join(sorted(known))}")
-    try:
-        return cls(**raw)
-    except TypeError as e:
-        raise UsageError(f"bad int8 option for {method}: {e}") from None
+        raise UsageError(f"unknown int8 option(s) {', '.join(unknown)} for {method}: known are "
+                         f"{', '.join(sorted(kinds))}")
+    return cls(**{k: _coerce(method, k, kinds[k], v) for k, v in raw.items()})
 
 
 def quantization_parts(method: str, calib: CalibrationSet, options, source_key: str,
                        validation: PreparedImages | None = None) -> dict[str, Any]:
     """Cache-key parts of a quantised artifact: its fp32 source artifact's key, the calibration set's
     hash, the options, the quantiser's version (and the validation set of an accuracy-aware one)."""
+    options = options.resolved() if hasattr(options, "resolved") else options
     parts = {"source": source_key, "quantize": method, "calibration": calib.hash, "options": asdict(options),
              "quantizer": _version("nncf" if method == "nncf" else "onnxruntime"),
              "runtime": _version("openvino" if method == "nncf" else "onnxruntime")}
@@ -284,6 +324,7 @@ def quantize_onnxruntime(source_onnx: str | Path, target_onnx: str | Path, calib
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     source, target = Path(source_onnx), Path(target_onnx)
+    options = options.resolved()
     name = _input_name(source)
 
     class Reader(CalibrationDataReader):
