@@ -29,6 +29,7 @@ from effbench.accuracy.preprocess import resolve_preprocess
 from effbench.core.runtimes import open_session
 from effbench.core.settings import MeasureSettings
 from effbench.core.timing import run_scenario
+from effbench.export import int8_coverage as cov
 from effbench.export import quantize as q
 from effbench.export.cache import get_or_build
 from effbench.export.pipeline import ModelSource, onnx_artifact, openvino_artifact
@@ -127,9 +128,10 @@ def main() -> None:
             s = compare_samples(fp, i8)
             ratios[runtime].append(s.ratio)
             if runtime == "openvino":
-                share = q.int8_macs_share(built["onnx"], q.int8_layers_openvino(graphs[(runtime, "int8")]))
+                share = cov.int8_macs_share(built["onnx"], cov.int8_layers_openvino(graphs[(runtime, "int8")]))
             else:
-                share = q.int8_macs_share(paths[(runtime, "int8")], q.int8_nodes_onnxruntime(paths[(runtime, "int8")]))
+                int8_path = paths[(runtime, "int8")]
+                share = cov.int8_macs_share(int8_path, cov.int8_nodes_onnxruntime(int8_path))
             agree = float(np.mean(preds[(runtime, "fp32")].top1 == preds[(runtime, "int8")].top1))
             ran = sessions[(runtime, "int8")][0].precision_ran
             print(f"  {runtime:<12} {s.median_baseline:>9.3f} {s.median_current:>9.3f} "

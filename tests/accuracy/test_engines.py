@@ -18,6 +18,7 @@ from effbench.accuracy.evaluate import (Predictions, accuracy_record, cached_ref
                                         evaluate_onnx, evaluate_torch, reference_parts)
 from effbench.core.runtimes import open_session
 from effbench.core.settings import MeasureSettings
+from effbench.export import int8_coverage as cov
 from effbench.export import quantize as q
 from effbench.export.cache import get_or_build
 
@@ -75,16 +76,20 @@ def torch_own_evaluation(module, folder: Path) -> np.ndarray:
     return pred == np.asarray(ds.targets)
 
 
+@pytest.fixture(scope="session")
+def own(digits, trained) -> np.ndarray:
+    return torch_own_evaluation(trained.module, digits.val)
+
+
 def test_model_trains_well_above_chance(trained, built):
     assert trained.train_accuracy > 0.9
     assert np.mean(built.reference.correct(built.val.labels)) > 0.85  # held-out images; chance is 0.1
 
 
 @pytest.mark.parametrize("runtime,artifact", [("onnxruntime", "onnx"), ("openvino", "ir")])
-def test_fp32_top1_matches_pytorch_own_evaluation(digits, trained, built, runtime, artifact):
+def test_fp32_top1_matches_pytorch_own_evaluation(built, own, runtime, artifact):
     pred, ran, _ = _eval(runtime, getattr(built, artifact), built.val)
     rec = accuracy_record(pred, built.val, reference=built.reference, reference_info={"runtime": "torch"})
-    own = torch_own_evaluation(trained.module, digits.val)
     assert rec["images"] == own.size == 500
     assert abs(rec["top1"] * own.size / 100 - own.sum()) <= 1  # within one image
     lo, hi = rec["top1_ci"]
@@ -138,10 +143,10 @@ def test_int8_drop_interval_macs_share_and_calibration_cache(built, calib, fmt, 
     assert rec["top1"] > 80  # int8 with real calibration keeps the model working
 
     if runtime == "openvino":
-        names, analysed = q.int8_layers_openvino(graph), built.onnx
+        names, analysed = cov.int8_layers_openvino(graph), built.onnx
     else:
-        names, analysed = q.int8_nodes_onnxruntime(art.path), art.path
-    share = q.int8_macs_share(analysed, names)
+        names, analysed = cov.int8_nodes_onnxruntime(art.path), art.path
+    share = cov.int8_macs_share(analysed, names)
     assert share["int8_nodes"] >= 3 and share["int8_macs_share"] > 0.9
 
 
@@ -184,9 +189,9 @@ def test_accuracy_aware_openvino_records_the_layers_kept_in_fp32(digits, trained
     pred, _, graph = _eval("openvino", art.path, val, "int8")
     rec = accuracy_record(pred, val, reference=ref)
     assert rec["drop"] <= 1.0 + 100 / len(val)  # NNCF validated on these images (its own compilation: one image)
-    int8 = q.int8_layers_openvino(graph)
+    int8 = cov.int8_layers_openvino(graph)
     assert not set(kept) & set(int8)  # a layer kept in fp32 did not run int8
-    assert q.int8_macs_share(built.onnx, kept)["int8_nodes"] >= 1  # the names map onto the ONNX graph
+    assert cov.int8_macs_share(built.onnx, kept)["int8_nodes"] >= 1  # the names map onto the ONNX graph
 
 
 def test_reference_predictions_are_cached(built, trained):

@@ -11,9 +11,7 @@ Each `quantize_*` writes its artifact into a target path: call it inside
 under the calibration set's hash. A side file `quantization.json` beside the artifact records what was
 done (read it back with `quantization_info`, on a cache hit too).
 
-The share of MACs that ran in int8 maps what the runtime executed back to the ONNX graph analysis:
-ONNX Runtime's optimised graph (QLinearConv, QGemm, ... fused from the QDQ pairs) and OpenVINO's
-runtime graph (convolutions and matrix products whose input is u8/i8).
+What of the result ran in int8 is read back by `export.int8_coverage`.
 """
 
 from __future__ import annotations
@@ -40,8 +38,6 @@ OV_PRESETS = ("performance", "mixed")
 OV_MODEL_TYPES = ("transformer",)
 ORT_METHODS = ("minmax", "entropy", "percentile")
 ORT_TYPES = ("int8", "uint8")
-COMPUTE_LAYERS = ("Convolution", "GroupConvolution", "Deconvolution", "FullyConnected", "MatMul", "Gemm")
-INT8_PRECISIONS = ("u8", "i8", "int8", "uint8")
 
 
 def _version(pkg: str) -> str | None:
@@ -68,7 +64,8 @@ class OpenVINOQuantOptions:
         if self.preset not in OV_PRESETS:
             raise UsageError(f"openvino preset {self.preset!r}: use one of {', '.join(OV_PRESETS)}")
         if self.model_type not in (None, *OV_MODEL_TYPES):
-            raise UsageError(f"openvino model_type {self.model_type!r}: use {', '.join(OV_MODEL_TYPES)} or leave it out")
+            raise UsageError(f"openvino model_type {self.model_type!r}: use {', '.join(OV_MODEL_TYPES)} or leave "
+                             "it out")
         if self.subset_size is not None and self.subset_size < 1:
             raise UsageError(f"openvino subset_size {self.subset_size}: give a positive number of batches")
         if self.max_drop is not None and not 0 < self.max_drop < 100:
@@ -155,7 +152,7 @@ def quantization_parts(method: str, calib: CalibrationSet, options, source_key: 
     parts = {"source": source_key, "quantize": method, "calibration": calib.hash, "options": asdict(options),
              "quantizer": _version("nncf" if method == "nncf" else "onnxruntime"),
              "runtime": _version("openvino" if method == "nncf" else "onnxruntime")}
-    if validation is not None:
+    if validation is not None and getattr(options, "max_drop", None) is not None:  # only accuracy control reads it
         parts["validation"] = validation.dataset_hash
     return parts
 
@@ -274,37 +271,6 @@ def quantize_openvino(source: str | Path, target_xml: str | Path, calib: Calibra
     return _write_info(target, info)
 
 
-def int8_layers_openvino(runtime_graph: list[dict[str, Any]] | None) -> list[str]:
-    """Original (IR) names of the compute layers OpenVINO ran in int8, from `Session.runtime_graph()`.
-
-    A layer ran int8 when its runtime precision says so or when its data input (the first) arrives as
-    u8/i8: a quantised FullyConnected's *output* precision is f32 when nothing after it is quantised."""
-    if not runtime_graph:
-        return []
-    out_prec = {op["name"]: str(op.get("precision") or "").split(",")[0].strip().lower() for op in runtime_graph}
-    names: list[str] = []
-    for op in runtime_graph:
-        if op.get("layer_type") not in COMPUTE_LAYERS:
-            continue
-        own = str(op.get("runtime_precision") or "").lower()
-        first = op.get("inputs") or []
-        src = out_prec.get(first[0], "") if first else ""
-        if own in INT8_PRECISIONS or src in INT8_PRECISIONS:
-            names.extend(op.get("original_names") or [op["name"]])
-    return names
-
-
-def runtime_precisions_openvino(compiled) -> dict[str, str]:
-    """layer name -> runtimePrecision of a compiled OpenVINO model (what the session's runtime graph lacks)."""
-    out = {}
-    for op in compiled.get_runtime_model().get_ordered_ops():
-        info = op.get_rt_info()
-        if "runtimePrecision" in info:
-            value = info["runtimePrecision"]
-            out[op.get_friendly_name()] = value.astype(str) if hasattr(value, "astype") else str(value)
-    return out
-
-
 # --------------------------------------------------------------------------------------- ONNX Runtime
 
 
@@ -367,63 +333,3 @@ def quantize_onnxruntime(source_onnx: str | Path, target_onnx: str | Path, calib
         except Exception as e:
             raise RunFailed(f"ONNX Runtime quantisation failed: {_first_line(e)}") from None
     return _write_info(target, info)
-
-
-def int8_nodes_onnxruntime(quantized_onnx: str | Path, threads: int | None = None) -> list[str]:
-    """Nodes of a QDQ file that ONNX Runtime runs as int8 kernels: it fuses DequantizeLinear -> op ->
-    QuantizeLinear into QLinearConv, QGemm, ... when it can, and runs the op in fp32 between the pairs
-    when it cannot. Read from the graph ORT optimises with the session options every effbench session uses."""
-    import onnx
-    import onnxruntime as ort
-
-    from effbench.core.runtimes.onnxruntime import QUANTIZED_OPS, session_options
-
-    qdq = {n.name for n in onnx.load(str(quantized_onnx), load_external_data=False).graph.node}
-    with tempfile.TemporaryDirectory(prefix="effbench-ortopt-") as tmp:
-        optimized = Path(tmp) / "optimized.onnx"
-        ort.InferenceSession(str(quantized_onnx), session_options(threads, None, str(optimized)),
-                             providers=["CPUExecutionProvider"])
-        nodes = onnx.load(str(optimized), load_external_data=False).graph.node
-    found: list[str] = []
-    for node in nodes:
-        if node.op_type not in QUANTIZED_OPS:
-            continue
-        # a fused node keeps the target's name (with a "_token_N" suffix) or writes its output tensor
-        for cand in (node.name, node.name.split("_token_")[0], *node.output):
-            if cand in qdq:
-                found.append(cand)
-                break
-    return sorted(set(found))
-
-
-# ------------------------------------------------------------------------------------- int8 MAC share
-
-
-def int8_macs_share(onnx_path: str | Path, names: Iterable[str],
-                    input_shapes: dict[str, list[int]] | None = None) -> dict[str, Any]:
-    """The share of the graph's MACs in nodes that ran int8.
-
-    `names`: runtime names (ONNX node names, their output tensors, or names derived from them such as
-    OpenVINO's '/0/Conv/WithoutBiases'): each is matched to an ONNX node with MACs by exact name, output
-    tensor, or its longest '/'-prefix that is a node name."""
-    from effbench.analysis.graph import analyze
-
-    analysis = analyze(str(onnx_path), input_shapes=input_shapes)
-    compute = {s.name: s for s in analysis.nodes if s.macs > 0}
-    by_output = {o: s.name for s in compute.values() for o in s.outputs}
-    hit: set[str] = set()
-    for name in names:
-        cand = name
-        while cand:
-            if cand in compute:
-                hit.add(cand)
-                break
-            if cand in by_output:
-                hit.add(by_output[cand])
-                break
-            cand = cand.rsplit("/", 1)[0] if "/" in cand.strip("/") else ""
-    int8 = sum(compute[n].macs for n in hit)
-    total = sum(s.macs for s in compute.values())
-    return {"int8_macs_share": round(int8 / total, 4) if total else None, "int8_macs": int8, "macs": total,
-            "int8_nodes": len(hit), "compute_nodes": len(compute),
-            "fp32_nodes": sorted(set(compute) - hit)[:50]}

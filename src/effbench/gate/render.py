@@ -39,8 +39,8 @@ ICONS = {
     NEW: "🆕",
     MISSING: "➖",
 }
-STYLES = {REGRESSION: "bold red", ACCURACY_REGRESSION: "bold red", PARITY_FAILURE: "bold red", FAILED: "bold red", IMPROVEMENT: "green",
-          INCONCLUSIVE: "yellow", NEW: "cyan", MISSING: "dim"}
+STYLES = {REGRESSION: "bold red", ACCURACY_REGRESSION: "bold red", PARITY_FAILURE: "bold red", FAILED: "bold red",
+          IMPROVEMENT: "green", INCONCLUSIVE: "yellow", NEW: "cyan", MISSING: "dim"}
 HEADERS = ("cell", "baseline", "current", "ratio [95% CI]", "p", "verdict")
 
 

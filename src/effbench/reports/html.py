@@ -19,8 +19,8 @@ from effbench.reports.views.stability import stability_section
 from effbench.reports.views.timeshare import timeshare_section
 
 # Every view, in page order: (id, builder). The ids are the page anchors tests and links rely on.
-VIEW_IDS = ["speed-accuracy", "precision", "roofline", "efficiency-gap", "where-time-goes", "backend-matrix", "stability",
-            "environment", "results"]
+VIEW_IDS = ["speed-accuracy", "precision", "roofline", "efficiency-gap", "where-time-goes", "backend-matrix",
+            "stability", "environment", "results"]
 
 
 @lru_cache(maxsize=1)
