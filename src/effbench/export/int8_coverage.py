@@ -20,8 +20,9 @@ INT8_PRECISIONS = ("u8", "i8", "int8", "uint8")
 def int8_layers_openvino(runtime_graph: list[dict[str, Any]] | None) -> list[str]:
     """Original (IR) names of the compute layers OpenVINO ran in int8, from `Session.runtime_graph()`.
 
-    A layer ran int8 when its runtime precision says so or when its data input (the first) arrives as
-    u8/i8: a quantised FullyConnected's *output* precision is f32 when nothing after it is quantised."""
+    A layer ran int8 when its runtime precision says so (a `runtime_precision` key, which the core session
+    does not fill yet) or when its data input (the first) arrives as u8/i8: a quantised FullyConnected's
+    *output* precision is f32 when nothing after it is quantised."""
     if not runtime_graph:
         return []
     out_prec = {op["name"]: str(op.get("precision") or "").split(",")[0].strip().lower() for op in runtime_graph}

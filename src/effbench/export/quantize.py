@@ -1,4 +1,4 @@
-"""Post-training int8 quantisation for the CPU runtimes, and what of it ran in int8.
+"""Post-training int8 quantisation for the CPU runtimes.
 
 - OpenVINO: NNCF `nncf.quantize` over calibration batches (preset, subset size, fast bias correction),
   or `nncf.quantize_with_accuracy_control` with the evaluation set as validation data (`max_drop`),
