@@ -60,6 +60,7 @@ class Cell:
     energy: dict[str, Any] | None = None
     env: dict[str, Any] = field(default_factory=dict)
     record_ids: list[str] = field(default_factory=list)
+    accuracy: dict[str, Any] | None = None  # the record's measured `accuracy` block
 
     @property
     def key(self) -> str:
@@ -90,6 +91,7 @@ def cell_from_records(records: list[dict[str, Any]]) -> Cell:
     samples = [float(s) for r in records for s in (r.get("samples_ms") or [])]
     parities = [r["parity"] for r in records if r.get("parity")]
     memories = [r["memory"] for r in records if r.get("memory")]
+    accuracies = [r["accuracy"] for r in records if isinstance(r.get("accuracy"), dict)]
     throughputs = [r["throughput_per_s"] for r in records if r.get("throughput_per_s") is not None]
     return Cell(
         config_hash=first.get("config_hash"),
@@ -110,6 +112,7 @@ def cell_from_records(records: list[dict[str, Any]]) -> Cell:
         energy=_pool_energy([r.get("energy") for r in records]),
         env=first.get("env") or {},
         record_ids=[r["id"] for r in records if r.get("id")],
+        accuracy=accuracies[-1] if accuracies else None,
     )
 
 
@@ -187,7 +190,7 @@ def check_outcome(obj: dict[str, Any], where: str) -> None:
     """Fields records and baseline cells share."""
     check(obj.get("status", "ok") in STATUSES, f"{where}.status", f"must be one of {', '.join(STATUSES)}")
     check_numbers(obj.get("samples_ms") or [], f"{where}.samples_ms")  # null: a cell that did not run
-    for name in ("parity", "memory", "energy"):
+    for name in ("parity", "memory", "energy", "accuracy"):
         check_optional_dict(obj.get(name), f"{where}.{name}")
     energy = obj.get("energy") or {}
     if "samples_j_per_image" in energy:

@@ -34,6 +34,18 @@ def parse_threshold(text: str) -> float:
         raise UsageError(f"--threshold '{text}' is not a number: write e.g. 5% or 0.05") from None
 
 
+def parse_points(text: str) -> float:
+    """--max-accuracy-drop: top-1 percentage points, '0.5' or '0.5pt' (a '%' reads as points too)."""
+    raw = text.strip().lower().removesuffix("pt").removesuffix("points").removesuffix("%").strip()
+    try:
+        value = float(raw)
+    except ValueError:
+        raise UsageError(f"--max-accuracy-drop '{text}' is not a number: write top-1 points, e.g. 0.5") from None
+    if not 0 <= value < 100:
+        raise UsageError(f"--max-accuracy-drop {text}: give top-1 points between 0 and 100, e.g. 0.5")
+    return value
+
+
 def _write(path: Path, text: str, what: str) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -106,7 +118,12 @@ def gate_command(
     ),
     threshold: str = typer.Option("5%", "--threshold", help="Smallest change that counts, e.g. 5% or 0.05."),
     metric: str = typer.Option("latency", "--metric", help="latency, throughput, memory or energy."),
-    alpha: float = typer.Option(0.01, "--alpha", help="Significance level of the Mann-Whitney test."),
+    alpha: float = typer.Option(0.01, "--alpha", help="Significance level of the Mann-Whitney (and McNemar) test."),
+    max_accuracy_drop: str = typer.Option(
+        "0.5", "--max-accuracy-drop",
+        help="Top-1 points a cell may lose (against the baseline, or int8 against its fp32 reference) before a "
+             "significant drop is an accuracy regression.",
+    ),
     fail_on: str = typer.Option("regression", "--fail-on", help="regression, or inconclusive to fail on those too."),
     markdown: Optional[Path] = typer.Option(None, "--markdown", help="Write the Markdown report here (- for stdout)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the machine-readable report here."),
@@ -121,13 +138,14 @@ def gate_command(
     if fail_on not in FAIL_ON:
         raise UsageError(f"--fail-on {fail_on!r}: choose one of {', '.join(FAIL_ON)}")
     limit = parse_threshold(threshold)
+    points = parse_points(max_accuracy_drop)
     base = baselines.load(baseline, directory)
     cells, source = load_cells(current, db)
     if not any(b is not None and c is not None for b, c, _ in match(base.cells, cells)):
         raise UsageError(f"nothing compared: baseline {base.path} ({len(base.cells)} cell(s)) and {source} "
                          f"({len(cells)} cell(s)) share no cell; check --current, its filters and the baseline")
     report = compare(base.cells, cells, metric=metric, threshold=limit, alpha=alpha,
-                     baseline=str(base.path), current=source)
+                     baseline=str(base.path), current=source, max_accuracy_drop=points)
 
     text = to_markdown(report, fail_on)
     if markdown is None or str(markdown) == "-":

@@ -14,6 +14,7 @@ from effbench.gate.baseline import Baseline
 from effbench.gate.cells import Cell
 from effbench.gate.stats import robust_cv
 from effbench.gate.verdict import (
+    ACCURACY_REGRESSION,
     FAILED,
     IMPROVEMENT,
     INCONCLUSIVE,
@@ -29,6 +30,7 @@ from effbench.gate.verdict import (
 
 ICONS = {
     REGRESSION: "🔴",
+    ACCURACY_REGRESSION: "🔴",
     PARITY_FAILURE: "🔴",
     FAILED: "🔴",
     IMPROVEMENT: "🟢",
@@ -37,8 +39,8 @@ ICONS = {
     NEW: "🆕",
     MISSING: "➖",
 }
-STYLES = {REGRESSION: "bold red", PARITY_FAILURE: "bold red", FAILED: "bold red", IMPROVEMENT: "green",
-          INCONCLUSIVE: "yellow", NEW: "cyan", MISSING: "dim"}
+STYLES = {REGRESSION: "bold red", ACCURACY_REGRESSION: "bold red", PARITY_FAILURE: "bold red", FAILED: "bold red",
+          IMPROVEMENT: "green", INCONCLUSIVE: "yellow", NEW: "cyan", MISSING: "dim"}
 HEADERS = ("cell", "baseline", "current", "ratio [95% CI]", "p", "verdict")
 
 
@@ -79,13 +81,17 @@ def headline(report: Report, fail_on: str = "regression") -> str:
 def settings(report: Report) -> str:
     m = report.metric
     better = "higher" if m.higher_is_better else "lower"
+    accuracy = (f", max top-1 drop {report.max_accuracy_drop:g} points"
+                if any(c.accuracy for c in report.cells) else "")
     return (f"metric {m.name} ({m.unit}, {better} is better), threshold {report.threshold:.1%}, "
-            f"alpha {report.alpha:g}; baseline {report.baseline}; current {report.current}")
+            f"alpha {report.alpha:g}{accuracy}; baseline {report.baseline}; current {report.current}")
 
 
 def notes(report: Report) -> list[str]:
     """Why each cell that needs attention got its verdict, and environment warnings."""
     out = [f"{c.label}: {c.verdict}: {c.reason}" for c in report.cells if c.verdict != NO_CHANGE]
+    out += [f"{c.label}: accuracy: {c.accuracy['reason']}" for c in report.cells
+            if c.accuracy and c.verdict != ACCURACY_REGRESSION and c.accuracy.get("reason")]
     # one library upgrade touches every cell: say it once, not once per cell
     by_warning: dict[str, list[str]] = {}
     for c in report.cells:

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 from effbench.errors import UsageError
+from effbench.gate.accuracy import DEFAULT_MAX_DROP, check_accuracy
 from effbench.gate.cells import FAILED_STATUSES, Cell, cell_from_records, group, key_of
 from effbench.gate.stats import MIN_BLOCKS, compare_samples, geometric_mean, min_samples
 
@@ -22,11 +23,12 @@ IMPROVEMENT = "improvement"
 NO_CHANGE = "no change"
 INCONCLUSIVE = "inconclusive"
 PARITY_FAILURE = "parity failure"
+ACCURACY_REGRESSION = "accuracy regression"
 FAILED = "failed"
 NEW = "new"
 MISSING = "missing"
 
-FAILING = (REGRESSION, PARITY_FAILURE, FAILED)
+FAILING = (REGRESSION, ACCURACY_REGRESSION, PARITY_FAILURE, FAILED)
 COMPARED = (REGRESSION, IMPROVEMENT, NO_CHANGE)  # verdicts whose ratio enters the geometric mean
 
 NOISE_CV = 0.10
@@ -67,6 +69,7 @@ class CellVerdict:
     cv_baseline: float | None = None
     cv_current: float | None = None
     warnings: list[str] = field(default_factory=list)
+    accuracy: dict[str, Any] | None = None  # gate.accuracy.AccuracyCheck of the cell, when measured
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
@@ -81,6 +84,7 @@ class Report:
     baseline: str
     current: str
     cells: list[CellVerdict]
+    max_accuracy_drop: float = DEFAULT_MAX_DROP
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -109,6 +113,7 @@ class Report:
             "higher_is_better": self.metric.higher_is_better,
             "threshold": self.threshold,
             "alpha": self.alpha,
+            "max_accuracy_drop": self.max_accuracy_drop,
             "fail_on": fail_on,
             "baseline": self.baseline,
             "current": self.current,
@@ -224,7 +229,7 @@ def env_differences(base_env: dict[str, Any] | None, cur_env: dict[str, Any] | N
 
 
 def compare_pair(base: Cell | None, cur: Cell | None, *, metric: Metric, threshold: float, alpha: float,
-                 notes: tuple[str, ...] = ()) -> CellVerdict:
+                 notes: tuple[str, ...] = (), max_accuracy_drop: float = DEFAULT_MAX_DROP) -> CellVerdict:
     if base is None:
         return CellVerdict(cur.label, cur.config_hash, NEW, "only in the current run")
     if cur is None:
@@ -248,6 +253,14 @@ def compare_pair(base: Cell | None, cur: Cell | None, *, metric: Metric, thresho
                           if isinstance(p.get(k), (int, float)))
         out.verdict, out.reason = PARITY_FAILURE, f"outputs differ from the reference ({shown})"
     out.warnings = [*notes, *(f"environment differs: {d}" for d in env_differences(base.env, cur.env))]
+    acc = check_accuracy(base.accuracy, cur.accuracy, max_drop=max_accuracy_drop, alpha=alpha) \
+        if cur.status == "ok" else None
+    if acc is not None:
+        out.accuracy = acc.to_dict()
+        out.warnings += acc.warnings
+        if acc.regression and out.verdict not in (FAILED, PARITY_FAILURE):
+            speed = f"; {metric.name}: {out.verdict}: {out.reason}" if out.reason else ""
+            out.verdict, out.reason = ACCURACY_REGRESSION, f"accuracy: {acc.reason}{speed}"
     return out
 
 
@@ -274,7 +287,10 @@ def match(base_cells: list[Cell], cur_cells: list[Cell]) -> list[tuple[Cell | No
     return pairs
 
 
-def check_options(metric: str, threshold: float, alpha: float) -> Metric:
+def check_options(metric: str, threshold: float, alpha: float, max_accuracy_drop: float = DEFAULT_MAX_DROP) -> Metric:
+    if not 0 <= max_accuracy_drop < 100:
+        raise UsageError(f"--max-accuracy-drop {max_accuracy_drop:g}: give top-1 points between 0 and 100 "
+                         f"(default {DEFAULT_MAX_DROP:g})")
     if metric not in METRICS:
         raise UsageError(f"unknown metric '{metric}': choose one of {', '.join(METRICS)}")
     if not 0 < threshold < 1:
@@ -286,12 +302,13 @@ def check_options(metric: str, threshold: float, alpha: float) -> Metric:
 
 def compare(base_cells: list[Cell], cur_cells: list[Cell], *, metric: str = "latency",
             threshold: float = 0.05, alpha: float = 0.01, baseline: str = "baseline",
-            current: str = "current") -> Report:
+            current: str = "current", max_accuracy_drop: float = DEFAULT_MAX_DROP) -> Report:
     """The gate: every cell of the baseline and the current run, matched and judged."""
-    m = check_options(metric, threshold, alpha)
-    cells = [compare_pair(b, c, metric=m, threshold=threshold, alpha=alpha, notes=notes)
+    m = check_options(metric, threshold, alpha, max_accuracy_drop)
+    cells = [compare_pair(b, c, metric=m, threshold=threshold, alpha=alpha, notes=notes,
+                          max_accuracy_drop=max_accuracy_drop)
              for b, c, notes in match(base_cells, cur_cells)]
-    return Report(m, threshold, alpha, baseline, current, cells)
+    return Report(m, threshold, alpha, baseline, current, cells, max_accuracy_drop)
 
 
 def ab_verdicts(a_records: list[dict[str, Any]], b_records: list[dict[str, Any]], *,

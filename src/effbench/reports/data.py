@@ -45,10 +45,30 @@ def _card(model: str):
     return card
 
 
+def accuracy_of(rec: dict[str, Any]) -> dict[str, Any] | None:
+    """The record's measured `accuracy` block (top-1 on the session that was timed), when it has a top-1."""
+    acc = rec.get("accuracy")
+    if acc is None and isinstance(rec.get("extra"), dict):  # a store that keeps unknown fields in extra
+        acc = rec["extra"].get("accuracy")
+    return acc if isinstance(acc, dict) and num(acc.get("top1")) is not None else None
+
+
+def interval_of(value: Any) -> tuple[float, float] | None:
+    """[low, high] of a stored interval, or None."""
+    if isinstance(value, (list, tuple)) and len(value) == 2:
+        lo, hi = num(value[0]), num(value[1])
+        if lo is not None and hi is not None:
+            return lo, hi
+    return None
+
+
 def top1_of(rec: dict[str, Any]) -> tuple[float | None, str | None]:
-    """(ImageNet top-1 %, where it comes from): a measured value in the record wins over the card."""
+    """(top-1 %, where it comes from): a measured value in the record wins over the card."""
+    acc = accuracy_of(rec)
+    if acc is not None:
+        return num(acc["top1"]), "measured"
     extra = rec.get("extra") or {}
-    measured = num(extra.get("measured_top1")) if isinstance(extra, dict) else None
+    measured = num(extra.get("measured_top1")) if isinstance(extra, dict) else None  # records before `accuracy`
     if measured is not None:
         return measured, "measured"
     card = _card(text(rec.get("model")))
@@ -121,6 +141,7 @@ class Row:
     family: str
     parity: dict[str, Any] | None
     warnings: list[str] = field(default_factory=list)
+    top1_ci: tuple[float, float] | None = None  # Wilson 95% interval of a measured top-1
 
     @property
     def ok(self) -> bool:
@@ -129,6 +150,23 @@ class Row:
     @property
     def cell(self) -> tuple:
         return (self.model, self.backend, self.device, self.scenario, self.batch, self.precision)
+
+    @property
+    def top1_measured(self) -> bool:
+        return self.top1_source == "measured"
+
+    @property
+    def accuracy(self) -> dict[str, Any] | None:
+        return accuracy_of(self.rec)
+
+    @property
+    def top1_text(self) -> str:
+        """'97.2 [96.1–98.0]' measured (with its interval), '79.2 card' from a model card, '–' unknown."""
+        if self.top1 is None:
+            return "–"
+        if not self.top1_measured:
+            return f"{self.top1:.1f} card"
+        return f"{self.top1:.1f}" + (f" [{self.top1_ci[0]:.1f}–{self.top1_ci[1]:.1f}]" if self.top1_ci else "")
 
     @property
     def is_latency_b1(self) -> bool:
@@ -222,6 +260,7 @@ def to_row(rec: dict[str, Any]) -> Row:
         family=family_of(model),
         parity=parity,
         warnings=[text(w) for w in warnings],
+        top1_ci=interval_of((accuracy_of(rec) or {}).get("top1_ci")),
     )
 
 

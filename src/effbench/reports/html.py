@@ -12,14 +12,15 @@ from effbench.reports.data import Query, Row, latest_per_cell, num, to_rows
 from effbench.reports.views.environment import environment_section
 from effbench.reports.views.gap import gap_section
 from effbench.reports.views.matrix import matrix_section, reference_backend
+from effbench.reports.views.precision import precision_section
 from effbench.reports.views.roofline import roofline_section
 from effbench.reports.views.speed import speed_section
 from effbench.reports.views.stability import stability_section
 from effbench.reports.views.timeshare import timeshare_section
 
 # Every view, in page order: (id, builder). The ids are the page anchors tests and links rely on.
-VIEW_IDS = ["speed-accuracy", "roofline", "efficiency-gap", "where-time-goes", "backend-matrix", "stability",
-            "environment", "results"]
+VIEW_IDS = ["speed-accuracy", "precision", "roofline", "efficiency-gap", "where-time-goes", "backend-matrix",
+            "stability", "environment", "results"]
 
 
 @lru_cache(maxsize=1)
@@ -54,7 +55,7 @@ def results_section(rows: list[Row]) -> Section:
         cells_html = [
             (h(r.model), "name"), (h(r.backend), ""), (h(r.device), ""), (h(r.batch), "num"), (h(prec), ""),
             (h(r.scenario), ""), (status, ""), (fmt_ms(r.median), "num"), (ci, "num"), (fmt_ms(r.p99), "num"),
-            (fmt(r.throughput, ".4g"), "num"), (fmt(r.top1, ".1f"), "num"),
+            (fmt(r.throughput, ".4g"), "num"), (h(r.top1_text), "num"),
             (fmt(r.efficiency * 100 if r.efficiency is not None else None, ".3g"), "num"),
             (h(r.parity_text), "nowrap")]
         body.append('<tr class="has-notes">' + "".join(f'<td class="{c}">{v}</td>' if c else f"<td>{v}</td>"
@@ -80,6 +81,7 @@ def results_section(rows: list[Row]) -> Section:
 def build_sections(rows: list[Row], reference: str | None = None) -> list[Section]:
     return [
         speed_section(rows),
+        precision_section(rows),
         roofline_section(rows),
         gap_section(rows),
         timeshare_section(rows),
@@ -143,7 +145,8 @@ def render_html(records: list[dict[str, Any]], query: Query | None = None, refer
 {body}
 </main>
 <footer>effbench · latency is the median of the raw samples with its 95% confidence interval; top-1 is the
-model card's reported value unless the record carries a measured one; plots are interactive (zoom, hover, click
+model card's reported value ("card") unless the record carries one measured on the timed session (with its Wilson
+95% interval); plots are interactive (zoom, hover, click
 the legend).</footer>
 <script type="application/json" id="effbench-figures">{script_json(figures)}</script>
 <script>

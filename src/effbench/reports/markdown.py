@@ -8,7 +8,7 @@ from effbench.reports.common import fmt, fmt_ms
 from effbench.reports.data import Row, latest_per_cell, to_rows
 
 MD_COLUMNS = ["model", "backend", "device", "batch", "precision", "scenario", "status", "median ms", "95% CI ms",
-              "img/s", "efficiency", "parity"]
+              "img/s", "top-1 %", "efficiency", "parity"]
 REASON_CHARS = 120
 
 
@@ -60,12 +60,15 @@ def render_markdown(records: list[dict[str, Any]], filters: str = "") -> str:
         prec = r.precision if r.precision_ran in ("", r.precision) else f"{r.precision}→{r.precision_ran}"
         vals = [md_escape(r.model), md_escape(r.backend), md_escape(r.device), md_escape(r.batch), md_escape(prec),
                 md_escape(r.scenario), _status(r), fmt_ms(r.median) if r.ok else "–", ci if r.ok else "–",
-                fmt(r.throughput, ".4g") if r.ok else "–",
+                fmt(r.throughput, ".4g") if r.ok else "–", md_escape(r.top1_text),
                 fmt(r.efficiency * 100, ".3g") + " %" if r.efficiency is not None else "–", _parity(r)]
         lines.append("| " + " | ".join(vals) + " |")
+    from effbench.reports.views.precision import precision_markdown
+
+    lines += precision_markdown(rows)
     lines.append("")
-    foot = ["median and 95% CI of the raw samples; efficiency = ideal / measured latency; parity against the "
-            "PyTorch reference."]
+    foot = ["median and 95% CI of the raw samples; top-1 measured on the timed session [Wilson 95% interval], or "
+            "a model card's (card); efficiency = ideal / measured latency; parity against the PyTorch reference."]
     if older:
         foot.append(f"{older} older result(s) of the same cells not shown.")
     lines.append("<sub>" + " ".join(foot) + "</sub>")

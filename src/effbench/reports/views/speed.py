@@ -58,6 +58,22 @@ def label_positions(points: list[tuple[float, float]], log_x: bool, log_y: bool 
     return [pos for _, pos in sorted(out)]
 
 
+def _top1_hover(r: Row) -> str:
+    if not r.top1_measured:
+        return f"top-1 {fmt(r.top1, '.1f')} % ({p(r.top1_source or '?')[:60]})"
+    acc = r.accuracy or {}
+    ci = f" [{r.top1_ci[0]:.1f}–{r.top1_ci[1]:.1f}]" if r.top1_ci else ""
+    where = f" on {acc['images']} images of {p(str(acc.get('dataset') or '?'))[-50:]}" if acc.get("images") else ""
+    drop = (f"<br>drop vs fp32 {p((acc.get('reference') or {}).get('runtime', 'reference'))}: "
+            f"{fmt(acc.get('drop'), '.2f')} points" if acc.get("drop") is not None else "")
+    return f"top-1 {fmt(r.top1, '.1f')} %{ci} measured{where}{drop}"
+
+
+def _marker_symbol(symbol: str, measured: bool) -> str:
+    """Measured top-1: the device's filled symbol; a model card's number: the same symbol, open."""
+    return symbol if measured else f"{symbol}-open"
+
+
 def _hover(r: Row, extra: str = "") -> str:
     ci = (f"{fmt_ms(r.ci_low)}–{fmt_ms(r.ci_high)} ms" if r.ci_low is not None and r.ci_high is not None
           else "–")
@@ -68,7 +84,7 @@ def _hover(r: Row, extra: str = "") -> str:
         f"batch {p(r.batch)} · {p(prec)} · {p(r.scenario)}",
         f"median {fmt_ms(r.median)} ms · 95% CI {ci}",
         f"throughput {fmt(r.throughput, '.4g')} img/s",
-        f"top-1 {fmt(r.top1, '.1f')} % ({p(r.top1_source or '?')[:60]})",
+        _top1_hover(r),
     ]
     if extra:
         lines.append(extra)
@@ -85,18 +101,20 @@ def speed_figure(div_id: str, rows: list[Row], x_of: Callable[[Row], float | Non
     symbols = device_symbols(r.device for r in rows)
     label = len(rows) <= LABEL_POINTS_UP_TO
     data: list[dict] = []
-    groups: dict[tuple[str, str], list[Row]] = {}
-    for r in rows:
-        groups.setdefault((r.backend, r.device), []).append(r)
+    groups: dict[tuple[str, str, bool], list[Row]] = {}
+    for r in rows:  # measured and card points apart: a trace has one marker symbol
+        groups.setdefault((r.backend, r.device, r.top1_measured), []).append(r)
     multi_device = len(symbols) > 1
+    mixed = len({r.top1_measured for r in rows}) > 1
     xs_all = [x_of(r) for r in rows]
     positions = dict(zip((id(r) for r in rows), label_positions(
         [(x, r.top1) for x, r in zip(xs_all, rows)], wants_log(xs_all))))
-    for (backend, device), grp in sorted(groups.items()):
+    for (backend, device, measured), grp in sorted(groups.items()):
         trace = {
             "type": "scatter",
             "mode": "markers+text" if label else "markers",
-            "name": p(backend) + (f" · {p(device)}" if multi_device else ""),
+            "name": p(backend) + (f" · {p(device)}" if multi_device else "")
+            + ((" · measured" if measured else " · card") if mixed else ""),
             "legendgroup": p(backend),
             "x": [x_of(r) for r in grp],
             "y": [r.top1 for r in grp],
@@ -105,11 +123,17 @@ def speed_figure(div_id: str, rows: list[Row], x_of: Callable[[Row], float | Non
             "textfont": {"size": 10, "color": "#555"},
             "hovertext": [_hover(r, hover_extra(r) if hover_extra else "") for r in grp],
             "hoverinfo": "text",
-            "marker": {"color": colours[backend], "symbol": symbols[device], "size": 11,
-                       "line": {"color": "white", "width": 1}},
-            "meta": {"role": "points"},
+            "marker": {"color": colours[backend], "symbol": _marker_symbol(symbols[device], measured),
+                       "size": 11, "line": {"color": colours[backend], "width": 1.5}},
+            "meta": {"role": "points", "top1": "measured" if measured else "card"},
             "cliponaxis": False,
         }
+        if measured and any(r.top1_ci for r in grp):  # its Wilson 95% interval
+            trace["error_y"] = {
+                "type": "data", "symmetric": False, "thickness": 1, "width": 3, "color": colours[backend],
+                "array": [(r.top1_ci[1] - r.top1) if r.top1_ci else 0 for r in grp],
+                "arrayminus": [(r.top1 - r.top1_ci[0]) if r.top1_ci else 0 for r in grp],
+            }
         if show_ci:
             trace["error_x"] = {
                 "type": "data", "symmetric": False, "thickness": 1, "width": 3, "color": colours[backend],
@@ -131,9 +155,10 @@ def speed_figure(div_id: str, rows: list[Row], x_of: Callable[[Row], float | Non
             "hoverinfo": "skip", "meta": {"role": "pareto", "device": p(device)},
         })
     xs = [x_of(r) for r in rows]
+    measured = any(r.top1_measured for r in rows)
     layout = base_layout(
         xaxis=axis(x_title, log=wants_log(xs), values=xs),
-        yaxis=axis("ImageNet-1k top-1 (%)"),
+        yaxis=axis("top-1 (%): filled measured, open card" if measured else "ImageNet-1k top-1 (%)"),
         legend={"orientation": "v", "x": 1.01, "y": 1, "xanchor": "left"},
         margin={"l": 70, "r": 20, "t": 30, "b": 60},
     )
@@ -154,8 +179,8 @@ def speed_section(rows: list[Row]) -> Section:
                          lower_is_better=True, show_ci=True)
         figures.append(f)
         body.append(f'<h3>Top-1 against latency</h3><p class="caption">One point per stored result '
-                    f'({len(lat)}: latency scenario, batch 1, status ok); whiskers are the 95% CI of the median. '
-                    'Up and to the left is better.</p>' + f.div())
+                    f'({len(lat)}: latency scenario, batch 1, status ok); horizontal whiskers are the 95% CI of the '
+                    'median. Up and to the left is better.</p>' + f.div())
     else:
         body.append(note("No batch-1 latency results with a known top-1: run "
                          "<code>bench run --model NAME --backend NAME</code> (latency scenario, batch 1 is the "
@@ -182,12 +207,21 @@ def speed_section(rows: list[Row]) -> Section:
         why = f" (the records say: {h('; '.join(reasons))})" if reasons else ""
         body.append(note("No energy per image in these results" + why + ". Energy needs a hardware meter "
                          "(NVML on NVIDIA GPUs); effbench never estimates it."))
+    n_measured = sum(r.top1_measured for r in ok if r.top1 is not None)
+    datasets = sorted({str((r.accuracy or {}).get("dataset_hash", ""))[:12] for r in ok if r.accuracy})
+    if n_measured:
+        body.insert(0, '<p class="caption">' + f"{n_measured} result(s) carry a top-1 measured on the very session "
+                    "that was timed (<code>bench run --eval DIR</code>): filled markers, with the Wilson 95% interval "
+                    "as vertical whiskers. Open markers are a model card's reported ImageNet top-1."
+                    + (f" The measured points come from {len(datasets)} different evaluation sets: compare "
+                       "accuracy only within one." if len(datasets) > 1 else "") + "</p>")
     if no_top1:
-        body.append(note(f"Not placed (no top-1 on a model card and no <code>extra.measured_top1</code>): "
+        body.append(note(f"Not placed (no top-1 on a model card and none measured: add <code>--eval DIR</code>): "
                          f"{h(', '.join(no_top1))}.", "warn"))
     return Section(
         "speed-accuracy", "Speed–accuracy",
-        "Each point is one stored result: ImageNet top-1 (from the model card unless measured) against its "
+        "Each point is one stored result: top-1 (measured on the timed session where the record has it, else the "
+        "model card's ImageNet number) against its "
         "speed; colour is the backend, symbol the device; the dotted line is each device's Pareto frontier "
         "(no other result is both faster and more accurate).",
         "".join(body), figures)
