@@ -22,15 +22,16 @@ import time
 
 import numpy as np
 
+from effbench.accuracy import int8_coverage as cov
+from effbench.accuracy import quantize as q
 from effbench.accuracy.calibration import calibration_set
 from effbench.accuracy.data import generated_images
 from effbench.accuracy.evaluate import evaluate
 from effbench.accuracy.preprocess import resolve_preprocess
+from effbench.backends.registry import get_backend
 from effbench.core.runtimes import open_session
 from effbench.core.settings import MeasureSettings
 from effbench.core.timing import run_scenario
-from effbench.export import int8_coverage as cov
-from effbench.export import quantize as q
 from effbench.export.cache import get_or_build
 from effbench.export.pipeline import ModelSource, onnx_artifact, openvino_artifact
 from effbench.gate.stats import compare_samples
@@ -72,7 +73,8 @@ def build(name: str, calib_size: int):
     ir_art = openvino_artifact(src, shape)
     pre = resolve_preprocess(shape, timm_model=src.module() if spec.kind == "timm" else None)
     calib = calibration_set(None, pre, size=calib_size)
-    ov_opts, ort_opts = q.OpenVINOQuantOptions(), q.OrtQuantOptions()
+    ov_opts = get_backend("openvino").parse_options({})
+    ort_opts = get_backend("onnxruntime").parse_options({})
     t0 = time.perf_counter()
     ov_int8 = get_or_build("openvino", q.quantization_parts("nncf", calib, ov_opts, ir_art.key), "model.xml",
                            lambda t: q.quantize_openvino(ir_art.path, t, calib, 1, ov_opts))

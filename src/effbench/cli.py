@@ -186,7 +186,8 @@ def cells_from_run_options(p: dict) -> list:
                     calib=p["calib"], calib_size=p["calib_size"], eval=p.get("eval", p.get("eval_dir")),
                     eval_labels=p["eval_labels"],
                     eval_limit=p["eval_limit"], skip_bad_images=p["skip_bad_images"],
-                    max_drop=max_drop * 100 if max_drop else None)
+                    max_drop=max_drop * 100 if max_drop else None, crop_pct=p.get("crop_pct"),
+                    interpolation=p.get("interpolation"), mean=p.get("mean"), std=p.get("std"))
         for b in batches
     ]
 
@@ -323,6 +324,11 @@ def run(
     skip_bad_images: bool = typer.Option(False, "--skip-bad-images", help="Count and skip unreadable images."),
     max_drop: Optional[str] = typer.Option(None, "--max-drop",
                                            help="int8 on openvino: accuracy-aware quantisation within this top-1 drop, e.g. 1%."),
+    crop_pct: Optional[float] = typer.Option(None, "--crop-pct",
+                                             help="Image preprocessing: centre-crop fraction (default: the model's, else 0.875)."),
+    interpolation: Optional[str] = typer.Option(None, "--interpolation", help="Resize: bilinear | bicubic | nearest."),
+    mean: Optional[str] = typer.Option(None, "--mean", help="Normalisation mean, e.g. 0.485,0.456,0.406 (ImageNet's)."),
+    std: Optional[str] = typer.Option(None, "--std", help="Normalisation std, e.g. 0.229,0.224,0.225 (ImageNet's)."),
     opt: Optional[List[str]] = typer.Option(None, "--opt", help=(
         "Backend option KEY=VALUE (repeatable), typed per backend: `bench backends --options NAME` lists them.")),
     db: Optional[str] = typer.Option(None, "--db", envvar="EFFBENCH_DB", help="Results database (path or SQLAlchemy URL)."),

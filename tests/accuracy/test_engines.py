@@ -12,14 +12,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from effbench.accuracy import int8_coverage as cov
+from effbench.accuracy import quantize as q
 from effbench.accuracy.calibration import GENERATED_WARNING, CalibrationSet, calibration_set
 from effbench.accuracy.data import PreparedImages, find_images, prepare_images
-from effbench.accuracy.evaluate import (Predictions, accuracy_record, cached_reference, evaluate,
-                                        evaluate_onnx, evaluate_torch, reference_parts)
+from effbench.accuracy.evaluate import (
+    Predictions,
+    accuracy_record,
+    cached_reference,
+    evaluate,
+    evaluate_onnx,
+    evaluate_torch,
+    reference_parts,
+)
+from effbench.backends.registry import get_backend
 from effbench.core.runtimes import open_session
 from effbench.core.settings import MeasureSettings
-from effbench.export import int8_coverage as cov
-from effbench.export import quantize as q
 from effbench.export.cache import get_or_build
 
 from .conftest import SIZE, digits_preprocess
@@ -108,15 +116,19 @@ def calib(digits):
     return calibration_set(digits.train, digits_preprocess(BATCH), size=CALIB)
 
 
-def _int8(fmt: str, built: Built, calib, options, validation=None):
+def _opts(fmt: str, **raw):
+    return get_backend("openvino" if fmt == "openvino" else "onnxruntime").parse_options(raw)
+
+
+def _int8(fmt: str, built: Built, calib, options, validation=None, max_drop=None):
     method = "nncf" if fmt == "openvino" else "onnxruntime"
     source = built.ir if fmt == "openvino" else built.onnx
     filename = "model.xml" if fmt == "openvino" else "model.onnx"
-    parts = q.quantization_parts(method, calib, options, built.key, validation)
+    parts = q.quantization_parts(method, calib, options, built.key, validation, max_drop)
 
     def build(target: Path) -> None:
         if fmt == "openvino":
-            q.quantize_openvino(source, target, calib, BATCH, options, validation=validation)
+            q.quantize_openvino(source, target, calib, BATCH, options, max_drop=max_drop, validation=validation)
         else:
             q.quantize_onnxruntime(source, target, calib, BATCH, options)
 
@@ -125,7 +137,7 @@ def _int8(fmt: str, built: Built, calib, options, validation=None):
 
 @pytest.mark.parametrize("fmt,runtime", [("openvino", "openvino"), ("onnx", "onnxruntime")])
 def test_int8_drop_interval_macs_share_and_calibration_cache(built, calib, fmt, runtime):
-    options = q.OpenVINOQuantOptions() if fmt == "openvino" else q.OrtQuantOptions()
+    options = _opts(fmt)
     art = _int8(fmt, built, calib, options)
     again = _int8(fmt, built, calib, options)
     assert not art.cached and again.cached and again.path == art.path  # same calibration hash: a cache hit
@@ -153,15 +165,15 @@ def test_int8_drop_interval_macs_share_and_calibration_cache(built, calib, fmt, 
 def test_other_calibration_images_make_another_artifact(digits, built, calib):
     other = calibration_set(digits.train, digits_preprocess(BATCH), size=CALIB // 2)
     assert other.hash != calib.hash
-    a = _int8("onnx", built, calib, q.OrtQuantOptions())
-    b = _int8("onnx", built, other, q.OrtQuantOptions())
+    a = _int8("onnx", built, calib, _opts("onnx"))
+    b = _int8("onnx", built, other, _opts("onnx"))
     assert a.key != b.key and not b.cached
 
 
 def test_generated_calibration_carries_its_warning(built):
     gen = calibration_set(None, digits_preprocess(BATCH), size=16)
     assert gen.source == "generated" and gen.warning == GENERATED_WARNING
-    art = _int8("onnx", built, gen, q.OrtQuantOptions(calibrate_method="percentile"))
+    art = _int8("onnx", built, gen, _opts("onnx", calibration="percentile"))
     info = q.quantization_info(art.path)
     assert info["calibration"]["warning"] == GENERATED_WARNING
     assert "accuracy is not" in info["calibration"]["warning"]
@@ -176,12 +188,12 @@ def test_accuracy_aware_openvino_records_the_layers_kept_in_fp32(digits, trained
     grey = PreparedImages(np.full((32, SIZE, SIZE, 3), 118, np.uint8), None, [], "grey-32", pre)
     bad_calib = CalibrationSet(grey, "generated")
     val = prepare_images(find_images(digits.val, num_classes=10), pre, limit=200)
-    plain = _int8("openvino", built, bad_calib, q.OpenVINOQuantOptions())
+    plain = _int8("openvino", built, bad_calib, _opts("openvino"))
     ref = evaluate_torch(trained.module, val)
     plain_drop = accuracy_record(_eval("openvino", plain.path, val, "int8")[0], val, reference=ref)["drop"]
     assert plain_drop > 1.0, "the bad calibration should cost accuracy, or this test tests nothing"
 
-    art = _int8("openvino", built, bad_calib, q.OpenVINOQuantOptions(max_drop=1.0), validation=val)
+    art = _int8("openvino", built, bad_calib, _opts("openvino"), validation=val, max_drop=1.0)
     info = q.quantization_info(art.path)
     assert info["accuracy_control"]["max_drop"] == 1.0 and info["accuracy_control"]["validation_images"] == 200
     kept = info["layers_kept_fp32"]

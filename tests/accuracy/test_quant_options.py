@@ -1,40 +1,43 @@
-"""Quantiser options from `--opt key=value` strings: typed, validated, one line per mistake; the cache key
-resolves the CPU-dependent default before it is made."""
+"""Quantiser options are the backends' typed options (`--opt key=value`): typed, validated, one line
+per mistake; the cache key resolves the CPU-dependent default before it is made."""
 
 from __future__ import annotations
 
 import pytest
 
+from effbench.accuracy.quantize import has_vnni, quant_settings
+from effbench.backends.registry import get_backend
 from effbench.errors import UsageError
-from effbench.export.quantize import OrtQuantOptions, has_vnni, quant_options
 
 
 def test_strings_become_typed_options():
-    ov = quant_options("nncf", {"preset": "mixed", "subset_size": "100", "fast_bias_correction": "0",
-                                "max_drop": "1%"})
-    assert (ov.preset, ov.subset_size, ov.fast_bias_correction, ov.max_drop) == ("mixed", 100, False, 1.0)
-    ort = quant_options("onnxruntime", {"calibrate_method": "entropy", "per_channel": "false",
-                                        "reduce_range": "1", "percentile": "99.99"})
-    assert (ort.calibrate_method, ort.per_channel, ort.reduce_range, ort.percentile) == ("entropy", False, True,
-                                                                                         99.99)
+    ov = get_backend("openvino").parse_options({"preset": "mixed", "subset_size": "100", "fast_bias_correction": "0"})
+    assert quant_settings("nncf", ov) == {"preset": "mixed", "subset_size": 100, "fast_bias_correction": False,
+                                          "model_type": None}
+    ort = get_backend("onnxruntime").parse_options({"calibration": "entropy", "per_channel": "false",
+                                                    "reduce_range": "1", "percentile": "99.99"})
+    got = quant_settings("onnxruntime", ort)
+    assert (got["calibration"], got["per_channel"], got["reduce_range"], got["percentile"]) == ("entropy", False,
+                                                                                                True, 99.99)
 
 
-@pytest.mark.parametrize("method,raw,needle", [
-    ("nncf", {"presets": "mixed"}, "unknown int8 option(s) presets"),
-    ("nncf", {"preset": "fast"}, "preset 'fast'"),
-    ("nncf", {"fast_bias_correction": "maybe"}, "write 1 or 0"),
-    ("nncf", {"subset_size": "lots"}, "is not a number"),
-    ("nncf", {"max_drop": "150"}, "--max-drop 150"),
-    ("onnxruntime", {"calibrate_method": "kl"}, "minmax, entropy, percentile"),
-    ("onnxruntime", {"activation_type": "int4"}, "activation_type 'int4'"),
+@pytest.mark.parametrize("backend,raw,needle", [
+    ("openvino", {"presets": "mixed"}, "unknown option 'presets'"),
+    ("openvino", {"preset": "fast"}, "--opt preset='fast'"),
+    ("openvino", {"fast_bias_correction": "maybe"}, "--opt fast_bias_correction='maybe'"),
+    ("openvino", {"subset_size": "lots"}, "--opt subset_size='lots'"),
+    ("onnxruntime", {"calibration": "kl"}, "'minmax', 'entropy' or 'percentile'"),
+    ("onnxruntime", {"activation_type": "int4"}, "--opt activation_type='int4'"),
+    ("onnxruntime", {"percentile": "20"}, "--opt percentile='20'"),
 ])
-def test_bad_options_are_one_line(method, raw, needle):
+def test_bad_options_are_one_line(backend, raw, needle):
     with pytest.raises(UsageError) as e:
-        quant_options(method, raw)
+        get_backend(backend).parse_options(raw)
     assert needle in str(e.value) and "\n" not in str(e.value)
 
 
 def test_reduce_range_follows_vnni():
-    assert OrtQuantOptions().resolved().reduce_range is (not has_vnni())
-    assert OrtQuantOptions(reduce_range=False).resolved().reduce_range is False
+    ort = get_backend("onnxruntime")
+    assert quant_settings("onnxruntime", ort.parse_options({}))["reduce_range"] is (not has_vnni())
+    assert quant_settings("onnxruntime", ort.parse_options({"reduce_range": "0"}))["reduce_range"] is False
     assert has_vnni({"avx2", "avx512_vnni"}) and not has_vnni({"avx2", "fma"})

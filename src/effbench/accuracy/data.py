@@ -263,7 +263,7 @@ class PreparedImages:
                 "skipped_images": len(self.skipped), "skipped_files": [s["file"] for s in self.skipped[:20]]}
 
     @classmethod
-    def open(cls, path: str | Path) -> "PreparedImages":
+    def open(cls, path: str | Path) -> PreparedImages:
         """A prepared set from its cache folder (memory-mapped pixels)."""
         path = Path(path)
         index = json.loads((path / "index.json").read_text())

@@ -44,7 +44,7 @@ class Predictions:
         return {"topk": self.topk.tolist(), "num_outputs": self.num_outputs, "seconds": self.seconds}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Predictions":
+    def from_dict(cls, d: dict[str, Any]) -> Predictions:
         return cls(np.asarray(d["topk"], np.int64).reshape(len(d["topk"]), -1), int(d["num_outputs"]),
                    float(d["seconds"]))
 

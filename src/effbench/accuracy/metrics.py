@@ -47,7 +47,7 @@ class PairedTable:
     neither: int
 
     @classmethod
-    def from_correct(cls, ref_correct: np.ndarray, test_correct: np.ndarray) -> "PairedTable":
+    def from_correct(cls, ref_correct: np.ndarray, test_correct: np.ndarray) -> PairedTable:
         r, t = np.asarray(ref_correct, bool), np.asarray(test_correct, bool)
         if r.shape != t.shape:
             raise ValueError(f"paired outcomes differ in length: {r.shape} vs {t.shape}")

@@ -3,7 +3,7 @@
 CPU execution provider by default. With onnxruntime-gpu and `--device cuda[:N]`, `--opt ep=cuda`
 (the default there) or `--opt ep=tensorrt` picks the GPU provider; inputs and outputs are then
 bound on the device, so no host copy is timed. int8 runs a QDQ model quantised with
-onnxruntime.quantization.quantize_static on a calibration set (effbench.export.quantize).
+onnxruntime.quantization.quantize_static on a calibration set (effbench.accuracy.quantize).
 """
 
 from __future__ import annotations
@@ -25,6 +25,14 @@ class OnnxRuntimeOptions(BackendOptions):
     calibration: Literal["minmax", "entropy", "percentile"] = Field(
         "minmax", description="int8: calibration method of quantize_static")
     per_channel: bool = Field(True, description="int8: per-channel weight scales")
+    # U8S8 by default: with S8 activations ONNX Runtime 1.32's CPU provider left 13 depthwise and 20 other
+    # convolutions of mobilenetv3_large_100 unfused (fp32 between Q/DQ pairs, 37% of MACs int8, 3x slower than
+    # fp32); with U8 activations all of them ran QLinearConv (benchmarks/int8_speedup.py)
+    activation_type: Literal["int8", "uint8"] = Field("uint8", description="int8: activation type")
+    weight_type: Literal["int8", "uint8"] = Field("int8", description="int8: weight type")
+    reduce_range: bool | None = Field(
+        None, description="int8: 7-bit weights (default: on exactly when the CPU lacks VNNI, as ORT advises)")
+    percentile: float = Field(99.999, gt=50, le=100, description="int8: the percentile calibration's cut-off")
 
 
 class OnnxRuntimeBackend(Backend):

@@ -1,6 +1,6 @@
 """OpenVINO on the CPU (the session lives in effbench.core). Precision is set explicitly: the CPU
 plugin silently runs bf16 otherwise. int8 runs an IR quantised by NNCF post-training quantisation
-on a calibration set (effbench.export.quantize)."""
+on a calibration set (effbench.accuracy.quantize)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ class OpenVINOOptions(BackendOptions):
     preset: Literal["performance", "mixed"] = Field("performance", description="int8: NNCF quantisation preset")
     subset_size: int | None = Field(None, ge=1, description="int8: calibration samples NNCF uses (default: all)")
     fast_bias_correction: bool = Field(True, description="int8: NNCF fast bias correction (false: full)")
+    model_type: Literal["transformer"] | None = Field(None, description="int8: NNCF's scheme for attention models")
     model_cache: bool = Field(True, description="load the compiled model from OpenVINO's model cache (CACHE_DIR)")
 
     @field_validator("hint", mode="before")

@@ -90,6 +90,12 @@ def assemble(p: PreparedCell, m: Measured, cell_wall_s: float | None = None, rem
         extra["profile"] = report
         warnings.extend(notes)
 
+    accuracy = quantization = None
+    if p.evaluation is not None:
+        from effbench.harness.evaluation import assemble as evaluation_parts
+
+        accuracy, quantization, notes = evaluation_parts(p.evaluation, p, m.after or {}, cfg.threads)
+        warnings.extend(notes)
     env_out = harness_environment(env, cfg.device, remote)
     params = p.params or runtime.pop("params", None)
     return Result(
@@ -103,7 +109,7 @@ def assemble(p: PreparedCell, m: Measured, cell_wall_s: float | None = None, rem
         artifact_bytes=p.artifact_bytes, artifact_cached=p.artifact_cached, params=params, macs=macs,
         ideal_ms=ideal_ms, roofline_ms=roofline_ms, efficiency=efficiency, parity=parity,
         memory=Memory(**m.memory, artifact_bytes=p.artifact_bytes, device=m.device_memory),
-        energy=energy, accuracy=(m.after or {}).get("accuracy"), quantization=p.artifact.meta.get("quantization"),
+        energy=energy, accuracy=accuracy, quantization=quantization,
         profiled=bool(cfg.profile_iters), stability=diag, warnings=tuple(dict.fromkeys(warnings + (extra_warnings or []))),
         threads=cfg.threads, cpus=cfg.cpus, tag=cfg.tag, config=cfg.to_dict(), config_hash=cfg.config_hash(),
         runtime=runtime, env=env_out, samples_ms=tuple(np.round(samples_ms, 6).tolist()), extra=extra)

@@ -42,7 +42,17 @@ def measure_payload(payload: dict[str, Any], progress: Progress | None = None) -
     idle = idle_before_run(exec_cfg)  # before loading, while the device is really idle
 
     def after(session) -> dict[str, Any]:
-        return {"energy": measure_energy(session, exec_cfg, progress, idle)}
+        out = {"energy": measure_energy(session, exec_cfg, progress, idle)}
+        if payload.get("eval"):  # accuracy on the very session that was timed, after the timing
+            from effbench.accuracy.data import PreparedImages
+            from effbench.accuracy.evaluate import evaluate
+
+            images = PreparedImages.open(payload["eval"]["path"])
+            out["eval"] = evaluate(session, images, batch_size=payload["eval"]["batch_size"],
+                                   input_name=payload["input_name"], progress=progress).to_dict()
+        if payload.get("runtime_graph"):
+            out["runtime_graph"] = session.runtime_graph()
+        return out
 
     return measure_cell(lambda: backend.open(artifact, settings), settings, inputs, progress, after)
 

@@ -61,6 +61,11 @@ class RunConfig(BaseModel):
     eval_limit: int | None = Field(DEFAULTS["eval_limit"], ge=1)
     skip_bad_images: bool = DEFAULTS["skip_bad_images"]
     max_drop: float | None = Field(DEFAULTS["max_drop"], gt=0, lt=100)  # accuracy-aware int8: tolerated top-1 drop, points
+    # preprocessing of --eval / --calib images where the model's own data configuration does not say (or to override it)
+    crop_pct: float | None = Field(DEFAULTS["crop_pct"], gt=0, le=1)
+    interpolation: Literal["bilinear", "bicubic", "nearest"] | None = DEFAULTS["interpolation"]
+    mean: str | None = DEFAULTS["mean"]  # "0.485,0.456,0.406"
+    std: str | None = DEFAULTS["std"]
     timeout_s: float = Field(DEFAULTS["timeout_s"], gt=0, le=7 * 86_400)
     tag: str | None = DEFAULTS["tag"]
     db: str | None = None

@@ -28,6 +28,10 @@ RUN_DEFAULTS: dict[str, Any] = {
     "eval_limit": None,
     "skip_bad_images": False,
     "max_drop": None,
+    "crop_pct": None,
+    "interpolation": None,
+    "mean": None,
+    "std": None,
     "timeout_s": 900.0,
     "tag": None,
 }

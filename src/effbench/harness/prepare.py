@@ -19,7 +19,9 @@ from effbench.backends.registry import get_backend
 from effbench.core.settings import MeasureSettings
 from effbench.errors import UsageError
 from effbench.export.cache import Artifact, NotCached, building_allowed, cache_key, check_writable
+from effbench.harness import evaluation
 from effbench.harness.config import RunConfig
+from effbench.harness.evaluation import EvalPlan
 from effbench.harness.options import CommonOptions, parse_all
 from effbench.models.registry import ModelSpec, check_buildable, resolve
 from effbench.paths import cache_root
@@ -58,12 +60,16 @@ class PreparedCell:
     params: int | None = None
     prepare_s: float = 0.0
     warnings: list[str] = field(default_factory=list)
+    evaluation: EvalPlan | None = None  # --eval images and their reference, int8 calibration (host side)
 
     def payload(self) -> dict[str, Any]:
         """What a measuring process needs (JSON-able)."""
-        return {"config": self.cfg.to_dict() | {"db": None}, "backend": self.backend,
-                "settings": self.settings.to_dict(), "artifact": self.artifact.to_dict(),
-                "inputs_path": self.inputs_path, "input_name": self.input_name}
+        out = {"config": self.cfg.to_dict() | {"db": None}, "backend": self.backend,
+               "settings": self.settings.to_dict(), "artifact": self.artifact.to_dict(),
+               "inputs_path": self.inputs_path, "input_name": self.input_name}
+        if self.evaluation is not None:
+            out.update(self.evaluation.payload(self.cfg.batch_size))
+        return out
 
 
 def check_cell(cfg: RunConfig) -> Checked:
@@ -98,6 +104,7 @@ def check_cell(cfg: RunConfig) -> Checked:
                          f"{cfg.batch_size} needs a file exported with a dynamic batch dimension (or use --batch "
                          f"{spec.static_batch})")
     _check_input_memory(cfg, spec)
+    evaluation.check(cfg, backend, target.execution == "remote")
     if backend.artifact_format != "none":
         check_buildable(spec)
         check_writable()
@@ -136,17 +143,20 @@ def _save_npy(path: Path, arr: np.ndarray) -> None:
     tmp.replace(path)
 
 
-def reference_file(src, input_shape: tuple[int, ...], seed: int, onnx_path: str | None) -> tuple[Path, str]:
-    """(the fp32 reference outputs for the seeded inputs, the runtime that computed them): PyTorch for
-    torch-defined models, ONNX Runtime for ONNX files; cached by model key, seed and input shape."""
+def reference_file(src, input_shape: tuple[int, ...], seed: int, onnx_path: str | None,
+                   inputs: Path | None = None) -> tuple[Path, str]:
+    """(the fp32 reference outputs for the inputs, the runtime that computed them): PyTorch for
+    torch-defined models, ONNX Runtime for ONNX files; cached by model key, inputs and input shape.
+    The inputs are the seeded ones unless `inputs` (an .npy file) is given."""
     runtime = "onnxruntime" if src.spec.kind == "onnx" else "torch"
-    key = cache_key({**src.key_parts(), "input_shape": list(input_shape), "seed": seed, "reference": runtime})
+    which: dict[str, Any] = {"seed": seed} if inputs is None else {"inputs": inputs.stem}
+    key = cache_key({**src.key_parts(), "input_shape": list(input_shape), **which, "reference": runtime})
     path = cache_root() / "references" / f"{key}.npy"
     if path.is_file():
         return path, runtime
     if not building_allowed():
         raise NotCached(key)
-    x = np.load(inputs_file(input_shape, seed))
+    x = np.load(inputs if inputs is not None else inputs_file(input_shape, seed))
     if runtime == "onnxruntime":
         import onnxruntime as ort
 
@@ -188,12 +198,27 @@ def prepare(checked: Checked, event=None) -> PreparedCell:
                          options=checked.options.model_dump(), device=checked.target.execution)
     warnings: list[str] = []
     onnx_art = _onnx_of(art, src, input_shape, checked.common.exporter)
+    onnx_path = art.meta.get("onnx_path") or (str(art.path) if art.format == "onnx" else None)
+    inputs = inputs_file(input_shape, cfg.seed)
     reference = reference_runtime = None
     if cfg.parity and art.format != "none":
         event("prepare", 0.5, "reference outputs")
-        onnx_path = art.meta.get("onnx_path") or (str(art.path) if art.format == "onnx" else None)
         ref, reference_runtime = reference_file(src, input_shape, cfg.seed, onnx_path)
         reference = str(ref)
+    ev = None
+    if evaluation.wants(cfg) and art.format != "none":
+        n_out = int(np.load(reference).shape[-1]) if reference else None
+        ev = evaluation.plan(cfg, backend, spec, src, input_shape, n_out, onnx_path, event)
+        if ev.int8_method:
+            event("prepare", 0.6, "int8 quantisation")
+            art = evaluation.int8_artifact(art, onnx_art, ev, checked.options, cfg.batch_size, cfg.max_drop)
+            batch = evaluation.representative_inputs(ev, cfg.batch_size)
+            inputs = cache_root() / "inputs" / f"calib-{ev.calibration.hash[:24]}-b{cfg.batch_size}.npy"
+            if not inputs.is_file():
+                _save_npy(inputs, batch)
+            if cfg.parity:
+                ref, reference_runtime = reference_file(src, input_shape, cfg.seed, onnx_path, inputs)
+                reference = str(ref)
     analysis_onnx = None
     if checked.common.analysis and onnx_art is not None:
         event("prepare", 0.8, "graph analysis")
@@ -211,8 +236,9 @@ def prepare(checked: Checked, event=None) -> PreparedCell:
     return PreparedCell(
         cfg=cfg, backend=backend.name, model_id=spec.id, input_name=spec.input_name, settings=settings,
         artifact=artifact_ref(art), artifact_cached=art.cached, export_s=art.export_s, artifact_bytes=art.bytes,
-        inputs_path=str(inputs_file(input_shape, cfg.seed)), target=checked.target, reference_path=reference,
+        inputs_path=str(inputs), target=checked.target, reference_path=reference,
         reference_runtime=reference_runtime, analysis_onnx=analysis_onnx,
-        params=int(params) if params else None, prepare_s=time.perf_counter() - t0, warnings=warnings)
+        params=int(params) if params else None, prepare_s=time.perf_counter() - t0, warnings=warnings,
+        evaluation=ev)
 
 

@@ -135,6 +135,7 @@ class OpenVINOSession(Session):
                 "inputs": [i.get_source_output().get_node().get_friendly_name() for i in op.inputs()],
                 "exec_order": order,
                 "precision": _rt(info, "outputPrecisions") or _rt(info, "runtimePrecision"),
+                "runtime_precision": _rt(info, "runtimePrecision"),
             })
         return ops
 
@@ -143,12 +144,21 @@ class OpenVINOSession(Session):
         self.compiled = None
 
 
+def _first(precisions: str) -> str:
+    return precisions.split(",")[0].strip().lower()
+
+
 def layer_precisions(graph: List[Dict[str, Any]]) -> Dict[str, int]:
-    """Runtime precision -> number of compute layers (convolutions and matrix products) that ran in it."""
+    """Runtime precision -> number of compute layers (convolutions and matrix products) that ran in it:
+    the layer's own runtime precision, else that of the data arriving at it (a quantised FullyConnected
+    can output f32 when nothing after it is quantised)."""
+    out_prec = {op["name"]: _first(op.get("precision") or "") for op in graph}
     counts: Dict[str, int] = {}
     for op in graph:
         if op["layer_type"] in ("Convolution", "FullyConnected", "MatMul", "GroupConvolution", "Deconvolution"):
-            prec = FROM_OV.get(op.get("precision", "").split(",")[0].strip().lower(), op.get("precision") or "?")
+            src = out_prec.get(op["inputs"][0], "") if op.get("inputs") else ""
+            raw = _first(op.get("runtime_precision") or "") or src or _first(op.get("precision") or "")
+            prec = FROM_OV.get(raw, raw or "?")
             counts[prec] = counts.get(prec, 0) + 1
     return counts
 

@@ -1,0 +1,153 @@
+"""The accuracy and int8 steps of a cell, on the harness side (effbench.accuracy does the work):
+
+- prepare: the model's preprocessing, the evaluation images (checked and decoded before any
+  measuring), the fp32 reference's predictions on them, the calibration set and the int8 artifact;
+- assemble: the `accuracy` and `quantization` blocks of the record from what the measuring process
+  evaluated on the timed session after timing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from effbench.errors import UsageError
+from effbench.export.cache import Artifact, cache_key, get_or_build
+
+
+@dataclass
+class EvalPlan:
+    """What a cell with --eval and/or int8 carries from prepare to assemble (host side only)."""
+
+    preprocess: Any = None
+    images: Any = None  # accuracy.data.PreparedImages of --eval
+    reference: Any = None  # accuracy.evaluate.Predictions of the fp32 reference on those images
+    reference_runtime: str | None = None
+    calibration: Any = None  # accuracy.calibration.CalibrationSet (int8)
+    int8_method: str | None = None  # "nncf" | "onnxruntime"
+
+    def payload(self, batch_size: int) -> dict[str, Any]:
+        return {"eval": {"path": str(self.images.path), "batch_size": batch_size} if self.images else None,
+                "runtime_graph": self.int8_method == "nncf"}
+
+
+def wants(cfg) -> bool:
+    return bool(cfg.eval) or cfg.precision == "int8"
+
+
+def check(cfg, backend, remote: bool) -> None:
+    """What can be known wrong about the accuracy options without any work (UsageError)."""
+    if cfg.precision == "int8" and backend.name not in ("openvino", "onnxruntime") and backend.artifact_format != "none":
+        return  # other backends say themselves whether they run int8 (check_precision)
+    if remote and (cfg.eval or cfg.precision == "int8"):
+        raise UsageError("--eval and int8 run on this machine's backends for now; the ssh agent measures fp32/bf16 "
+                         "latency only (drop --eval, or use a local device)")
+    for option, value, kind in (("--eval", cfg.eval, "dir"), ("--calib", cfg.calib, "dir"),
+                                ("--eval-labels", cfg.eval_labels, "file")):
+        if value and not (Path(value).is_dir() if kind == "dir" else Path(value).is_file()):
+            raise UsageError(f"{option} {value}: no such {'folder' if kind == 'dir' else 'file'} "
+                             f"(give {'an ImageFolder' if option == '--eval' else 'a folder of images' if kind == 'dir' else 'a labels file'})")
+    if cfg.eval_labels and not cfg.eval:
+        raise UsageError("--eval-labels needs --eval DIR (the images it labels)")
+    if cfg.max_drop is not None and (backend.name != "openvino" or cfg.precision != "int8" or not cfg.eval):
+        raise UsageError("--max-drop is accuracy-aware int8 quantisation: it needs --backend openvino --precision int8 "
+                         "--eval DIR")
+    if cfg.calib and cfg.precision != "int8":
+        raise UsageError("--calib calibrates int8 quantisation: add --precision int8 (or drop --calib)")
+
+
+def _preprocess(cfg, spec, input_shape):
+    from effbench.accuracy.preprocess import parse_floats, resolve_preprocess
+
+    return resolve_preprocess(input_shape, timm_model=spec.target if spec.kind == "timm" else None,
+                              crop_pct=cfg.crop_pct, interpolation=cfg.interpolation,
+                              mean=parse_floats(cfg.mean, "--mean"), std=parse_floats(cfg.std, "--std"))
+
+
+def plan(cfg, backend, spec, src, input_shape, num_outputs: int | None, fp32_onnx: str | None, event) -> EvalPlan:
+    """Preprocessing, evaluation images with their fp32 reference, calibration set."""
+    from effbench.accuracy.calibration import calibration_set
+    from effbench.accuracy.data import find_images, prepare_images
+    from effbench.accuracy.evaluate import (cached_reference, check_classes, evaluate_onnx, evaluate_torch,
+                                            onnx_num_outputs, reference_parts)
+
+    out = EvalPlan(preprocess=_preprocess(cfg, spec, input_shape))
+    if cfg.eval:
+        n_out = num_outputs or (onnx_num_outputs(fp32_onnx) if fp32_onnx else None)
+        images = find_images(cfg.eval, option="--eval", labels_file=cfg.eval_labels, num_classes=n_out)
+        out.images = prepare_images(images, out.preprocess, limit=cfg.eval_limit, skip_bad_images=cfg.skip_bad_images,
+                                    progress=event)
+        check_classes(out.images, n_out)
+        runtime = "onnxruntime" if spec.kind == "onnx" else "torch"
+        if runtime == "torch":
+            compute = lambda: evaluate_torch(src.module(), out.images)  # noqa: E731
+        else:
+            compute = lambda: evaluate_onnx(fp32_onnx, out.images, batch_size=input_shape[0],  # noqa: E731
+                                            threads=cfg.threads)
+        out.reference, _ = cached_reference(reference_parts(cache_key(src.key_parts()), out.images, runtime), compute)
+        out.reference_runtime = runtime
+    if cfg.precision == "int8" and backend.name in ("openvino", "onnxruntime"):
+        out.calibration = calibration_set(cfg.calib, out.preprocess, size=cfg.calib_size,
+                                          skip_bad_images=cfg.skip_bad_images, progress=event)
+        out.int8_method = "nncf" if backend.name == "openvino" else "onnxruntime"
+    return out
+
+
+def int8_artifact(fp32: Artifact, onnx_art: Artifact, ev: EvalPlan, options, batch: int, max_drop: float | None
+                  ) -> Artifact:
+    """The quantised artifact made from the fp32 one, cached under the calibration set's hash."""
+    from effbench.accuracy import quantize as q
+
+    calib = ev.calibration
+    validation = ev.images if max_drop is not None else None
+    parts = q.quantization_parts(ev.int8_method, calib, options, fp32.key, validation, max_drop)
+    if ev.int8_method == "nncf":
+        art = get_or_build("openvino", parts, "model.xml",
+                           lambda t: q.quantize_openvino(fp32.path, t, calib, batch, options, max_drop=max_drop,
+                                                         validation=validation))
+    else:
+        art = get_or_build("onnx", parts, "model.onnx",
+                           lambda t: q.quantize_onnxruntime(fp32.path, t, calib, batch, options))
+    if not art.cached:
+        art.export_s += fp32.export_s if not fp32.cached else 0.0
+    art.meta["onnx_path"] = str(onnx_art.path)  # parity and the graph analysis use the fp32 graph
+    return art
+
+
+def representative_inputs(ev: EvalPlan, batch: int) -> np.ndarray:
+    """An int8 cell is timed and parity-checked on a real calibration batch: inputs far outside the
+    calibrated range would saturate and say nothing about the engine."""
+    return next(iter(ev.calibration.batches(batch)))
+
+
+def assemble(ev: EvalPlan, cell, after: dict[str, Any], threads: int | None) -> tuple[dict | None, dict | None,
+                                                                                     list[str]]:
+    """(accuracy block, quantization block, warnings) of a measured cell."""
+    from effbench.accuracy.evaluate import Predictions, accuracy_record
+
+    warnings: list[str] = []
+    accuracy = quantization = None
+    if ev.images is not None and after.get("eval"):
+        accuracy = accuracy_record(Predictions.from_dict(after["eval"]), ev.images, reference=ev.reference,
+                                   reference_info={"runtime": ev.reference_runtime, "precision": "fp32"},
+                                   limit=cell.cfg.eval_limit,
+                                   calibration_root=ev.calibration.images.root if ev.calibration else None)
+        warnings.extend(accuracy["warnings"])
+    if ev.int8_method:
+        from effbench.accuracy import int8_coverage as cov
+        from effbench.accuracy.quantize import quantization_info
+
+        path = cell.artifact.path
+        quantization = dict(quantization_info(path))
+        if ev.int8_method == "nncf":
+            share = cov.int8_macs_share(cell.artifact.meta["onnx_path"],
+                                        cov.int8_layers_openvino(after.get("runtime_graph") or []))
+        else:
+            share = cov.int8_macs_share(path, cov.int8_nodes_onnxruntime(path, threads))
+        quantization.update(share)
+        if ev.calibration.warning:
+            warnings.append(ev.calibration.warning)
+    return accuracy, quantization, warnings
