@@ -56,10 +56,11 @@ def _require(runtime: str) -> None:
 
 
 def probe(workdir=None):
+    np_info: Dict[str, Any]
     try:
         import numpy
 
-        np_info = {"version": numpy.__version__}  # type: Dict[str, Any]
+        np_info = {"version": numpy.__version__}
     except ImportError:
         np_info = {"missing": True, "pip": "numpy"}
     runtimes = {}

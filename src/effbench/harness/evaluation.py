@@ -40,16 +40,15 @@ def wants(cfg) -> bool:
 
 def check(cfg, backend, remote: bool) -> None:
     """What can be known wrong about the accuracy options without any work (UsageError)."""
-    if cfg.precision == "int8" and backend.name not in ("openvino", "onnxruntime") and backend.artifact_format != "none":
-        return  # other backends say themselves whether they run int8 (check_precision)
     if remote and (cfg.eval or cfg.precision == "int8"):
         raise UsageError("--eval and int8 run on this machine's backends for now; the ssh agent measures fp32/bf16 "
                          "latency only (drop --eval, or use a local device)")
-    for option, value, kind in (("--eval", cfg.eval, "dir"), ("--calib", cfg.calib, "dir"),
-                                ("--eval-labels", cfg.eval_labels, "file")):
-        if value and not (Path(value).is_dir() if kind == "dir" else Path(value).is_file()):
-            raise UsageError(f"{option} {value}: no such {'folder' if kind == 'dir' else 'file'} "
-                             f"(give {'an ImageFolder' if option == '--eval' else 'a folder of images' if kind == 'dir' else 'a labels file'})")
+    for option, value, what in (("--eval", cfg.eval, "an ImageFolder (one folder per class)"),
+                                ("--calib", cfg.calib, "a folder of images"),
+                                ("--eval-labels", cfg.eval_labels, "a labels file")):
+        is_file = option == "--eval-labels"
+        if value and not (Path(value).is_file() if is_file else Path(value).is_dir()):
+            raise UsageError(f"{option} {value}: no such {'file' if is_file else 'folder'} (give {what})")
     if cfg.eval_labels and not cfg.eval:
         raise UsageError("--eval-labels needs --eval DIR (the images it labels)")
     if cfg.max_drop is not None and (backend.name != "openvino" or cfg.precision != "int8" or not cfg.eval):
@@ -71,8 +70,14 @@ def plan(cfg, backend, spec, src, input_shape, num_outputs: int | None, fp32_onn
     """Preprocessing, evaluation images with their fp32 reference, calibration set."""
     from effbench.accuracy.calibration import calibration_set
     from effbench.accuracy.data import find_images, prepare_images
-    from effbench.accuracy.evaluate import (cached_reference, check_classes, evaluate_onnx, evaluate_torch,
-                                            onnx_num_outputs, reference_parts)
+    from effbench.accuracy.evaluate import (
+        cached_reference,
+        check_classes,
+        evaluate_onnx,
+        evaluate_torch,
+        onnx_num_outputs,
+        reference_parts,
+    )
 
     out = EvalPlan(preprocess=_preprocess(cfg, spec, input_shape))
     if cfg.eval:
@@ -82,11 +87,13 @@ def plan(cfg, backend, spec, src, input_shape, num_outputs: int | None, fp32_onn
                                     progress=event)
         check_classes(out.images, n_out)
         runtime = "onnxruntime" if spec.kind == "onnx" else "torch"
-        if runtime == "torch":
-            compute = lambda: evaluate_torch(src.module(), out.images)  # noqa: E731
-        else:
-            compute = lambda: evaluate_onnx(fp32_onnx, out.images, batch_size=input_shape[0],  # noqa: E731
-                                            threads=cfg.threads)
+        onnx_file = fp32_onnx or spec.target
+
+        def compute():
+            if runtime == "torch":
+                return evaluate_torch(src.module(), out.images)
+            return evaluate_onnx(onnx_file, out.images, batch_size=input_shape[0], threads=cfg.threads)
+
         out.reference, _ = cached_reference(reference_parts(cache_key(src.key_parts()), out.images, runtime), compute)
         out.reference_runtime = runtime
     if cfg.precision == "int8" and backend.name in ("openvino", "onnxruntime"):
@@ -101,16 +108,17 @@ def int8_artifact(fp32: Artifact, onnx_art: Artifact, ev: EvalPlan, options, bat
     """The quantised artifact made from the fp32 one, cached under the calibration set's hash."""
     from effbench.accuracy import quantize as q
 
-    calib = ev.calibration
+    calib, method, source = ev.calibration, ev.int8_method or "", fp32.path
+    assert source is not None
     validation = ev.images if max_drop is not None else None
-    parts = q.quantization_parts(ev.int8_method, calib, options, fp32.key, validation, max_drop)
-    if ev.int8_method == "nncf":
+    parts = q.quantization_parts(method, calib, options, fp32.key, validation, max_drop)
+    if method == "nncf":
         art = get_or_build("openvino", parts, "model.xml",
-                           lambda t: q.quantize_openvino(fp32.path, t, calib, batch, options, max_drop=max_drop,
+                           lambda t: q.quantize_openvino(source, t, calib, batch, options, max_drop=max_drop,
                                                          validation=validation))
     else:
         art = get_or_build("onnx", parts, "model.onnx",
-                           lambda t: q.quantize_onnxruntime(fp32.path, t, calib, batch, options))
+                           lambda t: q.quantize_onnxruntime(source, t, calib, batch, options))
     if not art.cached:
         art.export_s += fp32.export_s if not fp32.cached else 0.0
     art.meta["onnx_path"] = str(onnx_art.path)  # parity and the graph analysis use the fp32 graph

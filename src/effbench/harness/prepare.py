@@ -209,7 +209,7 @@ def prepare(checked: Checked, event=None) -> PreparedCell:
     if evaluation.wants(cfg) and art.format != "none":
         n_out = int(np.load(reference).shape[-1]) if reference else None
         ev = evaluation.plan(cfg, backend, spec, src, input_shape, n_out, onnx_path, event)
-        if ev.int8_method:
+        if ev.int8_method and onnx_art is not None:
             event("prepare", 0.6, "int8 quantisation")
             art = evaluation.int8_artifact(art, onnx_art, ev, checked.options, cfg.batch_size, cfg.max_drop)
             batch = evaluation.representative_inputs(ev, cfg.batch_size)
