@@ -56,12 +56,25 @@ def fmt(v: Any, spec: str = ".3g", none: str = "-") -> str:
         return str(v)
 
 
+def top1_text(acc: dict | None) -> str:
+    """'97.2 [96.1–98.0]' and, beside an fp32 reference, its drop: ' −0.4 pt'."""
+    if not acc or acc.get("top1") is None:
+        return "-"
+    lo, hi = acc.get("top1_ci") or (None, None)
+    text = f"{acc['top1']:.1f}" + (f" [{lo:.1f}–{hi:.1f}]" if lo is not None else "")
+    if acc.get("drop") is not None:
+        text += f" Δ{-acc['drop']:+.1f}"
+    return text
+
+
 def result_table(records: list[dict], title: str = "results") -> Table:
     t = Table(title=title, show_lines=False)
+    with_accuracy = any(r.get("accuracy") for r in records)
     for col, just in [("model", "left"), ("backend", "left"), ("device", "left"), ("batch", "right"),
                       ("prec", "left"), ("scenario", "left"), ("status", "left"), ("median ms", "right"),
                       ("95% CI", "right"), ("p99 ms", "right"), ("img/s", "right"), ("MACs", "right"),
-                      ("eff.", "right"), ("gap", "right"), ("parity", "left"), ("notes", "left")]:
+                      ("eff.", "right"), ("gap", "right"), ("parity", "left"),
+                      *([("top-1 %", "right")] if with_accuracy else []), ("notes", "left")]:
         t.add_column(col, justify=just, overflow="fold")
     for r in records:
         lat = r.get("latency_ms") or {}
@@ -89,6 +102,7 @@ def result_table(records: list[dict], title: str = "results") -> Table:
             fmt(r.get("efficiency"), ".1%") if r.get("efficiency") is not None else "-",
             f"{gap:.1f}x" if gap else "-",
             "-" if par is None else ("[green]ok[/]" if par.get("ok") else "[red]FAIL[/]"),
+            *([top1_text(r.get("accuracy"))] if with_accuracy else []),
             "; ".join(notes)[:300],
         )
     return t
