@@ -282,6 +282,7 @@ def _mount_optional() -> None:
         ("effbench.analysis.commands", "profile_command", "profile", "command"),
         ("effbench.reports.commands", "report_command", "report", "command"),
         ("effbench.gate.ab", "ab_command", "ab", "command"),
+        ("effbench.claims.commands", "claims_app", "claims", "typer"),
     ]:
         try:
             obj = getattr(importlib.import_module(module), attr)

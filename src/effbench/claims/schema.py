@@ -52,7 +52,11 @@ class ModelRef(_Strict):
 
     @property
     def display(self) -> str:
-        return self.label or self.name
+        if self.label:
+            return self.label
+        extra = [f"{self.resolution}px"] if self.resolution else []
+        extra += [f"{k}={v}" for k, v in self.options.items()]
+        return f"{self.name} ({', '.join(extra)})" if extra else self.name
 
 
 class Settings(_Strict):
