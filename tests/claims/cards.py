@@ -30,9 +30,9 @@ def busy(model: str, us: int) -> dict:
 
 
 def null_claim(name: str, ratio: float, a_us: int = 1000, b_us: int = 1500, kind: str = "faster",
-               models=("mobilenetv3_small_050", "mobilenetv3_small_050")) -> dict:
+               models=("mobilenetv3_small_050", "mobilenetv3_small_050"), tolerance: float = 0.1) -> dict:
     return {"name": name, "says": f"{a_us} us is {ratio}x faster than {b_us} us", "says_source": "the test",
-            "kind": kind, "metric": "latency", "ratio": ratio, "ratio_source": "the test", "tolerance": 0.1,
+            "kind": kind, "metric": "latency", "ratio": ratio, "ratio_source": "the test", "tolerance": tolerance,
             "models": [busy(models[0], a_us), busy(models[1], b_us)], "settings": dict(NULL_SETTINGS)}
 
 

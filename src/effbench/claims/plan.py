@@ -162,7 +162,10 @@ def _precision(entry: Entry, backend: str, device: str, kind: str) -> tuple[str,
         return "fp32", None
     if kind != s.device_kind:
         return "fp32", f"published {s.precision} on a {s.device_kind}, measured fp32 on {device}"
-    why = get_backend(backend).check_precision(s.precision, _target(device).execution)
+    execution = _target(device).execution
+    if execution == "remote":  # the agent's device: what its catalog entry says it is
+        execution = "cuda:0" if kind == "gpu" else "cpu"
+    why = get_backend(backend).check_precision(s.precision, execution)
     if why:
         return "fp32", f"published {s.precision}, measured fp32: {why}"
     return s.precision, None

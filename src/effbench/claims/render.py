@@ -47,7 +47,7 @@ def show_card(console: Console, e: Entry, missing: list[tuple[str, str]]) -> Non
     out(f"tested:    {escape(c.statement)}")
     out(f"ratio:     {c.published_ratio:.4g} ({escape(c.published_ratio_source)})")
     out(f"verdict:   {escape(rule(c.kind, c.published_ratio, c.tolerance))}")
-    for side, m in zip("AB", c.models):
+    for side, m in zip("AB", c.models, strict=True):
         bits = [m.name]
         if m.resolution:
             bits.append(f"{m.resolution}px")
@@ -74,8 +74,8 @@ def verify_table(outcomes) -> Table:
     first = outcomes[0].plan.entry.claim
     a, b = (m.display for m in first.models)
     t = Table(title=f"claim {first.name}: {first.statement}", title_justify="left", show_lines=True)
-    for col, just in (("runtime", "left"), ("device", "left"), ("batch", "right"), (f"A ms", "right"),
-                      (f"B ms", "right"), ("published", "right"), ("measured [95% CI]", "right"),
+    for col, just in (("runtime", "left"), ("device", "left"), ("batch", "right"), ("A ms", "right"),
+                      ("B ms", "right"), ("published", "right"), ("measured [95% CI]", "right"),
                       ("verdict", "left"), ("notes", "left")):
         t.add_column(col, justify=just, overflow="fold")
     for o in outcomes:

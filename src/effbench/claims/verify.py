@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from effbench.claims.plan import Plan
 from effbench.claims.verdict import ClaimVerdict, judge
@@ -48,8 +48,7 @@ def claim_meta(plan: Plan, run: str, side: str, round_: int) -> dict[str, Any]:
             "tolerance": plan.tolerance, "models": [m.display for m in c.models], "notes": plan.notes}
 
 
-def verify(plans: list[Plan], store, isolate: bool = True,
-           on_record: Callable[[Plan, str, dict[str, Any]], None] | None = None) -> list[Outcome]:
+def verify(plans: list[Plan], store, isolate: bool = True) -> list[Outcome]:
     """Run every plan's cells in order and judge each plan; results are stored one by one (a Ctrl-C
     keeps those already finished)."""
     from effbench.harness.scheduler import run_cells
@@ -67,10 +66,7 @@ def verify(plans: list[Plan], store, isolate: bool = True,
         result.extra["claim"] = claim_meta(outcome.plan, run, side, len(outcome.records[side]))
         if store is not None:
             store.add(result)
-        rec = result.to_dict()
-        outcome.records[side].append(rec)
-        if on_record:
-            on_record(outcome.plan, side, rec)
+        outcome.records[side].append(result.to_dict())
 
     run_cells([cfg for o in outcomes for _, cfg in o.plan.cells], None, isolate=isolate, on_result=stored)
     for o in outcomes:
