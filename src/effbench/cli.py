@@ -29,7 +29,7 @@ LAZY = {
     "baseline": ("effbench.gate.commands", "baseline_app", "typer", "Save and list regression-gate baselines."),
     "ab": ("effbench.commands.ab", "ab_command", "command", "A/B runs, interleaved, with the gate's verdicts."),
     "devices": ("effbench.devices.commands", "app", "typer", "Device catalog: list, detect, calibrate, check."),
-    "claims": ("effbench.claims.commands", "app", "typer", "Re-measure published speed claims side by side."),
+    "claims": ("effbench.claims.commands", "claims_app", "typer", "Re-measure published speed claims side by side."),
     "farm": ("effbench.farm.commands", "app", "typer", "A device farm on Ray: join, status."),
     "predictor": ("effbench.predict.commands", "app", "typer", "Build, validate and share latency predictors."),
     "predict": ("effbench.predict.commands", "predict_command", "command",

@@ -40,7 +40,7 @@ def _loc(loc: tuple) -> str:
     return out
 
 
-def _describe(path: str, err: ValidationError) -> str:
+def describe_validation_error(path: str, err: ValidationError) -> str:
     e = err.errors()[0]
     got = e.get("input")
     got_text = "" if isinstance(got, dict) else f" (got {got!r})"
@@ -67,7 +67,7 @@ def load_sweep(path: str | Path, overrides: dict[str, Any] | None = None) -> lis
     try:
         sweep = SweepFile(**data)
     except ValidationError as e:
-        raise UsageError(_describe(str(path), e)) from None
+        raise UsageError(describe_validation_error(str(path), e)) from None
     opts = {**sweep.run_options(), **(overrides or {})}
     cells = []
     for model, backend, device, batch, precision, scenario in itertools.product(
@@ -78,5 +78,5 @@ def load_sweep(path: str | Path, overrides: dict[str, Any] | None = None) -> lis
                                                    "batch_size": batch, "precision": precision,
                                                    "scenario": scenario, **opts}))
         except ValidationError as e:
-            raise UsageError(_describe(str(path), e)) from None
+            raise UsageError(describe_validation_error(str(path), e)) from None
     return cells

@@ -9,6 +9,7 @@ from typing import Any
 
 from effbench.reports.common import Section, fmt, fmt_ms, h, script_json
 from effbench.reports.data import Query, Row, latest_per_cell, num, to_rows
+from effbench.reports.views.claims import claims_section
 from effbench.reports.views.environment import environment_section
 from effbench.reports.views.gap import gap_section
 from effbench.reports.views.matrix import matrix_section, reference_backend
@@ -19,7 +20,7 @@ from effbench.reports.views.stability import stability_section
 from effbench.reports.views.timeshare import timeshare_section
 
 # Every view, in page order: (id, builder). The ids are the page anchors tests and links rely on.
-VIEW_IDS = ["speed-accuracy", "precision", "roofline", "efficiency-gap", "where-time-goes", "backend-matrix",
+VIEW_IDS = ["speed-accuracy", "precision", "roofline", "efficiency-gap", "where-time-goes", "backend-matrix", "claims",
             "stability", "environment", "results"]
 
 
@@ -86,6 +87,7 @@ def build_sections(rows: list[Row], reference: str | None = None) -> list[Sectio
         gap_section(rows),
         timeshare_section(rows),
         matrix_section(rows, reference),
+        claims_section(rows),
         stability_section(rows),
         environment_section(rows),
         results_section(rows),

@@ -6,6 +6,7 @@ from typing import Any
 
 from effbench.reports.common import fmt, fmt_ms
 from effbench.reports.data import Row, latest_per_cell, to_rows
+from effbench.reports.views.claims import claims_markdown
 
 MD_COLUMNS = ["model", "backend", "device", "batch", "precision", "scenario", "status", "median ms", "95% CI ms",
               "img/s", "top-1 %", "efficiency", "parity"]
@@ -72,6 +73,7 @@ def render_markdown(records: list[dict[str, Any]], filters: str = "") -> str:
     if older:
         foot.append(f"{older} older result(s) of the same cells not shown.")
     lines.append("<sub>" + " ".join(foot) + "</sub>")
+    lines.extend(claims_markdown(rows))
     return "\n".join(lines) + "\n"
 
 
