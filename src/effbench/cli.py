@@ -157,7 +157,7 @@ def run(
         if r["status"] != "ok":
             error_line(f"{r['model']} on {r['backend']} (batch {r['batch_size']}): {r['status']}: {r['error']}")
     if store is not None:
-        console.print(f"[dim]stored {len(records)} result(s) in {store.url}[/]")
+        console.print(f"[dim]stored {len(records)} result(s) in {store.display_url}[/]")
     if any(r["status"] != "ok" for r in records) or any((r.get("parity") or {}).get("ok") is False for r in records):
         raise typer.Exit(1)
 
@@ -171,10 +171,12 @@ def sweep(
     tag: Optional[str] = typer.Option(None, "--tag", help="Label stored with the results."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Also write the records to a JSON file."),
     isolate: bool = typer.Option(True, "--isolate/--in-process", help="Run each cell in its own worker process."),
+    farm: Optional[str] = typer.Option(None, "--farm", envvar="RAY_ADDRESS",
+                                       help="Run the cells on a device farm: HOST:PORT of its head, or ray://HOST:10001."),
 ):
     """Run a matrix of cells; each finished cell is stored at once, failures are recorded and the sweep goes on."""
     from effbench.harness.scheduler import run_cells
-    from effbench.harness.store import Store
+    from effbench.harness.store import Store, display_url
     from effbench.harness.sweep import load_sweep
 
     cells = load_sweep(file, {"tag": tag} if tag else None)
@@ -185,20 +187,41 @@ def sweep(
         before = len(cells)
         cells = [c for c in cells if c.config_hash() not in done]
         skipped = before - len(cells)
-    console.print(f"sweep {file}: {len(cells)} cell(s) to run" + (f", {skipped} already stored" if skipped else ""))
+    console.print(f"sweep {file}: {len(cells)} cell(s) to run" + (f", {skipped} already stored" if skipped else "")
+                  + (f" on the farm at {farm}" if farm else ""), highlight=False)
+    resume_cmd = _resume_command(file, db and display_url(db), farm)
     finished = []
     try:
-        run_cells(cells, store, isolate=isolate, on_result=finished.append)
+        if farm:
+            from effbench.farm.submit import FarmInterrupted, run_on_farm
+
+            try:
+                run_on_farm(cells, store, farm, on_result=finished.append)
+            except FarmInterrupted:
+                raise KeyboardInterrupt from None
+        else:
+            run_cells(cells, store, isolate=isolate, on_result=finished.append)
     except KeyboardInterrupt:
-        console.print(f"\n[yellow]interrupted:[/] {len(finished)} cell(s) finished and stored in {store.url}; "
-                      f"resume with: bench sweep {file} --resume" + (f" --db {db}" if db else ""))
+        console.print(f"\n[yellow]interrupted:[/] {len(finished)} cell(s) finished and stored in {store.display_url}; "
+                      f"resume with: {resume_cmd}", highlight=False, soft_wrap=True)
         raise typer.Exit(130)
     records = [r.to_dict() for r in finished]
     if out:
         _write_out(out, records)
     console.print(result_table(records, title=f"sweep {file.name}"))
-    failed = sum(r["status"] != "ok" for r in records)
-    console.print(f"{len(records) - failed} ok, {failed} failed/crashed/skipped, {skipped} resumed from the store")
+    failed = sum(r["status"] not in ("ok", "lost") for r in records)
+    lost = sum(r["status"] == "lost" for r in records)
+    console.print(f"{len(records) - failed - lost} ok, {failed} failed/crashed/skipped, {skipped} resumed from the store"
+                  + (f", {lost} lost by the farm: run them again with: {resume_cmd}" if lost else ""),
+                  highlight=False, soft_wrap=True)
+
+
+def _resume_command(file: Path, db: str | None, farm: str | None) -> str:
+    """The command that picks the sweep up again (the database URL with its password masked)."""
+    import shlex
+
+    args = ["bench", "sweep", str(file), "--resume"] + (["--db", db] if db else []) + (["--farm", farm] if farm else [])
+    return shlex.join(args)
 
 
 @app.command()
@@ -282,6 +305,7 @@ def _mount_optional() -> None:
         ("effbench.analysis.commands", "profile_command", "profile", "command"),
         ("effbench.reports.commands", "report_command", "report", "command"),
         ("effbench.gate.ab", "ab_command", "ab", "command"),
+        ("effbench.farm.commands", "app", "farm", "typer"),
     ]:
         try:
             obj = getattr(importlib.import_module(module), attr)

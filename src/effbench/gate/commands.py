@@ -99,7 +99,7 @@ def show_command(
 
 @one_line_errors
 def gate_command(
-    baseline: str = typer.Option(..., "--baseline", help="Baseline name or .json path."),
+    baseline: str = typer.Option(..., "--baseline", help="Baseline name or .json path, or 'db:tag=NAME,...' from the store."),
     current: str = typer.Option(
         ..., "--current",
         help="Results JSON file, or 'db' / 'db:tag=NAME,model=...' for the newest record per cell in the store.",
@@ -110,21 +110,25 @@ def gate_command(
     fail_on: str = typer.Option("regression", "--fail-on", help="regression, or inconclusive to fail on those too."),
     markdown: Optional[Path] = typer.Option(None, "--markdown", help="Write the Markdown report here (- for stdout)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the machine-readable report here."),
-    db: Optional[str] = typer.Option(None, "--db", help="Store URL for --current db:..."),
+    db: Optional[str] = typer.Option(None, "--db", help="Store URL for db:... selections."),
     directory: Path = typer.Option(Path(baselines.DEFAULT_DIR), "--dir", help=DIR_HELP),
 ) -> int:
     """Compare a run against a baseline; exit 1 on a regression, 2 on bad input."""
     from effbench.gate.render import print_report, to_json, to_markdown
-    from effbench.gate.sources import load_cells
+    from effbench.gate.sources import load_cells, parse_db_spec
     from effbench.gate.verdict import compare
 
     if fail_on not in FAIL_ON:
         raise UsageError(f"--fail-on {fail_on!r}: choose one of {', '.join(FAIL_ON)}")
     limit = parse_threshold(threshold)
-    base = baselines.load(baseline, directory)
+    if parse_db_spec(baseline) is not None:  # the team store's newest record per cell
+        base_cells, base_source = load_cells(baseline, db)
+    else:
+        base = baselines.load(baseline, directory)
+        base_cells, base_source = base.cells, str(base.path)
     cells, source = load_cells(current, db)
-    report = compare(base.cells, cells, metric=metric, threshold=limit, alpha=alpha,
-                     baseline=str(base.path), current=source)
+    report = compare(base_cells, cells, metric=metric, threshold=limit, alpha=alpha,
+                     baseline=base_source, current=source)
 
     text = to_markdown(report, fail_on)
     if markdown is None or str(markdown) == "-":

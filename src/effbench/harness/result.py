@@ -10,7 +10,7 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-STATUSES = ("ok", "failed", "crashed", "timeout", "skipped")
+STATUSES = ("ok", "failed", "crashed", "timeout", "skipped", "lost")  # lost: a farm node died with the cell
 
 
 @dataclass

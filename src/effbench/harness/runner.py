@@ -29,11 +29,14 @@ Event = Callable[[str, float, str], None]
 
 def check_cell(cfg: RunConfig) -> tuple[Backend, ModelSpec]:
     """Everything that can be known wrong before any work: raises UsageError."""
+    from effbench.devices.target import resolve_target
+
     backend = get_backend(cfg.backend)
-    reason = backend.unavailable_reason(cfg.device)
+    where = resolve_target(cfg.device, cfg.devices_file).execution  # a catalog name runs on cpu or cuda:N
+    reason = backend.unavailable_reason(where)
     if reason:
         raise UsageError(f"backend {backend.name!r} is not usable here: {reason}")
-    reason = backend.check_precision(cfg.precision, cfg.device)
+    reason = backend.check_precision(cfg.precision, where)
     if reason:
         raise UsageError(f"precision {cfg.precision!r} not available: {reason}")
     return backend, resolve(cfg.model, cfg.input_size)

@@ -14,13 +14,15 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from sqlalchemy import (Column, Float, Integer, MetaData, String, Table, Text, create_engine, event, insert,
-                        select)
+                        select, text)
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from effbench.errors import UsageError
 from effbench.harness.result import Result
 
 DEFAULT_DB = ".effbench/results.db"
+SCHEMA_LOCK = 0x6566_6662  # PostgreSQL advisory lock key held while the schema is created ("effb")
 
 metadata = MetaData()
 results_table = Table(
@@ -44,6 +46,9 @@ results_table = Table(
 
 def resolve_url(db: str | None) -> str:
     db = db or os.environ.get("EFFBENCH_DB") or DEFAULT_DB
+    for plain in ("postgresql://", "postgres://"):  # SQLAlchemy would pick psycopg2; effbench uses psycopg 3
+        if db.startswith(plain):
+            return "postgresql+psycopg://" + db[len(plain):]
     if "://" in db:
         return db
     path = Path(db).expanduser()
@@ -55,19 +60,40 @@ def resolve_url(db: str | None) -> str:
     return f"sqlite:///{path.resolve()}"
 
 
+def display_url(url: str) -> str:
+    """The URL with any password masked: what every message prints."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url.split("://", 1)[0] + "://..." if "://" in url else url
+
+
 class Store:
     def __init__(self, db: str | None = None):
         self.url = resolve_url(db)
         try:
             self.engine = create_engine(self.url, connect_args={"timeout": 30} if self.url.startswith("sqlite") else {})
         except Exception as e:
-            raise UsageError(f"cannot open results database {self.url!r}: {e}") from None
+            raise UsageError(f"cannot open results database {self.display_url!r}: {e} (check the --db URL)") from None
         if self.url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
         try:
-            self._retry(lambda: metadata.create_all(self.engine))
+            self._retry(self._create_schema)
         except OperationalError as e:
-            raise UsageError(f"cannot open results database {self.url!r}: {str(e.orig)} (check the path or --db URL)") from None
+            first = str(e.orig).strip().splitlines()[0] if str(e.orig).strip() else type(e.orig).__name__
+            raise UsageError(f"cannot open results database {self.display_url!r}: {first} (check the path or --db URL; "
+                             "PostgreSQL credentials come from PGPASSWORD or ~/.pgpass)") from None
+
+    @property
+    def display_url(self) -> str:
+        return display_url(self.url)
+
+    def _create_schema(self) -> None:
+        with self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                # writers starting together would otherwise race to CREATE TABLE (duplicate pg_type rows)
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK})
+            metadata.create_all(conn)
 
     def _retry(self, fn, attempts: int = 20):
         for i in range(attempts):
@@ -124,10 +150,14 @@ class Store:
 
         return self._retry(read)
 
-    def config_hashes(self, status: str | None = "ok") -> set[str]:
+    def config_hashes(self, status: str | None = "ok", exclude: tuple[str, ...] = ("lost",)) -> set[str]:
+        """Hashes stored with `status` (any when None), never counting a status in `exclude`: a
+        cell the farm lost was never measured."""
         q = select(results_table.c.config_hash).distinct()
         if status:
             q = q.where(results_table.c.status == status)
+        if exclude:
+            q = q.where(results_table.c.status.not_in(exclude))
         with self.engine.connect() as conn:
             return {r[0] for r in conn.execute(q) if r[0]}
 

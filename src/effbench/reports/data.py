@@ -326,7 +326,7 @@ def load_records(query: Query) -> list[dict[str, Any]]:
         return records
     filters = query.describe()
     if not filters:
-        raise EffbenchError(f"no stored results in {store.url}: run `bench run ...` or `bench sweep ...` first")
+        raise EffbenchError(f"no stored results in {store.display_url}: run `bench run ...` or `bench sweep ...` first")
     total = len(store.records())
-    raise EffbenchError(f"no stored results match {filters} ({total} result(s) in {store.url}; "
+    raise EffbenchError(f"no stored results match {filters} ({total} result(s) in {store.display_url}; "
                         "change or drop the filters)")
