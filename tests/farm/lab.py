@@ -22,7 +22,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 BENCH = str(Path(sys.executable).parent / "bench")
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+def _pg_bin() -> Path:
+    """Debian's newest installed PostgreSQL server binaries."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]) if p.parts[-3].isdigit() else 0)
+    return found[-1].parent if found else Path("/usr/lib/postgresql/15/bin")
+
+
+PG_BIN = _pg_bin()
 HEAD_PORT = 6390
 PG_PORT = 5439
 PASSWORD = "farm-test-secret-8d1f"  # must never appear in any output
@@ -198,8 +205,9 @@ class Farm:
         return self.ns.run([BENCH, *args], timeout=timeout, env=env or self.env(), cwd=self.root)
 
     def start(self) -> None:
-        self.devices_file.write_text("devices:\n" + "".join(
-            f"  {d}: {{kind: cpu, description: \"farm test device: this machine's CPU\"}}\n" for d in self.devices))
+        self.devices_file.write_text("devices:\n" + "".join(  # farm-c: for a node a test joins itself
+            f"  {d}: {{kind: cpu, description: \"farm test device: this machine's CPU\"}}\n"
+            for d in [*self.devices, "farm-c"]))
         r = self.bench("farm", "start", self.address, "--num-cpus", "0", "--temp-dir", self.root / "h",
                        "--object-store-mb", "80", "--background")
         assert r.returncode == 0, r.stdout + r.stderr

@@ -128,12 +128,13 @@ def test_results_report_and_gate_read_the_team_store(farm, first_sweep):
     assert PASSWORD not in r.stdout + r.stderr
 
 
-def test_an_artifact_is_shipped_once_by_hash_and_a_node_with_it_is_not_sent_it(farm, tiny_onnx, pg_db):
+def test_an_artifact_is_shipped_once_by_hash_and_a_node_with_it_is_not_sent_it_through_ray_client(farm, tiny_onnx, pg_db):
     tcp, socket_url = pg_db
     farm.ensure_nodes()
     path = sweep_file(farm, tiny_onnx, "ship", batches=1, duration=0.2, backend="onnxruntime", devices=["farm-a"],
                       extra="scenarios: [latency, throughput]\n")
-    r = farm.bench("sweep", path, "--farm", farm.address, "--db", tcp, env=env_with_password(farm))
+    # submitted as from a host that is not a farm node: through Ray Client on the head
+    r = farm.bench("sweep", path, "--farm", "ray://127.0.0.1:10001", "--db", tcp, env=env_with_password(farm))
     assert r.returncode == 0, r.stdout + r.stderr
     records = Store(socket_url).records()
     assert len(records) == 2 and {x["status"] for x in records} == {"ok"}, [x.get("error") for x in records]
@@ -144,6 +145,27 @@ def test_an_artifact_is_shipped_once_by_hash_and_a_node_with_it_is_not_sent_it(f
     assert (farm.node_cache("farm-a") / "farm" / digest / "model.onnx").is_file()
     assert not (farm.node_cache("farm-b") / "farm" / digest).exists()
     assert {x["model"] for x in records} == {"tiny"}
+
+
+def test_a_foreground_node_joins_and_leaves_on_sigterm(farm):
+    proc = farm.ns.popen([BENCH, "farm", "join", farm.address, "--device", "farm-c", "--num-cpus", "0",
+                          "--devices-file", farm.devices_file, "--temp-dir", farm.root / "c", "--object-store-mb", "80"],
+                         env=farm.env(), cwd=farm.root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for("farm-c on the farm", lambda: "farm-c" in _devices(farm) or proc.poll() is not None, 120, every=1)
+        assert proc.poll() is None, proc.communicate()[0]
+        proc.send_signal(signal.SIGTERM)
+        out = proc.communicate(timeout=60)[0]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out
+    wait_for("farm-c to leave", lambda: "farm-c" not in _devices(farm), 30, every=1)
+    assert not list((farm.root / "state" / "farm").glob("*farm-c*.json"))
+
+
+def _devices(farm) -> set[str]:
+    return {d["device"] for d in status(farm)["devices"]}
 
 
 def _start_sweep(farm, path, tcp):
