@@ -36,7 +36,9 @@ PASSWORD = "farm-test-secret-8d1f"  # must never appear in any output
 
 # Node death is noticed in about a second instead of Ray's default 15-30 s.
 FAST_HEALTH = {"RAY_health_check_period_ms": "500", "RAY_health_check_timeout_ms": "500",
-               "RAY_health_check_failure_threshold": "2", "RAY_health_check_initial_delay_ms": "0"}
+               "RAY_health_check_failure_threshold": "2", "RAY_health_check_initial_delay_ms": "0",
+               # Ray Client's per-client server may take longer than its 30 s to start on a busy 2-core box
+               "RAY_CLIENT_SERVER_CHECK_CHANNEL_TIMEOUT_S": "120"}
 
 
 def missing_tools() -> str | None:

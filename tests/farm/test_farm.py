@@ -17,7 +17,7 @@ import pytest
 from effbench.harness.store import Store
 from tests.farm.lab import BENCH, PASSWORD, wait_for
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

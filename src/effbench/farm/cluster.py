@@ -44,9 +44,12 @@ def connect(address: str) -> None:
         ray.init(address=address if address.startswith("ray://") else f"{ip}:{port}", namespace=NAMESPACE,
                  logging_level=logging.WARNING, log_to_driver=False, configure_logging=True)
     except (ConnectionError, RuntimeError, ValueError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UsageError(f"cannot join the farm at {address}: {first} (from a host that is not a farm node, "
-                         f"use --farm ray://{ip}:10001)") from None
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+        # Ray Client sends the server's whole traceback: its last line says what went wrong
+        why = (f"{lines[0]} {lines[-1]}" if len(lines) > 1 else lines[0]) if lines else type(e).__name__
+        hint = ("see ray_client_server*.err in the head's Ray logs" if address.startswith("ray://") else
+                f"from a host that is not a farm node, use --farm ray://{ip}:10001")
+        raise UsageError(f"cannot join the farm at {address}: {why} ({hint})") from None
 
 
 def disconnect() -> None:
