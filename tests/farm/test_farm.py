@@ -168,8 +168,18 @@ def _devices(farm) -> set[str]:
     return {d["device"] for d in status(farm)["devices"]}
 
 
-def _start_sweep(farm, path, tcp):
-    return farm.ns.popen([BENCH, "sweep", path, "--farm", farm.address, "--db", tcp], env=env_with_password(farm),
+def env_with_pgpass(farm) -> dict:
+    """The password in a .pgpass file (libpq reads it; PGPASSFILE says where), not in the environment."""
+    pgpass = farm.root / "pgpass"
+    pgpass.write_text(f"127.0.0.1:*:*:bench:{PASSWORD}\n")
+    pgpass.chmod(0o600)
+    env = farm.env(PGPASSFILE=str(pgpass))
+    env.pop("PGPASSWORD", None)
+    return env
+
+
+def _start_sweep(farm, path, tcp, env=None):
+    return farm.ns.popen([BENCH, "sweep", path, "--farm", farm.address, "--db", tcp], env=env or env_with_password(farm),
                          cwd=farm.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -177,7 +187,7 @@ def test_ctrl_c_cancels_the_queue_keeps_what_finished_and_resume_runs_the_rest(f
     tcp, socket_url = pg_db
     farm.ensure_nodes()
     path = sweep_file(farm, tiny_onnx, "ctrlc", batches=2, duration=0.6)
-    proc = _start_sweep(farm, path, tcp)
+    proc = _start_sweep(farm, path, tcp, env_with_pgpass(farm))
     try:
         wait_for("a stored result", lambda: len(_records(socket_url)) >= 1, 120)
         proc.send_signal(signal.SIGINT)
@@ -193,7 +203,7 @@ def test_ctrl_c_cancels_the_queue_keeps_what_finished_and_resume_runs_the_rest(f
     resume = shlex.split(line.replace("\n", ""))
     assert resume[:2] == ["bench", "sweep"] and "--resume" in resume and "--farm" in resume
     wait_for("the cancelled cells to leave the farm", lambda: _drained(status(farm)), 30)
-    r = farm.bench(*resume[1:], env=env_with_password(farm))
+    r = farm.bench(*resume[1:], env=env_with_pgpass(farm))
     assert r.returncode == 0, r.stdout + r.stderr
     assert f"{kept} already stored" in r.stdout
     after = Store(socket_url).records()

@@ -32,7 +32,10 @@ def check_cell(cfg: RunConfig) -> tuple[Backend, ModelSpec]:
     from effbench.devices.target import resolve_target
 
     backend = get_backend(cfg.backend)
-    where = resolve_target(cfg.device, cfg.devices_file).execution  # a catalog name runs on cpu or cuda:N
+    try:
+        where = resolve_target(cfg.device, cfg.devices_file).execution  # a catalog name runs on cpu or cuda:N
+    except ValueError:  # a malformed cuda:N: the backend's own reason names it
+        where = cfg.device
     reason = backend.unavailable_reason(where)
     if reason:
         raise UsageError(f"backend {backend.name!r} is not usable here: {reason}")
