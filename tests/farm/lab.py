@@ -225,6 +225,11 @@ class Farm:
                              env=self.env(EFFBENCH_CACHE=str(self.node_cache(device))), cwd=self.root,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
+    def head_log(self, pattern: str) -> str:
+        """The tails of the head's Ray logs matching `pattern`, for a failing assertion's message."""
+        logs = sorted((self.root / "h").glob(f"session_latest/logs/{pattern}"))
+        return "".join(f"\n== {p.name}\n{p.read_text(errors='replace')[-1500:]}" for p in logs)
+
     def node_record(self, device: str) -> dict:
         import json
 

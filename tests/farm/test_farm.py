@@ -135,7 +135,7 @@ def test_an_artifact_is_shipped_once_by_hash_and_a_node_with_it_is_not_sent_it_t
                       extra="scenarios: [latency, throughput]\n")
     # submitted as from a host that is not a farm node: through Ray Client on the head
     r = farm.bench("sweep", path, "--farm", "ray://127.0.0.1:10001", "--db", tcp, env=env_with_password(farm))
-    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.returncode == 0, r.stdout + r.stderr + farm.head_log("ray_client_server*.err")
     records = Store(socket_url).records()
     assert len(records) == 2 and {x["status"] for x in records} == {"ok"}, [x.get("error") for x in records]
     shipped = [x["extra"]["farm"]["artifact"] for x in records]

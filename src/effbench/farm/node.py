@@ -108,6 +108,11 @@ class NodePlan:
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", **self.extra_env)
+        if self.head_port:
+            # Ray Client's proxy forks a server per client while its gRPC threads run; grpcio's fork
+            # handlers then crash that child now and then (a segfault in cygrpc's event engine).
+            # The child execs at once and needs none of them.
+            env.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
         if self.devices_file:
             env["EFFBENCH_DEVICES"] = str(Path(self.devices_file).resolve())
         return env
