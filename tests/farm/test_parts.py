@@ -66,6 +66,7 @@ def test_packing_is_deterministic_and_a_node_cache_hit_needs_no_transfer(tmp_pat
         (d / "weights.bin").write_bytes(b"w" * 1000)
         (d / "meta.json").write_text(json.dumps({"made": name}))  # bookkeeping: not content
     assert pack(tmp_path / "a") == pack(tmp_path / "b")
+    assert pack(tmp_path / "a" / "model.onnx") != pack(tmp_path / "a")  # one file alone
     data = pack(tmp_path / "a")
     digest = hashlib.sha256(data).hexdigest()
     folder = node_folder(digest)

@@ -24,13 +24,16 @@ from effbench.paths import cache_root
 SKIP = {"meta.json"}  # the exporter's own bookkeeping, not part of the artifact
 
 
-def pack(folder: Path) -> bytes:
+def pack(path: Path) -> bytes:
+    """A folder's files (an artifact with its side files), or one file (an input batch)."""
+    folder = path if path.is_dir() else path.parent
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name not in SKIP) if path.is_dir() else [path]
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name not in SKIP):
-            info = tarfile.TarInfo(path.relative_to(folder).as_posix())
-            info.size, info.mode, info.mtime = path.stat().st_size, 0o644, 0
-            with open(path, "rb") as f:
+        for file in files:
+            info = tarfile.TarInfo(file.relative_to(folder).as_posix())
+            info.size, info.mode, info.mtime = file.stat().st_size, 0o644, 0
+            with open(file, "rb") as f:
                 tar.addfile(info, f)
     return buf.getvalue()
 
@@ -41,10 +44,11 @@ class Shipper:
     def __init__(self):
         self._by_hash: dict[str, Any] = {}
 
-    def ship(self, main_file: Path) -> dict[str, Any]:
+    def ship(self, main_file: Path, whole_folder: bool = True) -> dict[str, Any]:
+        """`main_file` with the rest of its folder (an artifact), or alone."""
         import ray
 
-        data = pack(main_file.parent)
+        data = pack(main_file.parent if whole_folder else main_file)
         digest = hashlib.sha256(data).hexdigest()
         if digest not in self._by_hash:
             self._by_hash[digest] = ray.put(data)
