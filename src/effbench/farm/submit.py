@@ -144,7 +144,8 @@ class _FarmSweep:
                 cell.submitted_unix = time.time()
                 cell.ref = task.options(resources={resource_name(cell.cfg.device): 1},
                                         name=f"effbench {cell.cfg.device}: {cell.cfg.label()}"
-                                        ).remote(cell.cfg.to_dict(), cell.shipped, self.board, cell.key)
+                                        ).remote(cell.cfg.to_dict() | {"db": None},  # nodes never see the store
+                                                 cell.shipped, self.board, cell.key)
                 self.pending[cell.ref] = cell
                 self._tick(0)
             while self.pending and not self.interrupted:
