@@ -20,13 +20,12 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from effbench.harness.store import Store  # noqa: E402
-from tests.farm.lab import Farm, Namespace, missing_tools, short_tmp  # noqa: E402
+from effbench.harness.store import Store
+from tests.farm.lab import Farm, Namespace, missing_tools, short_tmp
 
 TINY_ONNX = """
 import onnx, sys
@@ -46,8 +45,8 @@ def sweep(farm: Farm, model: Path, devices: list[str], per_device: int, duration
     path.write_text(f"""
 models: [{model}]
 backends: [null]
-devices: [{', '.join(devices)}]
-batches: [{', '.join(str(b) for b in range(1, per_device + 1))}]
+devices: [{", ".join(devices)}]
+batches: [{", ".join(str(b) for b in range(1, per_device + 1))}]
 options: {{busy_us: "500"}}
 duration_s: {duration}
 warmup_s: 0.05
@@ -77,8 +76,11 @@ def busy(records: list[dict]) -> float:
 def gaps(records: list[dict]) -> list[float]:
     out = []
     for device in {x["device"] for x in records}:
-        spans = sorted((x["extra"]["farm"]["started_unix"], x["extra"]["farm"]["finished_unix"])
-                       for x in records if x["device"] == device)
+        spans = sorted(
+            (x["extra"]["farm"]["started_unix"], x["extra"]["farm"]["finished_unix"])
+            for x in records
+            if x["device"] == device
+        )
         out += [nxt - end for (_, end), (nxt, _) in zip(spans, spans[1:])]
     return out
 
@@ -109,16 +111,27 @@ def main() -> None:
     first = min(one, key=lambda x: x["extra"]["farm"]["started_unix"])["extra"]["farm"]
     first_start = first["started_unix"] - first["submitted_unix"]
     per_device = max(busy([x for x in two if x["device"] == d]) for d in {x["device"] for x in two})
-    print(f"{n} busy-wait cells of {args.duration:g} s measuring ({cell_s:.2f} s per cell on the node, worker start included)")
+    print(
+        f"{n} busy-wait cells of {args.duration:g} s measuring "
+        f"({cell_s:.2f} s per cell on the node, worker start included)"
+    )
     print(f"1 device: {span(one):.1f} s; 2 devices: {span(two):.1f} s; speed-up {speedup:.2f}x (target >= 1.8x)")
-    print(f"scheduling overhead per cell, all in (1 device): {overhead:.3f} s (target <= 0.2 s); without the "
-          f"first task's Ray worker start ({first_start:.2f} s, once per node): {overhead - first_start / n:.3f} s")
-    print(f"schedule efficiency with 2 devices: {per_device / span(two):.2f} (busiest device's node-side time "
-          f"{per_device:.1f} s over the {span(two):.1f} s span)")
-    print(f"gap between consecutive cells on a device: median {statistics.median(gaps(one)):.3f} s (1 device), "
-          f"{statistics.median(gaps(two)):.3f} s (2 devices)")
-    print(f"node-side time per cell with 2 devices busy at once: {busy(two) / len(two):.2f} s "
-          f"(vs {cell_s:.2f} s alone: what the two cells took from each other on this host's CPUs)")
+    print(
+        f"scheduling overhead per cell, all in (1 device): {overhead:.3f} s (target <= 0.2 s); without the "
+        f"first task's Ray worker start ({first_start:.2f} s, once per node): {overhead - first_start / n:.3f} s"
+    )
+    print(
+        f"schedule efficiency with 2 devices: {per_device / span(two):.2f} (busiest device's node-side time "
+        f"{per_device:.1f} s over the {span(two):.1f} s span)"
+    )
+    print(
+        f"gap between consecutive cells on a device: median {statistics.median(gaps(one)):.3f} s (1 device), "
+        f"{statistics.median(gaps(two)):.3f} s (2 devices)"
+    )
+    print(
+        f"node-side time per cell with 2 devices busy at once: {busy(two) / len(two):.2f} s "
+        f"(vs {cell_s:.2f} s alone: what the two cells took from each other on this host's CPUs)"
+    )
 
 
 if __name__ == "__main__":

@@ -211,8 +211,8 @@ def sweep(
     console.print(result_table(records, title=f"sweep {file.name}"))
     failed = sum(r["status"] not in ("ok", "lost") for r in records)
     lost = sum(r["status"] == "lost" for r in records)
-    console.print(f"{len(records) - failed - lost} ok, {failed} failed/crashed/skipped, {skipped} resumed from the store"
-                  + (f", {lost} lost by the farm: run them again with: {resume_cmd}" if lost else ""),
+    summary = f"{len(records) - failed - lost} ok, {failed} failed/crashed/skipped, {skipped} resumed from the store"
+    console.print(summary + (f", {lost} lost by the farm: run them again with: {resume_cmd}" if lost else ""),
                   highlight=False, soft_wrap=True)
 
 

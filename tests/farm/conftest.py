@@ -31,8 +31,10 @@ def netns():
 def postgres(netns):
     pytest.importorskip("psycopg", reason="psycopg 3 not installed (pip install 'psycopg[binary]')")
     if not (PG_BIN / "initdb").exists() or not shutil.which("setpriv"):
-        pytest.skip(f"PostgreSQL server not installed ({PG_BIN}/initdb missing; apt install postgresql, "
-                    "or run scripts/setup-system.sh)")
+        pytest.skip(
+            f"PostgreSQL server not installed ({PG_BIN}/initdb missing; apt install postgresql, "
+            "or run scripts/setup-system.sh)"
+        )
     import pwd
 
     try:

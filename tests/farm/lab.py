@@ -23,9 +23,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 BENCH = str(Path(sys.executable).parent / "bench")
 
+
 def _pg_bin() -> Path:
     """Debian's newest installed PostgreSQL server binaries."""
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]) if p.parts[-3].isdigit() else 0)
+    found = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]) if p.parts[-3].isdigit() else 0
+    )
     return found[-1].parent if found else Path("/usr/lib/postgresql/15/bin")
 
 
@@ -35,10 +38,14 @@ PG_PORT = 5439
 PASSWORD = "farm-test-secret-8d1f"  # must never appear in any output
 
 # Node death is noticed in about a second instead of Ray's default 15-30 s.
-FAST_HEALTH = {"RAY_health_check_period_ms": "500", "RAY_health_check_timeout_ms": "500",
-               "RAY_health_check_failure_threshold": "2", "RAY_health_check_initial_delay_ms": "0",
-               # Ray Client's per-client server may take longer than its 30 s to start on a busy 2-core box
-               "RAY_CLIENT_SERVER_CHECK_CHANNEL_TIMEOUT_S": "120"}
+FAST_HEALTH = {
+    "RAY_health_check_period_ms": "500",
+    "RAY_health_check_timeout_ms": "500",
+    "RAY_health_check_failure_threshold": "2",
+    "RAY_health_check_initial_delay_ms": "0",
+    # Ray Client's per-client server may take longer than its 30 s to start on a busy 2-core box
+    "RAY_CLIENT_SERVER_CHECK_CHANNEL_TIMEOUT_S": "120",
+}
 
 
 def missing_tools() -> str | None:
@@ -66,7 +73,7 @@ class Namespace:
         self.name = name
 
     @classmethod
-    def create(cls) -> "Namespace":
+    def create(cls) -> Namespace:
         ns = cls(f"effb-test-{os.getpid()}")
         subprocess.run(["ip", "netns", "add", ns.name], check=True, capture_output=True, text=True)
         subprocess.run(["ip", "netns", "exec", ns.name, "ip", "link", "set", "lo", "up"], check=True)
@@ -120,15 +127,55 @@ class Postgres:
         pwfile.write_text("unused-superuser-password\n")
         os.chown(pwfile, _uid("postgres"), _gid("postgres"))
         data = self.root / "data"
-        subprocess.run(["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", str(PG_BIN / "initdb"),
-                        "-D", str(data), "-U", "postgres", "--auth-local=trust", "--auth-host=scram-sha-256",
-                        f"--pwfile={pwfile}", "-E", "UTF8", "--no-sync"],
-                       check=True, capture_output=True, text=True, cwd=self.root, timeout=120)
+        subprocess.run(
+            [
+                "setpriv",
+                "--reuid=postgres",
+                "--regid=postgres",
+                "--init-groups",
+                str(PG_BIN / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                "postgres",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                f"--pwfile={pwfile}",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+            cwd=self.root,
+            timeout=120,
+        )
         log = open(self.root / "postgres.log", "wb")
-        self.proc = self.ns.popen(["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups",
-                                   PG_BIN / "postgres", "-D", data, "-k", self.root, "-h", "127.0.0.1",
-                                   "-p", PG_PORT, "-c", "fsync=off", "-c", "max_connections=60"],
-                                  stdout=log, stderr=log, cwd=self.root)
+        self.proc = self.ns.popen(
+            [
+                "setpriv",
+                "--reuid=postgres",
+                "--regid=postgres",
+                "--init-groups",
+                PG_BIN / "postgres",
+                "-D",
+                data,
+                "-k",
+                self.root,
+                "-h",
+                "127.0.0.1",
+                "-p",
+                PG_PORT,
+                "-c",
+                "fsync=off",
+                "-c",
+                "max_connections=60",
+            ],
+            stdout=log,
+            stderr=log,
+            cwd=self.root,
+        )
         wait_for("PostgreSQL to accept connections", self._ready, 60)
         self.sql("postgres", f"CREATE ROLE bench LOGIN PASSWORD '{PASSWORD}'")
 
@@ -194,9 +241,14 @@ class Farm:
         return self.root / "devices.yaml"
 
     def env(self, **over) -> dict[str, str]:
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]),
-                   EFFBENCH_STATE=str(self.root / "state"), EFFBENCH_CACHE=str(self.root / "cache-submit"),
-                   RAY_USAGE_STATS_ENABLED="0", **FAST_HEALTH)
+        env = dict(
+            os.environ,
+            PYTHONPATH=os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]),
+            EFFBENCH_STATE=str(self.root / "state"),
+            EFFBENCH_CACHE=str(self.root / "cache-submit"),
+            RAY_USAGE_STATS_ENABLED="0",
+            **FAST_HEALTH,
+        )
         env.update(over)
         return env
 
@@ -207,11 +259,25 @@ class Farm:
         return self.ns.run([BENCH, *args], timeout=timeout, env=env or self.env(), cwd=self.root)
 
     def start(self) -> None:
-        self.devices_file.write_text("devices:\n" + "".join(  # farm-c: for a node a test joins itself
-            f"  {d}: {{kind: cpu, description: \"farm test device: this machine's CPU\"}}\n"
-            for d in [*self.devices, "farm-c"]))
-        r = self.bench("farm", "start", self.address, "--num-cpus", "0", "--temp-dir", self.root / "h",
-                       "--object-store-mb", "80", "--background")
+        self.devices_file.write_text(
+            "devices:\n"
+            + "".join(  # farm-c: for a node a test joins itself
+                f'  {d}: {{kind: cpu, description: "farm test device: this machine\'s CPU"}}\n'
+                for d in [*self.devices, "farm-c"]
+            )
+        )
+        r = self.bench(
+            "farm",
+            "start",
+            self.address,
+            "--num-cpus",
+            "0",
+            "--temp-dir",
+            self.root / "h",
+            "--object-store-mb",
+            "80",
+            "--background",
+        )
         assert r.returncode == 0, r.stdout + r.stderr
         joins = [self._join(d) for d in self.devices]
         for d, proc in zip(self.devices, joins):
@@ -219,11 +285,30 @@ class Farm:
             assert proc.returncode == 0, f"join {d}: {out}"
 
     def _join(self, device: str) -> subprocess.Popen:
-        return self.ns.popen([BENCH, "farm", "join", self.address, "--device", device, "--num-cpus", "1",
-                              "--devices-file", self.devices_file, "--temp-dir", self.root / device[-1],
-                              "--object-store-mb", "80", "--background"],
-                             env=self.env(EFFBENCH_CACHE=str(self.node_cache(device))), cwd=self.root,
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        return self.ns.popen(
+            [
+                BENCH,
+                "farm",
+                "join",
+                self.address,
+                "--device",
+                device,
+                "--num-cpus",
+                "1",
+                "--devices-file",
+                self.devices_file,
+                "--temp-dir",
+                self.root / device[-1],
+                "--object-store-mb",
+                "80",
+                "--background",
+            ],
+            env=self.env(EFFBENCH_CACHE=str(self.node_cache(device))),
+            cwd=self.root,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
 
     def head_log(self, pattern: str) -> str:
         """The tails of the head's Ray logs matching `pattern`, for a failing assertion's message."""

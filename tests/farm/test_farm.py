@@ -35,14 +35,22 @@ def tiny_onnx(farm):
     return path
 
 
-def sweep_file(farm, tiny_onnx, name: str, batches: int, duration: float = 0.4, backend: str = "null",
-               devices=("farm-a", "farm-b"), extra: str = "") -> str:
+def sweep_file(
+    farm,
+    tiny_onnx,
+    name: str,
+    batches: int,
+    duration: float = 0.4,
+    backend: str = "null",
+    devices=("farm-a", "farm-b"),
+    extra: str = "",
+) -> str:
     path = farm.root / f"{name}.yaml"
     path.write_text(f"""
 models: [{tiny_onnx}]
 backends: [{backend}]
-devices: [{', '.join(devices)}]
-batches: [{', '.join(str(b) for b in range(1, batches + 1))}]
+devices: [{", ".join(devices)}]
+batches: [{", ".join(str(b) for b in range(1, batches + 1))}]
 options: {{busy_us: "300"}}
 duration_s: {duration}
 warmup_s: 0.05
@@ -63,8 +71,11 @@ def status(farm) -> dict:
 
 
 def intervals(records, device):
-    return sorted((r["extra"]["farm"]["started_unix"], r["extra"]["farm"]["finished_unix"])
-                  for r in records if r["device"] == device)
+    return sorted(
+        (r["extra"]["farm"]["started_unix"], r["extra"]["farm"]["finished_unix"])
+        for r in records
+        if r["device"] == device
+    )
 
 
 @pytest.fixture(scope="module")
@@ -74,8 +85,9 @@ def first_sweep(farm, tiny_onnx, postgres):
     farm.ensure_nodes()
     path = sweep_file(farm, tiny_onnx, "eight", batches=4)
     t0 = time.monotonic()
-    r = farm.bench("sweep", path, "--farm", farm.address, "--db", tcp, "--tag", "farm-first",
-                   env=env_with_password(farm))
+    r = farm.bench(
+        "sweep", path, "--farm", farm.address, "--db", tcp, "--tag", "farm-first", env=env_with_password(farm)
+    )
     return r, Store(socket_url).records(), tcp, time.monotonic() - t0
 
 
@@ -128,11 +140,21 @@ def test_results_report_and_gate_read_the_team_store(farm, first_sweep):
     assert PASSWORD not in r.stdout + r.stderr
 
 
-def test_an_artifact_is_shipped_once_by_hash_and_a_node_with_it_is_not_sent_it_through_ray_client(farm, tiny_onnx, pg_db):
+def test_an_artifact_is_shipped_once_by_hash_and_a_node_with_it_is_not_sent_it_through_ray_client(
+    farm, tiny_onnx, pg_db
+):
     tcp, socket_url = pg_db
     farm.ensure_nodes()
-    path = sweep_file(farm, tiny_onnx, "ship", batches=1, duration=0.2, backend="onnxruntime", devices=["farm-a"],
-                      extra="scenarios: [latency, throughput]\n")
+    path = sweep_file(
+        farm,
+        tiny_onnx,
+        "ship",
+        batches=1,
+        duration=0.2,
+        backend="onnxruntime",
+        devices=["farm-a"],
+        extra="scenarios: [latency, throughput]\n",
+    )
     # submitted as from a host that is not a farm node: through Ray Client on the head
     r = farm.bench("sweep", path, "--farm", "ray://127.0.0.1:10001", "--db", tcp, env=env_with_password(farm))
     assert r.returncode == 0, r.stdout + r.stderr + farm.head_log("ray_client_server*.err")
@@ -148,9 +170,29 @@ def test_an_artifact_is_shipped_once_by_hash_and_a_node_with_it_is_not_sent_it_t
 
 
 def test_a_foreground_node_joins_and_leaves_on_sigterm(farm):
-    proc = farm.ns.popen([BENCH, "farm", "join", farm.address, "--device", "farm-c", "--num-cpus", "0",
-                          "--devices-file", farm.devices_file, "--temp-dir", farm.root / "c", "--object-store-mb", "80"],
-                         env=farm.env(), cwd=farm.root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = farm.ns.popen(
+        [
+            BENCH,
+            "farm",
+            "join",
+            farm.address,
+            "--device",
+            "farm-c",
+            "--num-cpus",
+            "0",
+            "--devices-file",
+            farm.devices_file,
+            "--temp-dir",
+            farm.root / "c",
+            "--object-store-mb",
+            "80",
+        ],
+        env=farm.env(),
+        cwd=farm.root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         wait_for("farm-c on the farm", lambda: "farm-c" in _devices(farm) or proc.poll() is not None, 120, every=1)
         assert proc.poll() is None, proc.communicate()[0]
@@ -179,8 +221,14 @@ def env_with_pgpass(farm) -> dict:
 
 
 def _start_sweep(farm, path, tcp, env=None):
-    return farm.ns.popen([BENCH, "sweep", path, "--farm", farm.address, "--db", tcp], env=env or env_with_password(farm),
-                         cwd=farm.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return farm.ns.popen(
+        [BENCH, "sweep", path, "--farm", farm.address, "--db", tcp],
+        env=env or env_with_password(farm),
+        cwd=farm.root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def test_ctrl_c_cancels_the_queue_keeps_what_finished_and_resume_runs_the_rest(farm, tiny_onnx, pg_db):
@@ -199,7 +247,7 @@ def test_ctrl_c_cancels_the_queue_keeps_what_finished_and_resume_runs_the_rest(f
     kept = len(Store(socket_url).records())
     assert 1 <= kept < 4, "the interrupt landed after the sweep had finished"
     assert f"{kept} cell(s) finished and stored" in out and "Traceback" not in out + err
-    line = out[out.index("resume with: ") + len("resume with: "):].strip()
+    line = out[out.index("resume with: ") + len("resume with: ") :].strip()
     resume = shlex.split(line.replace("\n", ""))
     assert resume[:2] == ["bench", "sweep"] and "--resume" in resume and "--farm" in resume
     wait_for("the cancelled cells to leave the farm", lambda: _drained(status(farm)), 30)
@@ -241,8 +289,9 @@ def test_a_node_killed_mid_cell_loses_that_cell_the_sweep_completes_and_resume_r
     lost = [x for x in records if x["status"] == "lost"]
     assert lost and {x["device"] for x in lost} == {"farm-b"}
     assert all(x["status"] == "ok" for x in records if x["device"] == "farm-a")
-    assert any("while measuring" in x["error"] and x["extra"]["farm"]["node_ip"] == "127.0.0.1" for x in lost), \
-        [x["error"] for x in lost]
+    assert any("while measuring" in x["error"] and x["extra"]["farm"]["node_ip"] == "127.0.0.1" for x in lost), [
+        x["error"] for x in lost
+    ]
     assert f"{len(lost)} lost by the farm" in out and "--resume" in out
     farm.ensure_nodes()
     r = farm.bench("sweep", path, "--farm", farm.address, "--db", tcp, "--resume", env=env_with_password(farm))
@@ -286,9 +335,16 @@ def test_eight_concurrent_writers_of_25_results_all_land(netns, farm, pg_db):
     tcp, socket_url = pg_db
     go = farm.root / "go-writers"
     go.unlink(missing_ok=True)
-    procs = [netns.popen([sys.executable, "-c", WRITER, tcp, go, i],
-                         env=env_with_password(farm), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-             for i in range(8)]
+    procs = [
+        netns.popen(
+            [sys.executable, "-c", WRITER, tcp, go, i],
+            env=env_with_password(farm),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for i in range(8)
+    ]
     try:
         time.sleep(1.0)
         go.touch()
@@ -309,10 +365,14 @@ def test_bad_farm_input_is_one_line(farm, tiny_onnx, postgres):
         (["sweep", path, "--farm", farm.address, "--db", farm.root / "x.db"], ["farm-z", "bench farm join"]),
         (["sweep", path, "--farm", "127.0.0.1:1", "--db", farm.root / "x.db"], ["cannot reach the farm"]),
         (["farm", "join", farm.address, "--device", "a;rm -rf /"], ["bad device name"]),
-        (["farm", "join", farm.address, "--device", "not-in-catalog", "--devices-file", farm.devices_file],
-         ["unknown device"]),
-        (["results", "--db", f"postgresql+psycopg://bench:wrong-{PASSWORD}@127.0.0.1:5439/postgres"],
-         ["cannot open results database", "***"]),
+        (
+            ["farm", "join", farm.address, "--device", "not-in-catalog", "--devices-file", farm.devices_file],
+            ["unknown device"],
+        ),
+        (
+            ["results", "--db", f"postgresql+psycopg://bench:wrong-{PASSWORD}@127.0.0.1:5439/postgres"],
+            ["cannot open results database", "***"],
+        ),
     ]
     for args, needles in cases:
         r = farm.bench(*args)

@@ -51,7 +51,10 @@ def test_ray_start_is_an_argument_list_bound_to_the_address_given():
     node = NodePlan(node_ip="10.0.0.7", devices=["jetson-a", "jetson-b"], num_cpus=1, head_address="10.0.0.5:6379")
     args = node.argv()
     assert "--head" not in args and args[args.index("--address") + 1] == "10.0.0.5:6379"
-    assert json.loads(args[args.index("--resources") + 1]) == {"effbench-device-jetson-a": 1, "effbench-device-jetson-b": 1}
+    assert json.loads(args[args.index("--resources") + 1]) == {
+        "effbench-device-jetson-a": 1,
+        "effbench-device-jetson-b": 1,
+    }
     assert node.env()["RAY_USAGE_STATS_ENABLED"] == "0"
     with pytest.raises(UsageError):
         NodePlan(node_ip="10.0.0.7", devices=["a b"], num_cpus=1, head_address="x:1").argv()

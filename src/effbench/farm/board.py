@@ -24,8 +24,12 @@ class SweepBoard:
     def progress(self, key: str, event: dict[str, Any]) -> None:
         cell = self.cells[key]
         if cell["state"] == "running":
-            cell.update(phase=event.get("phase", ""), fraction=event.get("fraction", 0.0),
-                        detail=event.get("detail", ""), updated_unix=time.time())
+            cell.update(
+                phase=event.get("phase", ""),
+                fraction=event.get("fraction", 0.0),
+                detail=event.get("detail", ""),
+                updated_unix=time.time(),
+            )
 
     def finished(self, key: str, status: str) -> None:
         self.cells[key]["state"] = status
@@ -43,10 +47,12 @@ def open_board(sweep_id: str, info: dict[str, Any], cells: dict[str, dict[str, A
     from effbench.farm.cluster import BOARD_PREFIX, NAMESPACE
 
     try:
-        place = {"scheduling_strategy": NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(),
-                                                                       soft=True)}
+        place = {
+            "scheduling_strategy": NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
+        }
     except Exception:  # a Ray Client driver has no node of its own: the head holds the board
         place = {"resources": {"node:__internal_head__": 0.001}}
-    actor = ray.remote(SweepBoard).options(name=BOARD_PREFIX + sweep_id, namespace=NAMESPACE, num_cpus=0,
-                                           max_restarts=0, **place)
+    actor = ray.remote(SweepBoard).options(
+        name=BOARD_PREFIX + sweep_id, namespace=NAMESPACE, num_cpus=0, max_restarts=0, **place
+    )
     return actor.remote(info, cells)

@@ -29,26 +29,36 @@ def connect(address: str) -> None:
     anywhere else. A farm that does not answer is a one-line error, not a minute of retries."""
     import ray
 
-    target = address[len("ray://"):] if address.startswith("ray://") else address
+    target = address[len("ray://") :] if address.startswith("ray://") else address
     ip, port = parse_address(target)
     try:
         with socket.create_connection((ip, port), timeout=CONNECT_TIMEOUT_S):
             pass
     except OSError as e:
-        raise UsageError(f"cannot reach the farm at {address}: {e.strerror or e} "
-                         "(is `bench farm start` running there? check --farm / RAY_ADDRESS)") from None
+        raise UsageError(
+            f"cannot reach the farm at {address}: {e.strerror or e} "
+            "(is `bench farm start` running there? check --farm / RAY_ADDRESS)"
+        ) from None
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     if ray.is_initialized():
         return
     try:
-        ray.init(address=address if address.startswith("ray://") else f"{ip}:{port}", namespace=NAMESPACE,
-                 logging_level=logging.WARNING, log_to_driver=False, configure_logging=True)
+        ray.init(
+            address=address if address.startswith("ray://") else f"{ip}:{port}",
+            namespace=NAMESPACE,
+            logging_level=logging.WARNING,
+            log_to_driver=False,
+            configure_logging=True,
+        )
     except (ConnectionError, RuntimeError, ValueError) as e:
         lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
         # Ray Client sends the server's whole traceback: its last line says what went wrong
         why = (f"{lines[0]} {lines[-1]}" if len(lines) > 1 else lines[0]) if lines else type(e).__name__
-        hint = ("see ray_client_server*.err in the head's Ray logs" if address.startswith("ray://") else
-                f"from a host that is not a farm node, use --farm ray://{ip}:10001")
+        hint = (
+            "see ray_client_server*.err in the head's Ray logs"
+            if address.startswith("ray://")
+            else f"from a host that is not a farm node, use --farm ray://{ip}:10001"
+        )
         raise UsageError(f"cannot join the farm at {address}: {why} ({hint})") from None
 
 
@@ -128,11 +138,27 @@ def farm_view(address: str) -> FarmView:
     for n in alive_nodes():
         res = n.get("Resources") or {}
         mine = sorted(d for r in res if (d := device_of(r)))
-        nodes.append({"node_id": n["NodeID"], "address": n["NodeManagerAddress"],
-                      "host": n.get("NodeManagerHostname"), "cpus": res.get("CPU", 0), "devices": mine})
+        nodes.append(
+            {
+                "node_id": n["NodeID"],
+                "address": n["NodeManagerAddress"],
+                "host": n.get("NodeManagerHostname"),
+                "cpus": res.get("CPU", 0),
+                "devices": mine,
+            }
+        )
         for d in mine:
             free = available.get(resource_name(d), 0.0)
-            devices.append(DeviceState(d, n["NodeManagerAddress"], n["NodeID"], n.get("NodeManagerHostname", ""),
-                                       res[resource_name(d)], busy=free < res[resource_name(d)],
-                                       running=running.get(d), queued=queued.get(d, 0)))
+            devices.append(
+                DeviceState(
+                    d,
+                    n["NodeManagerAddress"],
+                    n["NodeID"],
+                    n.get("NodeManagerHostname", ""),
+                    res[resource_name(d)],
+                    busy=free < res[resource_name(d)],
+                    running=running.get(d),
+                    queued=queued.get(d, 0),
+                )
+            )
     return FarmView(address, nodes, sorted(devices, key=lambda s: s.device), sweeps)

@@ -10,8 +10,11 @@ import typer
 from effbench.console import console, one_line_errors
 from effbench.errors import UsageError
 
-app = typer.Typer(name="farm", no_args_is_help=True,
-                  help="A device farm on Ray: devices as resources, one measurement per device at a time.")
+app = typer.Typer(
+    name="farm",
+    no_args_is_help=True,
+    help="A device farm on Ray: devices as resources, one measurement per device at a time.",
+)
 
 DEVICE_HELP = "A device this host owns or reaches over ssh, named as in its devices.yaml (repeatable)."
 CPUS_HELP = "CPUs Ray may use on this host: keep it small, Ray's own work must not load the CPU being measured."
@@ -23,15 +26,24 @@ def _plan(node_ip: str, devices: list[str], num_cpus: int, devices_file, temp_di
     if num_cpus < 0:
         raise UsageError("--num-cpus must be 0 or more")
     check_devices(devices, devices_file)
-    return NodePlan(node_ip=node_ip, devices=devices, num_cpus=num_cpus, devices_file=devices_file,
-                    temp_dir=temp_dir, object_store_mb=object_store_mb, **kw)
+    return NodePlan(
+        node_ip=node_ip,
+        devices=devices,
+        num_cpus=num_cpus,
+        devices_file=devices_file,
+        temp_dir=temp_dir,
+        object_store_mb=object_store_mb,
+        **kw,
+    )
 
 
 def _run(plan, background: bool) -> int:
     from effbench.farm.node import start_node, wait_node
 
     rec = start_node(plan)
-    what = f"head {plan.node_ip}:{plan.head_port}" if plan.head_port else f"node {plan.node_ip} (head {plan.head_address})"
+    what = (
+        f"head {plan.node_ip}:{plan.head_port}" if plan.head_port else f"node {plan.node_ip} (head {plan.head_address})"
+    )
     devices = ", ".join(plan.devices) or "none"
     console.print(f"farm {what} is up: devices {devices}; pid {rec.pid}, log {rec.log}", highlight=False)
     if background:
@@ -44,11 +56,15 @@ def _run(plan, background: bool) -> int:
 @app.command("start")
 @one_line_errors
 def start_command(
-    address: str = typer.Argument(..., help="IP[:PORT] of this host that every node and port binds to (port 6379 by default)."),
+    address: str = typer.Argument(
+        ..., help="IP[:PORT] of this host that every node and port binds to (port 6379 by default)."
+    ),
     device: Optional[List[str]] = typer.Option(None, "--device", "-d", help=DEVICE_HELP),
     num_cpus: int = typer.Option(1, "--num-cpus", help=CPUS_HELP),
     devices_file: Optional[str] = typer.Option(None, "--devices-file", help="This host's devices.yaml."),
-    dashboard: bool = typer.Option(False, "--dashboard/--no-dashboard", help="Ray's dashboard, bound to ADDRESS (off by default)."),
+    dashboard: bool = typer.Option(
+        False, "--dashboard/--no-dashboard", help="Ray's dashboard, bound to ADDRESS (off by default)."
+    ),
     temp_dir: Optional[str] = typer.Option(None, "--temp-dir", help="Ray's folder for sessions, sockets and logs."),
     object_store_mb: Optional[int] = typer.Option(None, "--object-store-mb", help="Ray's object store size (MB)."),
     background: bool = typer.Option(False, "--background", help="Return once the node is up."),
@@ -57,8 +73,19 @@ def start_command(
     from effbench.farm.node import parse_address
 
     ip, port = parse_address(address, "head address")
-    return _run(_plan(ip, list(device or []), num_cpus, devices_file, temp_dir, object_store_mb,
-                      head_port=port, dashboard=dashboard), background)
+    return _run(
+        _plan(
+            ip,
+            list(device or []),
+            num_cpus,
+            devices_file,
+            temp_dir,
+            object_store_mb,
+            head_port=port,
+            dashboard=dashboard,
+        ),
+        background,
+    )
 
 
 @app.command("join")
@@ -66,7 +93,9 @@ def start_command(
 def join_command(
     head: str = typer.Argument(..., help="HOST:PORT of the farm's head node."),
     device: Optional[List[str]] = typer.Option(None, "--device", "-d", help=DEVICE_HELP),
-    node_ip: Optional[str] = typer.Option(None, "--node-ip", help="This host's address on the farm network (default: the one that routes to the head)."),
+    node_ip: Optional[str] = typer.Option(
+        None, "--node-ip", help="This host's address on the farm network (default: the one that routes to the head)."
+    ),
     num_cpus: int = typer.Option(1, "--num-cpus", help=CPUS_HELP),
     devices_file: Optional[str] = typer.Option(None, "--devices-file", help="This host's devices.yaml."),
     temp_dir: Optional[str] = typer.Option(None, "--temp-dir", help="Ray's folder for sessions, sockets and logs."),
@@ -80,8 +109,12 @@ def join_command(
     ip = parse_ip(node_ip, "--node-ip") if node_ip else route_address(head_ip, head_port)
     if not device:
         raise UsageError("no --device given: a farm node advertises the devices it owns, e.g. --device raspberry-pi-5")
-    return _run(_plan(ip, list(device), num_cpus, devices_file, temp_dir, object_store_mb,
-                      head_address=f"{head_ip}:{head_port}"), background)
+    return _run(
+        _plan(
+            ip, list(device), num_cpus, devices_file, temp_dir, object_store_mb, head_address=f"{head_ip}:{head_port}"
+        ),
+        background,
+    )
 
 
 @app.command("stop")
@@ -103,7 +136,9 @@ def stop_command():
 @app.command("status")
 @one_line_errors
 def status_command(
-    farm: Optional[str] = typer.Option(None, "--farm", envvar="RAY_ADDRESS", help="HOST:PORT of the head (or ray://HOST:10001)."),
+    farm: Optional[str] = typer.Option(
+        None, "--farm", envvar="RAY_ADDRESS", help="HOST:PORT of the head (or ray://HOST:10001)."
+    ),
     fmt: str = typer.Option("table", "--format", help="table | json"),
 ):
     """The farm's nodes and devices: which are busy, with what, and how many cells wait for each."""
@@ -137,9 +172,12 @@ def _print_view(view) -> None:
     for col in ("device", "node", "state", "measuring", "queued"):
         devices.add_column(col)
     for d in view.devices:
-        state = "[red]claimed by 2+ nodes[/]" if d.capacity != 1 else ("[yellow]busy[/]" if d.busy else "[green]free[/]")
+        state = (
+            "[red]claimed by 2+ nodes[/]" if d.capacity != 1 else ("[yellow]busy[/]" if d.busy else "[green]free[/]")
+        )
         running = "-"
         if d.running:
-            running = f"{d.running['label']} (sweep {d.running['sweep']}{', ' + d.running['phase'] if d.running.get('phase') else ''})"
+            phase = f", {d.running['phase']}" if d.running.get("phase") else ""
+            running = f"{d.running['label']} (sweep {d.running['sweep']}{phase})"
         devices.add_row(d.device, f"{d.node_ip} ({d.host})", state, running, str(d.queued))
     console.print(devices if view.devices else "no device is advertised: `bench farm join HEAD --device NAME`")

@@ -16,9 +16,16 @@ class Lanes:
         self.live = err_console.is_terminal if show is None else show
         self.counts = dict(counts)  # cells per device
         self.done = {d: 0 for d in devices}
-        self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TextColumn("{task.fields[status]}"), TimeElapsedColumn(),
-                                 console=err_console, transient=True, disable=not self.live)
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[status]}"),
+            TimeElapsedColumn(),
+            console=err_console,
+            transient=True,
+            disable=not self.live,
+        )
         self.overall = self.progress.add_task("farm", total=sum(counts.values()), status="")
         self.tasks = {d: self.progress.add_task(f"[{d}]", total=1.0, status="queued") for d in devices}
         self.progress.start()
@@ -29,8 +36,9 @@ class Lanes:
 
     def started(self, device: str, label: str, node: dict) -> None:
         where = f"{node.get('node_ip')} ({node.get('host')})"
-        self.progress.update(self.tasks[device], description=f"[{device}] {label}", completed=0,
-                             status=f"started on {where}")
+        self.progress.update(
+            self.tasks[device], description=f"[{device}] {label}", completed=0, status=f"started on {where}"
+        )
         self._say(f"{escape(f'[{device}]')} start {escape(label)} on {escape(where)}")
 
     def update(self, device: str, fraction: float, status: str) -> None:
@@ -39,11 +47,17 @@ class Lanes:
     def finished(self, device: str, label: str, status: str, note: str = "") -> None:
         self.done[device] += 1
         left = self.counts[device] - self.done[device]
-        self.progress.update(self.tasks[device], description=f"[{device}]", completed=1.0,
-                             status=f"{self.done[device]} done, {left} left")
+        self.progress.update(
+            self.tasks[device],
+            description=f"[{device}]",
+            completed=1.0,
+            status=f"{self.done[device]} done, {left} left",
+        )
         self.progress.advance(self.overall)
         style = STYLE.get(status, "red")
-        self._say(f"{escape(f'[{device}]')} [{style}]{status}[/] {escape(label)}" + (f": {escape(note)}" if note else ""))
+        self._say(
+            f"{escape(f'[{device}]')} [{style}]{status}[/] {escape(label)}" + (f": {escape(note)}" if note else "")
+        )
 
     def close(self) -> None:
         self.progress.stop()

@@ -19,15 +19,20 @@ import socket
 import time
 from typing import Any
 
-SHIPPED_PARITY_NOTE = ("parity on the farm compares the shipped ONNX file with itself through ONNX Runtime, "
-                       "not with the PyTorch reference")
+SHIPPED_PARITY_NOTE = (
+    "parity on the farm compares the shipped ONNX file with itself through ONNX Runtime, not with the PyTorch reference"
+)
 
 
 def node_identity() -> dict[str, Any]:
     import ray
 
-    return {"node_id": ray.get_runtime_context().get_node_id(), "node_ip": ray.util.get_node_ip_address(),
-            "host": socket.gethostname(), "worker_pid": os.getpid()}
+    return {
+        "node_id": ray.get_runtime_context().get_node_id(),
+        "node_ip": ray.util.get_node_ip_address(),
+        "host": socket.gethostname(),
+        "worker_pid": os.getpid(),
+    }
 
 
 def _forward_progress(board, key: str, every_s: float = 0.25):
@@ -73,6 +78,11 @@ def measure_cell(cell: dict[str, Any], shipped: dict[str, Any] | None, board, ke
         record["model"] = shipped["model_id"]
         if record.get("parity"):
             record["warnings"].append(SHIPPED_PARITY_NOTE)
-    record["extra"]["farm"] = {**node, "started_unix": started, "finished_unix": time.time(),
-                               "artifact": artifact, "effbench": __version__}
+    record["extra"]["farm"] = {
+        **node,
+        "started_unix": started,
+        "finished_unix": time.time(),
+        "artifact": artifact,
+        "effbench": __version__,
+    }
     return record

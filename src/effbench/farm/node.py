@@ -33,8 +33,9 @@ def parse_ip(text: str, what: str) -> str:
     try:
         return str(ipaddress.ip_address(text.strip().strip("[]")))
     except ValueError:
-        raise UsageError(f"{what} {text!r} is not an IP address: give the address this node is reached at, "
-                         "e.g. 10.0.0.5") from None
+        raise UsageError(
+            f"{what} {text!r} is not an IP address: give the address this node is reached at, e.g. 10.0.0.5"
+        ) from None
 
 
 def parse_address(text: str, what: str = "farm address") -> tuple[str, int]:
@@ -56,7 +57,9 @@ def parse_address(text: str, what: str = "farm address") -> tuple[str, int]:
         try:
             ip = socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM)[0][4][0]
         except (socket.gaierror, UnicodeError):
-            raise UsageError(f"{what} {text!r}: cannot resolve host {host!r} (check the name, or give its IP)") from None
+            raise UsageError(
+                f"{what} {text!r}: cannot resolve host {host!r} (check the name, or give its IP)"
+            ) from None
     return ip, int(port)
 
 
@@ -88,16 +91,37 @@ class NodePlan:
 
     @property
     def name(self) -> str:
-        return f"head-{self.head_port}" if self.head_port else f"node-{self.node_ip}-" + "-".join(self.devices or ["none"])
+        return (
+            f"head-{self.head_port}" if self.head_port else f"node-{self.node_ip}-" + "-".join(self.devices or ["none"])
+        )
 
     def argv(self) -> list[str]:
-        args = [sys.executable, "-m", "ray.scripts.scripts", "start", "--block",
-                "--node-ip-address", self.node_ip, "--num-cpus", str(self.num_cpus),
-                "--resources", json.dumps({resource_name(d): 1 for d in self.devices}),
-                "--disable-usage-stats", "--log-style", "record"]
+        args = [
+            sys.executable,
+            "-m",
+            "ray.scripts.scripts",
+            "start",
+            "--block",
+            "--node-ip-address",
+            self.node_ip,
+            "--num-cpus",
+            str(self.num_cpus),
+            "--resources",
+            json.dumps({resource_name(d): 1 for d in self.devices}),
+            "--disable-usage-stats",
+            "--log-style",
+            "record",
+        ]
         if self.head_port:
-            args += ["--head", "--port", str(self.head_port), "--include-dashboard", "true" if self.dashboard else "false",
-                     "--dashboard-host", self.node_ip]
+            args += [
+                "--head",
+                "--port",
+                str(self.head_port),
+                "--include-dashboard",
+                "true" if self.dashboard else "false",
+                "--dashboard-host",
+                self.node_ip,
+            ]
         else:
             args += ["--address", self.head_address]
         if self.temp_dir:
@@ -132,6 +156,7 @@ def check_devices(devices: list[str], devices_file: str | None) -> None:
 
 
 # --- what a node's processes listen on -------------------------------------------------------
+
 
 def process_tree(pid: int) -> list:
     import psutil
@@ -175,6 +200,7 @@ def kill_tree(pid: int, sig: int = signal.SIGKILL) -> None:
 
 # --- starting and stopping ---------------------------------------------------------------------
 
+
 def _records_dir() -> Path:
     return state_dir() / "farm"
 
@@ -198,8 +224,14 @@ def start_node(plan: NodePlan, timeout_s: float = START_TIMEOUT_S) -> NodeRecord
     folder.mkdir(parents=True, exist_ok=True)
     log = folder / f"{plan.name}.log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen(plan.argv(), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                env=plan.env(), start_new_session=True)
+        proc = subprocess.Popen(
+            plan.argv(),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=plan.env(),
+            start_new_session=True,
+        )
     rec = NodeRecord(proc.pid, plan.name, plan.node_ip, plan.devices, str(log), plan.argv())
     deadline = time.monotonic() + timeout_s
     while READY_MARKER not in log.read_text(errors="replace"):
@@ -213,9 +245,11 @@ def start_node(plan: NodePlan, timeout_s: float = START_TIMEOUT_S) -> NodeRecord
         kill_tree(proc.pid)
         proc.wait(timeout=10)
         ip, port, name = bad[0]
-        raise UsageError(f"Ray bound {name} to {ip}:{port} instead of {plan.node_ip} (Ray replaces loopback "
-                         "addresses with the interface address): give this host's interface address with "
-                         "--node-ip, or run the farm inside a network namespace that has only loopback")
+        raise UsageError(
+            f"Ray bound {name} to {ip}:{port} instead of {plan.node_ip} (Ray replaces loopback "
+            "addresses with the interface address): give this host's interface address with "
+            "--node-ip, or run the farm inside a network namespace that has only loopback"
+        )
     rec.path().write_text(json.dumps(asdict(rec), indent=1))
     return rec
 

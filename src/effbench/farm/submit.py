@@ -50,8 +50,13 @@ class _Cell:
     done: bool = False
 
 
-def run_on_farm(cells: list[RunConfig], store, address: str,
-                on_result: Callable[[Result], None] | None = None, show_progress: bool | None = None) -> list[Result]:
+def run_on_farm(
+    cells: list[RunConfig],
+    store,
+    address: str,
+    on_result: Callable[[Result], None] | None = None,
+    show_progress: bool | None = None,
+) -> list[Result]:
     cluster.connect(address)
     try:
         return _FarmSweep(cells, store, on_result, show_progress).run()
@@ -68,12 +73,16 @@ def check_devices(devices: set[str]) -> None:
     missing = sorted(devices - set(advertised))
     if missing:
         have = ", ".join(sorted(advertised)) or "none"
-        raise UsageError(f"no farm node advertises device {', '.join(missing)} (advertised: {have}); "
-                         f"start one with `bench farm join HEAD --device {missing[0]}`")
+        raise UsageError(
+            f"no farm node advertises device {', '.join(missing)} (advertised: {have}); "
+            f"start one with `bench farm join HEAD --device {missing[0]}`"
+        )
     doubled = sorted(d for d in devices if advertised[d] != 1)
     if doubled:
-        raise UsageError(f"device {doubled[0]} is advertised by {advertised[doubled[0]]:g} nodes: "
-                         "stop all but the one that owns it (`bench farm status` shows them)")
+        raise UsageError(
+            f"device {doubled[0]} is advertised by {advertised[doubled[0]]:g} nodes: "
+            "stop all but the one that owns it (`bench farm status` shows them)"
+        )
 
 
 def spool(record: dict[str, Any]) -> str:
@@ -94,8 +103,9 @@ def commit(store, result: Result) -> None:
     except Exception as e:
         orig = getattr(e, "orig", None) or e
         where = spool(result.to_dict())
-        error_line(f"could not store {result.model} on {result.device}: {str(orig).strip().splitlines()[0]}"
-                   f" (kept in {where})")
+        error_line(
+            f"could not store {result.model} on {result.device}: {str(orig).strip().splitlines()[0]} (kept in {where})"
+        )
 
 
 _NODE_IN_MESSAGE = re.compile(r"Node IP: ([0-9a-fA-F.:]+), node ID: ([0-9a-f]+)")
@@ -126,9 +136,11 @@ class _FarmSweep:
         check_devices(set(devices))
         counts = {d: sum(c.cfg.device == d for c in self.cells) for d in devices}
         self.lanes = Lanes(devices, counts, self.show_progress)
-        self.board = open_board(self.sweep_id, {"sweep_id": self.sweep_id, "cells": len(self.cells),
-                                                "submitted_unix": time.time()},
-                                {c.key: {"device": c.cfg.device, "label": c.cfg.label()} for c in self.cells})
+        self.board = open_board(
+            self.sweep_id,
+            {"sweep_id": self.sweep_id, "cells": len(self.cells), "submitted_unix": time.time()},
+            {c.key: {"device": c.cfg.device, "label": c.cfg.label()} for c in self.cells},
+        )
         task = ray.remote(max_retries=0, num_cpus=0)(measure_cell)
         shipper = Shipper()
         restore = self._catch_ctrl_c()
@@ -142,10 +154,15 @@ class _FarmSweep:
                     self._finish(cell, self._prepare_failure(cell.cfg, e))
                     continue
                 cell.submitted_unix = time.time()
-                cell.ref = task.options(resources={resource_name(cell.cfg.device): 1},
-                                        name=f"effbench {cell.cfg.device}: {cell.cfg.label()}"
-                                        ).remote(cell.cfg.to_dict() | {"db": None},  # nodes never see the store
-                                                 cell.shipped, self.board, cell.key)
+                cell.ref = task.options(
+                    resources={resource_name(cell.cfg.device): 1},
+                    name=f"effbench {cell.cfg.device}: {cell.cfg.label()}",
+                ).remote(
+                    cell.cfg.to_dict() | {"db": None},  # nodes never see the store
+                    cell.shipped,
+                    self.board,
+                    cell.key,
+                )
                 self.pending[cell.ref] = cell
                 self._tick(0)
             while self.pending and not self.interrupted:
@@ -231,16 +248,22 @@ class _FarmSweep:
         except rex.RayTaskError as e:  # the task's own Python failed on the node (say, no effbench there)
             cause = getattr(e, "cause", None) or e
             text = f"{type(cause).__name__}: {cause}".strip().splitlines()[0][:500]
-            result = failed_result(cell.cfg.to_dict(), "failed", f"on the farm node: {text}",
-                                   config_hash=cell.cfg.config_hash())
+            result = failed_result(
+                cell.cfg.to_dict(), "failed", f"on the farm node: {text}", config_hash=cell.cfg.config_hash()
+            )
         except rex.RayError as e:  # the node, its raylet or the worker died: the farm lost the cell
             result = self._lost(cell, self._lost_reason(cell, e))
         self._finish(cell, result)
 
     def _lost(self, cell: _Cell, reason: str, node: dict | None = None) -> Result:
         node = node or cell.node or {}
-        return failed_result(cell.cfg.to_dict(), "lost", f"lost: {reason}", config_hash=cell.cfg.config_hash(),
-                             extra={"farm": {**node, "reason": reason}})
+        return failed_result(
+            cell.cfg.to_dict(),
+            "lost",
+            f"lost: {reason}",
+            config_hash=cell.cfg.config_hash(),
+            extra={"farm": {**node, "reason": reason}},
+        )
 
     def _lost_reason(self, cell: _Cell, e: Exception) -> str:
         text = str(e).strip()
@@ -264,8 +287,10 @@ class _FarmSweep:
             self.pending.pop(ref)
             self._cancel(ref)
             if cell.node:
-                reason = (f"node {cell.node.get('node_ip')} ({cell.node.get('node_id', '')[:12]}) left the farm "
-                          f"while measuring it")
+                reason = (
+                    f"node {cell.node.get('node_ip')} ({cell.node.get('node_id', '')[:12]}) left the farm "
+                    f"while measuring it"
+                )
             else:
                 reason = f"queued for {cell.cfg.device}, whose node left the farm"
             self._finish(cell, self._lost(cell, reason))
@@ -293,8 +318,9 @@ class _FarmSweep:
                 cell.announced = True
                 self.lanes.started(cell.cfg.device, cell.cfg.label(), cell.node or {})
             if entry.get("phase"):
-                self.lanes.update(cell.cfg.device, entry.get("fraction", 0.0),
-                                  f"{entry['phase']} {entry.get('detail', '')}".strip())
+                self.lanes.update(
+                    cell.cfg.device, entry.get("fraction", 0.0), f"{entry['phase']} {entry.get('detail', '')}".strip()
+                )
 
     def _finish(self, cell: _Cell, result: Result) -> None:
         cell.done = True

@@ -99,7 +99,8 @@ def show_command(
 
 @one_line_errors
 def gate_command(
-    baseline: str = typer.Option(..., "--baseline", help="Baseline name or .json path, or 'db:tag=NAME,...' from the store."),
+    baseline: str = typer.Option(..., "--baseline",
+                                 help="Baseline name or .json path, or 'db:tag=NAME,...' from the store."),
     current: str = typer.Option(
         ..., "--current",
         help="Results JSON file, or 'db' / 'db:tag=NAME,model=...' for the newest record per cell in the store.",

@@ -13,8 +13,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterable
 
-from sqlalchemy import (Column, Float, Integer, MetaData, String, Table, Text, create_engine, event, insert,
-                        select, text)
+from sqlalchemy import Column, Float, Integer, MetaData, String, Table, Text, create_engine, event, insert, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
