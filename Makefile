@@ -9,12 +9,13 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[runtimes,coreml,dev]'
+	$(BIN)/python -m pip install -q -e '.[runtimes,coreml,farm,dev]'
 	touch $(STAMP)
 
 setup: $(STAMP)
 
-# Debian packages the tests use: chromium (report rendering), openssh (remote-device tests).
+# Debian packages the tests use: chromium (report rendering), openssh (remote-device tests),
+# postgresql, iproute2 and util-linux (farm tests: a team store and a loopback-only network namespace).
 system:
 	bash scripts/setup-system.sh
 

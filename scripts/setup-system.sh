@@ -5,6 +5,10 @@ need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v sshd >/dev/null 2>&1 || test -x /usr/sbin/sshd || need+=(openssh-server)
 command -v ssh >/dev/null 2>&1 || need+=(openssh-client)
+# farm tests: a PostgreSQL server (initdb, postgres), and a loopback-only network namespace (ip, ss, setpriv)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+command -v ip >/dev/null 2>&1 && command -v ss >/dev/null 2>&1 || need+=(iproute2)
+command -v setpriv >/dev/null 2>&1 && command -v unshare >/dev/null 2>&1 || need+=(util-linux)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi

@@ -392,12 +392,15 @@ def sweep(
     tag: Optional[str] = typer.Option(None, "--tag", help="Label stored with the results."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Also write the records to a JSON file."),
     isolate: bool = typer.Option(True, "--isolate/--in-process", help="Run each cell in its own worker process."),
+    farm: Optional[str] = typer.Option(None, "--farm", envvar="RAY_ADDRESS",
+                                       help="Run the cells on a device farm: HOST:PORT of its head, or ray://HOST:10001."),
 ):
     """Run a matrix of cells: all prepared first, then measured back to back; each finished cell is stored
     at once, failures are recorded and the sweep goes on."""
     from effbench.harness.scheduler import run_cells
     from effbench.harness.store import Store
     from effbench.harness.sweep import load_sweep
+    from effbench.harness.urls import redact
 
     cells = load_sweep(file, {"tag": tag} if tag else None)
     check_out_writable(out)
@@ -408,26 +411,46 @@ def sweep(
         before = len(cells)
         cells = [c for c in cells if (c.config_hash(), c.tag) not in done]
         skipped = before - len(cells)
-    console.print(f"sweep {file}: {len(cells)} cell(s) to run" + (f", {skipped} already stored" if skipped else ""))
+    console.print(f"sweep {file}: {len(cells)} cell(s) to run" + (f", {skipped} already stored" if skipped else "")
+                  + (f" on the farm at {farm}" if farm else ""), highlight=False)
     sink = ResultSink(out, store, f"sweep {file.name}")
-    launchers = _local_workers(isolate, [c.backend for c in cells])
+    resume_cmd = _resume_command(file, redact(db) if db else None, farm, tag)
+    launchers = {} if farm else _local_workers(isolate, [c.backend for c in cells])
     try:
-        run_cells(cells, None, isolate=isolate, on_result=sink, launchers=launchers)
-    except KeyboardInterrupt:
-        from effbench.harness.urls import redact
+        if farm:
+            from effbench.farm.submit import FarmInterrupted, run_on_farm
 
+            try:
+                run_on_farm(cells, farm, on_result=sink)
+            except FarmInterrupted:
+                raise KeyboardInterrupt from None
+        else:
+            run_cells(cells, None, isolate=isolate, on_result=sink, launchers=launchers)
+    except KeyboardInterrupt:
         sink.summary()
-        again = f"bench sweep {file} --resume" + (f" --db {redact(db)}" if db else "") + (f" --tag {tag}" if tag else "")
-        console.print(f"\n[yellow]interrupted:[/] {len(sink.records)} cell(s) finished and stored; resume with: {again}")
+        console.print(f"\n[yellow]interrupted:[/] {len(sink.records)} cell(s) finished and stored; resume with: "
+                      f"{resume_cmd}", highlight=False, soft_wrap=True)
         raise typer.Exit(130) from None
     finally:
         for launcher in launchers.values():
             launcher.close()
     console.print(result_table(sink.records, title=f"sweep {file.name}"))
-    failed = sum(r["status"] != "ok" for r in sink.records)
-    console.print(f"{len(sink.records) - failed} ok, {failed} failed/crashed/skipped, {skipped} resumed from the store")
+    failed = sum(r["status"] not in ("ok", "lost") for r in sink.records)
+    lost = sum(r["status"] == "lost" for r in sink.records)
+    summary = f"{len(sink.records) - failed - lost} ok, {failed} failed/crashed/skipped, {skipped} resumed from the store"
+    console.print(summary + (f", {lost} lost by the farm: run them again with: {resume_cmd}" if lost else ""),
+                  highlight=False, soft_wrap=True)
     if sink.summary():
         raise typer.Exit(1)
+
+
+def _resume_command(file: Path, db: str | None, farm: str | None, tag: str | None) -> str:
+    """The command that picks the sweep up again (the database URL with its password hidden)."""
+    import shlex
+
+    args = ["bench", "sweep", str(file), "--resume", *(["--db", db] if db else []), *(["--farm", farm] if farm else []),
+            *(["--tag", tag] if tag else [])]
+    return shlex.join(args)
 
 
 @app.command()

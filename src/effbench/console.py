@@ -80,7 +80,8 @@ def result_table(records: list[dict], title: str = "results") -> Table:
         lat = r.get("latency_ms") or {}
         par = r.get("parity")
         status = r.get("status", "?")
-        style = {"ok": "green", "failed": "red", "crashed": "red", "timeout": "red", "skipped": "yellow"}.get(status, "")
+        style = {"ok": "green", "failed": "red", "crashed": "red", "timeout": "red", "skipped": "yellow",
+                 "lost": "magenta"}.get(status, "red")
         notes = [r["error"]] if r.get("error") else []
         if r.get("artifact_cached"):
             notes.append("artifact from cache")

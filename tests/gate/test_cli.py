@@ -90,7 +90,8 @@ def test_current_from_store_takes_newest_per_cell(base, tmp_path, monkeypatch):
                     record(samples(1.0, seed=6), model="a", created_at="2024-01-01T00:00:00+00:00"),
                     record(samples(2.0, seed=7), model="b", created_at="2024-02-01T00:00:00+00:00")]
 
-    monkeypatch.setitem(sys.modules, "effbench.harness.store", types.SimpleNamespace(Store=FakeStore))
+    monkeypatch.setitem(sys.modules, "effbench.harness.store",
+                        types.SimpleNamespace(Store=FakeStore, display_url=lambda url: url))
     r = bench("gate", "--baseline", base, "--current", "db:tag=pr,model=a", "--db", "sqlite:///pr.db")
     assert seen == {"url": "sqlite:///pr.db", "filters": {"tag": "pr", "model": "a"}}
     assert r.exit_code == 1  # the newest "a" is 30% slower

@@ -111,7 +111,8 @@ def show_command(
 
 @one_line_errors
 def gate_command(
-    baseline: str = typer.Option(..., "--baseline", help="Baseline name or .json path."),
+    baseline: str = typer.Option(..., "--baseline",
+                                 help="Baseline name or .json path, or 'db:tag=NAME,...' from the store."),
     current: str = typer.Option(
         ..., "--current",
         help="Results JSON file, or 'db' / 'db:tag=NAME,model=...' for the newest record per cell in the store.",
@@ -127,25 +128,29 @@ def gate_command(
     fail_on: str = typer.Option("regression", "--fail-on", help="regression, or inconclusive to fail on those too."),
     markdown: Optional[Path] = typer.Option(None, "--markdown", help="Write the Markdown report here (- for stdout)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the machine-readable report here."),
-    db: Optional[str] = typer.Option(None, "--db", help="Store URL for --current db:..."),
+    db: Optional[str] = typer.Option(None, "--db", help="Store URL for db:... selections."),
     directory: Path = typer.Option(Path(baselines.DEFAULT_DIR), "--dir", help=DIR_HELP),
 ) -> int:
     """Compare a run against a baseline; exit 1 on a regression, 2 on bad input."""
     from effbench.gate.render import print_report, to_json, to_markdown
-    from effbench.gate.sources import load_cells
+    from effbench.gate.sources import load_cells, parse_db_spec
     from effbench.gate.verdict import compare, match
 
     if fail_on not in FAIL_ON:
         raise UsageError(f"--fail-on {fail_on!r}: choose one of {', '.join(FAIL_ON)}")
     limit = parse_threshold(threshold)
     points = parse_points(max_accuracy_drop)
-    base = baselines.load(baseline, directory)
+    if parse_db_spec(baseline) is not None:  # the team store's newest record per cell
+        base_cells, base_source = load_cells(baseline, db)
+    else:
+        base = baselines.load(baseline, directory)
+        base_cells, base_source = base.cells, str(base.path)
     cells, source = load_cells(current, db)
-    if not any(b is not None and c is not None for b, c, _ in match(base.cells, cells)):
-        raise UsageError(f"nothing compared: baseline {base.path} ({len(base.cells)} cell(s)) and {source} "
+    if not any(b is not None and c is not None for b, c, _ in match(base_cells, cells)):
+        raise UsageError(f"nothing compared: baseline {base_source} ({len(base_cells)} cell(s)) and {source} "
                          f"({len(cells)} cell(s)) share no cell; check --current, its filters and the baseline")
-    report = compare(base.cells, cells, metric=metric, threshold=limit, alpha=alpha,
-                     baseline=str(base.path), current=source, max_accuracy_drop=points)
+    report = compare(base_cells, cells, metric=metric, threshold=limit, alpha=alpha,
+                     baseline=base_source, current=source, max_accuracy_drop=points)
 
     text = to_markdown(report, fail_on)
     if markdown is None or str(markdown) == "-":

@@ -52,7 +52,9 @@ def parse_db_spec(spec: str) -> dict[str, str] | None:
 
 def describe(filters: dict[str, str], db: str | None) -> str:
     where = ",".join(f"{k}={v}" for k, v in filters.items())
-    return f"store {db or '(default)'}" + (f" [{where}]" if where else "")
+    from effbench.harness.urls import redact
+
+    return f"store {redact(db) if db else '(default)'}" + (f" [{where}]" if where else "")
 
 
 def load_cells(spec: str, db: str | None = None) -> tuple[list[Cell], str]:

@@ -17,7 +17,7 @@ from typing import Any, Mapping
 from effbench.core.stats import Summary
 
 RECORD_SCHEMA = 2
-STATUSES = ("ok", "failed", "crashed", "timeout", "skipped", "lost")
+STATUSES = ("ok", "failed", "crashed", "timeout", "skipped", "lost")  # lost: a farm node died with the cell
 
 
 def _known(cls, data: Mapping[str, Any]) -> dict[str, Any]:

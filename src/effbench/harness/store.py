@@ -40,6 +40,7 @@ from effbench.harness.urls import redact
 DEFAULT_DB = ".effbench/results.db"
 SCHEMA_VERSION = 2
 SQLITE_HEADER = b"SQLite format 3\x00"
+SCHEMA_LOCK = 0x6566_6662  # PostgreSQL advisory lock key held while the schema is created ("effb")
 
 metadata = MetaData()
 results_table = Table(
@@ -78,6 +79,9 @@ class StoreWriteError(EffbenchError):
 
 def resolve_url(db: str | None, must_exist: bool = False) -> str:
     db = db or os.environ.get("EFFBENCH_DB") or DEFAULT_DB
+    for plain in ("postgresql://", "postgres://"):  # SQLAlchemy would pick psycopg2; effbench uses psycopg 3
+        if db.startswith(plain):
+            return "postgresql+psycopg://" + db[len(plain):]
     if "://" in db:
         return db
     path = Path(db).expanduser()
@@ -118,7 +122,7 @@ class Store:
         if sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         try:
-            self._retry(self._ensure_schema)
+            self._retry(self._ensure_schema_locked)
         except EffbenchError:
             raise
         except (SQLAlchemyError, OSError) as e:
@@ -128,6 +132,19 @@ class Store:
                              ) from None
 
     # --- schema ---------------------------------------------------------------------------------
+
+    def _ensure_schema_locked(self) -> None:
+        """Writers starting together on a fresh PostgreSQL database would race to CREATE TABLE
+        (duplicate pg_type rows): one advisory lock around checking and creating the schema."""
+        if self.engine.dialect.name != "postgresql":
+            self._ensure_schema()
+            return
+        with self.engine.connect() as lock:
+            lock.execute(text("SELECT pg_advisory_lock(:key)"), {"key": SCHEMA_LOCK})
+            try:
+                self._ensure_schema()
+            finally:
+                lock.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": SCHEMA_LOCK})
 
     def _ensure_schema(self) -> None:
         names = set(inspect(self.engine).get_table_names())
@@ -252,17 +269,22 @@ class Store:
             raise UsageError(f"cannot read {self.display_url}: {redact(_reason(e))}") from None
 
     def done_cells(self, retry_failed: bool = False) -> set[tuple[str, str | None]]:
-        """(config hash, tag) of the stored cells a resumed sweep skips (ok ones only with retry_failed)."""
-        q = select(results_table.c.config_hash, results_table.c.tag).distinct()
+        """(config hash, tag) of the stored cells a resumed sweep skips (ok ones only with retry_failed;
+        never a cell the farm lost: it was never measured)."""
+        q = select(results_table.c.config_hash, results_table.c.tag).distinct().where(results_table.c.status != "lost")
         if retry_failed:
             q = q.where(results_table.c.status == "ok")
         with self.engine.connect() as conn:
             return {(r[0], r[1]) for r in conn.execute(q) if r[0]}
 
-    def config_hashes(self, status: str | None = "ok") -> set[str]:
+    def config_hashes(self, status: str | None = "ok", exclude: tuple[str, ...] = ("lost",)) -> set[str]:
+        """Hashes stored with `status` (any when None), never counting a status in `exclude`: a
+        cell the farm lost was never measured."""
         q = select(results_table.c.config_hash).distinct()
         if status:
             q = q.where(results_table.c.status == status)
+        if exclude:
+            q = q.where(results_table.c.status.not_in(exclude))
         with self.engine.connect() as conn:
             return {r[0] for r in conn.execute(q) if r[0]}
 

@@ -146,10 +146,13 @@ def _kill_group(pid: int) -> None:
 
 
 def fork_is_safe(cell: PreparedCell) -> bool:
+    return fork_ok(cell.settings.device)
+
+
+def fork_ok(device: str) -> bool:
     """CPU cells on Linux: CUDA must never be initialised in a process that forks, and macOS
     frameworks are not fork-safe."""
-    return sys.platform.startswith("linux") and not cell.settings.device.startswith("cuda") \
-        and os.environ.get("EFFBENCH_NO_FORK") != "1"
+    return sys.platform.startswith("linux") and not device.startswith("cuda") and os.environ.get("EFFBENCH_NO_FORK") != "1"
 
 
 class Workers:
@@ -176,18 +179,24 @@ class Workers:
         return self.server
 
     def run(self, cell: PreparedCell, on_event: Event) -> Result:
-        timeout = cell.cfg.timeout_s
+        answer, outcome, wall = self.measure(cell.payload(), cell.cfg.timeout_s, fork_is_safe(cell), on_event)
+        return outcome_to_result(cell, answer, outcome, wall)
+
+    def measure(self, payload: dict[str, Any], timeout: float, fork_ok: bool,
+                on_event: Event) -> tuple[dict[str, Any] | None, dict[str, Any] | None, float]:
+        """Measure a PreparedCell payload in a fresh worker: (its answer, or the outcome of a worker
+        that gave none, and the wall time). A farm node calls this with the payload it was sent."""
         read_fd, write_fd = os.pipe()
         errfile = tempfile.TemporaryFile()
         reader = _Reader(read_fd, on_event)
         reader.start()
         t0 = time.perf_counter()
-        server = self._server() if fork_is_safe(cell) else None
+        server = self._server() if fork_ok else None
         try:
             if server is not None:
-                code = self._run_forked(server, cell, write_fd, errfile, timeout)
+                code = self._run_forked(server, payload, write_fd, errfile, timeout)
             else:
-                code = self._run_spawned(cell, write_fd, errfile, timeout)
+                code = self._run_spawned(payload, write_fd, errfile, timeout)
         finally:
             os.close(write_fd)  # the reader sees the end of the answers once the worker's copy is gone too
         reader.join(timeout=10)
@@ -196,12 +205,11 @@ class Workers:
         tail = errfile.read()[-STDERR_TAIL:].decode(errors="replace").strip()
         errfile.close()
         if reader.answer is not None:
-            return outcome_to_result(cell, reader.answer, None, wall)
-        outcome = failures.timed_out(timeout, tail) if code is None else failures.crashed(code, tail)
-        return outcome_to_result(cell, None, outcome, wall)
+            return reader.answer, None, wall
+        return None, failures.timed_out(timeout, tail) if code is None else failures.crashed(code, tail), wall
 
-    def _run_forked(self, server: ForkServer, cell: PreparedCell, write_fd: int, errfile, timeout: float) -> int | None:
-        pid = server.start(cell.payload(), write_fd, errfile.fileno())
+    def _run_forked(self, server: ForkServer, payload: dict, write_fd: int, errfile, timeout: float) -> int | None:
+        pid = server.start(payload, write_fd, errfile.fileno())
         try:
             code = server.wait_exit(timeout)
         except BaseException:  # Ctrl-C: take the worker down with us
@@ -213,13 +221,13 @@ class Workers:
             server.wait_exit(10)
         return code
 
-    def _run_spawned(self, cell: PreparedCell, write_fd: int, errfile, timeout: float) -> int | None:
+    def _run_spawned(self, payload: dict, write_fd: int, errfile, timeout: float) -> int | None:
         proc = subprocess.Popen([sys.executable, "-m", "effbench.harness.worker", str(write_fd)],
                                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errfile,
                                 pass_fds=(write_fd,), env=dict(os.environ, PYTHONUNBUFFERED="1"),
                                 start_new_session=True)
         assert proc.stdin is not None
-        proc.stdin.write(json.dumps(cell.payload()).encode())
+        proc.stdin.write(json.dumps(payload).encode())
         proc.stdin.close()
         try:
             return proc.wait(timeout=timeout)
