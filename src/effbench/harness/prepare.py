@@ -99,7 +99,7 @@ def check_cell(cfg: RunConfig) -> Checked:
     if cfg.pretrained and spec.kind != "timm":
         raise UsageError("--pretrained applies to timm models; a factory or an ONNX file brings its own weights "
                          "(or pass --weights)")
-    if spec.static_batch and spec.static_batch != cfg.batch_size:
+    if spec.static_batch and spec.static_batch != cfg.batch_size and backend.artifact_format != "none":
         raise UsageError(f"ONNX file {spec.target} has a fixed batch of {spec.static_batch}: --batch "
                          f"{cfg.batch_size} needs a file exported with a dynamic batch dimension (or use --batch "
                          f"{spec.static_batch})")
