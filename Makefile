@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[runtimes,coreml,farm,dev]'
+	$(BIN)/python -m pip install -q -e '.[runtimes,coreml,farm,predict,dev]'
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -22,8 +22,12 @@ system:
 bench: setup
 	$(BIN)/bench run --model efficientvit_m5 --backend openvino
 
+# Two processes for the tests that can share the two cores, then the timing-sensitive ones alone.
 test: setup system
-	$(BIN)/python -m pytest -q -ra
+	status=0; \
+	$(BIN)/python -m pytest -q -ra -n 2 -m "not serial" || status=$$?; \
+	$(BIN)/python -m pytest -q -ra -m serial || status=$$?; \
+	exit $$status
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -ra -m "not slow"

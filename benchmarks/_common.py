@@ -17,8 +17,9 @@ def bench_run(*args: str) -> dict:
     """Run `bench run ... --out` and return its single record."""
     with tempfile.TemporaryDirectory() as d:
         out = Path(d) / "r.json"
-        proc = subprocess.run([str(BIN / "bench"), "run", *args, "--out", str(out), "--no-store"],
-                              capture_output=True, text=True)
+        proc = subprocess.run(
+            [str(BIN / "bench"), "run", *args, "--out", str(out), "--no-store"], capture_output=True, text=True
+        )
         if proc.returncode != 0 or not out.exists():
             raise SystemExit(f"bench run failed:\n{proc.stdout}\n{proc.stderr}")
         return json.loads(out.read_text())[0]

@@ -58,7 +58,9 @@ class Tree:
         proc = subprocess.run([str(BIN / "bench"), *args], capture_output=True, text=True, env=self.env, cwd=self.work)
         wall = time.perf_counter() - t0
         if proc.returncode != 0:
-            raise SystemExit(f"[{self.label}] bench {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+            raise SystemExit(
+                f"[{self.label}] bench {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+            )
         return wall, proc
 
     def cell(self) -> tuple[float, float]:
@@ -98,17 +100,23 @@ def main() -> None:
             sweeps[t.label].append(t.sweep())
         print(f"round {r + 1}/{args.rounds} done", flush=True)
 
-    print(f"\n{'tree':<10} {'cached cell wall s':>18} {'windows s':>10} {'overhead s':>11} {'ratio':>6}   "
-          f"{'12-cell sweep wall s':>20} {'windows s':>10} {'ratio':>6}")
+    print(
+        f"\n{'tree':<10} {'cached cell wall s':>18} {'windows s':>10} {'overhead s':>11} {'ratio':>6}   "
+        f"{'12-cell sweep wall s':>20} {'windows s':>10} {'ratio':>6}"
+    )
     for t in trees:
         cw = statistics.median(w for w, _ in cells[t.label])
         cwin = statistics.median(x for _, x in cells[t.label])
         sw = statistics.median(w for w, _ in sweeps[t.label])
         swin = statistics.median(x for _, x in sweeps[t.label])
-        print(f"{t.label:<10} {cw:>18.2f} {cwin:>10.2f} {cw - cwin:>11.2f} {cw / cwin:>6.2f}   "
-              f"{sw:>20.1f} {swin:>10.1f} {sw / swin:>6.2f}")
-    print("\ntargets: cached-cell overhead <= 1.5 s; sweep <= 1.3x its windows "
-          f"(median of {args.rounds} interleaved rounds; load average now {os.getloadavg()[0]:.1f})")
+        print(
+            f"{t.label:<10} {cw:>18.2f} {cwin:>10.2f} {cw - cwin:>11.2f} {cw / cwin:>6.2f}   "
+            f"{sw:>20.1f} {swin:>10.1f} {sw / swin:>6.2f}"
+        )
+    print(
+        "\ntargets: cached-cell overhead <= 1.5 s; sweep <= 1.3x its windows "
+        f"(median of {args.rounds} interleaved rounds; load average now {os.getloadavg()[0]:.1f})"
+    )
 
     t0 = time.perf_counter()
     subprocess.run([str(BIN / "bench"), "--help"], capture_output=True, check=True)

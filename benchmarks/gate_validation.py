@@ -36,9 +36,25 @@ def bench_executable() -> str:
 
 
 def measure(bench: str, busy_us: int, duration: float, out: Path) -> list[dict]:
-    cmd = [bench, "run", "--model", "timm:resnet18", "--backend", "null", "--opt", f"busy_us={busy_us}",
-           "--duration", str(duration), "--warmup", "0.2", "--no-parity", "--no-store", "--in-process",
-           "--out", str(out)]
+    cmd = [
+        bench,
+        "run",
+        "--model",
+        "timm:resnet18",
+        "--backend",
+        "null",
+        "--opt",
+        f"busy_us={busy_us}",
+        "--duration",
+        str(duration),
+        "--warmup",
+        "0.2",
+        "--no-parity",
+        "--no-store",
+        "--in-process",
+        "--out",
+        str(out),
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0 or not out.exists():
         sys.exit(f"`{' '.join(cmd)}` failed ({done.returncode}): {done.stderr.strip()[-500:]}")
@@ -71,22 +87,26 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="gate-validation-") as tmp:
         for i in range(args.rounds):
             runs = [("A1", args.busy_us), ("A2", args.busy_us), ("B", args.slow_us)]
-            order = runs[i % 3:] + runs[: i % 3]
+            order = runs[i % 3 :] + runs[: i % 3]
             rec = {name: measure(bench, us, args.duration, Path(tmp) / f"{i}-{name}.json") for name, us in order}
             same = judge(rec["A1"], rec["A2"], args.threshold, args.alpha)
             slow = judge(rec["A1"], rec["B"], args.threshold, args.alpha)
             same_flagged += same.verdict in FAILING
             slow_flagged += slow.verdict == REGRESSION
-            print(f"round {i + 1:2d} (order {' '.join(n for n, _ in order)}, "
-                  f"{same.n_baseline} / {same.n_current} / {slow.n_current} samples)")
+            print(
+                f"round {i + 1:2d} (order {' '.join(n for n, _ in order)}, "
+                f"{same.n_baseline} / {same.n_current} / {slow.n_current} samples)"
+            )
             print(line(f"(a) {args.busy_us} vs {args.busy_us} us", same))
             print(line(f"(b) {args.busy_us} vs {args.slow_us} us", slow), flush=True)
 
     n = args.rounds
     print()
     print(f"(a) same configuration: {same_flagged} of {n} comparisons flagged a regression (want 0)")
-    print(f"(b) +{args.slow_us / args.busy_us - 1:.0%} busy-wait: {slow_flagged} of {n} comparisons "
-          f"flagged a regression (want >= {n - n // 20})")
+    print(
+        f"(b) +{args.slow_us / args.busy_us - 1:.0%} busy-wait: {slow_flagged} of {n} comparisons "
+        f"flagged a regression (want >= {n - n // 20})"
+    )
     return 0 if same_flagged == 0 and slow_flagged >= n - n // 20 else 1
 
 

@@ -50,18 +50,24 @@ def cpu_features() -> dict:
 def explain(features: dict) -> str:
     f = features["flags"]
     if f["amx_int8"]:
-        return ("AMX-INT8 (and AVX-512 VNNI) present: oneDNN (OpenVINO) runs int8 convolutions and matrix "
-                "products on the AMX tiles (TDPBUSD: 1024 int8 MACs per instruction against 16 fp32 FMAs of an "
-                "AVX-512 FMA), and ONNX Runtime's MLAS uses VNNI/AMX kernels; large compute-bound layers gain "
-                "most, depthwise and memory-bound layers (and Q/DQ reorders between fp32 islands) gain little.")
+        return (
+            "AMX-INT8 (and AVX-512 VNNI) present: oneDNN (OpenVINO) runs int8 convolutions and matrix "
+            "products on the AMX tiles (TDPBUSD: 1024 int8 MACs per instruction against 16 fp32 FMAs of an "
+            "AVX-512 FMA), and ONNX Runtime's MLAS uses VNNI/AMX kernels; large compute-bound layers gain "
+            "most, depthwise and memory-bound layers (and Q/DQ reorders between fp32 islands) gain little."
+        )
     if f["avx512_vnni"] or f["avx_vnni"]:
-        return ("VNNI present (no AMX): VPDPBUSD does 4 int8 multiply-adds per 32-bit lane in one instruction, "
-                "about 4x the fp32 FMA rate per vector; compute-bound layers approach 2-3x, memory-bound ones "
-                "gain from the 4x smaller weights and activations.")
+        return (
+            "VNNI present (no AMX): VPDPBUSD does 4 int8 multiply-adds per 32-bit lane in one instruction, "
+            "about 4x the fp32 FMA rate per vector; compute-bound layers approach 2-3x, memory-bound ones "
+            "gain from the 4x smaller weights and activations."
+        )
     if f["avx2"]:
-        return ("AVX2 without VNNI: int8 dot products take VPMADDUBSW + VPMADDWD + VPADDD (three instructions, "
-                "and u8*s8 pairs saturate at 16 bits), so int8 compute is at best ~1.3-2x fp32 FMA; most of the "
-                "gain comes from 4x smaller tensors, and small or depthwise-heavy models may not gain at all.")
+        return (
+            "AVX2 without VNNI: int8 dot products take VPMADDUBSW + VPMADDWD + VPADDD (three instructions, "
+            "and u8*s8 pairs saturate at 16 bits), so int8 compute is at best ~1.3-2x fp32 FMA; most of the "
+            "gain comes from 4x smaller tensors, and small or depthwise-heavy models may not gain at all."
+        )
     return "no AVX2: int8 runs on generic kernels; expect little or no gain."
 
 
@@ -76,16 +82,35 @@ def build(name: str, calib_size: int):
     ov_opts = get_backend("openvino").parse_options({})
     ort_opts = get_backend("onnxruntime").parse_options({})
     t0 = time.perf_counter()
-    ov_int8 = get_or_build("openvino", q.quantization_parts("nncf", calib, ov_opts, ir_art.key), "model.xml",
-                           lambda t: q.quantize_openvino(ir_art.path, t, calib, 1, ov_opts))
+    ov_int8 = get_or_build(
+        "openvino",
+        q.quantization_parts("nncf", calib, ov_opts, ir_art.key),
+        "model.xml",
+        lambda t: q.quantize_openvino(ir_art.path, t, calib, 1, ov_opts),
+    )
     t1 = time.perf_counter()
-    ort_int8 = get_or_build("onnx", q.quantization_parts("onnxruntime", calib, ort_opts, onnx_art.key), "model.onnx",
-                            lambda t: q.quantize_onnxruntime(onnx_art.path, t, calib, 1, ort_opts))
+    ort_int8 = get_or_build(
+        "onnx",
+        q.quantization_parts("onnxruntime", calib, ort_opts, onnx_art.key),
+        "model.onnx",
+        lambda t: q.quantize_onnxruntime(onnx_art.path, t, calib, 1, ort_opts),
+    )
     t2 = time.perf_counter()
-    return spec, pre, {("openvino", "fp32"): ir_art.path, ("openvino", "int8"): ov_int8.path,
-                       ("onnxruntime", "fp32"): onnx_art.path, ("onnxruntime", "int8"): ort_int8.path}, \
-        {"onnx": onnx_art.path, "nncf_s": t1 - t0 if not ov_int8.cached else 0.0,
-         "ort_s": t2 - t1 if not ort_int8.cached else 0.0}
+    return (
+        spec,
+        pre,
+        {
+            ("openvino", "fp32"): ir_art.path,
+            ("openvino", "int8"): ov_int8.path,
+            ("onnxruntime", "fp32"): onnx_art.path,
+            ("onnxruntime", "int8"): ort_int8.path,
+        },
+        {
+            "onnx": onnx_art.path,
+            "nncf_s": t1 - t0 if not ov_int8.cached else 0.0,
+            "ort_s": t2 - t1 if not ort_int8.cached else 0.0,
+        },
+    )
 
 
 def main() -> None:
@@ -106,8 +131,16 @@ def main() -> None:
         shape = [1, *spec.input_shape]
         sessions = {}
         for (runtime, precision), path in paths.items():
-            settings = MeasureSettings(runtime=runtime, input_shape=shape, precision=precision, threads=a.threads,
-                                       warmup_s=0.5, warmup_iters=5, duration_s=a.seconds, min_iters=50)
+            settings = MeasureSettings(
+                runtime=runtime,
+                input_shape=shape,
+                precision=precision,
+                threads=a.threads,
+                warmup_s=0.5,
+                warmup_iters=5,
+                duration_s=a.seconds,
+                min_iters=50,
+            )
             sessions[(runtime, precision)] = (open_session(runtime, str(path), settings), settings)
         agree_imgs = generated_images(a.agreement_images, pre, seed=1)
         preds, graphs = {}, {}
@@ -121,10 +154,14 @@ def main() -> None:
                 session.bind({"input": x})
                 m = run_scenario(session, settings)
                 samples[key].extend((m.samples_ns / 1e6).tolist())
-        print(f"\n{name} ({'x'.join(map(str, shape))}; quantised in NNCF {built['nncf_s']:.0f} s, "
-              f"ORT {built['ort_s']:.0f} s; 0 s = cached)")
-        print(f"  {'runtime':<12} {'fp32 ms':>9} {'int8 ms':>9} {'int8/fp32 [95% CI]':>24} {'ran':>5} "
-              f"{'int8 MACs':>10} {'top-1 agree':>12}")
+        print(
+            f"\n{name} ({'x'.join(map(str, shape))}; quantised in NNCF {built['nncf_s']:.0f} s, "
+            f"ORT {built['ort_s']:.0f} s; 0 s = cached)"
+        )
+        print(
+            f"  {'runtime':<12} {'fp32 ms':>9} {'int8 ms':>9} {'int8/fp32 [95% CI]':>24} {'ran':>5} "
+            f"{'int8 MACs':>10} {'top-1 agree':>12}"
+        )
         for runtime in ("openvino", "onnxruntime"):
             fp, i8 = samples[(runtime, "fp32")], samples[(runtime, "int8")]
             s = compare_samples(fp, i8)
@@ -136,9 +173,11 @@ def main() -> None:
                 share = cov.int8_macs_share(int8_path, cov.int8_nodes_onnxruntime(int8_path))
             agree = float(np.mean(preds[(runtime, "fp32")].top1 == preds[(runtime, "int8")].top1))
             ran = sessions[(runtime, "int8")][0].precision_ran
-            print(f"  {runtime:<12} {s.median_baseline:>9.3f} {s.median_current:>9.3f} "
-                  f"{s.ratio:>8.3f} [{s.ci_low:.3f}, {s.ci_high:.3f}] {ran:>5} "
-                  f"{100 * share['int8_macs_share']:>9.1f}% {100 * agree:>11.1f}%")
+            print(
+                f"  {runtime:<12} {s.median_baseline:>9.3f} {s.median_current:>9.3f} "
+                f"{s.ratio:>8.3f} [{s.ci_low:.3f}, {s.ci_high:.3f}] {ran:>5} "
+                f"{100 * share['int8_macs_share']:>9.1f}% {100 * agree:>11.1f}%"
+            )
         for session, _ in sessions.values():
             session.close()
     print()
@@ -147,8 +186,10 @@ def main() -> None:
             gm = statistics.geometric_mean(rs)
             print(f"geometric mean int8/fp32 on {runtime}: {gm:.3f} (int8 {1 / gm:.2f}x faster)")
     print("\nWhy, on this CPU: " + explain(feats))
-    print("Top-1 agreement is on generated images with random weights: near-tied logits flip easily, so it is a "
-          "lower bound on what a trained model keeps; measure accuracy with `bench run --eval DIR`.")
+    print(
+        "Top-1 agreement is on generated images with random weights: near-tied logits flip easily, so it is a "
+        "lower bound on what a trained model keeps; measure accuracy with `bench run --eval DIR`."
+    )
 
 
 if __name__ == "__main__":

@@ -28,8 +28,15 @@ def naive_loop_median_ms(ir: str, precision: str, threads: int, seconds: float) 
     import openvino as ov
 
     core = ov.Core()
-    compiled = core.compile_model(ir, "CPU", {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads,
-                                              "INFERENCE_PRECISION_HINT": OV_PRECISION[precision]})
+    compiled = core.compile_model(
+        ir,
+        "CPU",
+        {
+            "PERFORMANCE_HINT": "LATENCY",
+            "INFERENCE_NUM_THREADS": threads,
+            "INFERENCE_PRECISION_HINT": OV_PRECISION[precision],
+        },
+    )
     request = compiled.create_infer_request()
     x = np.random.default_rng(0).standard_normal(tuple(compiled.inputs[0].shape), dtype=np.float32)
     for _ in range(20):
@@ -57,32 +64,62 @@ def main() -> None:
     for model in a.models.split(","):
         for precision in a.precisions.split(","):
             for scenario in a.scenarios.split(","):
-                first = bench_run("--model", model, "--backend", "openvino", "--precision", precision,
-                                  "--scenario", scenario, *common)
+                first = bench_run(
+                    "--model", model, "--backend", "openvino", "--precision", precision, "--scenario", scenario, *common
+                )
                 ir = first["extra"]["artifact_path"]
                 hint = "latency" if scenario == "latency" else "throughput"
-                ba_args = ["-m", ir, "-d", "CPU", "-hint", hint, "-infer_precision", OV_PRECISION[precision],
-                           "-t", str(int(a.seconds))]
+                ba_args = [
+                    "-m",
+                    ir,
+                    "-d",
+                    "CPU",
+                    "-hint",
+                    hint,
+                    "-infer_precision",
+                    OV_PRECISION[precision],
+                    "-t",
+                    str(int(a.seconds)),
+                ]
                 ratios = []
                 for r in range(a.rounds):
-                    ours = bench_run("--model", model, "--backend", "openvino", "--precision", precision,
-                                     "--scenario", scenario, *common)
+                    ours = bench_run(
+                        "--model",
+                        model,
+                        "--backend",
+                        "openvino",
+                        "--precision",
+                        precision,
+                        "--scenario",
+                        scenario,
+                        *common,
+                    )
                     theirs = benchmark_app(*ba_args)
                     if scenario == "latency":
                         ratio = ours["latency_ms"]["median"] / theirs["median_ms"]
                         naive = naive_loop_median_ms(ir, precision, a.threads, a.seconds)
-                        detail = (f"effbench {ours['latency_ms']['median']:.3f} ms  benchmark_app {theirs['median_ms']:.3f} ms"
-                                  f"  naive infer(inputs) loop {naive:.3f} ms (x{naive / theirs['median_ms']:.3f})")
+                        detail = (
+                            f"effbench {ours['latency_ms']['median']:.3f} ms  "
+                            f"benchmark_app {theirs['median_ms']:.3f} ms"
+                            f"  naive infer(inputs) loop {naive:.3f} ms (x{naive / theirs['median_ms']:.3f})"
+                        )
                     else:
                         ratio = ours["throughput_per_s"] / theirs["fps"]
                         detail = f"effbench {ours['throughput_per_s']:.1f} img/s  benchmark_app {theirs['fps']:.1f} FPS"
                     ratios.append(ratio)
-                    print(f"{model} {precision} {scenario} round {r + 1}: {detail}  ratio {ratio:.4f}"
-                          f"  (ran {ours['precision_ran']})")
-                what = "median latency effbench/benchmark_app (target <= 1.02)" if scenario == "latency" else \
-                    "throughput effbench/benchmark_app (target >= 0.98)"
-                print(f"==> {model} {precision} {scenario}: {what}: median {statistics.median(ratios):.4f}"
-                      f"  geomean {geomean(ratios):.4f}  min {min(ratios):.4f}  max {max(ratios):.4f}\n")
+                    print(
+                        f"{model} {precision} {scenario} round {r + 1}: {detail}  ratio {ratio:.4f}"
+                        f"  (ran {ours['precision_ran']})"
+                    )
+                what = (
+                    "median latency effbench/benchmark_app (target <= 1.02)"
+                    if scenario == "latency"
+                    else "throughput effbench/benchmark_app (target >= 0.98)"
+                )
+                print(
+                    f"==> {model} {precision} {scenario}: {what}: median {statistics.median(ratios):.4f}"
+                    f"  geomean {geomean(ratios):.4f}  min {min(ratios):.4f}  max {max(ratios):.4f}\n"
+                )
 
 
 if __name__ == "__main__":

@@ -28,8 +28,11 @@ def main() -> None:
             rec = json.loads(out.read_text())[0]
             lat = rec["latency_ms"]
             half = (lat["ci95_high"] - lat["ci95_low"]) / 2 / lat["median"]
-            print(f"round {r + 1}: {wall:.1f} s to a stored result; median {lat['median']:.3f} ms, "
-                  f"95% CI half-width ±{half:.2%}, {rec['iterations']} iterations, artifact cached: {rec['artifact_cached']}")
+            print(
+                f"round {r + 1}: {wall:.1f} s to a stored result; median {lat['median']:.3f} ms, "
+                f"95% CI half-width ±{half:.2%}, {rec['iterations']} iterations, "
+                f"artifact cached: {rec['artifact_cached']}"
+            )
 
 
 if __name__ == "__main__":

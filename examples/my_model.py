@@ -19,9 +19,12 @@ class _Block(nn.Module):
 def tiny_lowformer() -> nn.Module:
     """Randomly initialised; a factory takes no arguments and returns an nn.Module."""
     return nn.Sequential(
-        nn.Conv2d(3, 32, 3, stride=2, padding=1), nn.Hardswish(),
+        nn.Conv2d(3, 32, 3, stride=2, padding=1),
+        nn.Hardswish(),
         *[_Block(32) for _ in range(4)],
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 1000),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(32, 1000),
     )
 
 

@@ -24,22 +24,50 @@ NO_ENERGY = {"energy": "0"}
 # name -> (what it shows, RunConfig fields)
 STEPS = {
     "eager_b1": ("torch eager fp32, batch 1", dict(backend="torch", batch_size=1, options=NO_ENERGY)),
-    "graph_b1": ("torch + CUDA graph fp32, batch 1", dict(backend="torch", batch_size=1, cuda_graph=True,
-                                                          options=NO_ENERGY)),
+    "graph_b1": (
+        "torch + CUDA graph fp32, batch 1",
+        dict(backend="torch", batch_size=1, cuda_graph=True, options=NO_ENERGY),
+    ),
     "fp16_b1": ("torch fp16, batch 1", dict(backend="torch", batch_size=1, precision="fp16", options=NO_ENERGY)),
-    "b256_energy": ("torch fp32, batch 256 throughput + energy (5 s x 2 windows)",
-                    dict(backend="torch", batch_size=256, scenario="throughput", parity=False, energy_window_s=5.0,
-                         options={"energy_windows": "2", "idle_s": "2"})),
-    "trt_fp16_b1": ("tensorrt fp16, batch 1 (needs the tensorrt package)",
-                    dict(backend="tensorrt", batch_size=1, precision="fp16", options=NO_ENERGY)),
-    "ort_cuda_b1": ("onnxruntime CUDA provider, batch 1 (needs onnxruntime-gpu)",
-                    dict(backend="onnxruntime", batch_size=1, options=NO_ENERGY)),
+    "b256_energy": (
+        "torch fp32, batch 256 throughput + energy (5 s x 2 windows)",
+        dict(
+            backend="torch",
+            batch_size=256,
+            scenario="throughput",
+            parity=False,
+            energy_window_s=5.0,
+            options={"energy_windows": "2", "idle_s": "2"},
+        ),
+    ),
+    "trt_fp16_b1": (
+        "tensorrt fp16, batch 1 (needs the tensorrt package)",
+        dict(backend="tensorrt", batch_size=1, precision="fp16", options=NO_ENERGY),
+    ),
+    "ort_cuda_b1": (
+        "onnxruntime CUDA provider, batch 1 (needs onnxruntime-gpu)",
+        dict(backend="onnxruntime", batch_size=1, options=NO_ENERGY),
+    ),
 }
 
-PACKAGES = [("torch", True), ("numpy", True), ("pydantic", True), ("typer", True), ("rich", True),
-            ("yaml", True), ("sqlalchemy", True), ("pandas", True), ("scipy", True), ("psutil", True),
-            ("pynvml", True), ("onnx", True), ("timm", False), ("onnxruntime", False), ("tensorrt", False),
-            ("pytest", False)]
+PACKAGES = [
+    ("torch", True),
+    ("numpy", True),
+    ("pydantic", True),
+    ("typer", True),
+    ("rich", True),
+    ("yaml", True),
+    ("sqlalchemy", True),
+    ("pandas", True),
+    ("scipy", True),
+    ("psutil", True),
+    ("pynvml", True),
+    ("onnx", True),
+    ("timm", False),
+    ("onnxruntime", False),
+    ("tensorrt", False),
+    ("pytest", False),
+]
 
 
 def _have(mod: str) -> bool:
@@ -64,8 +92,10 @@ def cmd_env() -> int:
     try:
         import torch
 
-        print(f"torch       {torch.__version__} (CUDA build {torch.version.cuda}); "
-              f"cuda available: {torch.cuda.is_available()}, devices: {torch.cuda.device_count()}")
+        print(
+            f"torch       {torch.__version__} (CUDA build {torch.version.cuda}); "
+            f"cuda available: {torch.cuda.is_available()}, devices: {torch.cuda.device_count()}"
+        )
         if torch.cuda.is_available():
             p = torch.cuda.get_device_properties(0)
             print(f"cuda:0      {p.name}, cc {p.major}.{p.minor}, {p.total_memory / 2**30:.0f} GiB")
@@ -79,11 +109,16 @@ def cmd_env() -> int:
         print(f"effbench    NOT IMPORTABLE: {type(e).__name__}: {e}")
         missing_req.append(f"effbench ({e})")
     if not _have("timm"):
-        print(f"NOTE        timm missing: the cells run {FALLBACK} instead of {MODEL}; "
-              "their figures are NOT efficientvit_m5 (carry a timm wheel: pip install timm)")
+        print(
+            f"NOTE        timm missing: the cells run {FALLBACK} instead of {MODEL}; "
+            "their figures are NOT efficientvit_m5 (carry a timm wheel: pip install timm)"
+        )
     print("missing required: " + (", ".join(missing_req) if missing_req else "none"))
-    print("missing optional: " + (", ".join(missing_opt) if missing_opt else "none")
-          + "  (tensorrt / onnxruntime-gpu steps report 'unusable' without them)")
+    print(
+        "missing optional: "
+        + (", ".join(missing_opt) if missing_opt else "none")
+        + "  (tensorrt / onnxruntime-gpu steps report 'unusable' without them)"
+    )
     return 1 if missing_req else 0
 
 
@@ -112,8 +147,9 @@ def cmd_cell(name: str, out: str) -> int:
             result = run_cell(cfg, event)
             rec.update(status=result.status, error=result.error, record=result.to_dict())
     except Exception as e:
-        rec.update(status="failed", error=f"{type(e).__name__}: {e}".splitlines()[0],
-                   traceback=traceback.format_exc(limit=-4))
+        rec.update(
+            status="failed", error=f"{type(e).__name__}: {e}".splitlines()[0], traceback=traceback.format_exc(limit=-4)
+        )
     rec["wall_s"] = round(time.perf_counter() - t0, 1)
     rec.get("record", {}).pop("samples_ms", None)
     Path(out).write_text(json.dumps(rec, indent=1, default=str))
@@ -145,9 +181,11 @@ def cmd_summary(directory: str) -> int:
             note = (note + f" device/host time {hv['device_over_host']:.2f}").strip()
         if (rec.get("runtime") or {}).get("cuda_graph_captured"):
             note = (note + " graph captured").strip()
-        print(f"{name:<13} {status:<9} {_fmt(lat.get('median'), 4):>10} {_fmt(lat.get('p90'), 4):>9} "
-              f"{_fmt(rec.get('throughput_per_s'), 1):>10} {str(rec.get('precision_ran') or '-'):>5} "
-              f"{('ok' if parity.get('ok') else ('FAIL' if parity else '-')):>7}  {note[:110]}")
+        print(
+            f"{name:<13} {status:<9} {_fmt(lat.get('median'), 4):>10} {_fmt(lat.get('p90'), 4):>9} "
+            f"{_fmt(rec.get('throughput_per_s'), 1):>10} {str(rec.get('precision_ran') or '-'):>5} "
+            f"{('ok' if parity.get('ok') else ('FAIL' if parity else '-')):>7}  {note[:110]}"
+        )
     e = ((recs.get("b256_energy") or {}).get("record") or {}).get("energy") or {}
     print("\nenergy (torch fp32, batch 256):")
     if not e:
@@ -157,20 +195,28 @@ def cmd_summary(directory: str) -> int:
     else:
         cc = e.get("cross_check") or {}
         print(f"  method: {e.get('method')}{' (ESTIMATED)' if e.get('estimated') else ''}")
-        print(f"  counter:    {_fmt(e.get('joules_per_image'), 6)} J/image  windows {e.get('samples_j_per_image')}"
-              f"  std {_fmt(e.get('std'), 6)}")
-        print(f"  integrated: {_fmt(cc.get('joules_per_image'), 6)} J/image  ratio integrated/counter "
-              f"{_fmt(cc.get('ratio_to_counter'), 4)} (per window {cc.get('window_ratios')}), "
-              f"{_fmt(cc.get('sample_hz'), 1)} Hz")
-        print(f"  avg power:  {_fmt(e.get('avg_power_w'), 1)} W   idle: {_fmt(e.get('idle_w'), 1)} W "
-              f"({(e.get('idle') or {}).get('method')})   dynamic: "
-              f"{_fmt((e.get('dynamic') or {}).get('joules_per_image'), 6)} J/image")
+        print(
+            f"  counter:    {_fmt(e.get('joules_per_image'), 6)} J/image  windows {e.get('samples_j_per_image')}"
+            f"  std {_fmt(e.get('std'), 6)}"
+        )
+        print(
+            f"  integrated: {_fmt(cc.get('joules_per_image'), 6)} J/image  ratio integrated/counter "
+            f"{_fmt(cc.get('ratio_to_counter'), 4)} (per window {cc.get('window_ratios')}), "
+            f"{_fmt(cc.get('sample_hz'), 1)} Hz"
+        )
+        print(
+            f"  avg power:  {_fmt(e.get('avg_power_w'), 1)} W   idle: {_fmt(e.get('idle_w'), 1)} W "
+            f"({(e.get('idle') or {}).get('method')})   dynamic: "
+            f"{_fmt((e.get('dynamic') or {}).get('joules_per_image'), 6)} J/image"
+        )
         g = e.get("gpu") or {}
         print(f"  throttle reasons seen: {e.get('throttle_reasons_seen')}")
-        print(f"  gpu: {g.get('name')} uuid {g.get('uuid')} (cuda {g.get('cuda_index')} = nvml {g.get('nvml_index')}), "
-              f"driver {g.get('driver_version')}, CUDA driver {g.get('cuda_driver_version')}, "
-              f"power limit {g.get('power_limit_w')} W, temp {g.get('temperature_before_c')} -> "
-              f"{g.get('temperature_after_c')} C, SM clocks {g.get('sm_clock_mhz_end_of_windows')} MHz")
+        print(
+            f"  gpu: {g.get('name')} uuid {g.get('uuid')} (cuda {g.get('cuda_index')} = nvml {g.get('nvml_index')}), "
+            f"driver {g.get('driver_version')}, CUDA driver {g.get('cuda_driver_version')}, "
+            f"power limit {g.get('power_limit_w')} W, temp {g.get('temperature_before_c')} -> "
+            f"{g.get('temperature_after_c')} C, SM clocks {g.get('sm_clock_mhz_end_of_windows')} MHz"
+        )
         for w in e.get("warnings") or []:
             print(f"  warning: {w}")
     return 1 if bad else 0

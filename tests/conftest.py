@@ -11,15 +11,23 @@ from tests.ssh_server import sshd  # noqa: F401  (a real sshd on loopback, for e
 ROOT = Path(__file__).resolve().parents[1]
 PLUGINS = Path(__file__).parent / "plugins"
 # the test-only backends (tests/plugins/plugin_backends.py) as an installed plugin would register them
-PLUGIN_ENV = {"PYTHONPATH": os.pathsep.join([str(PLUGINS / "entrypoints"), str(PLUGINS),
-                                             *filter(None, [os.environ.get("PYTHONPATH")])])}
+PLUGIN_ENV = {
+    "PYTHONPATH": os.pathsep.join(
+        [str(PLUGINS / "entrypoints"), str(PLUGINS), *filter(None, [os.environ.get("PYTHONPATH")])]
+    )
+}
 FAST = ["--duration", "0.3", "--warmup", "0.1", "--warmup-iters", "3", "--min-iters", "5"]
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_cache(tmp_path_factory):
-    """One artifact cache for the whole session (exports are reused across tests), never the user's."""
-    cache = tmp_path_factory.mktemp("effbench-cache")
+    """One artifact cache for the whole session (exports are reused across tests), never the user's;
+    shared by the pytest-xdist workers of one run (the cache's writes are atomic renames)."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        cache = tmp_path_factory.getbasetemp().parent / "effbench-cache"
+        cache.mkdir(exist_ok=True)
+    else:
+        cache = tmp_path_factory.mktemp("effbench-cache")
     old = os.environ.get("EFFBENCH_CACHE")
     os.environ["EFFBENCH_CACHE"] = str(cache)
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PLUGINS), os.environ.get("PYTHONPATH")]))
@@ -50,10 +58,56 @@ class CLIResult:
 def bench(*args, env: dict | None = None, timeout: float = 600, cwd=None) -> CLIResult:
     """Run the real `bench` console script in a subprocess."""
     full_env = dict(os.environ, **(env or {}))
-    proc = subprocess.run([str(Path(sys.executable).parent / "bench"), *map(str, args)], capture_output=True,
-                          text=True, env=full_env, timeout=timeout, cwd=cwd)
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "bench"), *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+        cwd=cwd,
+    )
     return CLIResult(proc)
 
 
 def read_records(path) -> list[dict]:
     return json.loads(Path(path).read_text())
+
+
+class Ran:
+    def __init__(self, returncode: int, stdout: str, stderr: str):
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+@pytest.fixture
+def cli(capsys, monkeypatch):
+    """`bench ARGS` run by effbench.cli.main in this process (what the console script calls), so
+    the catalog costs no interpreter start-ups; the cases that need a process of their own use
+    tests.conftest.bench."""
+    from effbench.cli import main
+
+    def run(*args, env=None):
+        for k, v in (env or {}).items():
+            monkeypatch.setenv(k, v)
+        capsys.readouterr()
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as e:  # what the console script would exit with
+            code = e.code if isinstance(e.code, int) else 1
+        out, err = capsys.readouterr()
+        return Ran(code, out, err)
+
+    return run
+
+
+def one_line(r, code: int, *needles: str) -> str:
+    assert r.returncode == code, r.output
+    assert "Traceback" not in r.output
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, r.stderr
+    for n in needles:
+        assert n in lines[0], lines[0]
+    return lines[0]

@@ -32,8 +32,14 @@ class SshServer:
 
     def ssh_block(self, **over) -> dict:
         """The devices.yaml `ssh:` block for this server (the venv's python has onnxruntime)."""
-        block = {"host": f"{self.user}@127.0.0.1", "port": self.port, "identity_file": str(self.key),
-                 "python": VENV_PYTHON, "workdir": str(self.root / "workdir"), "options": list(CLIENT_OPTIONS)}
+        block = {
+            "host": f"{self.user}@127.0.0.1",
+            "port": self.port,
+            "identity_file": str(self.key),
+            "python": VENV_PYTHON,
+            "workdir": str(self.root / "workdir"),
+            "options": list(CLIENT_OPTIONS),
+        }
         block.update(over)
         return block
 
@@ -50,8 +56,11 @@ def _free_port() -> int:
 
 
 def _keygen(path: Path) -> None:
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "effbench-test", "-f", str(path)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "effbench-test", "-f", str(path)],
+        check=True,
+        capture_output=True,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -67,25 +76,30 @@ def sshd(tmp_path_factory):
     os.chmod(root / "authorized_keys", 0o600)
     port = _free_port()
     config = root / "sshd_config"
-    config.write_text("\n".join([
-        "ListenAddress 127.0.0.1",
-        f"HostKey {root / 'host_key'}",
-        f"AuthorizedKeysFile {root / 'authorized_keys'}",
-        f"PidFile {root / 'sshd.pid'}",
-        "StrictModes no",
-        "PermitRootLogin yes",
-        "UsePAM no",
-        "PubkeyAuthentication yes",
-        "PasswordAuthentication no",
-        "KbdInteractiveAuthentication no",
-        "MaxStartups 100:30:200",
-        "LogLevel ERROR",
-        "",
-    ]))
+    config.write_text(
+        "\n".join(
+            [
+                "ListenAddress 127.0.0.1",
+                f"HostKey {root / 'host_key'}",
+                f"AuthorizedKeysFile {root / 'authorized_keys'}",
+                f"PidFile {root / 'sshd.pid'}",
+                "StrictModes no",
+                "PermitRootLogin yes",
+                "UsePAM no",
+                "PubkeyAuthentication yes",
+                "PasswordAuthentication no",
+                "KbdInteractiveAuthentication no",
+                "MaxStartups 100:30:200",
+                "LogLevel ERROR",
+                "",
+            ]
+        )
+    )
     Path("/run/sshd").mkdir(parents=True, exist_ok=True)
     log = open(root / "sshd.log", "wb")
-    proc = subprocess.Popen([str(SSHD), "-D", "-e", "-f", str(config), "-p", str(port)], stdout=log,
-                            stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [str(SSHD), "-D", "-e", "-f", str(config), "-p", str(port)], stdout=log, stderr=subprocess.STDOUT
+    )
     deadline = time.monotonic() + 10
     while True:
         if proc.poll() is not None:

@@ -15,50 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import bench
+from tests.conftest import bench, one_line
 
 NULL = ["--model", "efficientvit_m0", "--backend", "null"]
 FAST = ["--duration", "0.1", "--warmup", "0.02", "--warmup-iters", "2", "--min-iters", "3"]
-
-
-class Ran:
-    def __init__(self, returncode: int, stdout: str, stderr: str):
-        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
-
-    @property
-    def output(self) -> str:
-        return self.stdout + self.stderr
-
-
-@pytest.fixture
-def cli(capsys, monkeypatch):
-    """`bench ARGS` run by effbench.cli.main in this process (what the console script calls), so
-    the catalog costs no interpreter start-ups; the cases that need a process of their own use
-    tests.conftest.bench."""
-    from effbench.cli import main
-
-    def run(*args, env=None):
-        for k, v in (env or {}).items():
-            monkeypatch.setenv(k, v)
-        capsys.readouterr()
-        try:
-            code = main([str(a) for a in args])
-        except SystemExit as e:  # what the console script would exit with
-            code = e.code if isinstance(e.code, int) else 1
-        out, err = capsys.readouterr()
-        return Ran(code, out, err)
-
-    return run
-
-
-def one_line(r, code: int, *needles: str) -> str:
-    assert r.returncode == code, r.output
-    assert "Traceback" not in r.output
-    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1, r.stderr
-    for n in needles:
-        assert n in lines[0], lines[0]
-    return lines[0]
 
 
 @pytest.fixture(scope="module")
@@ -73,9 +33,12 @@ def files(tmp_path_factory):
     (d / "random.db").write_bytes(os.urandom(8192))
     (d / "a-file").write_text("not a directory")
     (d / "weights.pth").write_bytes(b"not a state dict")
-    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"]), helper.make_node("Relu", ["y"], ["y"])],
-                              "dup", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 8, 8])])
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"]), helper.make_node("Relu", ["y"], ["y"])],
+        "dup",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 8, 8])],
+    )
     onnx.save(helper.make_model(graph), d / "fails-checker.onnx")  # one tensor produced twice
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
     torch.onnx.export(model, (torch.randn(1, 3, 16, 16),), str(d / "fixed.onnx"), input_names=["x"], dynamo=False)
@@ -86,8 +49,10 @@ def files(tmp_path_factory):
         conn.execute("INSERT INTO effbench_schema VALUES (99, '9.0', 'later')")
     (d / "bad.yaml").write_text("models: [efficientvit_m0\nbackends: null\n")
     (d / "zero-batch.yaml").write_text("models: [efficientvit_m0]\nbackends: [null]\nbatches: [1, 0]\n")
-    (d / "devices-nokey.yaml").write_text("devices:\n  pi5:\n    kind: cpu\n    ssh:\n      host: pi@pi5.local\n"
-                                          f"      identity_file: {d / 'no-such-key'}\n")
+    (d / "devices-nokey.yaml").write_text(
+        "devices:\n  pi5:\n    kind: cpu\n    ssh:\n      host: pi@pi5.local\n"
+        f"      identity_file: {d / 'no-such-key'}\n"
+    )
     (d / "baseline.json").write_text(json.dumps({"schema": "effbench-baseline", "schema_version": 1, "cells": []}))
     return d
 
@@ -129,10 +94,16 @@ CASES = [
     (["run", "--model", "tiny_models:missing", "--backend", "ort"], 2, ["has no factory 'missing'"]),
     (["run", "--model", "tiny_models:not_a_module", "--backend", "ort"], 2, ["returned int", "nn.Module"]),
     (["run", "--model", "nosuchpkg.mod:net", "--backend", "ort"], 2, ["cannot import module 'nosuchpkg.mod'"]),
-    (["run", "--model", "tiny_models:tiny_cnn", "--backend", "ort", "--weights", "{d}/none.pth"], 2,
-     ["weights file not found"]),
-    (["run", "--model", "tiny_models:tiny_cnn", "--backend", "ort", "--weights", "{d}/weights.pth"], 2,
-     ["cannot read weights file"]),
+    (
+        ["run", "--model", "tiny_models:tiny_cnn", "--backend", "ort", "--weights", "{d}/none.pth"],
+        2,
+        ["weights file not found"],
+    ),
+    (
+        ["run", "--model", "tiny_models:tiny_cnn", "--backend", "ort", "--weights", "{d}/weights.pth"],
+        2,
+        ["cannot read weights file"],
+    ),
     (["run", "--model", "tiny_models:tiny_cnn", "--backend", "ort", "--pretrained"], 2, ["--pretrained"]),
     (["run", *NULL, "--out", "{d}/a-file/r.json"], 2, ["cannot write --out"]),
     (["run", *NULL, "--out", "{d}"], 2, ["is a directory"]),
@@ -147,8 +118,11 @@ CASES = [
     (["results", "import", "{d}/random.db"], 2, ["not JSON Lines"]),
     (["report", "--db", "{d}/random.db"], 2, ["not a SQLite database"]),
     (["report", "--db", "{d}/nothing-here.db"], 1, ["no results database"]),
-    (["gate", "--baseline", "{d}/baseline.json", "--current", "db", "--db", "{d}/random.db"], 2,
-     ["not a SQLite database"]),
+    (
+        ["gate", "--baseline", "{d}/baseline.json", "--current", "db", "--db", "{d}/random.db"],
+        2,
+        ["not a SQLite database"],
+    ),
     (["sweep", "{d}/no-such.yaml"], 2, ["sweep file not found"]),
     (["sweep", "{d}/bad.yaml"], 2, ["not valid YAML"]),
     (["sweep", "{d}/zero-batch.yaml"], 2, ["batches[1]"]),
@@ -171,8 +145,19 @@ def test_catalog_is_large_enough():
 
 
 def test_cache_directory_that_cannot_be_written_names_effbench_cache(files, tmp_path, cli):
-    r = cli("run", "--model", "tiny_models:tiny_cnn", "--backend", "ort", "--input-size", "32", *FAST,
-              "--db", str(tmp_path / "r.db"), env={"EFFBENCH_CACHE": str(files / "a-file" / "cache")})
+    r = cli(
+        "run",
+        "--model",
+        "tiny_models:tiny_cnn",
+        "--backend",
+        "ort",
+        "--input-size",
+        "32",
+        *FAST,
+        "--db",
+        str(tmp_path / "r.db"),
+        env={"EFFBENCH_CACHE": str(files / "a-file" / "cache")},
+    )
     one_line(r, 2, "not writable", "EFFBENCH_CACHE")
 
 
@@ -186,8 +171,20 @@ def test_passwords_are_never_printed(tmp_path, cli):
 
 def test_a_failed_cell_carries_canonical_names(tmp_path):
     out = tmp_path / "r.json"
-    r = bench("run", "--model", "tiny_models:svd_model", "--input-size", "16", "--backend", "ov", *FAST,
-              "--db", str(tmp_path / "r.db"), "--out", out)
+    r = bench(
+        "run",
+        "--model",
+        "tiny_models:svd_model",
+        "--input-size",
+        "16",
+        "--backend",
+        "ov",
+        *FAST,
+        "--db",
+        str(tmp_path / "r.db"),
+        "--out",
+        out,
+    )
     assert r.returncode == 1 and "Traceback" not in r.output
     (rec,) = json.loads(out.read_text())
     assert rec["status"] == "failed" and rec["backend"] == "openvino" and rec["model"] == "tiny_models:svd_model"
@@ -211,9 +208,24 @@ def test_gate_with_nothing_in_common_is_not_a_pass(tmp_path):
 
 def test_interrupted_bench_run_is_one_line_and_exit_130(tmp_path):
     db = tmp_path / "r.db"
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "bench"), "run", *NULL, "--duration", "60",
-                             "--warmup", "0", "--opt", "busy_us=100", "--db", str(db)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "bench"),
+            "run",
+            *NULL,
+            "--duration",
+            "60",
+            "--warmup",
+            "0",
+            "--opt",
+            "busy_us=100",
+            "--db",
+            str(db),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     time.sleep(4)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
@@ -224,8 +236,10 @@ def test_interrupted_bench_run_is_one_line_and_exit_130(tmp_path):
 
 def _mount_small_tmpfs(path: Path) -> bool:
     path.mkdir()
-    return subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(path)],
-                          capture_output=True).returncode == 0
+    return (
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(path)], capture_output=True).returncode
+        == 0
+    )
 
 
 def test_a_store_on_a_full_filesystem_loses_nothing(tmp_path):
@@ -241,9 +255,23 @@ def test_a_store_on_a_full_filesystem_loses_nothing(tmp_path):
         (small / "filler").write_bytes(b"\0" * max(0, st.f_bavail * st.f_frsize - 96 * 1024))
         out = tmp_path / "r.json"
         spool = tmp_path / "spool"
-        r = bench("run", *NULL, "--duration", "0.05", "--warmup", "0", "--min-iters", "20000", "--max-iters", "20000",
-                  "--db", db, "--out", out,
-                  env={"EFFBENCH_SPOOL": str(spool)})
+        r = bench(
+            "run",
+            *NULL,
+            "--duration",
+            "0.05",
+            "--warmup",
+            "0",
+            "--min-iters",
+            "20000",
+            "--max-iters",
+            "20000",
+            "--db",
+            db,
+            "--out",
+            out,
+            env={"EFFBENCH_SPOOL": str(spool)},
+        )
         line = one_line(r, 1, "could not store 1 result(s)", "bench results import")
         (rec,) = json.loads(out.read_text())  # --out was written before the store
         (spooled,) = spool.glob("*.jsonl")

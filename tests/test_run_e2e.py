@@ -8,9 +8,27 @@ from effbench import load_results
 from tests.conftest import FAST, PLUGIN_ENV, bench, read_records
 
 MODEL = "efficientvit_m0"
-REQUIRED = ["model", "backend", "device", "scenario", "batch_size", "precision", "status", "error", "latency_ms",
-            "throughput_per_s", "iterations", "first_inference_ms", "load_s", "export_s", "artifact_bytes", "params",
-            "parity", "env", "samples_ms"]
+REQUIRED = [
+    "model",
+    "backend",
+    "device",
+    "scenario",
+    "batch_size",
+    "precision",
+    "status",
+    "error",
+    "latency_ms",
+    "throughput_per_s",
+    "iterations",
+    "first_inference_ms",
+    "load_s",
+    "export_s",
+    "artifact_bytes",
+    "params",
+    "parity",
+    "env",
+    "samples_ms",
+]
 LATENCY_KEYS = ["median", "mean", "std", "min", "max", "p90", "p95", "p99", "ci95_low", "ci95_high"]
 
 
@@ -38,8 +56,9 @@ def test_run_each_backend_records_whole_result(backend, canonical, db, tmp_path)
     if canonical != "torch":
         assert rec["artifact_bytes"] > 1_000_000
     # the runtime's own thread setting was applied
-    threads_seen = {"torch": "num_threads", "onnxruntime": "intra_op_num_threads",
-                    "openvino": "inference_num_threads"}[canonical]
+    threads_seen = {"torch": "num_threads", "onnxruntime": "intra_op_num_threads", "openvino": "inference_num_threads"}[
+        canonical
+    ]
     assert rec["runtime"][threads_seen] == 1
 
 
@@ -47,8 +66,19 @@ def test_second_run_reuses_cached_artifact(db, tmp_path):
     outs = [tmp_path / "a.json", tmp_path / "b.json"]
     cache = {"EFFBENCH_CACHE": str(tmp_path / "cache")}  # empty: other tests fill the session's cache
     for out in outs:
-        r = bench("run", "--model", "mobilenetv3_small_050", "--backend", "onnxruntime", *FAST, "--db", db,
-                  "--out", out, env=cache)
+        r = bench(
+            "run",
+            "--model",
+            "mobilenetv3_small_050",
+            "--backend",
+            "onnxruntime",
+            *FAST,
+            "--db",
+            db,
+            "--out",
+            out,
+            env=cache,
+        )
         assert r.returncode == 0, r.output
     first, second = (read_records(o)[0] for o in outs)
     assert first["artifact_cached"] is False and first["export_s"] > 0
@@ -80,16 +110,34 @@ def test_onnx_file_and_factory_models(tmp_path, db, _isolated_cache):
     from tiny_models import tiny_cnn
 
     path = tmp_path / "tiny.onnx"
-    torch.onnx.export(tiny_cnn().eval(), (torch.randn(1, 3, 32, 32),), str(path), dynamo=False,
-                      input_names=["images"], dynamic_axes={"images": {0: "n"}})
+    torch.onnx.export(
+        tiny_cnn().eval(),
+        (torch.randn(1, 3, 32, 32),),
+        str(path),
+        dynamo=False,
+        input_names=["images"],
+        dynamic_axes={"images": {0: "n"}},
+    )
     out = tmp_path / "r.json"
     r = bench("run", "--model", path, "--backend", "ov", "--batch", "2", *FAST, "--db", db, "--out", out)
     assert r.returncode == 0, r.output
     (rec,) = read_records(out)
     assert rec["model"] == "tiny" and rec["batch_size"] == 2
     assert rec["parity"]["reference"] == "onnxruntime" and rec["parity"]["ok"]
-    r = bench("run", "--model", "tiny_models:tiny_cnn", "--input-size", "32", "--backend", "ort", *FAST,
-              "--db", db, "--out", out)
+    r = bench(
+        "run",
+        "--model",
+        "tiny_models:tiny_cnn",
+        "--input-size",
+        "32",
+        "--backend",
+        "ort",
+        *FAST,
+        "--db",
+        db,
+        "--out",
+        out,
+    )
     assert r.returncode == 0, r.output
     (rec,) = read_records(out)
     assert rec["model"] == "tiny_models:tiny_cnn" and rec["parity"]["ok"]
@@ -118,20 +166,23 @@ def _one_line_error(r, code, *needles):
         assert n in lines[0], lines[0]
 
 
-@pytest.mark.parametrize("args,code,needles", [
-    (["--model", "efficientvit_m9", "--backend", "ort"], 2, ["unknown model", "efficientvit_m"]),
-    (["--model", "timm:not_a_model_xyz", "--backend", "ort"], 2, ["unknown model"]),
-    (["--model", MODEL, "--backend", "onnxrt"], 2, ["unknown backend", "onnxruntime"]),
-    (["--model", "missing/model.onnx", "--backend", "ort"], 2, ["not found"]),
-    (["--model", MODEL, "--backend", "ort", "--batch", "0"], 2, ["--batch"]),
-    (["--model", MODEL, "--backend", "ort", "--precision", "fp64"], 2, ["--precision"]),
-    (["--model", MODEL, "--backend", "ort", "--target-ci", "abc"], 2, ["invalid --target-ci", "1%"]),
-    (["--model", MODEL, "--backend", "ort", "--opt", "novalue"], 2, ["KEY=VALUE"]),
-    (["--model", MODEL, "--backend", "ort", "--threads", "x"], 2, ["--threads"]),
-    (["--model", MODEL, "--backend", "ort", "--precision", "bf16"], 2, ["bf16"]),
-    (["--model", "tiny_models:not_a_module", "--backend", "ort"], 2, ["torch.nn.Module"]),  # before any work
-    (["--model", "no_such_pkg.mod:factory", "--backend", "ort"], 2, ["cannot import"]),
-])
+@pytest.mark.parametrize(
+    "args,code,needles",
+    [
+        (["--model", "efficientvit_m9", "--backend", "ort"], 2, ["unknown model", "efficientvit_m"]),
+        (["--model", "timm:not_a_model_xyz", "--backend", "ort"], 2, ["unknown model"]),
+        (["--model", MODEL, "--backend", "onnxrt"], 2, ["unknown backend", "onnxruntime"]),
+        (["--model", "missing/model.onnx", "--backend", "ort"], 2, ["not found"]),
+        (["--model", MODEL, "--backend", "ort", "--batch", "0"], 2, ["--batch"]),
+        (["--model", MODEL, "--backend", "ort", "--precision", "fp64"], 2, ["--precision"]),
+        (["--model", MODEL, "--backend", "ort", "--target-ci", "abc"], 2, ["invalid --target-ci", "1%"]),
+        (["--model", MODEL, "--backend", "ort", "--opt", "novalue"], 2, ["KEY=VALUE"]),
+        (["--model", MODEL, "--backend", "ort", "--threads", "x"], 2, ["--threads"]),
+        (["--model", MODEL, "--backend", "ort", "--precision", "bf16"], 2, ["bf16"]),
+        (["--model", "tiny_models:not_a_module", "--backend", "ort"], 2, ["torch.nn.Module"]),  # before any work
+        (["--model", "no_such_pkg.mod:factory", "--backend", "ort"], 2, ["cannot import"]),
+    ],
+)
 def test_bad_input_is_one_line(args, code, needles, db):
     _one_line_error(bench("run", *args, *FAST, "--db", db), code, *needles)
 
@@ -144,8 +195,9 @@ def test_corrupt_onnx_file(tmp_path, db):
 
 def test_unusable_backend(db):
     env = PLUGIN_ENV
-    _one_line_error(bench("run", "--model", MODEL, "--backend", "missingrt", "--db", db, env=env), 2,
-                    "not usable", "not installed")
+    _one_line_error(
+        bench("run", "--model", MODEL, "--backend", "missingrt", "--db", db, env=env), 2, "not usable", "not installed"
+    )
     r = bench("backends", env=env)
     assert r.returncode == 0
     line = next(ln for ln in r.stdout.splitlines() if "missingrt" in ln)
@@ -154,8 +206,9 @@ def test_unusable_backend(db):
 
 def test_pretrained_without_network_is_one_line(db):
     env = {"HF_HUB_OFFLINE": "1"}
-    _one_line_error(bench("run", "--model", MODEL, "--backend", "ort", "--pretrained", "--db", db, env=env), 1,
-                    "pretrained")
+    _one_line_error(
+        bench("run", "--model", MODEL, "--backend", "ort", "--pretrained", "--db", db, env=env), 1, "pretrained"
+    )
 
 
 def test_models_and_backends_listings():
@@ -171,8 +224,20 @@ def test_models_and_backends_listings():
 
 def test_export_failure_is_recorded_with_the_exporters_message(tmp_path, db):
     out = tmp_path / "r.json"
-    r = bench("run", "--model", "tiny_models:svd_model", "--input-size", "8", "--backend", "ort", *FAST,
-              "--db", db, "--out", out)
+    r = bench(
+        "run",
+        "--model",
+        "tiny_models:svd_model",
+        "--input-size",
+        "8",
+        "--backend",
+        "ort",
+        *FAST,
+        "--db",
+        db,
+        "--out",
+        out,
+    )
     assert r.returncode == 1, r.output
     (rec,) = read_records(out)
     assert rec["status"] == "failed"
@@ -185,8 +250,9 @@ def test_export_failure_is_recorded_with_the_exporters_message(tmp_path, db):
 @pytest.mark.slow
 def test_torch_compile_runs_and_first_inference_holds_the_compilation(tmp_path, db):
     out = tmp_path / "r.json"
-    r = bench("run", "--model", "mobilenetv3_small_050", "--backend", "torch", "--compile", *FAST, "--db", db,
-              "--out", out)
+    r = bench(
+        "run", "--model", "mobilenetv3_small_050", "--backend", "torch", "--compile", *FAST, "--db", db, "--out", out
+    )
     assert r.returncode == 0, r.output
     (rec,) = read_records(out)
     assert rec["runtime"]["compile"] is True and rec["parity"]["ok"]

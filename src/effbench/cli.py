@@ -21,10 +21,18 @@ from effbench.harness.defaults import default_of
 
 # name -> (module, attribute, "typer" app or "command" function, short help for `bench --help`)
 LAZY = {
-    "profile": ("effbench.commands.profile", "profile_command", "command",
-                "Per-layer runtime times mapped through fused kernels to ONNX nodes."),
-    "report": ("effbench.reports.commands", "report_command", "command",
-               "HTML dashboard, Markdown summary or CSV of stored results."),
+    "profile": (
+        "effbench.commands.profile",
+        "profile_command",
+        "command",
+        "Per-layer runtime times mapped through fused kernels to ONNX nodes.",
+    ),
+    "report": (
+        "effbench.reports.commands",
+        "report_command",
+        "command",
+        "HTML dashboard, Markdown summary or CSV of stored results.",
+    ),
     "gate": ("effbench.gate.commands", "gate_command", "command", "CI regression verdicts: current vs a baseline."),
     "baseline": ("effbench.gate.commands", "baseline_app", "typer", "Save and list regression-gate baselines."),
     "ab": ("effbench.commands.ab", "ab_command", "command", "A/B runs, interleaved, with the gate's verdicts."),
@@ -32,8 +40,12 @@ LAZY = {
     "claims": ("effbench.claims.commands", "claims_app", "typer", "Re-measure published speed claims side by side."),
     "farm": ("effbench.farm.commands", "app", "typer", "A device farm on Ray: join, status."),
     "predictor": ("effbench.predict.commands", "app", "typer", "Build, validate and share latency predictors."),
-    "predict": ("effbench.predict.commands", "predict_command", "command",
-                "Predict a model's latency from a predictor."),
+    "predict": (
+        "effbench.predict.commands",
+        "predict_command",
+        "command",
+        "Predict a model's latency from a predictor.",
+    ),
 }
 
 
@@ -77,8 +89,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-results_app = typer.Typer(help="Stored results: list them, import spooled ones.", no_args_is_help=False,
-                          invoke_without_command=True)
+results_app = typer.Typer(
+    help="Stored results: list them, import spooled ones.", no_args_is_help=False, invoke_without_command=True
+)
 app.add_typer(results_app, name="results")
 
 _GROUP = []
@@ -91,17 +104,40 @@ def _click_group():
 
 
 _OPTION_NAMES = {
-    "batch_size": "--batch", "duration_s": "--duration", "warmup_s": "--warmup", "warmup_iters": "--warmup-iters",
-    "min_iters": "--min-iters", "max_iters": "--max-iters", "target_ci": "--target-ci", "max_duration_s": "--max-duration",
-    "timeout_s": "--timeout", "input_size": "--input-size", "energy_window_s": "--energy-window", "cpus": "--cpus",
-    "calib_size": "--calib-size", "eval_limit": "--eval-limit", "max_drop": "--max-drop",
+    "batch_size": "--batch",
+    "duration_s": "--duration",
+    "warmup_s": "--warmup",
+    "warmup_iters": "--warmup-iters",
+    "min_iters": "--min-iters",
+    "max_iters": "--max-iters",
+    "target_ci": "--target-ci",
+    "max_duration_s": "--max-duration",
+    "timeout_s": "--timeout",
+    "input_size": "--input-size",
+    "energy_window_s": "--energy-window",
+    "cpus": "--cpus",
+    "calib_size": "--calib-size",
+    "eval_limit": "--eval-limit",
+    "max_drop": "--max-drop",
 }
 _EXAMPLES = {
-    "--batch": "--batch 1,8,32", "--duration": "--duration 3", "--warmup": "--warmup 1", "--target-ci": "--target-ci 1%",
-    "--cpus": "--cpus 0,1", "--threads": "--threads 2", "--input-size": "--input-size 224", "--timeout": "--timeout 900",
-    "--max-duration": "--max-duration 60", "--min-iters": "--min-iters 30", "--max-iters": "--max-iters 200000",
-    "--warmup-iters": "--warmup-iters 10", "--requests": "--requests 4", "--energy-window": "--energy-window 10",
-    "--max-drop": "--max-drop 1%", "--calib-size": "--calib-size 300", "--eval-limit": "--eval-limit 1000",
+    "--batch": "--batch 1,8,32",
+    "--duration": "--duration 3",
+    "--warmup": "--warmup 1",
+    "--target-ci": "--target-ci 1%",
+    "--cpus": "--cpus 0,1",
+    "--threads": "--threads 2",
+    "--input-size": "--input-size 224",
+    "--timeout": "--timeout 900",
+    "--max-duration": "--max-duration 60",
+    "--min-iters": "--min-iters 30",
+    "--max-iters": "--max-iters 200000",
+    "--warmup-iters": "--warmup-iters 10",
+    "--requests": "--requests 4",
+    "--energy-window": "--energy-window 10",
+    "--max-drop": "--max-drop 1%",
+    "--calib-size": "--calib-size 300",
+    "--eval-limit": "--eval-limit 1000",
 }
 
 
@@ -175,19 +211,47 @@ def cells_from_run_options(p: dict) -> list:
         _float("--" + opt.replace("_", "-"), p[opt])
     options = _parse_opts(p["opt"])
     return [
-        make_config(model=p["model"], backend=p["backend"], device=p["device"], batch_size=b,
-                    precision=p["precision"], scenario=p["scenario"], threads=p["threads"], cpus=cpu_list,
-                    warmup_s=p["warmup"], warmup_iters=p["warmup_iters"], duration_s=p["duration"],
-                    min_iters=p["min_iters"], max_iters=p["max_iters"], target_ci=tci,
-                    max_duration_s=p["max_duration"], requests=p["requests"], compile=p["compile"],
-                    pretrained=p["pretrained"], weights=p["weights"], input_size=p["input_size"], parity=p["parity"],
-                    seed=p["seed"], channels_last=p["channels_last"], cuda_graph=p["cuda_graph"],
-                    energy_window_s=p["energy_window"], options=options, tag=p["tag"], timeout_s=p["timeout"],
-                    calib=p["calib"], calib_size=p["calib_size"], eval=p.get("eval", p.get("eval_dir")),
-                    eval_labels=p["eval_labels"],
-                    eval_limit=p["eval_limit"], skip_bad_images=p["skip_bad_images"],
-                    max_drop=max_drop * 100 if max_drop else None, crop_pct=p.get("crop_pct"),
-                    interpolation=p.get("interpolation"), mean=p.get("mean"), std=p.get("std"))
+        make_config(
+            model=p["model"],
+            backend=p["backend"],
+            device=p["device"],
+            batch_size=b,
+            precision=p["precision"],
+            scenario=p["scenario"],
+            threads=p["threads"],
+            cpus=cpu_list,
+            warmup_s=p["warmup"],
+            warmup_iters=p["warmup_iters"],
+            duration_s=p["duration"],
+            min_iters=p["min_iters"],
+            max_iters=p["max_iters"],
+            target_ci=tci,
+            max_duration_s=p["max_duration"],
+            requests=p["requests"],
+            compile=p["compile"],
+            pretrained=p["pretrained"],
+            weights=p["weights"],
+            input_size=p["input_size"],
+            parity=p["parity"],
+            seed=p["seed"],
+            channels_last=p["channels_last"],
+            cuda_graph=p["cuda_graph"],
+            energy_window_s=p["energy_window"],
+            options=options,
+            tag=p["tag"],
+            timeout_s=p["timeout"],
+            calib=p["calib"],
+            calib_size=p["calib_size"],
+            eval=p.get("eval", p.get("eval_dir")),
+            eval_labels=p["eval_labels"],
+            eval_limit=p["eval_limit"],
+            skip_bad_images=p["skip_bad_images"],
+            max_drop=max_drop * 100 if max_drop else None,
+            crop_pct=p.get("crop_pct"),
+            interpolation=p.get("interpolation"),
+            mean=p.get("mean"),
+            std=p.get("std"),
+        )
         for b in batches
     ]
 
@@ -226,13 +290,18 @@ class ResultSink:
     def summary(self) -> int:
         """Print what happened to the results; 1 when some could only be spooled."""
         if self.store is not None and len(self.records) > len(self.spooled):
-            console.print(f"[dim]stored {len(self.records) - len(self.spooled)} result(s) in {self.store.display_url}[/]")
+            console.print(
+                f"[dim]stored {len(self.records) - len(self.spooled)} result(s) in {self.store.display_url}[/]"
+            )
         if not self.spooled:
             return 0
         files = sorted({str(p) for _, p, _ in self.spooled if p})
         why = self.spooled[0][2]
-        where = (f"saved to {', '.join(files)}; import with `bench results import {files[0]}`" if files else
-                 "printed on standard output (no spool directory was writable)")
+        where = (
+            f"saved to {', '.join(files)}; import with `bench results import {files[0]}`"
+            if files
+            else "printed on standard output (no spool directory was writable)"
+        )
         error_line(f"could not store {len(self.spooled)} result(s) ({why}): {where}")
         return 1
 
@@ -284,57 +353,89 @@ def write_out(path: Path, records: list[dict]) -> None:
 
 @app.command()
 def run(
-    model: str = typer.Option(..., "--model", "-m", help="Card name, timm:<name>, path.onnx, or package.module:factory."),
+    model: str = typer.Option(
+        ..., "--model", "-m", help="Card name, timm:<name>, path.onnx, or package.module:factory."
+    ),
     backend: str = typer.Option(..., "--backend", "-b", help="Backend name or alias (`bench backends`)."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda:0, or a devices.yaml name."),
     batch: str = typer.Option("1", "--batch", help="Batch size, or a list: 1,8,32 (one cell each)."),
-    precision: str = typer.Option(default_of("precision"), "--precision",
-                                  help="fp32 | bf16 | fp16 | int8 (set explicitly in the runtime; int8 is calibrated)."),
-    scenario: str = typer.Option(default_of("scenario"), "--scenario", help="latency (one request at a time) | throughput."),
+    precision: str = typer.Option(
+        default_of("precision"),
+        "--precision",
+        help="fp32 | bf16 | fp16 | int8 (set explicitly in the runtime; int8 is calibrated).",
+    ),
+    scenario: str = typer.Option(
+        default_of("scenario"), "--scenario", help="latency (one request at a time) | throughput."
+    ),
     threads: Optional[int] = typer.Option(default_of("threads"), "--threads", help="Runtime's own thread setting."),
     cpus: Optional[str] = typer.Option(None, "--cpus", help="Pin the worker to these CPUs, e.g. 0,1 or 0-3."),
     warmup: float = typer.Option(default_of("warmup_s"), "--warmup", help="Warm-up seconds (also --warmup-iters)."),
     warmup_iters: int = typer.Option(default_of("warmup_iters"), "--warmup-iters", help="Minimum warm-up iterations."),
     duration: float = typer.Option(default_of("duration_s"), "--duration", help="Minimum measuring seconds."),
     min_iters: int = typer.Option(default_of("min_iters"), "--min-iters", help="Minimum measured iterations."),
-    max_iters: int = typer.Option(default_of("max_iters"), "--max-iters",
-                                  help="Stop after this many iterations (bounds stored samples)."),
-    target_ci: Optional[str] = typer.Option(None, "--target-ci",
-                                            help="Measure until the median's 95% CI half-width is within this, e.g. 1%."),
-    max_duration: float = typer.Option(default_of("max_duration_s"), "--max-duration",
-                                       help="Upper bound on measuring seconds with --target-ci."),
-    requests: Optional[int] = typer.Option(default_of("requests"), "--requests", help="Requests in flight (throughput)."),
+    max_iters: int = typer.Option(
+        default_of("max_iters"), "--max-iters", help="Stop after this many iterations (bounds stored samples)."
+    ),
+    target_ci: Optional[str] = typer.Option(
+        None, "--target-ci", help="Measure until the median's 95% CI half-width is within this, e.g. 1%."
+    ),
+    max_duration: float = typer.Option(
+        default_of("max_duration_s"), "--max-duration", help="Upper bound on measuring seconds with --target-ci."
+    ),
+    requests: Optional[int] = typer.Option(
+        default_of("requests"), "--requests", help="Requests in flight (throughput)."
+    ),
     compile: bool = typer.Option(default_of("compile"), "--compile", help="torch.compile the model (torch backend)."),
-    pretrained: bool = typer.Option(default_of("pretrained"), "--pretrained",
-                                    help="Pretrained timm weights (local hub cache first; needs network otherwise)."),
+    pretrained: bool = typer.Option(
+        default_of("pretrained"),
+        "--pretrained",
+        help="Pretrained timm weights (local hub cache first; needs network otherwise).",
+    ),
     weights: Optional[str] = typer.Option(None, "--weights", help="A state_dict (.pth/.pt or .safetensors) to load."),
     seed: int = typer.Option(default_of("seed"), "--seed", help="Seed of random weights and inputs."),
     input_size: Optional[int] = typer.Option(None, "--input-size", help="Override the input resolution."),
-    parity: bool = typer.Option(default_of("parity"), "--parity/--no-parity", help="Compare outputs with the reference."),
+    parity: bool = typer.Option(
+        default_of("parity"), "--parity/--no-parity", help="Compare outputs with the reference."
+    ),
     channels_last: bool = typer.Option(default_of("channels_last"), "--channels-last", help="channels_last (torch)."),
-    cuda_graph: bool = typer.Option(default_of("cuda_graph"), "--cuda-graph", help="Capture a CUDA graph (torch, TensorRT)."),
-    energy_window: float = typer.Option(default_of("energy_window_s"), "--energy-window",
-                                        help="Seconds per energy window (NVML)."),
+    cuda_graph: bool = typer.Option(
+        default_of("cuda_graph"), "--cuda-graph", help="Capture a CUDA graph (torch, TensorRT)."
+    ),
+    energy_window: float = typer.Option(
+        default_of("energy_window_s"), "--energy-window", help="Seconds per energy window (NVML)."
+    ),
     calib: Optional[str] = typer.Option(None, "--calib", help="int8 calibration images: an ImageFolder or a folder."),
     calib_size: int = typer.Option(default_of("calib_size"), "--calib-size", help="Calibration images to use."),
-    eval_dir: Optional[str] = typer.Option(None, "--eval", help="Measure top-1/top-5 on this ImageFolder, on the timed engine."),
-    eval_labels: Optional[str] = typer.Option(None, "--eval-labels",
-                                              help="File mapping folder or file names to the model's class indices."),
+    eval_dir: Optional[str] = typer.Option(
+        None, "--eval", help="Measure top-1/top-5 on this ImageFolder, on the timed engine."
+    ),
+    eval_labels: Optional[str] = typer.Option(
+        None, "--eval-labels", help="File mapping folder or file names to the model's class indices."
+    ),
     eval_limit: Optional[int] = typer.Option(None, "--eval-limit", help="Evaluate at most this many images."),
     skip_bad_images: bool = typer.Option(False, "--skip-bad-images", help="Count and skip unreadable images."),
-    max_drop: Optional[str] = typer.Option(None, "--max-drop",
-                                           help="int8 on openvino: accuracy-aware quantisation within this top-1 drop, e.g. 1%."),
-    crop_pct: Optional[float] = typer.Option(None, "--crop-pct",
-                                             help="Image preprocessing: centre-crop fraction (default: the model's, else 0.875)."),
+    max_drop: Optional[str] = typer.Option(
+        None, "--max-drop", help="int8 on openvino: accuracy-aware quantisation within this top-1 drop, e.g. 1%."
+    ),
+    crop_pct: Optional[float] = typer.Option(
+        None, "--crop-pct", help="Image preprocessing: centre-crop fraction (default: the model's, else 0.875)."
+    ),
     interpolation: Optional[str] = typer.Option(None, "--interpolation", help="Resize: bilinear | bicubic | nearest."),
     mean: Optional[str] = typer.Option(None, "--mean", help="Normalisation mean, e.g. 0.485,0.456,0.406 (ImageNet's)."),
     std: Optional[str] = typer.Option(None, "--std", help="Normalisation std, e.g. 0.229,0.224,0.225 (ImageNet's)."),
-    opt: Optional[List[str]] = typer.Option(None, "--opt", help=(
-        "Backend option KEY=VALUE (repeatable), typed per backend: `bench backends --options NAME` lists them.")),
-    db: Optional[str] = typer.Option(None, "--db", envvar="EFFBENCH_DB", help="Results database (path or SQLAlchemy URL)."),
+    opt: Optional[List[str]] = typer.Option(
+        None,
+        "--opt",
+        help=("Backend option KEY=VALUE (repeatable), typed per backend: `bench backends --options NAME` lists them."),
+    ),
+    db: Optional[str] = typer.Option(
+        None, "--db", envvar="EFFBENCH_DB", help="Results database (path or SQLAlchemy URL)."
+    ),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Also write this run's records to a JSON file."),
     tag: Optional[str] = typer.Option(None, "--tag", help="Label stored with the results."),
-    timeout: float = typer.Option(default_of("timeout_s"), "--timeout", help="Kill the worker after this many seconds."),
+    timeout: float = typer.Option(
+        default_of("timeout_s"), "--timeout", help="Kill the worker after this many seconds."
+    ),
     isolate: bool = typer.Option(True, "--isolate/--in-process", help="Run each cell in its own worker process."),
     store_results: bool = typer.Option(True, "--store/--no-store", help="Write results to the database."),
 ):
@@ -367,8 +468,9 @@ def _run(params: dict, out: Path | None, db: str | None, store_results: bool, is
         except UsageError:
             raise
         except Exception as e:  # an export that fails is the cell's failed record (the run goes on)
-            prepared.append(failures.failed_result(c.cfg.to_dict(), failures.classify(e),
-                                                   config_hash=c.cfg.config_hash()))
+            prepared.append(
+                failures.failed_result(c.cfg.to_dict(), failures.classify(e), config_hash=c.cfg.config_hash())
+            )
     sink = ResultSink(out, store, "bench run")
     results = run_cells(cells, None, isolate=isolate, on_result=sink, launchers=launchers, prepared=prepared)
     records = [r.to_dict() for r in results]
@@ -377,23 +479,33 @@ def _run(params: dict, out: Path | None, db: str | None, store_results: bool, is
         if r["status"] != "ok":
             error_line(f"{r['model']} on {r['backend']} (batch {r['batch_size']}): {r['status']}: {r['error']}")
     code = sink.summary()
-    if code or any(r["status"] != "ok" for r in records) or any((r.get("parity") or {}).get("ok") is False
-                                                                    for r in records):
+    if (
+        code
+        or any(r["status"] != "ok" for r in records)
+        or any((r.get("parity") or {}).get("ok") is False for r in records)
+    ):
         raise typer.Exit(1)
 
 
 @app.command()
 def sweep(
-    file: Path = typer.Argument(..., help="Sweep YAML: lists models, backends (and batches, precisions, scenarios, devices) "
-                                          "plus run options."),
+    file: Path = typer.Argument(
+        ..., help="Sweep YAML: lists models, backends (and batches, precisions, scenarios, devices) plus run options."
+    ),
     db: Optional[str] = typer.Option(None, "--db", envvar="EFFBENCH_DB", help="Results database."),
-    resume: bool = typer.Option(False, "--resume", help="Skip cells already stored with the same configuration and tag."),
+    resume: bool = typer.Option(
+        False, "--resume", help="Skip cells already stored with the same configuration and tag."
+    ),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="With --resume, run stored failed cells again."),
     tag: Optional[str] = typer.Option(None, "--tag", help="Label stored with the results."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Also write the records to a JSON file."),
     isolate: bool = typer.Option(True, "--isolate/--in-process", help="Run each cell in its own worker process."),
-    farm: Optional[str] = typer.Option(None, "--farm", envvar="RAY_ADDRESS",
-                                       help="Run the cells on a device farm: HOST:PORT of its head, or ray://HOST:10001."),
+    farm: Optional[str] = typer.Option(
+        None,
+        "--farm",
+        envvar="RAY_ADDRESS",
+        help="Run the cells on a device farm: HOST:PORT of its head, or ray://HOST:10001.",
+    ),
 ):
     """Run a matrix of cells: all prepared first, then measured back to back; each finished cell is stored
     at once, failures are recorded and the sweep goes on."""
@@ -411,8 +523,12 @@ def sweep(
         before = len(cells)
         cells = [c for c in cells if (c.config_hash(), c.tag) not in done]
         skipped = before - len(cells)
-    console.print(f"sweep {file}: {len(cells)} cell(s) to run" + (f", {skipped} already stored" if skipped else "")
-                  + (f" on the farm at {farm}" if farm else ""), highlight=False)
+    console.print(
+        f"sweep {file}: {len(cells)} cell(s) to run"
+        + (f", {skipped} already stored" if skipped else "")
+        + (f" on the farm at {farm}" if farm else ""),
+        highlight=False,
+    )
     sink = ResultSink(out, store, f"sweep {file.name}")
     resume_cmd = _resume_command(file, redact(db) if db else None, farm, tag)
     launchers = {} if farm else _local_workers(isolate, [c.backend for c in cells])
@@ -428,8 +544,11 @@ def sweep(
             run_cells(cells, None, isolate=isolate, on_result=sink, launchers=launchers)
     except KeyboardInterrupt:
         sink.summary()
-        console.print(f"\n[yellow]interrupted:[/] {len(sink.records)} cell(s) finished and stored; resume with: "
-                      f"{resume_cmd}", highlight=False, soft_wrap=True)
+        console.print(
+            f"\n[yellow]interrupted:[/] {len(sink.records)} cell(s) finished and stored; resume with: {resume_cmd}",
+            highlight=False,
+            soft_wrap=True,
+        )
         raise typer.Exit(130) from None
     finally:
         for launcher in launchers.values():
@@ -437,9 +556,14 @@ def sweep(
     console.print(result_table(sink.records, title=f"sweep {file.name}"))
     failed = sum(r["status"] not in ("ok", "lost") for r in sink.records)
     lost = sum(r["status"] == "lost" for r in sink.records)
-    summary = f"{len(sink.records) - failed - lost} ok, {failed} failed/crashed/skipped, {skipped} resumed from the store"
-    console.print(summary + (f", {lost} lost by the farm: run them again with: {resume_cmd}" if lost else ""),
-                  highlight=False, soft_wrap=True)
+    summary = (
+        f"{len(sink.records) - failed - lost} ok, {failed} failed/crashed/skipped, {skipped} resumed from the store"
+    )
+    console.print(
+        summary + (f", {lost} lost by the farm: run them again with: {resume_cmd}" if lost else ""),
+        highlight=False,
+        soft_wrap=True,
+    )
     if sink.summary():
         raise typer.Exit(1)
 
@@ -448,8 +572,15 @@ def _resume_command(file: Path, db: str | None, farm: str | None, tag: str | Non
     """The command that picks the sweep up again (the database URL with its password hidden)."""
     import shlex
 
-    args = ["bench", "sweep", str(file), "--resume", *(["--db", db] if db else []), *(["--farm", farm] if farm else []),
-            *(["--tag", tag] if tag else [])]
+    args = [
+        "bench",
+        "sweep",
+        str(file),
+        "--resume",
+        *(["--db", db] if db else []),
+        *(["--farm", farm] if farm else []),
+        *(["--tag", tag] if tag else []),
+    ]
     return shlex.join(args)
 
 
@@ -470,8 +601,9 @@ def models(fmt: str = typer.Option("table", "--format", help="table | json")):
     for col in ("name", "family", "input", "top-1 %", "params M", "MACs M", "source"):
         t.add_column(col)
     for c in cards:
-        t.add_row(c.name, c.family, "x".join(map(str, c.input_shape)), str(c.top1), str(c.params_m), str(c.macs_m),
-                  c.source)
+        t.add_row(
+            c.name, c.family, "x".join(map(str, c.input_shape)), str(c.top1), str(c.params_m), str(c.macs_m), c.source
+        )
     console.print(t)
 
 
@@ -493,8 +625,9 @@ def backends(
         for col in ("option", "type", "default", "applies to", "help"):
             t.add_column(col)
         for row in describe(backend):
-            t.add_row(str(row["option"]), str(row["type"]), repr(row["default"]), str(row["applies_to"]),
-                      str(row["help"]))
+            t.add_row(
+                str(row["option"]), str(row["type"]), repr(row["default"]), str(row["applies_to"]), str(row["help"])
+            )
         console.print(t)
         return
     t = Table(title=f"backends (device {device})")
@@ -502,8 +635,15 @@ def backends(
         t.add_column(col)
     for name, b in sorted(all_backends().items()):
         reason = b.unavailable_reason(device)
-        t.add_row(name, ", ".join(b.aliases), b.artifact_format, ", ".join(b.precisions), b.version() or "-",
-                  "[green]yes[/]" if reason is None else "[red]no[/]", reason or "")
+        t.add_row(
+            name,
+            ", ".join(b.aliases),
+            b.artifact_format,
+            ", ".join(b.precisions),
+            b.version() or "-",
+            "[green]yes[/]" if reason is None else "[red]no[/]",
+            reason or "",
+        )
     console.print(t)
 
 
@@ -563,8 +703,9 @@ def results_import(
     records = read_records(file)
     store = Store(db)
     added, present = store.import_records(records)
-    console.print(f"imported {added} record(s) into {store.display_url}" + (f"; {present} were already there" if present
-                                                                            else ""))
+    console.print(
+        f"imported {added} record(s) into {store.display_url}" + (f"; {present} were already there" if present else "")
+    )
 
 
 def _click_classes(name: str) -> tuple[type, ...]:
@@ -608,8 +749,10 @@ def main(argv: list[str] | None = None) -> int:
 
         if os.environ.get("EFFBENCH_DEBUG") == "1":
             raise
-        error_line(f"internal error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} "
-                   "(set EFFBENCH_DEBUG=1 for the traceback, and please report it)")
+        error_line(
+            f"internal error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} "
+            "(set EFFBENCH_DEBUG=1 for the traceback, and please report it)"
+        )
         return 1
     if rc == 130:  # typer turns Ctrl-C into exit code 130 by itself, silently
         error_line("interrupted")

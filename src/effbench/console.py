@@ -70,18 +70,38 @@ def top1_text(acc: dict | None) -> str:
 def result_table(records: list[dict], title: str = "results") -> Table:
     t = Table(title=title, show_lines=False)
     with_accuracy = any(r.get("accuracy") for r in records)
-    for col, just in [("model", "left"), ("backend", "left"), ("device", "left"), ("batch", "right"),
-                      ("prec", "left"), ("scenario", "left"), ("status", "left"), ("median ms", "right"),
-                      ("95% CI", "right"), ("p99 ms", "right"), ("img/s", "right"), ("MACs", "right"),
-                      ("eff.", "right"), ("gap", "right"), ("parity", "left"),
-                      *([("top-1 %", "right")] if with_accuracy else []), ("notes", "left")]:
+    for col, just in [
+        ("model", "left"),
+        ("backend", "left"),
+        ("device", "left"),
+        ("batch", "right"),
+        ("prec", "left"),
+        ("scenario", "left"),
+        ("status", "left"),
+        ("median ms", "right"),
+        ("95% CI", "right"),
+        ("p99 ms", "right"),
+        ("img/s", "right"),
+        ("MACs", "right"),
+        ("eff.", "right"),
+        ("gap", "right"),
+        ("parity", "left"),
+        *([("top-1 %", "right")] if with_accuracy else []),
+        ("notes", "left"),
+    ]:
         t.add_column(col, justify=just, overflow="fold")
     for r in records:
         lat = r.get("latency_ms") or {}
         par = r.get("parity")
         status = r.get("status", "?")
-        style = {"ok": "green", "failed": "red", "crashed": "red", "timeout": "red", "skipped": "yellow",
-                 "lost": "magenta"}.get(status, "red")
+        style = {
+            "ok": "green",
+            "failed": "red",
+            "crashed": "red",
+            "timeout": "red",
+            "skipped": "yellow",
+            "lost": "magenta",
+        }.get(status, "red")
         notes = [r["error"]] if r.get("error") else []
         if r.get("artifact_cached"):
             notes.append("artifact from cache")
@@ -94,11 +114,17 @@ def result_table(records: list[dict], title: str = "results") -> Table:
         if r.get("roofline_ms") and lat.get("median"):
             gap = lat["median"] / r["roofline_ms"]
         t.add_row(
-            str(r.get("model")), str(r.get("backend")), str(r.get("device")), str(r.get("batch_size")), prec,
-            str(r.get("scenario")), f"[{style}]{status}[/]",
+            str(r.get("model")),
+            str(r.get("backend")),
+            str(r.get("device")),
+            str(r.get("batch_size")),
+            prec,
+            str(r.get("scenario")),
+            f"[{style}]{status}[/]",
             fmt(lat.get("median"), ".4g"),
             f"{fmt(lat.get('ci95_low'), '.4g')}–{fmt(lat.get('ci95_high'), '.4g')}" if lat else "-",
-            fmt(lat.get("p99"), ".4g"), fmt(r.get("throughput_per_s"), ".1f"),
+            fmt(lat.get("p99"), ".4g"),
+            fmt(r.get("throughput_per_s"), ".1f"),
             f"{macs / 1e6:.1f} M" if macs else "-",
             fmt(r.get("efficiency"), ".1%") if r.get("efficiency") is not None else "-",
             f"{gap:.1f}x" if gap else "-",

@@ -14,8 +14,15 @@ CLASSES = 10
 
 def images(n: int, dataset_hash: str = "set-a", seed: int = 0) -> PreparedImages:
     labels = np.random.default_rng(seed).integers(0, CLASSES, n)
-    return PreparedImages(np.zeros((n, 1, 1, 3), np.uint8), labels, [f"{i}.png" for i in range(n)], dataset_hash,
-                          Preprocess((1, 1)), "/data/val", "imagefolder")
+    return PreparedImages(
+        np.zeros((n, 1, 1, 3), np.uint8),
+        labels,
+        [f"{i}.png" for i in range(n)],
+        dataset_hash,
+        Preprocess((1, 1)),
+        "/data/val",
+        "imagefolder",
+    )
 
 
 def predictions(imgs: PreparedImages, correct: np.ndarray) -> Predictions:
@@ -32,15 +39,25 @@ def outcomes(n: int, accuracy: float, seed: int) -> np.ndarray:
 
 def accuracy_block(imgs: PreparedImages, correct: np.ndarray, reference: np.ndarray | None = None) -> dict:
     ref = predictions(imgs, reference) if reference is not None else None
-    return accuracy_record(predictions(imgs, correct), imgs, reference=ref,
-                           reference_info={"runtime": "torch", "precision": "fp32"} if ref else None)
+    return accuracy_record(
+        predictions(imgs, correct),
+        imgs,
+        reference=ref,
+        reference_info={"runtime": "torch", "precision": "fp32"} if ref else None,
+    )
 
 
 def measured(model: str, backend: str, precision: str, latency_ms: float, block: dict | None, **kw) -> dict:
     from tests.gate.records import samples
 
-    rec = record(samples(latency_ms, seed=int(latency_ms * 1000) % 97), model=model, backend=backend,
-                 precision=precision, config_hash=f"{model}-{backend}-{precision}", **kw)
+    rec = record(
+        samples(latency_ms, seed=int(latency_ms * 1000) % 97),
+        model=model,
+        backend=backend,
+        precision=precision,
+        config_hash=f"{model}-{backend}-{precision}",
+        **kw,
+    )
     if block is not None:
         rec["accuracy"] = block
     return rec

@@ -24,8 +24,9 @@ MODEL = ["--model", "digits_models:digits_cnn", "--input-size", "16", "--threads
 
 @pytest.fixture(scope="module")
 def wired():
-    help_text = subprocess.run([str(Path(sys.executable).parent / "bench"), "run", "--help"], capture_output=True,
-                               text=True).stdout
+    help_text = subprocess.run(
+        [str(Path(sys.executable).parent / "bench"), "run", "--help"], capture_output=True, text=True
+    ).stdout
     if "--calib" not in help_text or "--eval" not in help_text:
         pytest.skip("needs the runner integration (bench run --calib/--eval/--weights)")
 
@@ -39,8 +40,18 @@ def _run(tmp_path, name, *args):
 
 
 def test_fp32_top1_on_the_timed_engine_matches_pytorch(wired, digits, trained, tmp_path):
-    rec = _run(tmp_path, "fp32", "--weights", trained.weights, "--backend", "openvino", "--eval", digits.val,
-               "--crop-pct", "1.0")
+    rec = _run(
+        tmp_path,
+        "fp32",
+        "--weights",
+        trained.weights,
+        "--backend",
+        "openvino",
+        "--eval",
+        digits.val,
+        "--crop-pct",
+        "1.0",
+    )
     acc = rec["accuracy"]
     own = torch_own_evaluation(trained.module, digits.val)
     assert acc["images"] == own.size and abs(acc["top1"] * own.size / 100 - own.sum()) <= 1
@@ -51,8 +62,22 @@ def test_fp32_top1_on_the_timed_engine_matches_pytorch(wired, digits, trained, t
 
 @pytest.mark.parametrize("backend", ["openvino", "onnxruntime"])
 def test_int8_with_calibration_and_eval(wired, digits, trained, tmp_path, backend):
-    args = ["--weights", trained.weights, "--backend", backend, "--precision", "int8", "--calib", digits.train,
-            "--calib-size", "128", "--eval", digits.val, "--crop-pct", "1.0"]
+    args = [
+        "--weights",
+        trained.weights,
+        "--backend",
+        backend,
+        "--precision",
+        "int8",
+        "--calib",
+        digits.train,
+        "--calib-size",
+        "128",
+        "--eval",
+        digits.val,
+        "--crop-pct",
+        "1.0",
+    ]
     first = _run(tmp_path, "first", *args)
     again = _run(tmp_path, "again", *args)
     assert first["precision_ran"] == "int8" and first["artifact_cached"] is False and again["artifact_cached"] is True
@@ -66,16 +91,45 @@ def test_int8_with_calibration_and_eval(wired, digits, trained, tmp_path, backen
 
 
 def test_generated_calibration_carries_its_warning(wired, trained, tmp_path):
-    rec = _run(tmp_path, "gen", "--weights", trained.weights, "--backend", "onnxruntime", "--precision", "int8",
-               "--calib-size", "16")
+    rec = _run(
+        tmp_path,
+        "gen",
+        "--weights",
+        trained.weights,
+        "--backend",
+        "onnxruntime",
+        "--precision",
+        "int8",
+        "--calib-size",
+        "16",
+    )
     warning = rec["quantization"]["calibration"]["warning"]
     assert "accuracy is not" in warning and any("accuracy is not" in w for w in rec["warnings"])
 
 
 def test_accuracy_aware_int8_records_kept_layers(wired, digits, trained, tmp_path):
-    rec = _run(tmp_path, "ac", "--weights", trained.weights, "--backend", "openvino", "--precision", "int8",
-               "--calib", digits.train, "--calib-size", "64", "--eval", digits.val, "--eval-limit", "200",
-               "--max-drop", "1%", "--crop-pct", "1.0")
+    rec = _run(
+        tmp_path,
+        "ac",
+        "--weights",
+        trained.weights,
+        "--backend",
+        "openvino",
+        "--precision",
+        "int8",
+        "--calib",
+        digits.train,
+        "--calib-size",
+        "64",
+        "--eval",
+        digits.val,
+        "--eval-limit",
+        "200",
+        "--max-drop",
+        "1%",
+        "--crop-pct",
+        "1.0",
+    )
     assert isinstance(rec["quantization"]["layers_kept_fp32"], list) and rec["accuracy"]["images"] == 200
 
 

@@ -126,8 +126,9 @@ def test_calibration_from_a_folder_and_generated(tmp_path):
 def test_missing_or_empty_folders(tmp_path):
     _one_line_error(lambda: find_images(tmp_path / "nope"), "--eval", "no such folder")
     (tmp_path / "empty").mkdir()
-    _one_line_error(lambda: find_images(tmp_path / "empty", option="--calib", need_labels=False), "--calib",
-                    "no images found")
+    _one_line_error(
+        lambda: find_images(tmp_path / "empty", option="--calib", need_labels=False), "--calib", "no images found"
+    )
     (tmp_path / "f.png").write_bytes(b"")
     _one_line_error(lambda: find_images(tmp_path / "f.png"), "is a file")
     root = _folder(tmp_path / "set")
@@ -153,13 +154,13 @@ def test_unreadable_image_names_the_file_or_is_skipped(tmp_path):
     truncated = root / "cat" / "cut.png"
     shutil.copy(root / "cat" / "0.png", truncated)
     truncated.write_bytes(truncated.read_bytes()[:40])
-    _one_line_error(lambda: prepare_images(find_images(root), digits_preprocess(), skip_bad_images=False),
-                    "cut.png")
+    _one_line_error(lambda: prepare_images(find_images(root), digits_preprocess(), skip_bad_images=False), "cut.png")
 
 
 def test_more_classes_than_model_outputs(digits, tmp_path):
-    _one_line_error(lambda: find_images(digits.val, num_classes=5), "has 10 class folders", "5 outputs",
-                    "--eval-labels")
+    _one_line_error(
+        lambda: find_images(digits.val, num_classes=5), "has 10 class folders", "5 outputs", "--eval-labels"
+    )
     prepared = prepare_images(find_images(digits.val), digits_preprocess(), limit=20)
     _one_line_error(lambda: check_classes(prepared, 5), "class index 9", "5 outputs")
     check_classes(prepared, 10)
@@ -169,8 +170,9 @@ def test_labels_file_problems(tmp_path):
     root = _folder(tmp_path / "set", ("n01", "n02"))
     bad = tmp_path / "bad.txt"
     bad.write_text("n01 0\nn02 12\n")
-    _one_line_error(lambda: find_images(root, labels_file=bad, num_classes=10), "line 2", "'n02' is class 12",
-                    "10 outputs")
+    _one_line_error(
+        lambda: find_images(root, labels_file=bad, num_classes=10), "line 2", "'n02' is class 12", "10 outputs"
+    )
     partial = tmp_path / "partial.txt"
     partial.write_text("n01 0\nn99 1\n")
     _one_line_error(lambda: find_images(root, labels_file=partial), "no class for class folder 'n02'")
@@ -183,8 +185,7 @@ def test_labels_file_problems(tmp_path):
     twice = tmp_path / "twice.txt"
     twice.write_text("n01 0\nn01 1\n")
     _one_line_error(lambda: find_images(root, labels_file=twice), "listed twice")
-    _one_line_error(lambda: find_images(root, labels_file=tmp_path / "missing.txt"), "--eval-labels",
-                    "no such file")
+    _one_line_error(lambda: find_images(root, labels_file=tmp_path / "missing.txt"), "--eval-labels", "no such file")
     bad_json = tmp_path / "l.json"
     bad_json.write_text('{"n01": "zero"}')
     _one_line_error(lambda: find_images(root, labels_file=bad_json), "JSON object of name -> class index")

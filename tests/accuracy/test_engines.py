@@ -63,8 +63,12 @@ def built(digits, trained) -> Built:
     from effbench.export.onnx_export import export_torch_to_onnx
     from effbench.export.openvino_export import onnx_to_ir
 
-    onnx_art = get_or_build("onnx", {"model": "digits_cnn", "weights": str(trained.weights), "batch": BATCH},
-                            "model.onnx", lambda t: export_torch_to_onnx(trained.module, (BATCH, 3, SIZE, SIZE), t))
+    onnx_art = get_or_build(
+        "onnx",
+        {"model": "digits_cnn", "weights": str(trained.weights), "batch": BATCH},
+        "model.onnx",
+        lambda t: export_torch_to_onnx(trained.module, (BATCH, 3, SIZE, SIZE), t),
+    )
     ir_art = get_or_build("openvino", {"onnx": onnx_art.key}, "model.xml", lambda t: onnx_to_ir(onnx_art.path, t))
     val = prepare_images(find_images(digits.val, num_classes=10), digits_preprocess(BATCH))
     return Built(onnx_art.path, ir_art.path, onnx_art.key, val, evaluate_torch(trained.module, val))

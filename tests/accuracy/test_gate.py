@@ -55,8 +55,9 @@ def test_small_or_insignificant_drops_pass(base):
     few_worse[np.flatnonzero(few_ok)[:2]] = False  # 5 points, but only two images
     (c,) = compare(_cell(accuracy_block(few, few_ok)), _cell(accuracy_block(few, few_worse))).cells
     assert c.verdict == NO_CHANGE and "not significant" in c.accuracy["reason"]
-    (c,) = compare(_cell(accuracy_block(imgs, ok)), _cell(accuracy_block(imgs, _lose(ok, 0.03, 2)))
-                   , max_accuracy_drop=5.0).cells
+    (c,) = compare(
+        _cell(accuracy_block(imgs, ok)), _cell(accuracy_block(imgs, _lose(ok, 0.03, 2))), max_accuracy_drop=5.0
+    ).cells
     assert c.verdict == NO_CHANGE  # the limit is the option's
 
 

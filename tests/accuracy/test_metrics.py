@@ -20,7 +20,7 @@ def test_wilson_known_value():
 
 
 def test_mcnemar_exact_and_asymptotic():
-    assert m.mcnemar_p(0, 6) == pytest.approx(2 * 0.5 ** 6)  # all six discordant pairs one way
+    assert m.mcnemar_p(0, 6) == pytest.approx(2 * 0.5**6)  # all six discordant pairs one way
     assert m.mcnemar_p(3, 3) == pytest.approx(1.0)
     assert m.mcnemar_p(0, 0) == 1.0
     # large counts: the continuity-corrected chi-square is close to the exact binomial test

@@ -28,8 +28,9 @@ def test_equals_timm_create_transform(tmp_path, shape, size, crop_pct, mode, int
     Image.fromarray(rng.integers(0, 256, (*shape, 3), dtype=np.uint8)).save(path)
     pre = Preprocess(size, 3, crop_pct, mode, interp, (0.5, 0.4, 0.3), (0.2, 0.25, 0.3))
     ours = pre.normalize(pre.load(path)[None])[0]
-    timm_t = create_transform(input_size=(3, *size), crop_pct=crop_pct, crop_mode=mode, interpolation=interp,
-                              mean=pre.mean, std=pre.std)
+    timm_t = create_transform(
+        input_size=(3, *size), crop_pct=crop_pct, crop_mode=mode, interpolation=interp, mean=pre.mean, std=pre.std
+    )
     with Image.open(path) as im:
         theirs = timm_t(im.convert("RGB")).numpy()
     assert ours.shape == theirs.shape == (3, *size)
@@ -51,8 +52,12 @@ def test_timm_model_data_config_and_overrides():
 
 def test_defaults_for_files_and_factories():
     pre = resolve_preprocess([4, 3, 224, 224])
-    assert (pre.crop_pct, pre.interpolation, pre.mean, pre.source) == (0.875, "bilinear", (0.485, 0.456, 0.406),
-                                                                       "defaults")
+    assert (pre.crop_pct, pre.interpolation, pre.mean, pre.source) == (
+        0.875,
+        "bilinear",
+        (0.485, 0.456, 0.406),
+        "defaults",
+    )
     grey = resolve_preprocess([1, 1, 28, 28])
     assert grey.mean == (0.5,) and grey.channels == 1
 
@@ -62,13 +67,16 @@ def test_round_trips_through_a_dict():
     assert Preprocess.from_dict(pre.to_dict()) == pre
 
 
-@pytest.mark.parametrize("kwargs,needle", [
-    (dict(crop_pct=1.5), "crop_pct"),
-    (dict(interpolation="cubic"), "interpolation"),
-    (dict(mean=[0.5, 0.5]), "mean has 2 value(s)"),
-    (dict(std=[0.2, 0.0, 0.2]), "must be positive"),
-    (dict(crop_mode="border"), "crop mode"),
-])
+@pytest.mark.parametrize(
+    "kwargs,needle",
+    [
+        (dict(crop_pct=1.5), "crop_pct"),
+        (dict(interpolation="cubic"), "interpolation"),
+        (dict(mean=[0.5, 0.5]), "mean has 2 value(s)"),
+        (dict(std=[0.2, 0.0, 0.2]), "must be positive"),
+        (dict(crop_mode="border"), "crop mode"),
+    ],
+)
 def test_bad_options_are_one_line_errors(kwargs, needle):
     with pytest.raises(UsageError) as e:
         resolve_preprocess([1, 3, 32, 32], **kwargs)

@@ -12,24 +12,36 @@ from effbench.errors import UsageError
 
 def test_strings_become_typed_options():
     ov = get_backend("openvino").parse_options({"preset": "mixed", "subset_size": "100", "fast_bias_correction": "0"})
-    assert quant_settings("nncf", ov) == {"preset": "mixed", "subset_size": 100, "fast_bias_correction": False,
-                                          "model_type": None}
-    ort = get_backend("onnxruntime").parse_options({"calibration": "entropy", "per_channel": "false",
-                                                    "reduce_range": "1", "percentile": "99.99"})
+    assert quant_settings("nncf", ov) == {
+        "preset": "mixed",
+        "subset_size": 100,
+        "fast_bias_correction": False,
+        "model_type": None,
+    }
+    ort = get_backend("onnxruntime").parse_options(
+        {"calibration": "entropy", "per_channel": "false", "reduce_range": "1", "percentile": "99.99"}
+    )
     got = quant_settings("onnxruntime", ort)
-    assert (got["calibration"], got["per_channel"], got["reduce_range"], got["percentile"]) == ("entropy", False,
-                                                                                                True, 99.99)
+    assert (got["calibration"], got["per_channel"], got["reduce_range"], got["percentile"]) == (
+        "entropy",
+        False,
+        True,
+        99.99,
+    )
 
 
-@pytest.mark.parametrize("backend,raw,needle", [
-    ("openvino", {"presets": "mixed"}, "unknown option 'presets'"),
-    ("openvino", {"preset": "fast"}, "--opt preset='fast'"),
-    ("openvino", {"fast_bias_correction": "maybe"}, "--opt fast_bias_correction='maybe'"),
-    ("openvino", {"subset_size": "lots"}, "--opt subset_size='lots'"),
-    ("onnxruntime", {"calibration": "kl"}, "'minmax', 'entropy' or 'percentile'"),
-    ("onnxruntime", {"activation_type": "int4"}, "--opt activation_type='int4'"),
-    ("onnxruntime", {"percentile": "20"}, "--opt percentile='20'"),
-])
+@pytest.mark.parametrize(
+    "backend,raw,needle",
+    [
+        ("openvino", {"presets": "mixed"}, "unknown option 'presets'"),
+        ("openvino", {"preset": "fast"}, "--opt preset='fast'"),
+        ("openvino", {"fast_bias_correction": "maybe"}, "--opt fast_bias_correction='maybe'"),
+        ("openvino", {"subset_size": "lots"}, "--opt subset_size='lots'"),
+        ("onnxruntime", {"calibration": "kl"}, "'minmax', 'entropy' or 'percentile'"),
+        ("onnxruntime", {"activation_type": "int4"}, "--opt activation_type='int4'"),
+        ("onnxruntime", {"percentile": "20"}, "--opt percentile='20'"),
+    ],
+)
 def test_bad_options_are_one_line(backend, raw, needle):
     with pytest.raises(UsageError) as e:
         get_backend(backend).parse_options(raw)

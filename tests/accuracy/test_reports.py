@@ -24,10 +24,14 @@ def pair():
     fp32_ok = outcomes(N, 0.80, seed=1)
     int8_ok = fp32_ok & (np.random.default_rng(2).random(N) > 0.04)
     fp32 = measured("efficientvit_m0", "openvino", "fp32", 2.0, accuracy_block(imgs, fp32_ok, fp32_ok))
-    int8 = measured("efficientvit_m0", "openvino", "int8", 1.2, accuracy_block(imgs, int8_ok, fp32_ok),
-                    precision_ran="int8")
-    int8["quantization"] = {"method": "nncf", "int8_macs_share": 0.93,
-                            "calibration": {"source": "generated", "warning": "latency is representative"}}
+    int8 = measured(
+        "efficientvit_m0", "openvino", "int8", 1.2, accuracy_block(imgs, int8_ok, fp32_ok), precision_ran="int8"
+    )
+    int8["quantization"] = {
+        "method": "nncf",
+        "int8_macs_share": 0.93,
+        "calibration": {"source": "generated", "warning": "latency is representative"},
+    }
     card = measured("mobilenetv3_large_100", "openvino", "fp32", 1.5, None)
     return fp32, int8, card, fp32_ok, int8_ok
 

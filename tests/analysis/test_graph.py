@@ -113,8 +113,13 @@ def test_gemm_with_bias_and_transposed_weight(trans_a):
         ("MaxPool", {"x": [1, 4, 9, 9]}, None, {"kernel_shape": [3, 3], "strides": [2, 2]}, 4 * 4 * 4 * 9),
         ("GlobalAveragePool", {"x": [1, 4, 9, 9]}, None, {}, 4 * 9 * 9),
         ("BatchNormalization", {"x": [1, 4, 3, 3]}, {k: weights(4) for k in "sbmv"}, {}, 2 * 36),
-        ("Resize", {"x": [1, 2, 4, 4]}, {"": None, "scales": np.array([1, 1, 2, 2], np.float32)},
-         {"mode": "linear"}, 4 * 2 * 8 * 8),
+        (
+            "Resize",
+            {"x": [1, 2, 4, 4]},
+            {"": None, "scales": np.array([1, 1, 2, 2], np.float32)},
+            {"mode": "linear"},
+            4 * 2 * 8 * 8,
+        ),
         ("Reshape", {"x": [2, 3, 4]}, {"shape": np.array([6, 4])}, {}, 0),
     ],
 )
@@ -197,7 +202,10 @@ def test_aggregate_of_one_node_matches_the_node():
     analysis = analyze(chain_model())
     conv, group = analysis.node("conv"), aggregate(analysis, ["conv"])
     assert (group.flops, group.params, group.bytes_read, group.bytes_written) == (
-        conv.flops, conv.params, conv.bytes_read, conv.bytes_written,
+        conv.flops,
+        conv.params,
+        conv.bytes_read,
+        conv.bytes_written,
     )
 
 
@@ -271,8 +279,13 @@ def export(tmp_path_factory):
             with warnings.catch_warnings():  # the TorchScript exporter's deprecation and tracer warnings
                 warnings.simplefilter("ignore")
                 torch.onnx.export(
-                    model, torch.randn(1, 3, 224, 224), str(path), dynamo=False, opset_version=17,
-                    input_names=["input"], output_names=["output"],
+                    model,
+                    torch.randn(1, 3, 224, 224),
+                    str(path),
+                    dynamo=False,
+                    opset_version=17,
+                    input_names=["input"],
+                    output_names=["output"],
                 )
             cache[name] = path, model
         return cache[name]

@@ -20,6 +20,8 @@ from effbench.harness.prepare import check_cell, prepare
 from effbench.harness.store import Store
 from tests.conftest import FAST, bench, read_records
 
+pytestmark = pytest.mark.serial  # asserts timings: make test runs it alone
+
 MODEL = "efficientvit_m0"  # attention blocks: fused MatMul/Scale/Transpose, NCHWc convs, split fusions
 SMALL = "mobilenetv3_small_050"
 ITERS = 10
@@ -31,8 +33,17 @@ def profiled(model: str, backend: str):
     """(result with extra['profile'], backend layers, graph analysis) of one in-process profiled cell."""
     key = (model, backend)
     if key not in _CACHE:
-        cfg = RunConfig(model=model, backend=backend, threads=1, profile_iters=ITERS, duration_s=0.2,
-                        warmup_s=0.05, warmup_iters=3, min_iters=3, parity=False)
+        cfg = RunConfig(
+            model=model,
+            backend=backend,
+            threads=1,
+            profile_iters=ITERS,
+            duration_s=0.2,
+            warmup_s=0.05,
+            warmup_iters=3,
+            min_iters=3,
+            parity=False,
+        )
         cell = prepare(check_cell(cfg))
         measured = measure_payload(cell.payload())
         result = assemble(cell, measured)
@@ -109,12 +120,17 @@ def test_fused_kernels_map_back_to_the_onnx_graph(backend):
 # efficientvit_m0, 39 on mobilenetv3_small_050), and its profiler adds several µs to every kernel,
 # which inflates those short ones most: measured here, 4-12 % of ORT's profiled time, 3-7 % of
 # OpenVINO's on efficientvit_m0 (once over 10 % on a busy machine), up to 10 % on mobilenetv3_small_050.
-@pytest.mark.parametrize("model,backend,least", [
-    (MODEL, "openvino", 0.85), (MODEL, "onnxruntime", 0.80),
-    # mobilenetv3_small_050 runs in ~1.7 ms with one input reorder: a single preemption inside that one
-    # kernel swings its share (seen 5-24 % in CI), so the bound is loose; the reasons check below is exact
-    (SMALL, "openvino", 0.70), (SMALL, "onnxruntime", 0.70),
-])
+@pytest.mark.parametrize(
+    "model,backend,least",
+    [
+        (MODEL, "openvino", 0.85),
+        (MODEL, "onnxruntime", 0.80),
+        # mobilenetv3_small_050 runs in ~1.7 ms with one input reorder: a single preemption inside that one
+        # kernel swings its share (seen 5-24 % in CI), so the bound is loose; the reasons check below is exact
+        (SMALL, "openvino", 0.70),
+        (SMALL, "onnxruntime", 0.70),
+    ],
+)
 def test_most_of_the_measured_time_maps_to_graph_nodes(model, backend, least):
     result, layers, analysis = profiled(model, backend)
     prof = result.extra["profile"]
@@ -144,11 +160,14 @@ def test_torch_profile_is_compared_per_op_type():
 def test_torch_cuda_kernel_rows_are_not_counted_twice():
     # torch.profiler on CUDA (as seen on an H200): each aten op carries the device time of the kernels it
     # launched, and the kernels are listed too
-    layers = [LayerTime("aten::cudnn_convolution", "cudnn_convolution", 0.29), LayerTime("aten::bmm", "bmm", 0.17),
-              LayerTime("aten::clamp_min", "clamp_min", 0.03),
-              LayerTime("void cutlass::Kernel2<cutlass_80_tensorop_s1688gemm>", "cuda_kernel", 0.30),
-              LayerTime("sm80_xmma_gemm_f32f32_tf32f32_f32_nn", "cuda_kernel", 0.16),
-              LayerTime("void at::native::vectorized_elementwise_kernel<4, launch_clamp_scalar>", "cuda_kernel", 0.03)]
+    layers = [
+        LayerTime("aten::cudnn_convolution", "cudnn_convolution", 0.29),
+        LayerTime("aten::bmm", "bmm", 0.17),
+        LayerTime("aten::clamp_min", "clamp_min", 0.03),
+        LayerTime("void cutlass::Kernel2<cutlass_80_tensorop_s1688gemm>", "cuda_kernel", 0.30),
+        LayerTime("sm80_xmma_gemm_f32f32_tf32f32_f32_nn", "cuda_kernel", 0.16),
+        LayerTime("void at::native::vectorized_elementwise_kernel<4, launch_clamp_scalar>", "cuda_kernel", 0.03),
+    ]
     report = build_op_type_report(layers, get_backend("torch"), timed_median_ms=10.0)
     assert report["profiled_total_ms"] == pytest.approx(0.49)
     assert {r["op_type"] for r in report["op_types"]} == {"Conv", "MatMul", "Relu"}
@@ -158,8 +177,11 @@ def test_torch_cuda_kernel_rows_are_not_counted_twice():
 def test_a_node_claimed_by_two_kernels_goes_to_the_first():
     _, _, analysis = profiled(SMALL, "onnxruntime")
     node = analysis.nodes[0].name
-    layers = [LayerTime("k1", "Conv", 1.0, [node]), LayerTime("k2", "Conv", 1.0, [node, analysis.nodes[1].name]),
-              LayerTime("copy", "MemcpyToHost", 0.5)]
+    layers = [
+        LayerTime("k1", "Conv", 1.0, [node]),
+        LayerTime("k2", "Conv", 1.0, [node, analysis.nodes[1].name]),
+        LayerTime("copy", "MemcpyToHost", 0.5),
+    ]
     cell = prepare(check_cell(RunConfig(model=SMALL, backend="onnxruntime")))
     mapping = map_layers(get_backend("onnxruntime"), layers, cell.analysis_onnx, analysis)
     kernels = {k.name: k for k in mapping.kernels}
@@ -178,8 +200,24 @@ def test_a_node_claimed_by_two_kernels_goes_to_the_first():
 
 def test_bench_profile_stores_a_timed_and_a_profiled_record(db, tmp_path):
     out = tmp_path / "p.json"
-    r = bench("profile", "--model", SMALL, "--backend", "ort", *FAST, "--threads", "1", "--iters", "5",
-              "--top", "5", "--db", db, "--out", out)
+    r = bench(
+        "profile",
+        "--model",
+        SMALL,
+        "--backend",
+        "ort",
+        *FAST,
+        "--threads",
+        "1",
+        "--iters",
+        "5",
+        "--top",
+        "5",
+        "--db",
+        db,
+        "--out",
+        out,
+    )
     assert r.returncode == 0, r.output
     timed, prof_rec = read_records(out)
     assert (timed["scenario"], prof_rec["scenario"]) == ("latency", "latency")  # a real scenario
@@ -198,11 +236,14 @@ def test_bench_profile_stores_a_timed_and_a_profiled_record(db, tmp_path):
     assert "unmapped:" in r.stdout and "mapped FLOPs" in r.stdout
 
 
-@pytest.mark.parametrize("args,words", [
-    (["--model", SMALL, "--backend", "nosuchruntime"], "nosuchruntime"),
-    (["--model", "nosuchmodel_xyz", "--backend", "ort"], "nosuchmodel_xyz"),
-    (["--model", SMALL, "--backend", "ort", "--iters", "0"], "--iters"),
-])
+@pytest.mark.parametrize(
+    "args,words",
+    [
+        (["--model", SMALL, "--backend", "nosuchruntime"], "nosuchruntime"),
+        (["--model", "nosuchmodel_xyz", "--backend", "ort"], "nosuchmodel_xyz"),
+        (["--model", SMALL, "--backend", "ort", "--iters", "0"], "--iters"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(args, words, db):
     r = bench("profile", *args, "--db", db)
     assert r.returncode == 2, r.output

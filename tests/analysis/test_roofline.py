@@ -43,17 +43,23 @@ class Analysis:
 
 
 # 100 GFLOP/s and 10 GB/s: the ridge is at 10 FLOP/byte.
-TOY = DeviceSpec(name="toy", kind="gpu", peak_flops={"fp32": Peak(value=100e9, source="test")},
-                 memory_bandwidth=Peak(value=10e9, source="test"))
+TOY = DeviceSpec(
+    name="toy",
+    kind="gpu",
+    peak_flops={"fp32": Peak(value=100e9, source="test")},
+    memory_bandwidth=Peak(value=10e9, source="test"),
+)
 
 
 def toy_analysis():
-    return Analysis([
-        Node("conv", "Conv", flops=1_000_000_000, bytes_read=9_000_000, bytes_written=1_000_000),  # 100 FLOP/B
-        Node("relu", "Relu", flops=1_000_000, bytes_read=40_000_000, bytes_written=40_000_000),    # memory
-        Node("mm", "MatMul", flops=100_000_000, bytes_read=6_000_000, bytes_written=4_000_000),   # at the ridge
-        Node("reshape", "Reshape", flops=0, bytes_read=0),
-    ])
+    return Analysis(
+        [
+            Node("conv", "Conv", flops=1_000_000_000, bytes_read=9_000_000, bytes_written=1_000_000),  # 100 FLOP/B
+            Node("relu", "Relu", flops=1_000_000, bytes_read=40_000_000, bytes_written=40_000_000),  # memory
+            Node("mm", "MatMul", flops=100_000_000, bytes_read=6_000_000, bytes_written=4_000_000),  # at the ridge
+            Node("reshape", "Reshape", flops=0, bytes_read=0),
+        ]
+    )
 
 
 def test_layer_bounds_and_labels():
@@ -83,8 +89,9 @@ def test_model_ideal_efficiency_and_gap():
 
 
 def test_layer_times_and_where_time_goes():
-    mr = model_roofline(toy_analysis(), TOY, "fp32", measured_ms=40.0,
-                        layer_times_ms={"conv": 12.0, "relu": 20.0, "ghost": 1.0})
+    mr = model_roofline(
+        toy_analysis(), TOY, "fp32", measured_ms=40.0, layer_times_ms={"conv": 12.0, "relu": 20.0, "ghost": 1.0}
+    )
     conv = mr.layers[0]
     assert (conv.excess_ms, conv.efficiency) == (pytest.approx(2.0), pytest.approx(10 / 12))
     assert conv.achieved_flops_per_s == pytest.approx(1e9 / 0.012)
@@ -119,9 +126,12 @@ def test_no_bandwidth_uses_the_compute_roof_with_a_warning():
 
 
 def test_calibrated_roofs():
-    cal = Calibration(timestamp="2025-01-01T00:00:00+00:00", method="test",
-                      peak_flops={"fp32": Peak(value=50e9, source="calibrated: test")},
-                      memory_bandwidth=Peak(value=5e9, source="calibrated: test"))
+    cal = Calibration(
+        timestamp="2025-01-01T00:00:00+00:00",
+        method="test",
+        peak_flops={"fp32": Peak(value=50e9, source="calibrated: test")},
+        memory_bandwidth=Peak(value=5e9, source="calibrated: test"),
+    )
     device = DeviceSpec(name="cpu", kind="cpu", peak_flops={"fp32": Peak(value=100e9)}, calibrated=cal)
     spec = model_roofline(toy_analysis(), device, "fp32")  # spec compute roof, calibrated bandwidth
     assert spec.peak_flops_per_s == 100e9 and spec.bandwidth_bytes_per_s == 5e9
@@ -131,8 +141,9 @@ def test_calibrated_roofs():
 
 
 def test_batch_rescaling_keeps_weights_once():
-    analysis = Analysis([Node("fc", "Gemm", flops=2_000, bytes_read=1_400, bytes_written=100,
-                              params=250, param_bytes=1_000)])
+    analysis = Analysis(
+        [Node("fc", "Gemm", flops=2_000, bytes_read=1_400, bytes_written=100, params=250, param_bytes=1_000)]
+    )
     mr = model_roofline(analysis, TOY, "fp32", batch_size=4)
     assert mr.flops == 8_000 and mr.macs == 4_000
     assert mr.layers[0].bytes == 1_000 + 4 * (400 + 100)
@@ -154,12 +165,16 @@ def test_fused_group_on_a_real_graph():
     from effbench.analysis.graph import analyze
 
     graph = helper.make_graph(
-        [helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
-         helper.make_node("Relu", ["c"], ["r"], name="relu"),
-         helper.make_node("Add", ["r", "x"], ["y"], name="add")],
-        "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 16, 16])],
+        [
+            helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+            helper.make_node("Relu", ["c"], ["r"], name="relu"),
+            helper.make_node("Add", ["r", "x"], ["y"], name="add"),
+        ],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 16, 16])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
-        [numpy_helper.from_array(np.ones((8, 8, 3, 3), np.float32), "w")])
+        [numpy_helper.from_array(np.ones((8, 8, 3, 3), np.float32), "w")],
+    )
     analysis = analyze(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
     plain = model_roofline(analysis, TOY, "fp32")
     fused = model_roofline(analysis, TOY, "fp32", groups=[(["conv", "relu"], 0.5)], layer_times_ms={"add": 0.1})

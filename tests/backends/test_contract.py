@@ -64,17 +64,37 @@ def test_a_backend_in_one_file_plus_one_entry_point(tmp_path, db):
     dist = tmp_path / "onnx_reference-0.1.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: onnx-reference\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text(
-        "[effbench.backends]\nonnx-reference = onnx_reference:ReferenceBackend\n")
+    (dist / "entry_points.txt").write_text("[effbench.backends]\nonnx-reference = onnx_reference:ReferenceBackend\n")
     import os
 
-    env = {"PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT / "examples" / "extending"),
-                                          os.environ.get("PYTHONPATH", "")])}
+    env = {
+        "PYTHONPATH": os.pathsep.join(
+            [str(tmp_path), str(ROOT / "examples" / "extending"), os.environ.get("PYTHONPATH", "")]
+        )
+    }
     r = bench("backends", "--options", "onnxref", env=env)
     assert r.returncode == 0 and "verbose" in r.stdout, r.output
     out = tmp_path / "r.json"
-    r = bench("run", "--model", "tiny_models:tiny_cnn", "--input-size", "32", "--backend", "onnxref", "--duration",
-              "0.2", "--warmup", "0.05", "--min-iters", "3", "--db", db, "--out", out, env=env)
+    r = bench(
+        "run",
+        "--model",
+        "tiny_models:tiny_cnn",
+        "--input-size",
+        "32",
+        "--backend",
+        "onnxref",
+        "--duration",
+        "0.2",
+        "--warmup",
+        "0.05",
+        "--min-iters",
+        "3",
+        "--db",
+        db,
+        "--out",
+        out,
+        env=env,
+    )
     assert r.returncode == 0, r.output
     (rec,) = read_records(out)
     assert rec["backend"] == "onnx-reference" and rec["status"] == "ok" and rec["parity"]["ok"] is True

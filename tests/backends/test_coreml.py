@@ -90,8 +90,9 @@ def test_faked_macos_load_records_compute_units_and_export_path(monkeypatch):
     backend = coreml_backend.CoreMLBackend()
     opts = backend.parse_options({"compute_units": "cpu_and_ne"})
     cfg = RunConfig(model=f"{BAD}:branchy_net", backend="coreml", input_size=16)
-    settings = MeasureSettings(runtime="coreml", input_shape=[1, 3, 16, 16],
-                               runtime_options=backend.runtime_options(opts, cfg))
+    settings = MeasureSettings(
+        runtime="coreml", input_shape=[1, 3, 16, 16], runtime_options=backend.runtime_options(opts, cfg)
+    )
     session = backend.open(artifact_ref(art), settings)
     assert session.runtime_info["compute_units"] == "CPU_AND_NE"
     assert session.runtime_info["export_path"].startswith("torchscript-trace")
@@ -111,8 +112,9 @@ def test_onnx_models_cannot_be_converted(tmp_path):
     import torch
 
     path = tmp_path / "tiny.onnx"
-    torch.onnx.export(torch.nn.Conv2d(3, 4, 3), (torch.randn(1, 3, 8, 8),), str(path), input_names=["input"],
-                      dynamo=False)
+    torch.onnx.export(
+        torch.nn.Conv2d(3, 4, 3), (torch.randn(1, 3, 8, 8),), str(path), input_names=["input"], dynamo=False
+    )
     with pytest.raises(UsageError, match="needs a PyTorch model"):
         coreml_artifact(source(str(path)), (1, 3, 8, 8))
 

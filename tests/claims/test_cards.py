@@ -6,8 +6,14 @@ import sys
 
 import pytest
 
-from effbench.claims.library import (ENTRY_POINT_GROUP, ENV_DIRS, builtin_entries, load_library, parse_card,
-                                     unbuildable_models)
+from effbench.claims.library import (
+    ENTRY_POINT_GROUP,
+    ENV_DIRS,
+    builtin_entries,
+    load_library,
+    parse_card,
+    unbuildable_models,
+)
 from effbench.errors import UsageError
 from tests.claims.cards import null_claim, write_card
 from tests.conftest import bench
@@ -132,8 +138,9 @@ def test_verify_refuses_unbuildable_and_unusable_in_one_line(tmp_path):
     res = bench("claims", "verify", "elasticvit-s1-vs-efficientnet-b0", "--db", tmp_path / "r.db")
     assert res.returncode == 2, res.output
     assert res.stderr.count("\n") == 1 and "cannot be verified here: effbench cannot build ElasticViT-S1" in res.stderr
-    res = bench("claims", "verify", "efficientvit-m5-vs-mobilenetv3-large-cpu", "--backend", "coreml",
-                "--db", tmp_path / "r.db")
+    res = bench(
+        "claims", "verify", "efficientvit-m5-vs-mobilenetv3-large-cpu", "--backend", "coreml", "--db", tmp_path / "r.db"
+    )
     assert res.returncode == 2 and "backend 'coreml' is not usable on cpu here" in res.stderr, res.output
     assert not (tmp_path / "r.db").exists()  # refused before any work
 

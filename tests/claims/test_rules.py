@@ -13,21 +13,30 @@ from effbench.errors import UsageError
 from tests.claims.cards import null_claim, write_card
 
 
-@pytest.mark.parametrize("lo,hi,want", [
-    (1.35, 1.6, HOLDS),  # the whole CI at the threshold 1.5 x 0.9 counts
-    (1.36, 9.0, HOLDS),  # faster than claimed still holds
-    (1.0, 1.3499, DOES_NOT_HOLD),
-    (1.3, 1.4, INCONCLUSIVE),
-])
+@pytest.mark.parametrize(
+    "lo,hi,want",
+    [
+        (1.35, 1.6, HOLDS),  # the whole CI at the threshold 1.5 x 0.9 counts
+        (1.36, 9.0, HOLDS),  # faster than claimed still holds
+        (1.0, 1.3499, DOES_NOT_HOLD),
+        (1.3, 1.4, INCONCLUSIVE),
+    ],
+)
 def test_faster_rule(lo, hi, want):
     assert decide("faster", 1.5, 0.1, lo, hi)[0] == want
 
 
-@pytest.mark.parametrize("lo,hi,want", [
-    (0.9, 1.1, HOLDS), (0.95, 1.02, HOLDS),
-    (0.5, 0.89, DOES_NOT_HOLD), (1.11, 1.5, DOES_NOT_HOLD),
-    (0.85, 1.0, INCONCLUSIVE), (1.05, 1.2, INCONCLUSIVE),
-])
+@pytest.mark.parametrize(
+    "lo,hi,want",
+    [
+        (0.9, 1.1, HOLDS),
+        (0.95, 1.02, HOLDS),
+        (0.5, 0.89, DOES_NOT_HOLD),
+        (1.11, 1.5, DOES_NOT_HOLD),
+        (0.85, 1.0, INCONCLUSIVE),
+        (1.05, 1.2, INCONCLUSIVE),
+    ],
+)
 def test_as_fast_rule(lo, hi, want):
     assert decide("as_fast", 1.0, 0.1, lo, hi)[0] == want
 

@@ -14,7 +14,7 @@ from effbench.reports.markdown import render_markdown
 from tests.claims.cards import null_claim, real_pair_claim, tiny_onnx, write_card
 from tests.conftest import bench
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.serial]
 SHORT = ["--duration", "0.15", "--warmup", "0.05", "--warmup-iters", "2", "--in-process"]
 
 
@@ -24,14 +24,33 @@ def null_run(tmp_path_factory):
     a, b = tiny_onnx(tmp / "a.onnx"), tiny_onnx(tmp / "b.onnx")
     # A preempted busy-wait ends late: on a loaded machine both sides gain delay, pulling the ratio towards 1.
     # A 20% tolerance keeps the verdicts about the rule (1.5 holds above 1.2, 3.0 fails below 2.4), not the load.
-    write_card(tmp / "cards", [
-        null_claim("busy-holds", 1.5, models=(a, a), tolerance=0.2),
-        null_claim("busy-does-not-hold", 3.0, models=(a, a), tolerance=0.2),
-        null_claim("busy-as-fast", 1.0, 1000, 1000, kind="as_fast", models=(a, b), tolerance=0.2),
-    ])
+    write_card(
+        tmp / "cards",
+        [
+            null_claim("busy-holds", 1.5, models=(a, a), tolerance=0.2),
+            null_claim("busy-does-not-hold", 3.0, models=(a, a), tolerance=0.2),
+            null_claim("busy-as-fast", 1.0, 1000, 1000, kind="as_fast", models=(a, b), tolerance=0.2),
+        ],
+    )
     db, out = tmp / "r.db", tmp / "verdicts.json"
-    res = bench("claims", "verify", "busy-holds", "busy-does-not-hold", "busy-as-fast", "--claims-dir", tmp / "cards",
-                "--rounds", "2", *SHORT, "--db", db, "--json", out, "--fail-on", "not-holding")
+    res = bench(
+        "claims",
+        "verify",
+        "busy-holds",
+        "busy-does-not-hold",
+        "busy-as-fast",
+        "--claims-dir",
+        tmp / "cards",
+        "--rounds",
+        "2",
+        *SHORT,
+        "--db",
+        db,
+        "--json",
+        out,
+        "--fail-on",
+        "not-holding",
+    )
     return res, {v["claim"]: v for v in json.loads(out.read_text())}, str(db)
 
 
@@ -65,7 +84,7 @@ def test_report_claims_section_matches_the_command(null_run):
     _, verdicts, db = null_run
     records = Store(db).records()
     html = render_html(records)
-    section = html[html.index('id="claims"'):html.index('id="stability"')]
+    section = html[html.index('id="claims"') : html.index('id="stability"')]
     for name, v in verdicts.items():
         assert name in section
         assert f"{v['ratio']:.4g}× [{v['ci_low']:.4g}, {v['ci_high']:.4g}]" in section  # same numbers, from the store
@@ -77,7 +96,7 @@ def test_report_claims_section_matches_the_command(null_run):
     measured = [x for t in traces if t["meta"]["role"] == "measured" for x in t["x"]]
     assert sorted(measured) == pytest.approx(sorted(v["ratio"] for v in verdicts.values()))
     md = render_markdown(records)
-    claims_md = md[md.index("#### Claims"):]
+    claims_md = md[md.index("#### Claims") :]
     assert "| busy-does-not-hold | null | cpu | 1 | 3× |" in claims_md and "❌ does not hold" in claims_md
     assert claims_md.count("✅ holds") == 2
 
@@ -85,9 +104,26 @@ def test_report_claims_section_matches_the_command(null_run):
 def test_real_pair_on_onnxruntime(tmp_path):
     write_card(tmp_path / "cards", [real_pair_claim()])
     db, out = tmp_path / "r.db", tmp_path / "v.json"
-    res = bench("claims", "verify", "small-pair-ort", "--claims-dir", tmp_path / "cards", "--rounds", "2",
-                "--duration", "0.25", "--warmup", "0.1", "--opt", "analysis=0", "--in-process", "--db", db,
-                "--json", out)
+    res = bench(
+        "claims",
+        "verify",
+        "small-pair-ort",
+        "--claims-dir",
+        tmp_path / "cards",
+        "--rounds",
+        "2",
+        "--duration",
+        "0.25",
+        "--warmup",
+        "0.1",
+        "--opt",
+        "analysis=0",
+        "--in-process",
+        "--db",
+        db,
+        "--json",
+        out,
+    )
     assert res.returncode == 0, res.output
     (v,) = json.loads(out.read_text())
     assert v["backend"] == "onnxruntime" and v["threads"] == 1

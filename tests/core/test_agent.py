@@ -40,8 +40,12 @@ def test_core_is_python_3_8():
     vermin = Path(sys.executable).parent / "vermin"
     if not vermin.exists():
         pytest.skip("vermin not installed (pip install vermin)")
-    r = subprocess.run([str(vermin), "-t=3.8-", "--no-tips", "--violations", "--eval-annotations", str(CORE)],
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [str(vermin), "-t=3.8-", "--no-tips", "--violations", "--eval-annotations", str(CORE)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     for path in FILES:
         ast.parse(path.read_text(), feature_version=(3, 8))
@@ -66,10 +70,11 @@ def _shipped(tmp_path) -> Path:
 
 def _agent(root: Path, args: list[str], stdin: bytes = b"") -> subprocess.CompletedProcess:
     # -I: no PYTHONPATH, no user site; effbench itself is not importable from there
-    code = (f"import sys; sys.path.insert(0, {str(root)!r}); import runpy; "
-            f"sys.argv = ['effbench_core.agent'] + {args!r}; runpy.run_module('effbench_core.agent', run_name='__main__')")
-    return subprocess.run([sys.executable, "-I", "-c", code], input=stdin, capture_output=True, timeout=120,
-                          cwd=root)
+    code = (
+        f"import sys; sys.path.insert(0, {str(root)!r}); import runpy; "
+        f"sys.argv = ['effbench_core.agent'] + {args!r}; runpy.run_module('effbench_core.agent', run_name='__main__')"
+    )
+    return subprocess.run([sys.executable, "-I", "-c", code], input=stdin, capture_output=True, timeout=120, cwd=root)
 
 
 def test_shipped_core_measures_an_onnx_file_with_every_setting(tmp_path, onnx_model):
@@ -80,8 +85,16 @@ def test_shipped_core_measures_an_onnx_file_with_every_setting(tmp_path, onnx_mo
     x = np.random.default_rng(0).standard_normal((1, 3, 8, 8), dtype=np.float32)
     buf = io.BytesIO()
     np.save(buf, x)
-    settings = {"runtime": "onnxruntime", "input_shape": [1, 3, 8, 8], "threads": 1, "duration_s": 5.0,
-                "warmup_s": 0.01, "warmup_iters": 7, "min_iters": 5, "max_iters": 40}
+    settings = {
+        "runtime": "onnxruntime",
+        "input_shape": [1, 3, 8, 8],
+        "threads": 1,
+        "duration_s": 5.0,
+        "warmup_s": 0.01,
+        "warmup_iters": 7,
+        "min_iters": 5,
+        "max_iters": 40,
+    }
     request = json.dumps({"artifact": str(path), "settings": settings}).encode() + b"\n"
     r = _agent(root, ["--run"], request + buf.getvalue())
     assert r.returncode == 0, r.stderr.decode()
@@ -106,8 +119,10 @@ def test_bad_input_shape_and_missing_artifact_are_error_lines(tmp_path, onnx_mod
     buf = io.BytesIO()
     np.save(buf, np.zeros((1, 3, 4, 4), np.float32))
     settings = {"runtime": "onnxruntime", "input_shape": [1, 3, 8, 8]}
-    for artifact, kind, needle in [(str(onnx_model[1]), "bad_input", "expected [1, 3, 8, 8]"),
-                                   (str(tmp_path / "nope.onnx"), "bad_artifact", "not found")]:
+    for artifact, kind, needle in [
+        (str(onnx_model[1]), "bad_input", "expected [1, 3, 8, 8]"),
+        (str(tmp_path / "nope.onnx"), "bad_artifact", "not found"),
+    ]:
         request = json.dumps({"artifact": artifact, "settings": settings}).encode() + b"\n"
         r = _agent(root, ["--run"], request + buf.getvalue())
         assert r.returncode == 3

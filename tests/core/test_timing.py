@@ -3,10 +3,13 @@
 import time
 
 import numpy as np
+import pytest
 
 from effbench.core.session import Session
 from effbench.core.settings import MeasureSettings
 from effbench.core.timing import measure, run_scenario, warmup
+
+pytestmark = pytest.mark.serial  # asserts timings: make test runs it alone
 
 
 class Busy(Session):
@@ -47,7 +50,11 @@ def test_target_ci_and_max_iters():
 
 def test_run_scenario_follows_the_settings():
     s = Busy(10)
-    m = run_scenario(s, MeasureSettings(runtime="null", input_shape=[1], warmup_s=0.0, warmup_iters=13,
-                                        duration_s=30.0, min_iters=3, max_iters=77))
+    m = run_scenario(
+        s,
+        MeasureSettings(
+            runtime="null", input_shape=[1], warmup_s=0.0, warmup_iters=13, duration_s=30.0, min_iters=3, max_iters=77
+        ),
+    )
     assert m.warmup_iters >= 13 and m.samples_ns.size == 77 and m.first_ns > 0
     assert any("max-iters 77" in n for n in m.notes)

@@ -13,6 +13,8 @@ from effbench.devices.commands import app
 from effbench.devices.detect import cpu_info, detect_cpu
 from effbench.errors import UsageError
 
+pytestmark = pytest.mark.serial  # asserts timings: make test runs it alone
+
 
 @pytest.fixture(scope="module")
 def results():
@@ -101,8 +103,9 @@ def test_calibrate_rejects_bad_requests():
 def test_cli_calibrate_saves(tmp_path):
     path = tmp_path / "devices.yaml"
     shutil.copy(DEFAULT_FILE, path)
-    result = CliRunner().invoke(app, ["calibrate", "--seconds", "0.5", "--precision", "fp32", "--save",
-                                      "--devices-file", str(path)])
+    result = CliRunner().invoke(
+        app, ["calibrate", "--seconds", "0.5", "--precision", "fp32", "--save", "--devices-file", str(path)]
+    )
     assert result.exit_code == 0, result.output
     assert "peak fp32" in result.stdout and "memory bandwidth" in result.stdout and "saved" in result.stdout
     assert load_catalog(path)["local-cpu"].peak("fp32", "calibrated") > 0

@@ -21,8 +21,18 @@ from effbench.devices.detect import cpu_info, detect_cpu, isa_rates
 from effbench.errors import UsageError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SHIPPED = ["local-cpu", "h100-sxm", "h200", "a100-sxm-80gb", "v100-sxm2", "rtx-4090",
-           "jetson-agx-orin-64gb", "raspberry-pi-5", "apple-m2", "xeon-8480"]
+SHIPPED = [
+    "local-cpu",
+    "h100-sxm",
+    "h200",
+    "a100-sxm-80gb",
+    "v100-sxm2",
+    "rtx-4090",
+    "jetson-agx-orin-64gb",
+    "raspberry-pi-5",
+    "apple-m2",
+    "xeon-8480",
+]
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +41,7 @@ def shipped() -> dict[str, DeviceSpec]:
 
 
 # --- the shipped catalog -----------------------------------------------------------------
+
 
 def test_repo_root_devices_yaml_is_the_packaged_copy():
     assert (REPO_ROOT / "devices.yaml").read_bytes() == DEFAULT_FILE.read_bytes()
@@ -69,14 +80,20 @@ def test_derived_cpu_entries_agree_with_the_detection_arithmetic(shipped):
     pi5 = shipped["raspberry-pi-5"]
     for precision in ("fp32", "fp16", "int8"):
         assert pi5.peak(precision) == pytest.approx(4 * 2.4e9 * a76[precision].per_cycle)
-    spr = isa_rates("GenuineIntel", 6, 143, "Intel(R) Xeon(R) Platinum 8480+",
-                    {"avx2", "fma", "avx512f", "avx512_fp16", "amx_bf16", "amx_int8", "avx512_vnni"})
+    spr = isa_rates(
+        "GenuineIntel",
+        6,
+        143,
+        "Intel(R) Xeon(R) Platinum 8480+",
+        {"avx2", "fma", "avx512f", "avx512_fp16", "amx_bf16", "amx_int8", "avx512_vnni"},
+    )
     xeon = shipped["xeon-8480"]
     for precision in ("fp32", "fp16", "bf16", "int8"):
         assert xeon.peak(precision) == pytest.approx(56 * 2.0e9 * spr[precision].per_cycle)
 
 
 # --- resolution and lookup ---------------------------------------------------------------
+
 
 def test_resolution_order(tmp_path, monkeypatch):
     def one(name):
@@ -129,27 +146,52 @@ def test_match_device(shipped):
 # --- validation errors -------------------------------------------------------------------
 
 BAD = [
-    ("devices:\n  foo:\n    kind: gpu\n    peak_flops:\n      fp32: {value: fast, source: x}\n",
-     ["device 'foo'", "peak_flops.fp32.value must be a positive number", "'fast'"]),
-    ("devices:\n  foo:\n    kind: gpu\n    peak_flops: {fp32: -5}\n",
-     ["device 'foo'", "peak_flops.fp32.value must be a positive number", "-5"]),
-    ("devices:\n  foo:\n    kind: gpu\n    memory_bandwidth: {value: true}\n",
-     ["device 'foo'", "memory_bandwidth.value must be a positive number"]),
+    (
+        "devices:\n  foo:\n    kind: gpu\n    peak_flops:\n      fp32: {value: fast, source: x}\n",
+        ["device 'foo'", "peak_flops.fp32.value must be a positive number", "'fast'"],
+    ),
+    (
+        "devices:\n  foo:\n    kind: gpu\n    peak_flops: {fp32: -5}\n",
+        ["device 'foo'", "peak_flops.fp32.value must be a positive number", "-5"],
+    ),
+    (
+        "devices:\n  foo:\n    kind: gpu\n    memory_bandwidth: {value: true}\n",
+        ["device 'foo'", "memory_bandwidth.value must be a positive number"],
+    ),
     ("devices:\n  foo:\n    kind: tpu\n", ["device 'foo'", "kind must be one of cpu, gpu, npu", "'tpu'"]),
     ("devices:\n  foo:\n    description: no kind\n", ["device 'foo'", "'kind' is missing"]),
     ("devices:\n  foo: 3\n", ["device 'foo'", "must be a mapping", "got 3"]),
     ("devices:\n  foo:\n    kind: gpu\n    peak_flop: {fp32: 1.0e+12}\n", ["device 'foo'", "unknown key 'peak_flop'"]),
-    ("devices:\n  foo:\n    kind: gpu\n    ssh: {host: me@box, port: twenty}\n",
-     ["device 'foo'", "ssh.port must be an integer"]),
-    ("devices:\n  foo:\n    kind: gpu\n    detect: true\n", ["device 'foo'", "detect: true is only supported for kind cpu"]),
+    (
+        "devices:\n  foo:\n    kind: gpu\n    ssh: {host: me@box, port: twenty}\n",
+        ["device 'foo'", "ssh.port must be an integer"],
+    ),
+    (
+        "devices:\n  foo:\n    kind: gpu\n    detect: true\n",
+        ["device 'foo'", "detect: true is only supported for kind cpu"],
+    ),
     ("devices:\n  foo:\n    kind: gpu\n   peak_flops: {fp32: 1}\n", ["not valid YAML", "line 4"]),
     ("- just a list\n", ["top-level 'devices:' mapping"]),
 ]
 
 
-@pytest.mark.parametrize("text, expected", BAD, ids=[
-    "non-number", "negative", "bool", "unknown-kind", "missing-kind", "not-mapping", "typo-key", "ssh-port",
-    "detect-gpu", "malformed-yaml", "no-devices"])
+@pytest.mark.parametrize(
+    "text, expected",
+    BAD,
+    ids=[
+        "non-number",
+        "negative",
+        "bool",
+        "unknown-kind",
+        "missing-kind",
+        "not-mapping",
+        "typo-key",
+        "ssh-port",
+        "detect-gpu",
+        "malformed-yaml",
+        "no-devices",
+    ],
+)
 def test_bad_entries_give_one_line_usage_errors(tmp_path, text, expected):
     path = tmp_path / "devices.yaml"
     path.write_text(text)
@@ -163,15 +205,23 @@ def test_bad_entries_give_one_line_usage_errors(tmp_path, text, expected):
 
 
 def test_ssh_fields_are_kept():
-    spec = parse_catalog("devices:\n  pi:\n    kind: cpu\n    ssh: pi@raspberrypi.local\n"
-                         "  box:\n    kind: gpu\n    ssh: {host: gpu-box, port: 2222, python: /opt/py/bin/python,"
-                         " workdir: /srv/bench, jump: bastion}\n")
+    spec = parse_catalog(
+        "devices:\n  pi:\n    kind: cpu\n    ssh: pi@raspberrypi.local\n"
+        "  box:\n    kind: gpu\n    ssh: {host: gpu-box, port: 2222, python: /opt/py/bin/python,"
+        " workdir: /srv/bench, jump: bastion}\n"
+    )
     assert spec["pi"].ssh.host == "pi@raspberrypi.local"
     box = spec["box"].ssh
-    assert (box.port, box.python, box.workdir, box.model_extra["jump"]) == (2222, "/opt/py/bin/python", "/srv/bench", "bastion")
+    assert (box.port, box.python, box.workdir, box.model_extra["jump"]) == (
+        2222,
+        "/opt/py/bin/python",
+        "/srv/bench",
+        "bastion",
+    )
 
 
 # --- detection ---------------------------------------------------------------------------
+
 
 def _physical_cores(cpus) -> int:
     """Distinct (package, core) pairs among `cpus`, read here from sysfs topology (SMT siblings share
@@ -202,16 +252,19 @@ def test_detect_cpu_on_this_machine():
     assert load_catalog(DEFAULT_FILE)["local-cpu"].peak("fp32") == fp32.value
 
 
-@pytest.mark.parametrize("vendor, family, model, name, flags, fp32", [
-    ("AuthenticAMD", 25, 17, "AMD EPYC 9654", {"avx2", "fma", "avx512f"}, 32),       # Zen 4: 2x256-bit
-    ("AuthenticAMD", 26, 2, "AMD EPYC 9755", {"avx2", "fma", "avx512f"}, 64),        # Zen 5: 2x512-bit
-    ("AuthenticAMD", 25, 1, "AMD EPYC 7763", {"avx2", "fma"}, 32),                   # Zen 3
-    ("AuthenticAMD", 23, 1, "AMD EPYC 7601", {"avx2", "fma"}, 16),                   # Zen 1: 2x128-bit
-    ("GenuineIntel", 6, 106, "Intel(R) Xeon(R) Gold 6338", {"avx2", "fma", "avx512f"}, 64),
-    ("GenuineIntel", 6, 140, "11th Gen Intel(R) Core(TM) i7-1165G7", {"avx2", "fma", "avx512f"}, 32),
-    ("GenuineIntel", 6, 151, "12th Gen Intel(R) Core(TM) i9-12900K", {"avx2", "fma", "avx_vnni"}, 32),
-    ("GenuineIntel", 6, 42, "Intel(R) Core(TM) i7-2600", {"avx", "sse2"}, 16),
-])
+@pytest.mark.parametrize(
+    "vendor, family, model, name, flags, fp32",
+    [
+        ("AuthenticAMD", 25, 17, "AMD EPYC 9654", {"avx2", "fma", "avx512f"}, 32),  # Zen 4: 2x256-bit
+        ("AuthenticAMD", 26, 2, "AMD EPYC 9755", {"avx2", "fma", "avx512f"}, 64),  # Zen 5: 2x512-bit
+        ("AuthenticAMD", 25, 1, "AMD EPYC 7763", {"avx2", "fma"}, 32),  # Zen 3
+        ("AuthenticAMD", 23, 1, "AMD EPYC 7601", {"avx2", "fma"}, 16),  # Zen 1: 2x128-bit
+        ("GenuineIntel", 6, 106, "Intel(R) Xeon(R) Gold 6338", {"avx2", "fma", "avx512f"}, 64),
+        ("GenuineIntel", 6, 140, "11th Gen Intel(R) Core(TM) i7-1165G7", {"avx2", "fma", "avx512f"}, 32),
+        ("GenuineIntel", 6, 151, "12th Gen Intel(R) Core(TM) i9-12900K", {"avx2", "fma", "avx_vnni"}, 32),
+        ("GenuineIntel", 6, 42, "Intel(R) Core(TM) i7-2600", {"avx", "sse2"}, 16),
+    ],
+)
 def test_isa_rates(vendor, family, model, name, flags, fp32):
     rates = isa_rates(vendor, family, model, name, flags)
     assert rates["fp32"].per_cycle == fp32
@@ -230,6 +283,7 @@ def test_cpu_info_is_consistent_with_cpuinfo_flags():
 
 # --- CLI ---------------------------------------------------------------------------------
 
+
 def test_cli_list_and_default(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv(cat.ENV_VAR, raising=False)
@@ -245,8 +299,11 @@ def test_cli_bad_file_exits_2_with_one_line(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("devices:\n  foo:\n    kind: gpu\n    peak_flops: {fp32: {value: fast}}\n")
     runner = CliRunner()
-    for args in (["list", "--devices-file", str(bad)], ["--devices-file", str(bad)],
-                 ["detect", "--devices-file", str(bad)]):
+    for args in (
+        ["list", "--devices-file", str(bad)],
+        ["--devices-file", str(bad)],
+        ["detect", "--devices-file", str(bad)],
+    ):
         result = runner.invoke(app, args)
         assert result.exit_code == 2, result.output
         lines = result.stderr.strip().splitlines()

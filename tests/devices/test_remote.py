@@ -90,7 +90,10 @@ def test_corrupted_artifact_on_the_device_is_sent_again(first_run, sshd):
     r = run_remote(cfg(), sshd.device())
     assert r.status == "ok", r.error
     assert r.runtime["artifact_copied"] is True
-    assert "hash mismatch" in r.runtime["artifact_recopied_because"] and "model.onnx" in r.runtime["artifact_recopied_because"]
+    assert (
+        "hash mismatch" in r.runtime["artifact_recopied_because"]
+        and "model.onnx" in r.runtime["artifact_recopied_because"]
+    )
     assert r.parity["ok"] is True
 
 
@@ -131,7 +134,8 @@ def test_dropped_connection_is_retried_once(first_run, sshd, tmp_path):
         "#!/bin/sh\n"
         f'case "$*" in *--run*) if [ ! -e "{marker}" ]; then touch "{marker}"; '
         'cat >/dev/null; echo "client_loop: send disconnect: Broken pipe" >&2; exit 255; fi;; esac\n'
-        'exec ssh "$@"\n')
+        'exec ssh "$@"\n'
+    )
     wrapper.chmod(wrapper.stat().st_mode | stat.S_IEXEC)
     r = run_remote(cfg(), sshd.device(client=str(wrapper)))
     assert r.status == "ok", r.error
@@ -141,8 +145,10 @@ def test_dropped_connection_is_retried_once(first_run, sshd, tmp_path):
 
 def test_connection_dropping_twice_fails_with_one_line(first_run, sshd, tmp_path):
     wrapper = tmp_path / "dead-ssh"
-    wrapper.write_text('#!/bin/sh\ncase "$*" in *--run*) cat >/dev/null; '
-                       'echo "Connection to 127.0.0.1 closed by remote host." >&2; exit 255;; esac\nexec ssh "$@"\n')
+    wrapper.write_text(
+        '#!/bin/sh\ncase "$*" in *--run*) cat >/dev/null; '
+        'echo "Connection to 127.0.0.1 closed by remote host." >&2; exit 255;; esac\nexec ssh "$@"\n'
+    )
     wrapper.chmod(wrapper.stat().st_mode | stat.S_IEXEC)
     r = run_remote(cfg(), sshd.device(client=str(wrapper)))
     assert r.status == "failed" and one_line(r.error)
@@ -152,8 +158,10 @@ def test_connection_dropping_twice_fails_with_one_line(first_run, sshd, tmp_path
 def test_disk_full_on_the_device(first_run, sshd, tmp_path):
     small = tmp_path / "small"
     small.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(small)],
-                             capture_output=True).returncode == 0
+    mounted = (
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(small)], capture_output=True).returncode
+        == 0
+    )
     if not mounted:
         pytest.skip("cannot mount a small tmpfs here to fill up")
     try:
@@ -178,8 +186,9 @@ def test_two_devices_in_threads(first_run, sshd):
         t.start()
     for t in threads:
         t.join(timeout=300)
-    assert {n: r.status for n, r in results.items()} == {"lane-a": "ok", "lane-b": "ok"}, \
-        {n: r.error for n, r in results.items()}
+    assert {n: r.status for n, r in results.items()} == {"lane-a": "ok", "lane-b": "ok"}, {
+        n: r.error for n, r in results.items()
+    }
     assert results["lane-a"].device == "lane-a" and results["lane-b"].device == "lane-b"
     assert results["lane-b"].runtime["artifact_copied"] is True
 
@@ -199,8 +208,18 @@ def test_target_from_a_device_entry_without_ssh_is_a_usage_error():
 
 
 def test_remote_target_shapes():
-    t = RemoteTarget.from_spec({"name": "pi5", "ssh": {"host": "raspberrypi.local", "user": "pi", "port": 2222,
-                                                       "python": "~/venv/bin/python", "options": "-o ProxyJump=gw"}})
+    t = RemoteTarget.from_spec(
+        {
+            "name": "pi5",
+            "ssh": {
+                "host": "raspberrypi.local",
+                "user": "pi",
+                "port": 2222,
+                "python": "~/venv/bin/python",
+                "options": "-o ProxyJump=gw",
+            },
+        }
+    )
     assert t.host == "pi@raspberrypi.local" and t.port == 2222 and t.options == ("-o", "ProxyJump=gw")
     assert t.python_words() == ["venv/bin/python"]  # relative to the home directory ssh starts in
     with pytest.raises(Exception, match="unknown key"):
@@ -249,9 +268,16 @@ def test_devices_check_command(sshd, tmp_path):
     from effbench.devices.check import check_command
 
     devices = tmp_path / "devices.yaml"
-    devices.write_text(yaml.safe_dump({"devices": {
-        "loop": {"kind": "cpu", "ssh": sshd.ssh_block()},
-        "gone": {"kind": "cpu", "ssh": sshd.ssh_block(identity_file=str(sshd.bad_key))}}}))
+    devices.write_text(
+        yaml.safe_dump(
+            {
+                "devices": {
+                    "loop": {"kind": "cpu", "ssh": sshd.ssh_block()},
+                    "gone": {"kind": "cpu", "ssh": sshd.ssh_block(identity_file=str(sshd.bad_key))},
+                }
+            }
+        )
+    )
     app = typer.Typer()
     app.command("check")(check_command)
     app.command("noop")(lambda: None)
@@ -276,9 +302,29 @@ def test_bench_run_on_a_remote_device_end_to_end(first_run, sshd, tmp_path):
     devices = tmp_path / "devices.yaml"
     devices.write_text(yaml.safe_dump({"devices": {"loopdev": {"kind": "cpu", "ssh": sshd.ssh_block()}}}))
     out = tmp_path / "r.json"
-    r = bench("run", "--model", MODEL, "--backend", "ort", "--device", "loopdev", "--duration", "0.3", "--warmup",
-              "0.1", "--warmup-iters", "3", "--min-iters", "5", "--threads", "1", "--no-store", "--out", out,
-              env={"EFFBENCH_DEVICES": str(devices)})
+    r = bench(
+        "run",
+        "--model",
+        MODEL,
+        "--backend",
+        "ort",
+        "--device",
+        "loopdev",
+        "--duration",
+        "0.3",
+        "--warmup",
+        "0.1",
+        "--warmup-iters",
+        "3",
+        "--min-iters",
+        "5",
+        "--threads",
+        "1",
+        "--no-store",
+        "--out",
+        out,
+        env={"EFFBENCH_DEVICES": str(devices)},
+    )
     assert r.returncode == 0, r.output
     (rec,) = read_records(out)
     assert rec["status"] == "ok" and rec["device"] == "loopdev" and rec["runtime"]["remote"] is True
@@ -295,8 +341,19 @@ def test_sweep_with_a_local_and_a_remote_cell(first_run, sshd, tmp_path):
     devices = tmp_path / "devices.yaml"
     devices.write_text(yaml.safe_dump({"devices": {"loopdev": {"kind": "cpu", "ssh": sshd.ssh_block()}}}))
     sweep = tmp_path / "s.yaml"
-    sweep.write_text(yaml.safe_dump({"models": [MODEL], "backends": ["onnxruntime"], "devices": ["cpu", "loopdev"],
-                                     "duration_s": 0.3, "warmup_s": 0.1, "min_iters": 5, "threads": 1}))
+    sweep.write_text(
+        yaml.safe_dump(
+            {
+                "models": [MODEL],
+                "backends": ["onnxruntime"],
+                "devices": ["cpu", "loopdev"],
+                "duration_s": 0.3,
+                "warmup_s": 0.1,
+                "min_iters": 5,
+                "threads": 1,
+            }
+        )
+    )
     db = str(tmp_path / "r.db")
     r = bench("sweep", sweep, "--db", db, env={"EFFBENCH_DEVICES": str(devices)})
     assert r.returncode == 0, r.output

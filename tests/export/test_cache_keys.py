@@ -71,8 +71,9 @@ def test_an_edited_factory_misses_the_cache(cache, tmp_path, monkeypatch):
     pkg.mkdir()
     (pkg / "__init__.py").write_text("")
     (pkg / "layers.py").write_text("import torch\nWIDTH = 4\n")
-    (pkg / "nets.py").write_text("import torch\nfrom userpkg.layers import WIDTH\n"
-                                 "def net():\n    return torch.nn.Conv2d(3, WIDTH, 3)\n")
+    (pkg / "nets.py").write_text(
+        "import torch\nfrom userpkg.layers import WIDTH\ndef net():\n    return torch.nn.Conv2d(3, WIDTH, 3)\n"
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     spec = resolve("userpkg.nets:net", 32)
     onnx_artifact(ModelSource(spec), SHAPE)

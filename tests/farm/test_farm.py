@@ -311,8 +311,11 @@ def test_a_failing_store_spools_every_result(farm, tiny_onnx, postgres):
     r = farm.bench("sweep", path, "--farm", farm.address, "--db", postgres.tcp_url(name), env=env_with_password(farm))
     assert r.returncode == 1, r.stdout + r.stderr  # measured, kept, but not stored: not a success
     assert r.stderr.count("could not store 2 result(s)") == 1 and "bench results import" in r.stderr
-    spooled = [json.loads(line) for spool in (farm.root / "state" / "spool").glob("unstored-*.jsonl")
-               for line in spool.read_text().splitlines()]
+    spooled = [
+        json.loads(line)
+        for spool in (farm.root / "state" / "spool").glob("unstored-*.jsonl")
+        for line in spool.read_text().splitlines()
+    ]
     assert {(x["device"], x["status"]) for x in spooled} >= {("farm-a", "ok"), ("farm-b", "ok")}
     assert Store(postgres.socket_url(name, user="postgres")).records() == []
 

@@ -90,8 +90,14 @@ def test_postgres_urls_use_psycopg3_and_passwords_are_masked():
 
 def test_resume_runs_lost_cells_again(tmp_path):
     store = Store(str(tmp_path / "r.db"))
-    store.add(failed_result({"model": "m", "backend": "null"}, {"status": "lost", "error": "lost: node died"},
-                            config_hash="lost1"))
-    store.add(failed_result({"model": "m", "backend": "null"}, {"status": "crashed", "error": "worker died"},
-                            config_hash="crash1"))
+    store.add(
+        failed_result(
+            {"model": "m", "backend": "null"}, {"status": "lost", "error": "lost: node died"}, config_hash="lost1"
+        )
+    )
+    store.add(
+        failed_result(
+            {"model": "m", "backend": "null"}, {"status": "crashed", "error": "worker died"}, config_hash="crash1"
+        )
+    )
     assert store.config_hashes(status=None) == {"crash1"}  # a crash is a result; a lost cell never ran

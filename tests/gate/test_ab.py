@@ -2,7 +2,11 @@
 
 import json
 
+import pytest
+
 from tests.conftest import bench
+
+pytestmark = pytest.mark.serial  # asserts timings: make test runs it alone
 
 RUN = "--model efficientvit_m0 --backend null --duration 0.4 --warmup 0.05 --no-parity --opt busy_us={}"
 

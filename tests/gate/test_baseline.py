@@ -17,11 +17,18 @@ def test_name_resolves_into_dir_and_paths_stay_paths(tmp_path):
 
 
 def test_save_and_load_round_trip(tmp_path):
-    cells = pooled_cells([
-        record(samples(1.0, n=100), parity={"ok": True, "cosine": 1.0}, memory={"peak_rss_mb": 321.0},
-               throughput_per_s=998.0, energy={"available": False, "reason": "no counters"}),
-        record(model="broken", status="failed", error="export failed"),
-    ])
+    cells = pooled_cells(
+        [
+            record(
+                samples(1.0, n=100),
+                parity={"ok": True, "cosine": 1.0},
+                memory={"peak_rss_mb": 321.0},
+                throughput_per_s=998.0,
+                energy={"available": False, "reason": "no counters"},
+            ),
+            record(model="broken", status="failed", error="export failed"),
+        ]
+    )
     path = baseline.save("main", cells, directory=tmp_path, source="results file a.json")
     assert path == tmp_path / "main.json"
     data = json.loads(path.read_text())
@@ -48,16 +55,19 @@ def test_newest_record_per_cell_wins():
 
 
 def _valid(tmp_path):
-    path = baseline.save("b", pooled_cells([record(samples(n=60)), record(model="x")]), directory=tmp_path,
-                         source="test")
+    path = baseline.save(
+        "b", pooled_cells([record(samples(n=60)), record(model="x")]), directory=tmp_path, source="test"
+    )
     return json.loads(path.read_text())
 
 
 @pytest.mark.parametrize(
     "corrupt, message",
     [
-        (lambda d: d["cells"][1].__setitem__("samples_ms", [1.0, "fast"]),
-         "cells[1].samples_ms must be a list of non-negative numbers"),
+        (
+            lambda d: d["cells"][1].__setitem__("samples_ms", [1.0, "fast"]),
+            "cells[1].samples_ms must be a list of non-negative numbers",
+        ),
         (lambda d: d.__setitem__("schema_version", 99), "schema_version 99 is not supported"),
         (lambda d: d.__setitem__("schema", "other"), "schema must be 'effbench-baseline'"),
         (lambda d: d.__setitem__("cells", {}), "cells must be a list"),

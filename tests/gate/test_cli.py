@@ -27,10 +27,13 @@ def write(path, records):
 @pytest.fixture
 def base(tmp_path):
     """A committed baseline with two cells, saved through the CLI."""
-    src = write(tmp_path / "main-run.json", [
-        record(samples(1.0, seed=1), model="a"),
-        record(samples(2.0, seed=2), model="b"),
-    ])
+    src = write(
+        tmp_path / "main-run.json",
+        [
+            record(samples(1.0, seed=1), model="a"),
+            record(samples(2.0, seed=2), model="b"),
+        ],
+    )
     r = bench("baseline", "save", "main", "--from", src, "--dir", tmp_path / "baselines")
     assert r.exit_code == 0, r.stderr
     assert "with 2 cells" in r.stdout
@@ -44,8 +47,9 @@ def test_baseline_show(base):
 
 
 def test_gate_passes_without_regression_and_prints_markdown(base, tmp_path):
-    cur = write(tmp_path / "pr.json", [record(samples(1.0, seed=3), model="a"),
-                                       record(samples(2.0, seed=4), model="b")])
+    cur = write(
+        tmp_path / "pr.json", [record(samples(1.0, seed=3), model="a"), record(samples(2.0, seed=4), model="b")]
+    )
     r = bench("gate", "--baseline", base, "--current", cur)
     assert r.exit_code == 0, r.stdout + r.stderr
     assert "| cell | baseline | current | ratio [95% CI] | p | verdict |" in r.stdout
@@ -54,9 +58,10 @@ def test_gate_passes_without_regression_and_prints_markdown(base, tmp_path):
 
 
 def test_gate_fails_on_regression_and_writes_reports(base, tmp_path):
-    cur = write(tmp_path / "pr.json", [record(samples(1.2, seed=3), model="a"),
-                                       record(samples(2.0, seed=4), model="b"),
-                                       record(model="c")])
+    cur = write(
+        tmp_path / "pr.json",
+        [record(samples(1.2, seed=3), model="a"), record(samples(2.0, seed=4), model="b"), record(model="c")],
+    )
     md, js = tmp_path / "out" / "gate.md", tmp_path / "gate.json"
     r = bench("gate", "--baseline", base, "--current", cur, "--markdown", md, "--json", js, "--threshold", "10%")
     assert r.exit_code == 1, r.stdout + r.stderr
@@ -69,8 +74,9 @@ def test_gate_fails_on_regression_and_writes_reports(base, tmp_path):
 
 
 def test_fail_on_inconclusive(base, tmp_path):
-    cur = write(tmp_path / "pr.json", [record(samples(1.0, cv=0.3, seed=3), model="a"),
-                                       record(samples(2.0, seed=4), model="b")])
+    cur = write(
+        tmp_path / "pr.json", [record(samples(1.0, cv=0.3, seed=3), model="a"), record(samples(2.0, seed=4), model="b")]
+    )
     assert bench("gate", "--baseline", base, "--current", cur).exit_code == 0
     r = bench("gate", "--baseline", base, "--current", cur, "--fail-on", "inconclusive")
     assert r.exit_code == 1
@@ -86,12 +92,15 @@ def test_current_from_store_takes_newest_per_cell(base, tmp_path, monkeypatch):
 
         def records(self, **filters):
             seen["filters"] = filters
-            return [record(samples(1.3, seed=5), model="a", created_at="2024-02-01T00:00:00+00:00"),
-                    record(samples(1.0, seed=6), model="a", created_at="2024-01-01T00:00:00+00:00"),
-                    record(samples(2.0, seed=7), model="b", created_at="2024-02-01T00:00:00+00:00")]
+            return [
+                record(samples(1.3, seed=5), model="a", created_at="2024-02-01T00:00:00+00:00"),
+                record(samples(1.0, seed=6), model="a", created_at="2024-01-01T00:00:00+00:00"),
+                record(samples(2.0, seed=7), model="b", created_at="2024-02-01T00:00:00+00:00"),
+            ]
 
-    monkeypatch.setitem(sys.modules, "effbench.harness.store",
-                        types.SimpleNamespace(Store=FakeStore, display_url=lambda url: url))
+    monkeypatch.setitem(
+        sys.modules, "effbench.harness.store", types.SimpleNamespace(Store=FakeStore, display_url=lambda url: url)
+    )
     r = bench("gate", "--baseline", base, "--current", "db:tag=pr,model=a", "--db", "sqlite:///pr.db")
     assert seen == {"url": "sqlite:///pr.db", "filters": {"tag": "pr", "model": "a"}}
     assert r.exit_code == 1  # the newest "a" is 30% slower
@@ -109,14 +118,29 @@ def _baseline_file(tmp_path, text):
     [
         (lambda t, b, c: ["--baseline", t / "nope.json", "--current", c], "baseline '"),
         (lambda t, b, c: ["--baseline", _baseline_file(t, "{not json"), "--current", c], "is not valid JSON"),
-        (lambda t, b, c: ["--baseline", _baseline_file(t, '{"schema": "effbench-baseline", "schema_version": 7}'),
-                          "--current", c], "schema_version 7 is not supported"),
-        (lambda t, b, c: ["--baseline", _baseline_file(t, b.read_text().replace(
-            '"samples_ms": [', '"samples_ms": ["slow", ', 1)), "--current", c],
-         "is not valid: cells[0].samples_ms must be a list of non-negative numbers"),
+        (
+            lambda t, b, c: [
+                "--baseline",
+                _baseline_file(t, '{"schema": "effbench-baseline", "schema_version": 7}'),
+                "--current",
+                c,
+            ],
+            "schema_version 7 is not supported",
+        ),
+        (
+            lambda t, b, c: [
+                "--baseline",
+                _baseline_file(t, b.read_text().replace('"samples_ms": [', '"samples_ms": ["slow", ', 1)),
+                "--current",
+                c,
+            ],
+            "is not valid: cells[0].samples_ms must be a list of non-negative numbers",
+        ),
         (lambda t, b, c: ["--baseline", b, "--current", t / "missing.json"], "results file"),
-        (lambda t, b, c: ["--baseline", b, "--current", _baseline_file(t, '[{"model": 3}]')],
-         "[0].model must be a string"),
+        (
+            lambda t, b, c: ["--baseline", b, "--current", _baseline_file(t, '[{"model": 3}]')],
+            "[0].model must be a string",
+        ),
         (lambda t, b, c: ["--baseline", b, "--current", c, "--threshold", "five"], "is not a number"),
         (lambda t, b, c: ["--baseline", b, "--current", c, "--threshold", "150%"], "between 0 and 1"),
         (lambda t, b, c: ["--baseline", b, "--current", c, "--metric", "speed"], "unknown metric"),

@@ -10,8 +10,9 @@ from .records import ENV, record, samples
 
 def _report(cur_env=None):
     base = pooled_cells([record(samples(1.0, seed=1), model="a"), record(samples(1.0, seed=2), model="b|c")])
-    cur = pooled_cells([record(samples(1.2, seed=3), model="a", env=cur_env),
-                        record(samples(1.0, seed=4), model="b|c", env=cur_env)])
+    cur = pooled_cells(
+        [record(samples(1.2, seed=3), model="a", env=cur_env), record(samples(1.0, seed=4), model="b|c", env=cur_env)]
+    )
     return compare(base, cur, baseline="main.json", current="pr.json")
 
 

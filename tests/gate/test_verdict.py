@@ -105,22 +105,26 @@ def test_energy_uses_window_samples():
     def energy(j, seed):
         return {"joules_per_image": j, "samples_j_per_image": samples(j, n=12, seed=seed)}
 
-    c = compare(pooled_cells([record(energy=energy(0.5, 1))]), pooled_cells([record(energy=energy(0.6, 2))]),
-                metric="energy").cells[0]
+    c = compare(
+        pooled_cells([record(energy=energy(0.5, 1))]), pooled_cells([record(energy=energy(0.6, 2))]), metric="energy"
+    ).cells[0]
     assert c.verdict == REGRESSION and c.n_current == 12
     off = {"available": False, "reason": "no RAPL counters"}
-    c = compare(pooled_cells([record(energy=energy(0.5, 1))]), pooled_cells([record(energy=off)]),
-                metric="energy").cells[0]
+    c = compare(
+        pooled_cells([record(energy=energy(0.5, 1))]), pooled_cells([record(energy=off)]), metric="energy"
+    ).cells[0]
     assert c.verdict == INCONCLUSIVE and "no RAPL counters" in c.reason
 
 
 def test_parity_failure_and_failed_cell_are_their_own_regressions():
     base = pooled_cells([record(model="a"), record(model="b")])
     bad_parity = {"max_abs_err": 0.4, "cosine": 0.91, "top1_agreement": 0.7, "ok": False}
-    cur = pooled_cells([
-        record(samples(1.0, seed=5), model="a", parity=bad_parity),
-        record(model="b", status="crashed", error="segfault in runtime"),
-    ])
+    cur = pooled_cells(
+        [
+            record(samples(1.0, seed=5), model="a", parity=bad_parity),
+            record(model="b", status="crashed", error="segfault in runtime"),
+        ]
+    )
     a, b = compare(base, cur).cells
     assert a.verdict == PARITY_FAILURE and "cosine 0.91" in a.reason
     assert a.ratio is not None  # the timing is still shown
@@ -157,10 +161,20 @@ def test_gpu_and_driver_differences():
 
 
 def test_geometric_mean_over_compared_cells_only():
-    base = pooled_cells([record(samples(1.0, seed=1), model="a"), record(samples(1.0, seed=3), model="b"),
-                         record(samples(1.0, seed=5), model="noisy")])
-    cur = pooled_cells([record(samples(1.2, seed=2), model="a"), record(samples(1.0, seed=4), model="b"),
-                        record(samples(3.0, cv=0.4, seed=6), model="noisy")])
+    base = pooled_cells(
+        [
+            record(samples(1.0, seed=1), model="a"),
+            record(samples(1.0, seed=3), model="b"),
+            record(samples(1.0, seed=5), model="noisy"),
+        ]
+    )
+    cur = pooled_cells(
+        [
+            record(samples(1.2, seed=2), model="a"),
+            record(samples(1.0, seed=4), model="b"),
+            record(samples(3.0, cv=0.4, seed=6), model="noisy"),
+        ]
+    )
     report = compare(base, cur)
     assert [c.verdict for c in report.cells] == [REGRESSION, NO_CHANGE, INCONCLUSIVE]
     gm, n = report.geomean()

@@ -37,8 +37,7 @@ def test_onnxruntime_gpu_reason_names_the_package():
 
     reason = get_backend("onnxruntime").unavailable_reason("cuda:0")
     if "CUDAExecutionProvider" not in ort.get_available_providers():
-        assert reason == ("onnxruntime-gpu not installed: CUDAExecutionProvider missing "
-                          "(pip install onnxruntime-gpu)")
+        assert reason == ("onnxruntime-gpu not installed: CUDAExecutionProvider missing (pip install onnxruntime-gpu)")
     assert get_backend("onnxruntime").unavailable_reason("cpu") is None
     assert get_backend("onnxruntime").check_precision("fp16", "cpu") == "onnxruntime on cpu runs fp32, int8, not fp16"
 

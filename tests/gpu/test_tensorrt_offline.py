@@ -41,8 +41,9 @@ def test_engine_key_parts_change_with_everything_that_changes_the_engine():
         te.engine_parts("k", "bf16", GPU, "10.13.0", opts, None)
 
 
-@pytest.mark.parametrize("opts", [{"workspace_mb": "-1"}, {"workspace_mb": "lots"}, {"opt_level": "9"},
-                                  {"calib_batches": "0"}])
+@pytest.mark.parametrize(
+    "opts", [{"workspace_mb": "-1"}, {"workspace_mb": "lots"}, {"opt_level": "9"}, {"calib_batches": "0"}]
+)
 def test_bad_build_options_are_usage_errors(opts):
     with pytest.raises(UsageError, match="invalid TensorRT option"):
         te.build_options(opts)
@@ -65,7 +66,7 @@ def test_synthetic_calibration_batches_look_like_normalised_images():
 
 
 def test_calibration_batches_from_a_directory_of_npy_files(tmp_path):
-    np.save(tmp_path / "a.npy", np.full((3, 8, 8), 1.0, np.float32))          # one image
+    np.save(tmp_path / "a.npy", np.full((3, 8, 8), 1.0, np.float32))  # one image
     np.save(tmp_path / "b.npy", np.stack([np.full((3, 8, 8), v, np.float32) for v in (2.0, 3.0)]))  # a stack
     batches = te.calibration_batches((2, 3, 8, 8), str(tmp_path), 8)
     assert [b[:, 0, 0, 0].tolist() for b in batches] == [[1.0, 2.0], [3.0, 1.0]]  # last batch wraps around
@@ -91,20 +92,41 @@ def test_onnx_node_names_from_inspector_metadata():
     assert metadata_nodes("") == [] and metadata_nodes(None) == []
 
 
-TRT10_JSON = json.dumps({"Layers": [
-    {"Name": "/conv1/Conv + /act/Relu", "LayerType": "CaskConvolution",
-     "Inputs": [{"Name": "input", "Format/Datatype": "Row major linear FP32"}],
-     "Outputs": [{"Name": "/act/Relu_output_0", "Format/Datatype": "Row major linear FP32"}],
-     "Metadata": "[ONNX Layer: /conv1/Conv]\x1f[ONNX Layer: /act/Relu]",
-     "TacticName": "sm90_xmma_fprop_implicit_gemm_f32f32"},
-    {"Name": "Reformatting CopyNode for Input Tensor 0 to /fc/Gemm", "LayerType": "Reformat",
-     "Outputs": [{"Format/Datatype": "Half"}], "Metadata": ""},
-], "Bindings": ["input", "output"]})
+TRT10_JSON = json.dumps(
+    {
+        "Layers": [
+            {
+                "Name": "/conv1/Conv + /act/Relu",
+                "LayerType": "CaskConvolution",
+                "Inputs": [{"Name": "input", "Format/Datatype": "Row major linear FP32"}],
+                "Outputs": [{"Name": "/act/Relu_output_0", "Format/Datatype": "Row major linear FP32"}],
+                "Metadata": "[ONNX Layer: /conv1/Conv]\x1f[ONNX Layer: /act/Relu]",
+                "TacticName": "sm90_xmma_fprop_implicit_gemm_f32f32",
+            },
+            {
+                "Name": "Reformatting CopyNode for Input Tensor 0 to /fc/Gemm",
+                "LayerType": "Reformat",
+                "Outputs": [{"Format/Datatype": "Half"}],
+                "Metadata": "",
+            },
+        ],
+        "Bindings": ["input", "output"],
+    }
+)
 
-TRT11_JSON = json.dumps({"Layers": [
-    {"Name": "/fc/Gemm", "LayerType": "CaskGemm", "Outputs": [{"Format": "Row major linear", "Datatype": "Half"}],
-     "Metadata": "[ONNX Layer: /fc/Gemm]"},
-], "I/O Tensors": ["input", "output"]})
+TRT11_JSON = json.dumps(
+    {
+        "Layers": [
+            {
+                "Name": "/fc/Gemm",
+                "LayerType": "CaskGemm",
+                "Outputs": [{"Format": "Row major linear", "Datatype": "Half"}],
+                "Metadata": "[ONNX Layer: /fc/Gemm]",
+            },
+        ],
+        "I/O Tensors": ["input", "output"],
+    }
+)
 
 
 def test_inspector_json_in_both_spellings():

@@ -12,6 +12,8 @@ import pytest
 
 from tests.conftest import FAST, read_records
 
+pytestmark = pytest.mark.serial  # asserts timings: make test runs it alone
+
 RUN = """
 import sys
 from effbench.cli import main
@@ -24,8 +26,18 @@ sys.exit(rc)
 @pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
 def test_cached_cell_imports_no_torch_anywhere(backend, tmp_path):
     out = tmp_path / "r.json"
-    args = ["run", "--model", "mobilenetv3_small_050", "--backend", backend, *FAST, "--db", str(tmp_path / "r.db"),
-            "--out", str(out)]
+    args = [
+        "run",
+        "--model",
+        "mobilenetv3_small_050",
+        "--backend",
+        backend,
+        *FAST,
+        "--db",
+        str(tmp_path / "r.db"),
+        "--out",
+        str(out),
+    ]
     first = subprocess.run([sys.executable, "-c", RUN, *args], capture_output=True, text=True, timeout=600)
     assert first.returncode == 0, first.stdout + first.stderr
     second = subprocess.run([sys.executable, "-c", RUN, *args], capture_output=True, text=True, timeout=600)

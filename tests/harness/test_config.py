@@ -10,8 +10,14 @@ from effbench.core.settings import DEFAULTS, MeasureSettings
 from effbench.harness.config import RunConfig, parse_int_list, parse_percent
 from effbench.harness.defaults import RUN_DEFAULTS
 
-CLI_TO_FIELD = {"warmup": "warmup_s", "duration": "duration_s", "max_duration": "max_duration_s",
-                "energy_window": "energy_window_s", "timeout": "timeout_s", "eval_dir": "eval"}
+CLI_TO_FIELD = {
+    "warmup": "warmup_s",
+    "duration": "duration_s",
+    "max_duration": "max_duration_s",
+    "energy_window": "energy_window_s",
+    "timeout": "timeout_s",
+    "eval_dir": "eval",
+}
 
 
 def _run_params():
@@ -27,7 +33,15 @@ def test_cli_defaults_are_runconfig_defaults():
     checked = 0
     for name, param in params.items():
         field = CLI_TO_FIELD.get(name, name)
-        if field not in RunConfig.model_fields or name in ("model", "backend", "batch", "cpus", "target_ci", "max_drop", "opt"):
+        if field not in RunConfig.model_fields or name in (
+            "model",
+            "backend",
+            "batch",
+            "cpus",
+            "target_ci",
+            "max_drop",
+            "opt",
+        ):
             continue
         assert param.default == RunConfig.model_fields[field].default, name
         checked += 1

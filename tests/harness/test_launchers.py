@@ -15,10 +15,31 @@ MODEL = "mobilenetv3_small_050"
 
 
 def _cells(devices_file: str, device: str):
-    latency = dict(model=MODEL, backend="openvino", threads=1, warmup_s=0.05, warmup_iters=7, duration_s=20.0,
-                   min_iters=9, max_iters=25, target_ci=0.5, max_duration_s=30.0, options={"streams": "1"})
-    throughput = dict(model=MODEL, backend="openvino", scenario="throughput", threads=2, warmup_s=0.05,
-                      warmup_iters=3, duration_s=0.3, min_iters=6, requests=2, options={"streams": "2"})
+    latency = dict(
+        model=MODEL,
+        backend="openvino",
+        threads=1,
+        warmup_s=0.05,
+        warmup_iters=7,
+        duration_s=20.0,
+        min_iters=9,
+        max_iters=25,
+        target_ci=0.5,
+        max_duration_s=30.0,
+        options={"streams": "1"},
+    )
+    throughput = dict(
+        model=MODEL,
+        backend="openvino",
+        scenario="throughput",
+        threads=2,
+        warmup_s=0.05,
+        warmup_iters=3,
+        duration_s=0.3,
+        min_iters=6,
+        requests=2,
+        options={"streams": "2"},
+    )
     return [RunConfig(**kw, device=device, devices_file=devices_file) for kw in (latency, throughput)]
 
 
@@ -29,8 +50,11 @@ def three_ways(sshd, tmp_path_factory):
     out = {}
     workers = Workers()
     try:
-        for name, device, launcher in [("in-process", "cpu", InProcess()), ("worker", "cpu", workers),
-                                       ("agent", "loop", None)]:
+        for name, device, launcher in [
+            ("in-process", "cpu", InProcess()),
+            ("worker", "cpu", workers),
+            ("agent", "loop", None),
+        ]:
             results = []
             for cfg in _cells(str(devices), device):
                 cell = prepare(check_cell(cfg))
@@ -48,8 +72,9 @@ def test_every_path_got_the_same_settings(three_ways):
         assert all(r[i].status == "ok" for r in three_ways.values()), {n: r[i].error for n, r in three_ways.items()}
         reference = settings["in-process"]
         for name, got in settings.items():
-            assert {k: v for k, v in got.items() if k != "device"} == \
-                {k: v for k, v in reference.items() if k != "device"}, name
+            assert {k: v for k, v in got.items() if k != "device"} == {
+                k: v for k, v in reference.items() if k != "device"
+            }, name
 
 
 def test_every_option_took_effect_on_every_path(three_ways):

@@ -6,12 +6,28 @@ import pytest
 
 from tests.conftest import FAST, bench, read_records
 
+pytestmark = pytest.mark.serial  # asserts timings: make test runs it alone
+
 
 @pytest.mark.parametrize("backend", ["openvino", "onnxruntime"])
 def test_throughput_scenario_uses_runtime_concurrency(backend, tmp_path, db):
     out = tmp_path / "r.json"
-    r = bench("run", "--model", "mobilenetv3_small_050", "--backend", backend, "--scenario", "throughput",
-              "--batch", "1,4", *FAST, "--db", db, "--out", out)
+    r = bench(
+        "run",
+        "--model",
+        "mobilenetv3_small_050",
+        "--backend",
+        backend,
+        "--scenario",
+        "throughput",
+        "--batch",
+        "1,4",
+        *FAST,
+        "--db",
+        db,
+        "--out",
+        out,
+    )
     assert r.returncode == 0, r.output
     recs = read_records(out)
     assert [x["batch_size"] for x in recs] == [1, 4]
@@ -29,8 +45,27 @@ def test_throughput_scenario_uses_runtime_concurrency(backend, tmp_path, db):
 
 def test_adaptive_stopping_reaches_target_on_stable_backend(tmp_path, db):
     out = tmp_path / "r.json"
-    r = bench("run", "--model", "efficientvit_m0", "--backend", "null", "--opt", "busy_us=100", "--duration", "0.2",
-              "--warmup", "0.1", "--target-ci", "0.5%", "--max-duration", "20", "--db", db, "--out", out)
+    r = bench(
+        "run",
+        "--model",
+        "efficientvit_m0",
+        "--backend",
+        "null",
+        "--opt",
+        "busy_us=100",
+        "--duration",
+        "0.2",
+        "--warmup",
+        "0.1",
+        "--target-ci",
+        "0.5%",
+        "--max-duration",
+        "20",
+        "--db",
+        db,
+        "--out",
+        out,
+    )
     assert r.returncode == 0, r.output
     (rec,) = read_records(out)
     st = rec["stability"]
@@ -41,8 +76,25 @@ def test_adaptive_stopping_reaches_target_on_stable_backend(tmp_path, db):
 def test_unreachable_target_is_marked_unstable(tmp_path, db):
     out = tmp_path / "r.json"
     # a real runtime's latencies vary continuously: no CI of a few hundred samples gets this narrow
-    r = bench("run", "--model", "mobilenetv3_small_050", "--backend", "ort", "--duration", "0.1", "--warmup", "0",
-              "--target-ci", "0.000001%", "--max-duration", "0.5", "--db", db, "--out", out)
+    r = bench(
+        "run",
+        "--model",
+        "mobilenetv3_small_050",
+        "--backend",
+        "ort",
+        "--duration",
+        "0.1",
+        "--warmup",
+        "0",
+        "--target-ci",
+        "0.000001%",
+        "--max-duration",
+        "0.5",
+        "--db",
+        db,
+        "--out",
+        out,
+    )
     assert r.returncode == 0, r.output
     (rec,) = read_records(out)
     assert rec["stability"]["unstable"] is True
@@ -53,8 +105,9 @@ def test_unreachable_target_is_marked_unstable(tmp_path, db):
 def test_cpu_pinning_is_applied_and_recorded(tmp_path, db):
     cpu = sorted(os.sched_getaffinity(0))[-1]
     out = tmp_path / "r.json"
-    r = bench("run", "--model", "efficientvit_m0", "--backend", "null", *FAST, "--cpus", str(cpu), "--db", db,
-              "--out", out)
+    r = bench(
+        "run", "--model", "efficientvit_m0", "--backend", "null", *FAST, "--cpus", str(cpu), "--db", db, "--out", out
+    )
     assert r.returncode == 0, r.output
     (rec,) = read_records(out)
     assert rec["cpus"] == [cpu] and rec["env"]["affinity"] == [cpu]

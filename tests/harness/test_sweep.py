@@ -38,14 +38,17 @@ def _start_sweep(sweep: Path, db: str, output, stored: int):
 
 
 def test_crash_and_hang_are_recorded_and_the_sweep_goes_on(tmp_path, db):
-    sweep = _write(tmp_path / "s.yaml", """
+    sweep = _write(
+        tmp_path / "s.yaml",
+        """
 models: [efficientvit_m0]
 backends: [abort, hang, null]
 duration_s: 0.2
 warmup_s: 0.05
 min_iters: 5
 timeout_s: 20
-""")
+""",
+    )
     r = bench("sweep", sweep, "--db", db, env=PLUGIN_ENV)
     assert r.returncode == 0, r.output
     recs = {x["backend"]: x for x in Store(db).records()}
@@ -74,14 +77,17 @@ def test_killed_parent_leaves_readable_store_and_resume_finishes_the_rest(tmp_pa
     assert sorted(rec["batch_size"] for rec in after) == [1, 2, 3, 4, 5, 6]
 
 
-@pytest.mark.parametrize("text,needles", [
-    ("models: [a]\n", ["backends", "field required"]),
-    ("models: [efficientvit_m0]\nbackends: [null]\nbatches: [1, x]\n", ["batches[1]", "integer"]),
-    ("models: [efficientvit_m0]\nbackends: [null]\nduration_s: -1\n", ["duration_s", "greater than 0"]),
-    ("models: [efficientvit_m0]\nbackends: [null]\nwarmup_seconds: 1\n", ["warmup_seconds", "extra"]),
-    ("models: [a\n", ["not valid YAML", "line"]),
-    ("- just\n- a list\n", ["mapping"]),
-])
+@pytest.mark.parametrize(
+    "text,needles",
+    [
+        ("models: [a]\n", ["backends", "field required"]),
+        ("models: [efficientvit_m0]\nbackends: [null]\nbatches: [1, x]\n", ["batches[1]", "integer"]),
+        ("models: [efficientvit_m0]\nbackends: [null]\nduration_s: -1\n", ["duration_s", "greater than 0"]),
+        ("models: [efficientvit_m0]\nbackends: [null]\nwarmup_seconds: 1\n", ["warmup_seconds", "extra"]),
+        ("models: [a\n", ["not valid YAML", "line"]),
+        ("- just\n- a list\n", ["mapping"]),
+    ],
+)
 def test_malformed_sweep_file_is_one_line(tmp_path, text, needles, db):
     path = _write(tmp_path / "bad.yaml", text)
     r = bench("sweep", path, "--db", db)

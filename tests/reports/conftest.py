@@ -37,8 +37,12 @@ XSS_WARNING = "</script><script>alert(3)</script>"
 MODELS = ["efficientvit_m0", "mobilenetv3_small_050"]
 BACKENDS = ["onnxruntime", "openvino"]
 
-_FAST_KEYS = {"--duration": "duration_s", "--warmup": "warmup_s", "--warmup-iters": "warmup_iters",
-              "--min-iters": "min_iters"}
+_FAST_KEYS = {
+    "--duration": "duration_s",
+    "--warmup": "warmup_s",
+    "--warmup-iters": "warmup_iters",
+    "--min-iters": "min_iters",
+}
 
 
 def fast_sweep_options() -> dict:
@@ -58,13 +62,18 @@ class ReportStore:
     @property
     def speed_points(self) -> int:
         """ok, latency scenario, batch 1 results: one point each in the speed-accuracy latency plot."""
-        return sum(r["status"] == "ok" and r["scenario"] == "latency" and not r["profiled"] and r["batch_size"] == 1
-                   for r in self.records)
+        return sum(
+            r["status"] == "ok" and r["scenario"] == "latency" and not r["profiled"] and r["batch_size"] == 1
+            for r in self.records
+        )
 
     @property
     def cells(self) -> set[tuple]:
-        return {(r["model"], r["backend"], r["device"], r["scenario"], r["batch_size"], r["precision"])
-                for r in self.records if not r["profiled"]}
+        return {
+            (r["model"], r["backend"], r["device"], r["scenario"], r["batch_size"], r["precision"])
+            for r in self.records
+            if not r["profiled"]
+        }
 
     @property
     def profiled(self) -> bool:
@@ -85,11 +94,14 @@ def report_store(tmp_path_factory) -> ReportStore:
     tmp = tmp_path_factory.mktemp("report-store")
     db = str(tmp / "results.db")
     _sweep(tmp, "matrix", {"models": MODELS, "backends": BACKENDS, **fast_sweep_options()}, db)
-    _sweep(tmp, "fp16", {"models": ["efficientvit_m0"], "backends": ["onnxruntime"], "precisions": ["fp16"],
-                         **fast_sweep_options()}, db)
+    _sweep(
+        tmp,
+        "fp16",
+        {"models": ["efficientvit_m0"], "backends": ["onnxruntime"], "precisions": ["fp16"], **fast_sweep_options()},
+        db,
+    )
     if bench("profile", "--help").returncode == 0:
-        res = bench("profile", "--model", "efficientvit_m0", "--backend", "onnxruntime", *FAST, "--db", db,
-                    timeout=900)
+        res = bench("profile", "--model", "efficientvit_m0", "--backend", "onnxruntime", *FAST, "--db", db, timeout=900)
         assert res.returncode == 0, res.output
 
     store = Store(db)
@@ -99,10 +111,12 @@ def report_store(tmp_path_factory) -> ReportStore:
     # isolated workers record it as "skipped", in-process runs as "failed": either is a non-ok cell with a reason
     assert any(r["status"] != "ok" and "fp16" in (r.get("error") or "") for r in runs)
 
-    hostile = copy.deepcopy(next(r for r in ok if r["model"] == "mobilenetv3_small_050"
-                                 and r["backend"] == "onnxruntime"))
-    hostile.update(id=uuid.uuid4().hex, model=XSS_MODEL, tag=XSS_TAG,
-                   warnings=list(hostile.get("warnings") or []) + [XSS_WARNING])
+    hostile = copy.deepcopy(
+        next(r for r in ok if r["model"] == "mobilenetv3_small_050" and r["backend"] == "onnxruntime")
+    )
+    hostile.update(
+        id=uuid.uuid4().hex, model=XSS_MODEL, tag=XSS_TAG, warnings=list(hostile.get("warnings") or []) + [XSS_WARNING]
+    )
     hostile.setdefault("extra", {})["measured_top1"] = 55.5
     store.add(hostile)
     return ReportStore(db=db, records=store.records())

@@ -15,8 +15,16 @@ from effbench.reports.html import VIEW_IDS
 from tests.reports.conftest import XSS_MODEL, XSS_TAG, XSS_WARNING
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 pytestmark = pytest.mark.slow  # the store behind the page comes from real exports and runs (conftest)
 
 PLOT_VIEWS = ["speed-accuracy", "roofline", "efficiency-gap", "where-time-goes", "backend-matrix", "stability"]
@@ -102,7 +110,8 @@ def test_speed_accuracy_has_one_point_per_result(opened, report_store):
         .filter(t => t.meta && t.meta.role === 'points').reduce((n, t) => n + t.x.length, 0)"""
     assert opened.page.evaluate(js, "fig-speed-latency") == report_store.speed_points >= 5
     fronts = opened.page.evaluate(
-        "() => document.getElementById('fig-speed-latency').data.filter(t => t.meta && t.meta.role === 'pareto').length")
+        "() => document.getElementById('fig-speed-latency').data.filter(t => t.meta && t.meta.role === 'pareto').length"
+    )
     assert fronts == 1  # one device
 
 
@@ -111,10 +120,12 @@ def test_matrix_shows_failed_cell_reason(opened, report_store):
     section = opened.page.inner_text("section#backend-matrix")
     assert failed["error"] in section
     svg_text = opened.page.eval_on_selector_all(
-        "section#backend-matrix svg text", "ts => ts.map(t => t.textContent).join('\\n')")
+        "section#backend-matrix svg text", "ts => ts.map(t => t.textContent).join('\\n')"
+    )
     assert f"{failed['status']}: precision" in svg_text
     speedups = opened.page.evaluate(
-        "() => document.getElementById('fig-matrix-speedup').data[0].text.flat().filter(t => t.includes('×'))")
+        "() => document.getElementById('fig-matrix-speedup').data[0].text.flat().filter(t => t.includes('×'))"
+    )
     assert "1× (reference)" in speedups
 
 
@@ -124,10 +135,12 @@ def test_analysis_views_drawn_from_analysis(opened, report_store):
     assert "roof" in roles and "models" in roles and "layers" in roles
     assert page.eval_on_selector_all("section#roofline .updatemenu-container", "e => e.length") == 1
     measured = page.evaluate(
-        "() => document.getElementById('fig-timeshare').data.filter(t => t.meta.role === 'measured').length")
+        "() => document.getElementById('fig-timeshare').data.filter(t => t.meta.role === 'measured').length"
+    )
     assert measured >= (1 if report_store.profiled else 0)
     bound = page.evaluate(
-        "() => document.getElementById('fig-timeshare').data.filter(t => t.meta.role === 'bound').length")
+        "() => document.getElementById('fig-timeshare').data.filter(t => t.meta.role === 'bound').length"
+    )
     assert bound >= 1
     assert page.eval_on_selector_all("section#where-time-goes details table tbody tr", "r => r.length") >= 10
     gap_roles = page.evaluate("() => document.getElementById('fig-gap').data.map(t => t.meta.role)")
@@ -135,8 +148,9 @@ def test_analysis_views_drawn_from_analysis(opened, report_store):
 
 
 def test_stability_has_a_series_per_result(opened, report_store):
-    with_samples = sum(r["status"] == "ok" and not r["profiled"] and bool(r.get("samples_ms"))
-                       for r in report_store.records)
+    with_samples = sum(
+        r["status"] == "ok" and not r["profiled"] and bool(r.get("samples_ms")) for r in report_store.records
+    )
     n = opened.page.evaluate("() => document.getElementById('fig-stability-series').data.length")
     assert n == with_samples
     assert opened.page.evaluate("() => document.getElementById('fig-stability-dist').data[0].type") == "violin"

@@ -59,8 +59,7 @@ def test_csv_every_result(report_store, tmp_path):
     assert {"model", "backend", "latency_median_ms", "top1", "family", "parity_ok"} <= set(rows[0])
     out = tmp_path / "flat.csv"
     res = bench("report", "--db", report_store.db, "--format", "csv", "-o", out)
-    assert res.returncode == 0 and out.read_text() == bench("report", "--db", report_store.db, "--format",
-                                                             "csv").stdout
+    assert res.returncode == 0 and out.read_text() == bench("report", "--db", report_store.db, "--format", "csv").stdout
 
 
 @pytest.mark.slow
@@ -124,8 +123,17 @@ def test_since_filter(report_store):
 def test_help_lists_options():
     res = bench("report", "--help")
     assert res.returncode == 0
-    for opt in ("--out", "--format", "--db", "--model", "--backend", "--device", "--since", "--tag",
-                "--reference-backend"):
+    for opt in (
+        "--out",
+        "--format",
+        "--db",
+        "--model",
+        "--backend",
+        "--device",
+        "--since",
+        "--tag",
+        "--reference-backend",
+    ):
         assert opt in res.stdout
 
 

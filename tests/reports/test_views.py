@@ -22,10 +22,20 @@ from effbench.reports.views.stability import MAX_SERIES_POINTS, stability_sectio
 
 
 def _rec(**kw):
-    rec = {"id": kw.pop("id", "x" * 32), "model": "efficientvit_m0", "backend": "onnxruntime", "device": "cpu",
-           "scenario": "latency", "batch_size": 1, "precision": "fp32", "status": "ok",
-           "latency_ms": {"median": 2.0, "ci95_low": 1.9, "ci95_high": 2.1, "cv": 0.05, "n": 4},
-           "throughput_per_s": 500.0, "samples_ms": [2.0, 2.1, 1.9, 2.0], "created_at": "2026-11-01T10:00:00+00:00"}
+    rec = {
+        "id": kw.pop("id", "x" * 32),
+        "model": "efficientvit_m0",
+        "backend": "onnxruntime",
+        "device": "cpu",
+        "scenario": "latency",
+        "batch_size": 1,
+        "precision": "fp32",
+        "status": "ok",
+        "latency_ms": {"median": 2.0, "ci95_low": 1.9, "ci95_high": 2.1, "cv": 0.05, "n": 4},
+        "throughput_per_s": 500.0,
+        "samples_ms": [2.0, 2.1, 1.9, 2.0],
+        "created_at": "2026-11-01T10:00:00+00:00",
+    }
     rec.update(kw)
     return rec
 
@@ -36,9 +46,13 @@ def _figures(html: str) -> dict:
 
 
 def test_minimal_and_partial_records_render():
-    records = [{"model": "m"}, {"id": "1", "status": "failed", "error": None}, {"latency_ms": "garbage"},
-               _rec(latency_ms=None, samples_ms=None, env=None, parity="?", warnings=None, extra=None),
-               _rec(batch_size="eight", latency_ms={"median": float("nan")})]
+    records = [
+        {"model": "m"},
+        {"id": "1", "status": "failed", "error": None},
+        {"latency_ms": "garbage"},
+        _rec(latency_ms=None, samples_ms=None, env=None, parity="?", warnings=None, extra=None),
+        _rec(batch_size="eight", latency_ms={"median": float("nan")}),
+    ]
     html = render_html(records)
     for view in VIEW_IDS:
         assert f'id="{view}"' in html
@@ -48,7 +62,7 @@ def test_minimal_and_partial_records_render():
 
 def test_no_analysis_sections_say_how_to_get_it():
     html = render_html([_rec()])
-    roofline = html[html.index('id="roofline"'):html.index('id="efficiency-gap"')]
+    roofline = html[html.index('id="roofline"') : html.index('id="efficiency-gap"')]
     assert "devices.yaml" in roofline and "bench run" in roofline
     assert "fig-roofline" not in _figures(html)
 
@@ -67,9 +81,13 @@ def test_escaping_helpers():
 
 def test_hostile_names_never_reach_the_page_raw():
     bad = "<img src=x onerror=alert(1)>"
-    html = render_html([_rec(model=bad, tag=bad, error=bad, status="failed", id="1"),
-                        _rec(model=bad, backend=bad, device=bad, id="2", extra={"measured_top1": 50}),
-                        _rec(id="3", warnings=[bad], env={"hostname": bad, "versions": {bad: bad}})])
+    html = render_html(
+        [
+            _rec(model=bad, tag=bad, error=bad, status="failed", id="1"),
+            _rec(model=bad, backend=bad, device=bad, id="2", extra={"measured_top1": 50}),
+            _rec(id="3", warnings=[bad], env={"hostname": bad, "versions": {bad: bad}}),
+        ]
+    )
     assert bad not in html
     assert "&lt;img src=x onerror=alert(1)&gt;" in html
 
@@ -91,7 +109,10 @@ def test_pareto_front():
     assert pareto(pts) == [(1.0, 60.0), (3.0, 70.0), (5.0, 75.0)]
     # throughput: higher is better
     assert pareto([(100, 60.0), (50, 70.0), (80, 65.0), (10, 62.0)], lower_is_better=False) == [
-        (50, 70.0), (80, 65.0), (100, 60.0)]
+        (50, 70.0),
+        (80, 65.0),
+        (100, 60.0),
+    ]
 
 
 def test_downsampling_keeps_spikes_and_bounds():
@@ -114,10 +135,27 @@ def test_long_series_are_downsampled_and_say_so():
 
 
 def test_roofline_with_bandwidth_draws_slope_and_ridge():
-    analysis = {"device_spec": "h100-sxm", "peak_flops_per_s": 67e12, "bandwidth_bytes_per_s": 3.35e12,
-                "flops": 2e9, "bytes": 1e8, "intensity": 20.0, "achieved_flops_per_s": 1e12,
-                "layers": [{"name": "conv1", "op_type": "Conv", "flops": 1e9, "bytes": 1e7, "intensity": 100.0,
-                            "bound_ms": 0.02, "bound": "compute", "measured_ms": 0.05}]}
+    analysis = {
+        "device_spec": "h100-sxm",
+        "peak_flops_per_s": 67e12,
+        "bandwidth_bytes_per_s": 3.35e12,
+        "flops": 2e9,
+        "bytes": 1e8,
+        "intensity": 20.0,
+        "achieved_flops_per_s": 1e12,
+        "layers": [
+            {
+                "name": "conv1",
+                "op_type": "Conv",
+                "flops": 1e9,
+                "bytes": 1e7,
+                "intensity": 100.0,
+                "bound_ms": 0.02,
+                "bound": "compute",
+                "measured_ms": 0.05,
+            }
+        ],
+    }
     row = to_row(_rec(device="cuda:0", extra={"analysis": analysis}))
     fig = roofline_figure("f", "h100-sxm", [(row, analysis)])
     roles = [t["meta"]["role"] for t in fig.data]
@@ -129,17 +167,23 @@ def test_roofline_with_bandwidth_draws_slope_and_ridge():
 
 
 def test_latest_per_cell_prefers_newest_ok():
-    rows = to_rows([_rec(id="new", status="failed", error="boom", created_at="2026-11-02"),
-                    _rec(id="old", created_at="2026-11-01"), _rec(id="older", created_at="2026-10-01")])
+    rows = to_rows(
+        [
+            _rec(id="new", status="failed", error="boom", created_at="2026-11-02"),
+            _rec(id="old", created_at="2026-11-01"),
+            _rec(id="older", created_at="2026-10-01"),
+        ]
+    )
     cells, older = latest_per_cell(rows)
     assert [c.id for c in cells] == ["old"] and older == 2
 
 
 def test_markdown_and_csv_on_odd_records():
-    md = render_markdown([_rec(parity={"ok": False, "max_rel_err": 0.02}), _rec(status="timeout", error="a|b",
-                                                                                  precision="int8", id="2")])
+    md = render_markdown(
+        [_rec(parity={"ok": False, "max_rel_err": 0.02}), _rec(status="timeout", error="a|b", precision="int8", id="2")]
+    )
     assert "❌ FAIL (max rel err 0.02)" in md and "**timeout**: a\\|b" in md
-    csv_text = render_csv([_rec(model="=HYPERLINK(\"http://x\")")])
+    csv_text = render_csv([_rec(model='=HYPERLINK("http://x")')])
     assert "'=HYPERLINK" in csv_text
 
 
@@ -152,7 +196,9 @@ def test_parse_since():
 def test_devices_scenarios_and_energy_together():
     records = [
         _rec(id="1", device="cuda:0", backend="torch", energy={"available": True, "joules_per_image": 0.02}),
-        _rec(id="2", device="cuda:0", backend="tensorrt", latency_ms={"median": 0.5}, energy={"joules_per_image": 0.01}),
+        _rec(
+            id="2", device="cuda:0", backend="tensorrt", latency_ms={"median": 0.5}, energy={"joules_per_image": 0.01}
+        ),
         _rec(id="3", model="efficientvit_m5", scenario="throughput", batch_size=32, throughput_per_s=9000.0),
         _rec(id="4", model="timm:efficientvit_m2", device="cpu", backend="torch"),
         _rec(id="5", model="efficientvit_m0", backend="openvino", status="crashed", error="segfault in plugin"),

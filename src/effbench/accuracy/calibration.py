@@ -19,8 +19,10 @@ from effbench.accuracy.preprocess import Preprocess
 from effbench.errors import UsageError
 
 DEFAULT_CALIB_SIZE = 300
-GENERATED_WARNING = ("int8 calibrated on generated images (no --calib): its latency is representative, its "
-                     "accuracy is not; pass --calib DIR with a few hundred real images")
+GENERATED_WARNING = (
+    "int8 calibrated on generated images (no --calib): its latency is representative, its "
+    "accuracy is not; pass --calib DIR with a few hundred real images"
+)
 
 
 @dataclass
@@ -31,8 +33,9 @@ class CalibrationSet:
     @property
     def hash(self) -> str:
         """What the quantised artifact depends on: the images and how they were preprocessed."""
-        blob = json.dumps({"images": self.images.dataset_hash, "preprocess": self.images.preprocess.to_dict()},
-                          sort_keys=True)
+        blob = json.dumps(
+            {"images": self.images.dataset_hash, "preprocess": self.images.preprocess.to_dict()}, sort_keys=True
+        )
         return hashlib.sha256(blob.encode()).hexdigest()
 
     @property
@@ -49,8 +52,13 @@ class CalibrationSet:
 
     def record(self) -> dict[str, Any]:
         """The result's quantization.calibration block."""
-        out = {"source": self.source, "path": self.images.root, "images": len(self.images), "hash": self.hash,
-               "preprocess": self.images.preprocess.to_dict()}
+        out = {
+            "source": self.source,
+            "path": self.images.root,
+            "images": len(self.images),
+            "hash": self.hash,
+            "preprocess": self.images.preprocess.to_dict(),
+        }
         if self.images.skipped:
             out["skipped_images"] = len(self.images.skipped)
         if self.warning:
@@ -58,8 +66,14 @@ class CalibrationSet:
         return out
 
 
-def calibration_set(calib: str | Path | None, preprocess: Preprocess, *, size: int = DEFAULT_CALIB_SIZE,
-                    skip_bad_images: bool = False, progress: Progress | None = None) -> CalibrationSet:
+def calibration_set(
+    calib: str | Path | None,
+    preprocess: Preprocess,
+    *,
+    size: int = DEFAULT_CALIB_SIZE,
+    skip_bad_images: bool = False,
+    progress: Progress | None = None,
+) -> CalibrationSet:
     """`--calib DIR --calib-size N`, checked and decoded now (before any measuring)."""
     if not isinstance(size, int) or isinstance(size, bool) or size < 1:
         raise UsageError(f"--calib-size {size!r}: give a positive number of images (default {DEFAULT_CALIB_SIZE})")

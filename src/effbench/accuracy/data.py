@@ -58,16 +58,24 @@ def _class_files(folder: Path) -> list[Path]:
     return out
 
 
-def find_images(root: str | Path, *, option: str = "--eval", labels_file: str | Path | None = None,
-                num_classes: int | None = None, need_labels: bool = True,
-                labels_option: str = "--eval-labels") -> ImageList:
+def find_images(
+    root: str | Path,
+    *,
+    option: str = "--eval",
+    labels_file: str | Path | None = None,
+    num_classes: int | None = None,
+    need_labels: bool = True,
+    labels_option: str = "--eval-labels",
+) -> ImageList:
     """The images under `root` and their labels; a one-line UsageError for every problem a user can fix.
 
     `num_classes`: the model's number of outputs (checks class counts and indices against it)."""
     root = Path(root).expanduser()
     if not root.exists():
-        raise UsageError(f"{option} {root}: no such folder (give a folder of images, or an ImageFolder with "
-                         "one sub-folder per class)")
+        raise UsageError(
+            f"{option} {root}: no such folder (give a folder of images, or an ImageFolder with "
+            "one sub-folder per class)"
+        )
     if not root.is_dir():
         raise UsageError(f"{option} {root} is a file: give the folder that holds the images")
     root = root.resolve()
@@ -78,31 +86,39 @@ def find_images(root: str | Path, *, option: str = "--eval", labels_file: str | 
         folder_of = [c for c in classes for _ in per_class[c]]
     else:  # a flat folder: its own images only
         classes = []
-        files = sorted((root / n for n in os.listdir(root) if is_image(n) and (root / n).is_file()),
-                       key=lambda p: p.name)
+        files = sorted(
+            (root / n for n in os.listdir(root) if is_image(n) and (root / n).is_file()), key=lambda p: p.name
+        )
         folder_of = []
     if not files:
-        raise UsageError(f"{option} {root}: no images found (looked for {', '.join(IMAGE_EXTENSIONS)} in the "
-                         "folder and in its class sub-folders)")
+        raise UsageError(
+            f"{option} {root}: no images found (looked for {', '.join(IMAGE_EXTENSIONS)} in the "
+            "folder and in its class sub-folders)"
+        )
     images = ImageList(root, files, None, classes, "none", option)
     if labels_file is not None:
-        images.labels = _labels_from_file(images, folder_of, Path(labels_file).expanduser(), labels_option,
-                                          num_classes)
+        images.labels = _labels_from_file(images, folder_of, Path(labels_file).expanduser(), labels_option, num_classes)
         images.labels_source = f"file:{Path(labels_file).expanduser().resolve()}"
     elif classes and need_labels:
         empty = [c for c in classes if not per_class[c]]
         if empty:
-            raise UsageError(f"{option} {root}: class folder '{empty[0]}' has no images (every sub-folder is a "
-                             "class: add images to it or remove it)")
+            raise UsageError(
+                f"{option} {root}: class folder '{empty[0]}' has no images (every sub-folder is a "
+                "class: add images to it or remove it)"
+            )
         if num_classes is not None and len(classes) > num_classes:
-            raise UsageError(f"{option} {root} has {len(classes)} class folders but the model has {num_classes} "
-                             f"outputs: pass {labels_option} FILE mapping folder names to the model's class indices")
+            raise UsageError(
+                f"{option} {root} has {len(classes)} class folders but the model has {num_classes} "
+                f"outputs: pass {labels_option} FILE mapping folder names to the model's class indices"
+            )
         index = {c: i for i, c in enumerate(classes)}
         images.labels = [index[c] for c in folder_of]
         images.labels_source = "imagefolder"
     elif need_labels:
-        raise UsageError(f"{option} {root} is a flat folder of images without labels: arrange one sub-folder per "
-                         f"class (ImageFolder) or pass {labels_option} FILE mapping file names to class indices")
+        raise UsageError(
+            f"{option} {root} is a flat folder of images without labels: arrange one sub-folder per "
+            f"class (ImageFolder) or pass {labels_option} FILE mapping file names to class indices"
+        )
     return images
 
 
@@ -125,10 +141,8 @@ def read_labels_file(path: Path, option: str = "--eval-labels") -> dict[str, Lab
             data = json.loads(text)
         except json.JSONDecodeError as e:
             raise UsageError(f"{option} {path} is not valid JSON: {e}") from None
-        if not isinstance(data, dict) or not all(isinstance(v, int) and not isinstance(v, bool)
-                                                 for v in data.values()):
-            raise UsageError(f"{option} {path}: expected a JSON object of name -> class index, e.g. "
-                             '{"n01440764": 0}')
+        if not isinstance(data, dict) or not all(isinstance(v, int) and not isinstance(v, bool) for v in data.values()):
+            raise UsageError(f'{option} {path}: expected a JSON object of name -> class index, e.g. {{"n01440764": 0}}')
         return {str(k): LabelEntry(v, 0) for k, v in data.items()}
     lines = [(i + 1, ln.strip()) for i, ln in enumerate(text.splitlines())]
     lines = [(no, ln) for no, ln in lines if ln and not ln.startswith("#")]
@@ -140,8 +154,9 @@ def read_labels_file(path: Path, option: str = "--eval-labels") -> dict[str, Lab
     if all(explicit):
         for no, (name, idx) in tokens:
             if name in out:
-                raise UsageError(f"{option} {path} line {no}: '{name}' is listed twice (lines {out[name].line} "
-                                 f"and {no})")
+                raise UsageError(
+                    f"{option} {path} line {no}: '{name}' is listed twice (lines {out[name].line} and {no})"
+                )
             out[name] = LabelEntry(int(idx), no)
         return out
     if any(explicit):
@@ -154,8 +169,9 @@ def read_labels_file(path: Path, option: str = "--eval-labels") -> dict[str, Lab
     return out
 
 
-def _labels_from_file(images: ImageList, folder_of: list[str], path: Path, option: str,
-                      num_classes: int | None) -> list[int]:
+def _labels_from_file(
+    images: ImageList, folder_of: list[str], path: Path, option: str, num_classes: int | None
+) -> list[int]:
     table = read_labels_file(path, option)
     labels: list[int] = []
     unmapped: list[str] = []
@@ -169,17 +185,23 @@ def _labels_from_file(images: ImageList, folder_of: list[str], path: Path, optio
         entry = table[key]
         if entry.index < 0 or (num_classes is not None and entry.index >= num_classes):
             where = f" line {entry.line}" if entry.line else ""
-            raise UsageError(f"{option} {path}{where}: '{key}' is class {entry.index}, but the model has "
-                             f"{num_classes} outputs (0-{(num_classes or 1) - 1}): fix the index, or use the labels "
-                             "file that belongs to this model")
+            raise UsageError(
+                f"{option} {path}{where}: '{key}' is class {entry.index}, but the model has "
+                f"{num_classes} outputs (0-{(num_classes or 1) - 1}): fix the index, or use the labels "
+                "file that belongs to this model"
+            )
         labels.append(entry.index)
     if unmapped:
         what = "class folder" if folder_of else "file"
         if len(unmapped) == len(images.files):
-            raise UsageError(f"{option} {path} names none of the {what}s in {images.option} {images.root} (e.g. "
-                             f"'{unmapped[0]}'): is it the labels file for this folder?")
-        raise UsageError(f"{option} {path} has no class for {what} '{unmapped[0]}' of {images.root} "
-                         f"({len(set(unmapped))} {what}(s) unmapped): add a line '{unmapped[0]} INDEX'")
+            raise UsageError(
+                f"{option} {path} names none of the {what}s in {images.option} {images.root} (e.g. "
+                f"'{unmapped[0]}'): is it the labels file for this folder?"
+            )
+        raise UsageError(
+            f"{option} {path} has no class for {what} '{unmapped[0]}' of {images.root} "
+            f"({len(set(unmapped))} {what}(s) unmapped): add a line '{unmapped[0]} INDEX'"
+        )
     return labels
 
 
@@ -258,9 +280,15 @@ class PreparedImages:
 
     def describe(self) -> dict[str, Any]:
         """The record's fields about the images themselves."""
-        return {"images": len(self), "dataset": self.root, "dataset_hash": self.dataset_hash,
-                "labels": self.labels_source, "preprocess": self.preprocess.to_dict(),
-                "skipped_images": len(self.skipped), "skipped_files": [s["file"] for s in self.skipped[:20]]}
+        return {
+            "images": len(self),
+            "dataset": self.root,
+            "dataset_hash": self.dataset_hash,
+            "labels": self.labels_source,
+            "preprocess": self.preprocess.to_dict(),
+            "skipped_images": len(self.skipped),
+            "skipped_files": [s["file"] for s in self.skipped[:20]],
+        }
 
     @classmethod
     def open(cls, path: str | Path) -> PreparedImages:
@@ -268,13 +296,27 @@ class PreparedImages:
         path = Path(path)
         index = json.loads((path / "index.json").read_text())
         labels = np.load(path / "labels.npy") if (path / "labels.npy").is_file() else None
-        return cls(np.load(path / "pixels.npy", mmap_mode="r"), labels, index["files"], index["dataset_hash"],
-                   Preprocess.from_dict(index["preprocess"]), index.get("root"), index.get("labels_source", "none"),
-                   index.get("skipped", []), path)
+        return cls(
+            np.load(path / "pixels.npy", mmap_mode="r"),
+            labels,
+            index["files"],
+            index["dataset_hash"],
+            Preprocess.from_dict(index["preprocess"]),
+            index.get("root"),
+            index.get("labels_source", "none"),
+            index.get("skipped", []),
+            path,
+        )
 
 
-def prepare_images(images: ImageList, preprocess: Preprocess, *, limit: int | None = None,
-                   skip_bad_images: bool = False, progress: Progress | None = None) -> PreparedImages:
+def prepare_images(
+    images: ImageList,
+    preprocess: Preprocess,
+    *,
+    limit: int | None = None,
+    skip_bad_images: bool = False,
+    progress: Progress | None = None,
+) -> PreparedImages:
     """Decode the chosen images into the artifact cache (once per content, preprocessing and options).
 
     An unreadable image is a one-line UsageError naming the file, or, with skip_bad_images, counted
@@ -285,8 +327,12 @@ def prepare_images(images: ImageList, preprocess: Preprocess, *, limit: int | No
         raise UsageError(f"{images.option} limit {limit}: give a positive number of images")
     chosen = select(images, limit)
     digest = content_hash(images, chosen)
-    parts = {"dataset_hash": digest, "preprocess": preprocess.to_dict(), "skip_bad_images": skip_bad_images,
-             "layout": "NHWC-uint8"}
+    parts = {
+        "dataset_hash": digest,
+        "preprocess": preprocess.to_dict(),
+        "skip_bad_images": skip_bad_images,
+        "layout": "NHWC-uint8",
+    }
 
     def build(target: Path) -> None:
         pixels = np.empty((len(chosen), *preprocess.size, preprocess.channels), np.uint8)
@@ -297,8 +343,10 @@ def prepare_images(images: ImageList, preprocess: Preprocess, *, limit: int | No
                 pixels[len(kept)] = preprocess.load(f)
             except (OSError, ValueError, SyntaxError) as e:  # what Pillow raises for a file it cannot decode
                 if not skip_bad_images:
-                    raise UsageError(f"{images.option}: cannot read image {f}: {str(e).splitlines()[0][:120]} "
-                                     f"(fix or remove it, or pass {SKIP_FLAG} to count and skip it)") from None
+                    raise UsageError(
+                        f"{images.option}: cannot read image {f}: {str(e).splitlines()[0][:120]} "
+                        f"(fix or remove it, or pass {SKIP_FLAG} to count and skip it)"
+                    ) from None
                 skipped.append({"file": images.relative(f), "error": str(e).splitlines()[0][:200]})
                 continue
             kept.append(i)
@@ -306,12 +354,20 @@ def prepare_images(images: ImageList, preprocess: Preprocess, *, limit: int | No
                 progress("prepare", (len(kept) + len(skipped)) / len(chosen), f"{len(kept)} images")
         if not kept:
             raise UsageError(f"{images.option} {images.root}: none of the {len(chosen)} images could be read")
-        np.save(target, pixels[:len(kept)])
+        np.save(target, pixels[: len(kept)])
         if images.labels is not None:
             np.save(target.parent / "labels.npy", np.asarray([images.labels[i] for i in kept], np.int64))
-        (target.parent / "index.json").write_text(json.dumps({
-            "files": [images.relative(images.files[i]) for i in kept], "skipped": skipped,
-            "dataset_hash": digest, "preprocess": preprocess.to_dict(), "labels_source": images.labels_source}))
+        (target.parent / "index.json").write_text(
+            json.dumps(
+                {
+                    "files": [images.relative(images.files[i]) for i in kept],
+                    "skipped": skipped,
+                    "dataset_hash": digest,
+                    "preprocess": preprocess.to_dict(),
+                    "labels_source": images.labels_source,
+                }
+            )
+        )
 
     art = get_or_build("images", parts, "pixels.npy", build)
     out = PreparedImages.open(art.path.parent)

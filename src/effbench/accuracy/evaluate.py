@@ -45,17 +45,24 @@ class Predictions:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Predictions:
-        return cls(np.asarray(d["topk"], np.int64).reshape(len(d["topk"]), -1), int(d["num_outputs"]),
-                   float(d["seconds"]))
+        return cls(
+            np.asarray(d["topk"], np.int64).reshape(len(d["topk"]), -1), int(d["num_outputs"]), float(d["seconds"])
+        )
 
 
 def topk_of(logits: np.ndarray, k: int = TOP_K) -> np.ndarray:
     scores = np.asarray(logits, np.float64).reshape(logits.shape[0], -1)
-    return np.argsort(-scores, axis=1, kind="stable")[:, :min(k, scores.shape[1])]
+    return np.argsort(-scores, axis=1, kind="stable")[:, : min(k, scores.shape[1])]
 
 
-def predict(run_batch: Callable[[np.ndarray], np.ndarray], images: PreparedImages, batch_size: int, *,
-            pad: bool = True, progress: Progress | None = None) -> Predictions:
+def predict(
+    run_batch: Callable[[np.ndarray], np.ndarray],
+    images: PreparedImages,
+    batch_size: int,
+    *,
+    pad: bool = True,
+    progress: Progress | None = None,
+) -> Predictions:
     """Run every image through `run_batch(batch) -> logits` (batch x classes)."""
     if len(images) == 0:
         raise UsageError("no images to evaluate")
@@ -73,8 +80,9 @@ def predict(run_batch: Callable[[np.ndarray], np.ndarray], images: PreparedImage
     return Predictions(np.concatenate(rows).astype(np.int64), num_outputs, time.perf_counter() - t0)
 
 
-def evaluate(session, images: PreparedImages, *, batch_size: int, input_name: str = "input",
-             progress: Progress | None = None) -> Predictions:
+def evaluate(
+    session, images: PreparedImages, *, batch_size: int, input_name: str = "input", progress: Progress | None = None
+) -> Predictions:
     """The timed session over the images, after its measurement: each batch bound, run, read back."""
 
     def run_batch(batch: np.ndarray) -> np.ndarray:
@@ -85,8 +93,9 @@ def evaluate(session, images: PreparedImages, *, batch_size: int, input_name: st
     return predict(run_batch, images, batch_size, progress=progress)
 
 
-def evaluate_torch(module, images: PreparedImages, *, batch_size: int = 32,
-                   progress: Progress | None = None) -> Predictions:
+def evaluate_torch(
+    module, images: PreparedImages, *, batch_size: int = 32, progress: Progress | None = None
+) -> Predictions:
     """The fp32 PyTorch reference (any batch size: no padding needed)."""
     import torch
 
@@ -101,8 +110,14 @@ def evaluate_torch(module, images: PreparedImages, *, batch_size: int = 32,
     return predict(run_batch, images, batch_size, pad=False, progress=progress)
 
 
-def evaluate_onnx(onnx_path: str | Path, images: PreparedImages, *, batch_size: int, threads: int | None = None,
-                  progress: Progress | None = None) -> Predictions:
+def evaluate_onnx(
+    onnx_path: str | Path,
+    images: PreparedImages,
+    *,
+    batch_size: int,
+    threads: int | None = None,
+    progress: Progress | None = None,
+) -> Predictions:
     """The fp32 ONNX Runtime reference for ONNX-file models (no PyTorch module to run)."""
     from effbench.core.runtimes import open_session
     from effbench.core.settings import MeasureSettings
@@ -132,10 +147,12 @@ def check_classes(images: PreparedImages, num_outputs: int | None, option: str =
         return
     top = int(images.labels.max())
     if top >= num_outputs:
-        fix = ("pass --eval-labels FILE mapping folder names to the model's class indices"
-               if images.labels_source == "imagefolder" else "fix the labels file's indices")
-        raise UsageError(f"{option} {images.root} has class index {top} but the model has {num_outputs} outputs: "
-                         f"{fix}")
+        fix = (
+            "pass --eval-labels FILE mapping folder names to the model's class indices"
+            if images.labels_source == "imagefolder"
+            else "fix the labels file's indices"
+        )
+        raise UsageError(f"{option} {images.root} has class index {top} but the model has {num_outputs} outputs: {fix}")
 
 
 def cached_reference(parts: dict[str, Any], compute: Callable[[], Predictions]) -> tuple[Predictions, bool]:
@@ -156,9 +173,16 @@ def _rate(correct: np.ndarray) -> tuple[float, list[float]]:
     return metrics.pct(k / n if n else 0.0), [metrics.pct(lo), metrics.pct(hi)]
 
 
-def accuracy_record(test: Predictions, images: PreparedImages, *, reference: Predictions | None = None,
-                    reference_info: dict[str, Any] | None = None, limit: int | None = None,
-                    calibration_root: str | None = None, warnings: Iterable[str] = ()) -> dict[str, Any]:
+def accuracy_record(
+    test: Predictions,
+    images: PreparedImages,
+    *,
+    reference: Predictions | None = None,
+    reference_info: dict[str, Any] | None = None,
+    limit: int | None = None,
+    calibration_root: str | None = None,
+    warnings: Iterable[str] = (),
+) -> dict[str, Any]:
     """The result's `accuracy` block (percentages 0-100).
 
     reference_info: {"runtime": "torch" | "onnxruntime", "precision": "fp32"} of `reference`.
@@ -172,16 +196,24 @@ def accuracy_record(test: Predictions, images: PreparedImages, *, reference: Pre
     top1, top1_ci = _rate(top1_ok)
     top5, top5_ci = _rate(top5_ok)
     out: dict[str, Any] = {
-        "top1": top1, "top1_ci": top1_ci, "top5": top5, "top5_ci": top5_ci, "top_k": int(test.topk.shape[1]),
-        **images.describe(), "limit": limit, "seconds": round(test.seconds, 3), "num_outputs": test.num_outputs,
+        "top1": top1,
+        "top1_ci": top1_ci,
+        "top5": top5,
+        "top5_ci": top5_ci,
+        "top_k": int(test.topk.shape[1]),
+        **images.describe(),
+        "limit": limit,
+        "seconds": round(test.seconds, 3),
+        "num_outputs": test.num_outputs,
         "correct": metrics.pack_correct(top1_ok),
     }
     notes = list(warnings)
     if test.topk.shape[1] < TOP_K:
         notes.append(f"the model has {test.num_outputs} outputs: top-5 is top-{test.topk.shape[1]}")
     if calibration_root and images.root and Path(calibration_root).resolve() == Path(images.root).resolve():
-        notes.append("calibrated and evaluated on the same folder: the int8 accuracy is optimistic; calibrate on "
-                     "other images")
+        notes.append(
+            "calibrated and evaluated on the same folder: the int8 accuracy is optimistic; calibrate on other images"
+        )
     if reference is not None:
         if len(reference.topk) != len(images):
             raise ValueError(f"reference has {len(reference.topk)} predictions for {len(images)} images")
@@ -189,15 +221,22 @@ def accuracy_record(test: Predictions, images: PreparedImages, *, reference: Pre
         ref_top1, ref_ci = _rate(ref_ok)
         table = metrics.PairedTable.from_correct(ref_ok, top1_ok)
         lo, hi = metrics.paired_difference_ci(table)
-        out["reference"] = {**(reference_info or {}), "top1": ref_top1, "top1_ci": ref_ci,
-                            "top5": _rate(reference.correct(labels, TOP_K))[0],
-                            "seconds": round(reference.seconds, 3)}
-        out.update({
-            "drop": metrics.pct(table.drop), "drop_ci": [metrics.pct(lo), metrics.pct(hi)],
-            "mcnemar_p": metrics.mcnemar_p(table.ref_only, table.test_only),
-            "discordant": {"reference_only": table.ref_only, "test_only": table.test_only},
-            "agreement": metrics.pct(float(np.mean(reference.top1 == test.top1))),
-        })
+        out["reference"] = {
+            **(reference_info or {}),
+            "top1": ref_top1,
+            "top1_ci": ref_ci,
+            "top5": _rate(reference.correct(labels, TOP_K))[0],
+            "seconds": round(reference.seconds, 3),
+        }
+        out.update(
+            {
+                "drop": metrics.pct(table.drop),
+                "drop_ci": [metrics.pct(lo), metrics.pct(hi)],
+                "mcnemar_p": metrics.mcnemar_p(table.ref_only, table.test_only),
+                "discordant": {"reference_only": table.ref_only, "test_only": table.test_only},
+                "agreement": metrics.pct(float(np.mean(reference.top1 == test.top1))),
+            }
+        )
     out["warnings"] = notes
     return out
 
@@ -206,5 +245,10 @@ def reference_parts(model_key: str, images: PreparedImages, runtime: str) -> dic
     """Cache-key parts of a reference evaluation: the fp32 model (its weights hash or ONNX artifact
     key), the images (content hash and preprocessing) and the reference runtime."""
     blob = json.dumps(images.preprocess.to_dict(), sort_keys=True).encode()
-    return {"model": model_key, "dataset_hash": images.dataset_hash, "runtime": runtime,
-            "preprocess": hashlib.sha256(blob).hexdigest()[:16], "n": len(images)}
+    return {
+        "model": model_key,
+        "dataset_hash": images.dataset_hash,
+        "runtime": runtime,
+        "preprocess": hashlib.sha256(blob).hexdigest()[:16],
+        "n": len(images),
+    }

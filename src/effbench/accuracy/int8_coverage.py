@@ -50,8 +50,9 @@ def int8_nodes_onnxruntime(quantized_onnx: str | Path, threads: int | None = Non
     qdq = {n.name for n in onnx.load(str(quantized_onnx), load_external_data=False).graph.node}
     with tempfile.TemporaryDirectory(prefix="effbench-ortopt-") as tmp:
         optimized = Path(tmp) / "optimized.onnx"
-        ort.InferenceSession(str(quantized_onnx), session_options(threads, None, str(optimized)),
-                             providers=["CPUExecutionProvider"])
+        ort.InferenceSession(
+            str(quantized_onnx), session_options(threads, None, str(optimized)), providers=["CPUExecutionProvider"]
+        )
         nodes = onnx.load(str(optimized), load_external_data=False).graph.node
     found: list[str] = []
     for node in nodes:
@@ -65,8 +66,9 @@ def int8_nodes_onnxruntime(quantized_onnx: str | Path, threads: int | None = Non
     return sorted(set(found))
 
 
-def int8_macs_share(onnx_path: str | Path, names: Iterable[str],
-                    input_shapes: dict[str, list[int]] | None = None) -> dict[str, Any]:
+def int8_macs_share(
+    onnx_path: str | Path, names: Iterable[str], input_shapes: dict[str, list[int]] | None = None
+) -> dict[str, Any]:
     """The share of the graph's MACs in nodes that ran int8.
 
     `names`: runtime names (ONNX node names, their output tensors, or names derived from them such as
@@ -90,6 +92,11 @@ def int8_macs_share(onnx_path: str | Path, names: Iterable[str],
             cand = cand.rsplit("/", 1)[0] if "/" in cand.strip("/") else ""
     int8 = sum(compute[n].macs for n in hit)
     total = sum(s.macs for s in compute.values())
-    return {"int8_macs_share": round(int8 / total, 4) if total else None, "int8_macs": int8, "macs": total,
-            "int8_nodes": len(hit), "compute_nodes": len(compute),
-            "fp32_nodes": sorted(set(compute) - hit)[:50]}
+    return {
+        "int8_macs_share": round(int8 / total, 4) if total else None,
+        "int8_macs": int8,
+        "macs": total,
+        "int8_nodes": len(hit),
+        "compute_nodes": len(compute),
+        "fp32_nodes": sorted(set(compute) - hit)[:50],
+    }

@@ -27,8 +27,9 @@ def wilson(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def _newcombe(p1: float, ci1: tuple[float, float], p2: float, ci2: tuple[float, float],
-              phi: float) -> tuple[float, float]:
+def _newcombe(
+    p1: float, ci1: tuple[float, float], p2: float, ci2: tuple[float, float], phi: float
+) -> tuple[float, float]:
     """Interval of p1 - p2 from the two Wilson intervals and their correlation phi (0: independent)."""
     (l1, u1), (l2, u2) = ci1, ci2
     d = p1 - p2

@@ -46,18 +46,21 @@ class Preprocess:
         if self.channels not in MODES:
             raise UsageError(f"the model takes {self.channels}-channel images: effbench feeds 1 (grey) or 3 (RGB)")
         if not 0 < self.crop_pct <= 1:
-            raise UsageError(f"crop_pct {self.crop_pct:g} must be in (0, 1]: e.g. 0.875 (crop 87.5% of the "
-                             "resized image) or 1.0 (no crop)")
+            raise UsageError(
+                f"crop_pct {self.crop_pct:g} must be in (0, 1]: e.g. 0.875 (crop 87.5% of the "
+                "resized image) or 1.0 (no crop)"
+            )
         if self.crop_mode not in CROP_MODES:
             raise UsageError(f"crop mode {self.crop_mode!r} is not supported: use one of {', '.join(CROP_MODES)}")
         if self.interpolation not in INTERPOLATIONS:
             raise UsageError(f"interpolation {self.interpolation!r}: use one of {', '.join(INTERPOLATIONS)}")
         for name, values in (("mean", self.mean), ("std", self.std)):
             if len(values) != self.channels:
-                raise UsageError(f"{name} has {len(values)} value(s) but the model takes {self.channels} "
-                                 f"channel(s): give {self.channels}, e.g. --{name} "
-                                 + ",".join(str(v) for v in (IMAGENET_MEAN if name == "mean" else IMAGENET_STD)
-                                            [:self.channels]))
+                raise UsageError(
+                    f"{name} has {len(values)} value(s) but the model takes {self.channels} "
+                    f"channel(s): give {self.channels}, e.g. --{name} "
+                    + ",".join(str(v) for v in (IMAGENET_MEAN if name == "mean" else IMAGENET_STD)[: self.channels])
+                )
         if any(s <= 0 for s in self.std):
             raise UsageError(f"std {','.join(map(str, self.std))} must be positive")
 
@@ -123,17 +126,25 @@ def parse_floats(text: str | Sequence[float] | None, option: str) -> tuple[float
         raise UsageError(f"{option} {text!r}: give comma-separated numbers, e.g. {option} 0.485,0.456,0.406") from None
 
 
-def resolve_preprocess(input_shape: Sequence[int], *, timm_model: Any = None, crop_pct: float | None = None,
-                       crop_mode: str | None = None, interpolation: str | None = None,
-                       mean: Sequence[float] | None = None, std: Sequence[float] | None = None) -> Preprocess:
+def resolve_preprocess(
+    input_shape: Sequence[int],
+    *,
+    timm_model: Any = None,
+    crop_pct: float | None = None,
+    crop_mode: str | None = None,
+    interpolation: str | None = None,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+) -> Preprocess:
     """The transform for a model fed `input_shape` ([N,] C, H, W).
 
     `timm_model`: a timm module (or timm model name) whose data configuration gives crop, interpolation,
     mean and std; the input size is always the one the session runs at. Explicit options win over both
     the timm configuration and the defaults."""
     c, h, w = (int(v) for v in list(input_shape)[-3:])
-    base = Preprocess((h, w), c, mean=IMAGENET_MEAN if c == 3 else (0.5,) * c,
-                      std=IMAGENET_STD if c == 3 else (0.5,) * c)
+    base = Preprocess(
+        (h, w), c, mean=IMAGENET_MEAN if c == 3 else (0.5,) * c, std=IMAGENET_STD if c == 3 else (0.5,) * c
+    )
     if timm_model is not None:
         from timm.data import resolve_data_config
 
@@ -145,12 +156,26 @@ def resolve_preprocess(input_shape: Sequence[int], *, timm_model: Any = None, cr
         else:
             cfg = resolve_data_config({}, model=timm_model)
             name = getattr(timm_model, "default_cfg", {}).get("architecture") or type(timm_model).__name__
-        base = replace(base, crop_pct=float(cfg.get("crop_pct") or DEFAULT_CROP_PCT),
-                       crop_mode=cfg.get("crop_mode") or "center", interpolation=cfg.get("interpolation") or "bilinear",
-                       mean=tuple(cfg["mean"]), std=tuple(cfg["std"]), source=f"timm data config of {name}")
-    given = {k: v for k, v in dict(crop_pct=crop_pct, crop_mode=crop_mode, interpolation=interpolation,
-                                   mean=tuple(mean) if mean is not None else None,
-                                   std=tuple(std) if std is not None else None).items() if v is not None}
+        base = replace(
+            base,
+            crop_pct=float(cfg.get("crop_pct") or DEFAULT_CROP_PCT),
+            crop_mode=cfg.get("crop_mode") or "center",
+            interpolation=cfg.get("interpolation") or "bilinear",
+            mean=tuple(cfg["mean"]),
+            std=tuple(cfg["std"]),
+            source=f"timm data config of {name}",
+        )
+    given = {
+        k: v
+        for k, v in dict(
+            crop_pct=crop_pct,
+            crop_mode=crop_mode,
+            interpolation=interpolation,
+            mean=tuple(mean) if mean is not None else None,
+            std=tuple(std) if std is not None else None,
+        ).items()
+        if v is not None
+    }
     if given:
         base = replace(base, **given, source="options" if timm_model is None else base.source + " + options")
     return base

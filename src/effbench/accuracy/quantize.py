@@ -81,14 +81,24 @@ def quant_settings(method: str, options: Any) -> dict[str, Any]:
     return out
 
 
-def quantization_parts(method: str, calib: CalibrationSet, options, source_key: str,
-                       validation: PreparedImages | None = None, max_drop: float | None = None) -> dict[str, Any]:
+def quantization_parts(
+    method: str,
+    calib: CalibrationSet,
+    options,
+    source_key: str,
+    validation: PreparedImages | None = None,
+    max_drop: float | None = None,
+) -> dict[str, Any]:
     """Cache-key parts of a quantised artifact: its fp32 source artifact's key, the calibration set's
     hash, the options, the quantiser's version (and the validation set of an accuracy-aware one)."""
-    parts = {"source": source_key, "quantize": method, "calibration": calib.hash,
-             "options": {**quant_settings(method, options), "max_drop": max_drop},
-             "quantizer": _version("nncf" if method == "nncf" else "onnxruntime"),
-             "runtime": _version("openvino" if method == "nncf" else "onnxruntime")}
+    parts = {
+        "source": source_key,
+        "quantize": method,
+        "calibration": calib.hash,
+        "options": {**quant_settings(method, options), "max_drop": max_drop},
+        "quantizer": _version("nncf" if method == "nncf" else "onnxruntime"),
+        "runtime": _version("openvino" if method == "nncf" else "onnxruntime"),
+    }
     if validation is not None and max_drop is not None:  # only accuracy control reads it
         parts["validation"] = validation.dataset_hash
     return parts
@@ -126,7 +136,7 @@ def _top1_fraction(compiled, items: Iterable[tuple[np.ndarray, np.ndarray]]) -> 
     per_item, hits, total = [], 0, 0
     for batch, labels in items:
         logits = np.asarray(compiled(batch)[0])
-        logits = logits.reshape(logits.shape[0], -1)[:len(labels)]
+        logits = logits.reshape(logits.shape[0], -1)[: len(labels)]
         ok = int(np.sum(np.argmax(logits, axis=1) == labels))
         per_item.append(ok / len(labels))
         hits, total = hits + ok, total + len(labels)
@@ -161,9 +171,16 @@ class _RevertedOps:
         return False
 
 
-def quantize_openvino(source: str | Path, target_xml: str | Path, calib: CalibrationSet, batch_size: int,
-                      options: Any = None, *, max_drop: float | None = None,
-                      validation: PreparedImages | None = None) -> dict[str, Any]:
+def quantize_openvino(
+    source: str | Path,
+    target_xml: str | Path,
+    calib: CalibrationSet,
+    batch_size: int,
+    options: Any = None,
+    *,
+    max_drop: float | None = None,
+    validation: PreparedImages | None = None,
+) -> dict[str, Any]:
     """NNCF post-training quantisation of an fp32 model (IR .xml or .onnx) into `target_xml`; `options`:
     the openvino backend's typed options. With `max_drop` (top-1 points), `validation` (labelled
     images) drives nncf.quantize_with_accuracy_control."""
@@ -180,29 +197,48 @@ def quantize_openvino(source: str | Path, target_xml: str | Path, calib: Calibra
     batches = list(calib.batches(batch_size))
     subset = settings["subset_size"] or len(batches)
     preset = nncf.QuantizationPreset.MIXED if settings["preset"] == "mixed" else nncf.QuantizationPreset.PERFORMANCE
-    kwargs: dict[str, Any] = {"preset": preset, "subset_size": subset,
-                              "fast_bias_correction": settings["fast_bias_correction"],
-                              "target_device": nncf.TargetDevice.CPU}
+    kwargs: dict[str, Any] = {
+        "preset": preset,
+        "subset_size": subset,
+        "fast_bias_correction": settings["fast_bias_correction"],
+        "target_device": nncf.TargetDevice.CPU,
+    }
     if settings["model_type"] == "transformer":
         kwargs["model_type"] = nncf.ModelType.TRANSFORMER
-    info: dict[str, Any] = {"method": "nncf", "options": {**settings, "max_drop": max_drop},
-                            "calibration": calib.record(),
-                            "calibration_batches": len(batches), "subset_size": subset, "batch_size": batch_size,
-                            "versions": {"nncf": _version("nncf"), "openvino": _version("openvino")}}
+    info: dict[str, Any] = {
+        "method": "nncf",
+        "options": {**settings, "max_drop": max_drop},
+        "calibration": calib.record(),
+        "calibration_batches": len(batches),
+        "subset_size": subset,
+        "batch_size": batch_size,
+        "versions": {"nncf": _version("nncf"), "openvino": _version("openvino")},
+    }
     try:
         with _quiet():
             if max_drop is None:
                 quantized = nncf.quantize(model, nncf.Dataset(batches), **kwargs)
             else:
-                items = [(b, validation.labels[i * batch_size:i * batch_size + valid])
-                         for i, (b, valid) in enumerate(validation.batches(batch_size))]
+                items = [
+                    (b, validation.labels[i * batch_size : i * batch_size + valid])
+                    for i, (b, valid) in enumerate(validation.batches(batch_size))
+                ]
                 with _RevertedOps() as reverted:
                     quantized = nncf.quantize_with_accuracy_control(
-                        model, nncf.Dataset(batches), nncf.Dataset(items), validation_fn=_top1_fraction,
-                        max_drop=max_drop / 100.0, drop_type=nncf.DropType.ABSOLUTE, **kwargs)
-                info["accuracy_control"] = {"max_drop": max_drop, "validation_images": len(validation),
-                                            "validation_hash": validation.dataset_hash,
-                                            "quantized_operations": reverted.quantized_ops}
+                        model,
+                        nncf.Dataset(batches),
+                        nncf.Dataset(items),
+                        validation_fn=_top1_fraction,
+                        max_drop=max_drop / 100.0,
+                        drop_type=nncf.DropType.ABSOLUTE,
+                        **kwargs,
+                    )
+                info["accuracy_control"] = {
+                    "max_drop": max_drop,
+                    "validation_images": len(validation),
+                    "validation_hash": validation.dataset_hash,
+                    "quantized_operations": reverted.quantized_ops,
+                }
                 info["layers_kept_fp32"] = reverted.names
         ov.save_model(quantized, str(target), compress_to_fp16=False)
     except UsageError:
@@ -223,8 +259,9 @@ def _input_name(onnx_path: Path) -> str:
     return next(i.name for i in g.input if i.name not in inits)
 
 
-def quantize_onnxruntime(source_onnx: str | Path, target_onnx: str | Path, calib: CalibrationSet, batch_size: int,
-                         options: Any = None) -> dict[str, Any]:
+def quantize_onnxruntime(
+    source_onnx: str | Path, target_onnx: str | Path, calib: CalibrationSet, batch_size: int, options: Any = None
+) -> dict[str, Any]:
     """ONNX Runtime static quantisation (QDQ) of an fp32 ONNX file into `target_onnx`; `options`: the
     onnxruntime backend's typed options."""
     from onnxruntime.quantization import (
@@ -251,12 +288,21 @@ def quantize_onnxruntime(source_onnx: str | Path, target_onnx: str | Path, calib
         def rewind(self) -> None:
             self._it = iter(calib.batches(batch_size))
 
-    info: dict[str, Any] = {"method": "onnxruntime", "format": "QDQ", "options": settings,
-                            "calibration": calib.record(), "calibration_batches": calib.num_batches(batch_size),
-                            "batch_size": batch_size, "versions": {"onnxruntime": _version("onnxruntime")}}
+    info: dict[str, Any] = {
+        "method": "onnxruntime",
+        "format": "QDQ",
+        "options": settings,
+        "calibration": calib.record(),
+        "calibration_batches": calib.num_batches(batch_size),
+        "batch_size": batch_size,
+        "versions": {"onnxruntime": _version("onnxruntime")},
+    }
     qtype = {"int8": QuantType.QInt8, "uint8": QuantType.QUInt8}
-    method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
-              "percentile": CalibrationMethod.Percentile}[settings["calibration"]]
+    method = {
+        "minmax": CalibrationMethod.MinMax,
+        "entropy": CalibrationMethod.Entropy,
+        "percentile": CalibrationMethod.Percentile,
+    }[settings["calibration"]]
     extra = {"CalibPercentile": settings["percentile"]} if settings["calibration"] == "percentile" else {}
     with tempfile.TemporaryDirectory(prefix="effbench-ortq-") as tmp:
         pre = Path(tmp) / "preprocessed.onnx"
@@ -272,11 +318,19 @@ def quantize_onnxruntime(source_onnx: str | Path, target_onnx: str | Path, calib
                 info["pre_process"] = f"skipped: {_first_line(e2)}"
         try:
             with _quiet():
-                quantize_static(str(pre), str(target), Reader(), quant_format=QuantFormat.QDQ,
-                                per_channel=settings["per_channel"], reduce_range=settings["reduce_range"],
-                                activation_type=qtype[settings["activation_type"]],
-                                weight_type=qtype[settings["weight_type"]], calibrate_method=method,
-                                calibration_providers=["CPUExecutionProvider"], extra_options=extra)
+                quantize_static(
+                    str(pre),
+                    str(target),
+                    Reader(),
+                    quant_format=QuantFormat.QDQ,
+                    per_channel=settings["per_channel"],
+                    reduce_range=settings["reduce_range"],
+                    activation_type=qtype[settings["activation_type"]],
+                    weight_type=qtype[settings["weight_type"]],
+                    calibrate_method=method,
+                    calibration_providers=["CPUExecutionProvider"],
+                    extra_options=extra,
+                )
         except Exception as e:
             raise RunFailed(f"ONNX Runtime quantisation failed: {_first_line(e)}") from None
     return _write_info(target, info)

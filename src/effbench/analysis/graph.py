@@ -34,12 +34,13 @@ def analyze(
 ) -> GraphAnalysis:
     """Count MACs, FLOPs, parameters and bytes moved for every node of an ONNX model.
 
-    `input_shapes` pins dynamic input dimensions (e.g. {"input": [1, 3, 224, 224]}).
+    `input_shapes` pins dynamic input dimensions (e.g. {"input": [1, 3, 224, 224]}). `model` may also be
+    a graph shaped_graph() returned.
     """
     if precision not in ELEMENT_BYTES:
         raise UsageError(f"unknown precision {precision!r}; use one of {', '.join(ELEMENT_BYTES)}")
     elem = ELEMENT_BYTES[precision]
-    graph = _Graph.build(_load(model), input_shapes)
+    graph = model if isinstance(model, _Graph) else _Graph.build(_load(model), input_shapes)
 
     stats = [_node_stats(node, graph, elem) for node in graph.nodes]
     weights = {t: graph.param_elements(t) for node in graph.nodes for t in _param_inputs(node, graph)}
@@ -67,14 +68,21 @@ def analyze(
     )
 
 
+def shaped_graph(
+    model: str | os.PathLike | onnx.ModelProto, input_shapes: dict[str, list[int]] | None = None
+) -> _Graph:
+    """The graph as analyze() sees it: constants folded, topologically ordered, every shape static."""
+    return _Graph.build(_load(model), input_shapes)
+
+
 def aggregate(analysis: GraphAnalysis, node_names: list[str]) -> GroupStats:
     """Statistics of a fused kernel: tensors passed between its own nodes never touch memory."""
     members = [analysis.node(name) for name in node_names]
     produced = {t for s in members for t in s.outputs}
     member_names = set(node_names)
-    consumed_outside = {
-        t for s in analysis.nodes if s.name not in member_names for t in s.inputs
-    } | set(analysis.output_names)
+    consumed_outside = {t for s in analysis.nodes if s.name not in member_names for t in s.inputs} | set(
+        analysis.output_names
+    )
 
     external_inputs = {t for s in members for t in s.inputs if t not in produced}
     read = sum(analysis.tensor_bytes.get(t, 0) + analysis.weight_bytes.get(t, 0) for t in external_inputs)
@@ -448,7 +456,9 @@ class _Graph:
     def _evaluate(self, node: onnx.NodeProto, opset: dict[str, int]) -> list[np.ndarray] | None:
         if node.op_type in _RANDOM_OPS or node.domain not in ("", "ai.onnx"):
             return None
-        if set(node.output) & set(self.outputs) or any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute):
+        if set(node.output) & set(self.outputs) or any(
+            a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute
+        ):
             return None
         if node.op_type in ("Shape", "Size"):
             shape = self.shapes.get(node.input[0])

@@ -32,8 +32,9 @@ def _main_op(analysis_nodes: dict, nodes: list[str], fallback: str) -> str:
     return max(stats, key=lambda s: (s.flops, s.bytes_read + s.bytes_written)).op_type
 
 
-def build_report(mapping: Mapping, analysis, spec=None, precision: str | None = None,
-                 timed_median_ms: float | None = None) -> dict[str, Any]:
+def build_report(
+    mapping: Mapping, analysis, spec=None, precision: str | None = None, timed_median_ms: float | None = None
+) -> dict[str, Any]:
     """The JSON-safe profile: per-kernel flops / bytes / bound, op types, unmapped time, coverage."""
     from effbench.analysis.graph import aggregate
 
@@ -49,9 +50,14 @@ def build_report(mapping: Mapping, analysis, spec=None, precision: str | None = 
         from effbench.errors import EffbenchError
 
         try:
-            mr = model_roofline(analysis, spec, precision or analysis.precision,
-                                measured_ms=sum(k.ms for k in timed) or None,
-                                groups=[(grp, k.ms) for grp, k in zip(groups, timed)], roof="max")
+            mr = model_roofline(
+                analysis,
+                spec,
+                precision or analysis.precision,
+                measured_ms=sum(k.ms for k in timed) or None,
+                groups=[(grp, k.ms) for grp, k in zip(groups, timed)],
+                roof="max",
+            )
         except EffbenchError as e:
             warnings.append(f"no roofline bounds: {e}")
         else:
@@ -70,7 +76,8 @@ def build_report(mapping: Mapping, analysis, spec=None, precision: str | None = 
             st = aggregate(analysis, grp)
             flops, nbytes, bound_ms, bound = float(st.flops), float(st.bytes_read + st.bytes_written), None, None
         ops = "+".join(dict.fromkeys(nodes_by_name[n].op_type for n in grp)) or (
-            "+".join(dict.fromkeys(n.split("/")[-1] for n in k.nodes)) if k.nodes else "")
+            "+".join(dict.fromkeys(n.split("/")[-1] for n in k.nodes)) if k.nodes else ""
+        )
         row = {
             "name": k.name,
             "kernel_type": k.kernel_type,
@@ -101,8 +108,9 @@ def build_report(mapping: Mapping, analysis, spec=None, precision: str | None = 
     table: dict[str, dict] = {}
 
     def row_for(op):
-        return table.setdefault(op, {"op_type": op, "kernels": 0, "measured_ms": 0.0, "bound_ms": 0.0 if mr else None,
-                                     "flops": 0.0})
+        return table.setdefault(
+            op, {"op_type": op, "kernels": 0, "measured_ms": 0.0, "bound_ms": 0.0 if mr else None, "flops": 0.0}
+        )
 
     for row in layers:
         r = row_for(row["main_op_type"])
@@ -112,7 +120,7 @@ def build_report(mapping: Mapping, analysis, spec=None, precision: str | None = 
         if mr is not None:
             r["bound_ms"] += row["bound_ms"] or 0.0
     if mr is not None:
-        for lr in mr.layers[len(timed):]:  # graph nodes that no timed kernel covers
+        for lr in mr.layers[len(timed) :]:  # graph nodes that no timed kernel covers
             r = row_for(lr.op_type)
             r["bound_ms"] += lr.bound_ms
             r["flops"] += lr.flops
@@ -130,17 +138,21 @@ def build_report(mapping: Mapping, analysis, spec=None, precision: str | None = 
     unmapped = [k for k in mapping.kernels if not k.nodes]
     reasons: dict[str, dict] = {}
     for k in unmapped:
-        r = reasons.setdefault(k.reason or "no-nodes", {"kernels": 0, "ms": 0.0,
-                                                       "means": UNMAPPED_REASONS.get(k.reason or "no-nodes", "")})
+        r = reasons.setdefault(
+            k.reason or "no-nodes", {"kernels": 0, "ms": 0.0, "means": UNMAPPED_REASONS.get(k.reason or "no-nodes", "")}
+        )
         r["kernels"] += 1
         r["ms"] += k.ms
     profiled_total = sum(k.ms for k in mapping.kernels)
     unmapped_ms = sum(k.ms for k in unmapped)
     mapped_flops = sum(nodes_by_name[n].flops for n in in_kernels)
     if uncovered:
-        warnings.append(f"{len(uncovered)} counted ONNX node(s) covered by no kernel "
-                        f"({sum(nodes_by_name[n].flops for n in uncovered)} FLOPs): "
-                        + ", ".join(uncovered[:4]) + (" ..." if len(uncovered) > 4 else ""))
+        warnings.append(
+            f"{len(uncovered)} counted ONNX node(s) covered by no kernel "
+            f"({sum(nodes_by_name[n].flops for n in uncovered)} FLOPs): "
+            + ", ".join(uncovered[:4])
+            + (" ..." if len(uncovered) > 4 else "")
+        )
     report = {
         "method": mapping.method,
         "backend_layers": len(mapping.kernels),
@@ -153,8 +165,10 @@ def build_report(mapping: Mapping, analysis, spec=None, precision: str | None = 
         "unmapped_share": unmapped_ms / profiled_total if profiled_total else None,
         "unmapped": [k.name for k in unmapped],
         "unmapped_reasons": reasons,
-        "unmapped_kernels": [{"name": k.name, "kernel_type": k.kernel_type, "measured_ms": k.ms,
-                              "reason": k.reason or "no-nodes"} for k in sorted(unmapped, key=lambda k: -k.ms)],
+        "unmapped_kernels": [
+            {"name": k.name, "kernel_type": k.kernel_type, "measured_ms": k.ms, "reason": k.reason or "no-nodes"}
+            for k in sorted(unmapped, key=lambda k: -k.ms)
+        ],
         "mapped_flops": mapped_flops,
         "graph_flops": analysis.flops,
         # layers the runtime lists without time (in place, fused, or under its counters' resolution)
@@ -168,10 +182,16 @@ def build_report(mapping: Mapping, analysis, spec=None, precision: str | None = 
             "uncovered_flops": sum(nodes_by_name[n].flops for n in uncovered),
             "folded_nodes": len(getattr(analysis, "folded_nodes", []) or []),
         },
-        "roofline": None if mr is None else {
-            "device_spec": spec.name, "precision": mr.precision, "peak_flops_per_s": mr.peak_flops_per_s,
-            "bandwidth_bytes_per_s": mr.bandwidth_bytes_per_s, "roofline_ms": mr.roofline_ms,
-            "peak_source": mr.peak_source, "bandwidth_source": mr.bandwidth_source,
+        "roofline": None
+        if mr is None
+        else {
+            "device_spec": spec.name,
+            "precision": mr.precision,
+            "peak_flops_per_s": mr.peak_flops_per_s,
+            "bandwidth_bytes_per_s": mr.bandwidth_bytes_per_s,
+            "roofline_ms": mr.roofline_ms,
+            "peak_source": mr.peak_source,
+            "bandwidth_source": mr.bandwidth_source,
         },
         "per_layer": True,
         "warnings": list(dict.fromkeys(warnings)),
@@ -179,12 +199,15 @@ def build_report(mapping: Mapping, analysis, spec=None, precision: str | None = 
     return clean(report)
 
 
-def build_op_type_report(layers, backend, analysis=None, spec=None, precision: str | None = None,
-                         timed_median_ms: float | None = None) -> dict[str, Any]:
+def build_op_type_report(
+    layers, backend, analysis=None, spec=None, precision: str | None = None, timed_median_ms: float | None = None
+) -> dict[str, Any]:
     """A backend whose kernels carry no ONNX node names (torch eager): its ops aggregated by the ONNX op
     type they stand for (`backend.kernel_op_type`), compared with the graph's op-type bounds."""
-    warnings = [f"per-layer mapping is not available for {backend.name} (its ops carry no ONNX node names): "
-                "compared per op type only"]
+    warnings = [
+        f"per-layer mapping is not available for {backend.name} (its ops carry no ONNX node names): "
+        "compared per op type only"
+    ]
     aten = [lt for lt in layers if lt.name.startswith("aten::")]
     kernels = [lt for lt in layers if not lt.name.startswith("aten::")]
     aten_ms, kernel_ms = sum(lt.time_ms for lt in aten), sum(lt.time_ms for lt in kernels)
@@ -192,15 +215,30 @@ def build_op_type_report(layers, backend, analysis=None, spec=None, precision: s
         # On CUDA the profiler gives each aten op the device time of the kernels it launched, and
         # lists those kernels too: the same time twice. The aten ops say which op type it was.
         layers = aten
-        warnings.append(f"{len(kernels)} device kernel rows left out: they repeat the device time of the aten "
-                        f"ops that launched them ({kernel_ms:.3g} ms)")
+        warnings.append(
+            f"{len(kernels)} device kernel rows left out: they repeat the device time of the aten "
+            f"ops that launched them ({kernel_ms:.3g} ms)"
+        )
     rows = []
     for lt in layers:
         op = backend.kernel_op_type(lt.name)
-        rows.append({"name": lt.name, "kernel_type": lt.op_type, "op_type": op or "(unmapped)", "nodes": [],
-                     "measured_ms": float(lt.time_ms), "flops": None, "bytes": None, "intensity": None,
-                     "bound_ms": None, "bound": None, "excess_ms": None, "achieved_flops_per_s": None,
-                     "calls": (lt.extra or {}).get("calls")})
+        rows.append(
+            {
+                "name": lt.name,
+                "kernel_type": lt.op_type,
+                "op_type": op or "(unmapped)",
+                "nodes": [],
+                "measured_ms": float(lt.time_ms),
+                "flops": None,
+                "bytes": None,
+                "intensity": None,
+                "bound_ms": None,
+                "bound": None,
+                "excess_ms": None,
+                "achieved_flops_per_s": None,
+                "calls": (lt.extra or {}).get("calls"),
+            }
+        )
     bounds: dict[str, float] = {}
     flops: dict[str, float] = {}
     graph_flops = None
@@ -241,28 +279,40 @@ def build_op_type_report(layers, backend, analysis=None, spec=None, precision: s
     profiled_total = sum(r["measured_ms"] for r in rows)
     unmapped_ms = sum(r["measured_ms"] for r in unmapped)
     mapped_types = {r["op_type"] for r in rows} - {"(unmapped)"}
-    return clean({
-        "method": f"{backend.name}: ops by op type (no per-layer mapping)",
-        "backend_layers": len(rows),
-        "layers": sorted(rows, key=lambda r: -r["measured_ms"]),
-        "op_types": sorted(table.values(), key=lambda t: (-t["measured_ms"], -(t["bound_ms"] or 0.0))),
-        "profiled_total_ms": profiled_total,
-        "timed_median_ms": timed_median_ms,
-        "profiled_vs_timed": profiled_total / timed_median_ms if timed_median_ms else None,
-        "unmapped_ms": unmapped_ms,
-        "unmapped_share": unmapped_ms / profiled_total if profiled_total else None,
-        "unmapped": [r["name"] for r in unmapped],
-        "unmapped_reasons": {"torch-op": {"kernels": len(unmapped), "ms": unmapped_ms,
-                                          "means": UNMAPPED_REASONS["torch-op"]}} if unmapped else {},
-        "unmapped_kernels": [{"name": r["name"], "kernel_type": r["kernel_type"], "measured_ms": r["measured_ms"],
-                              "reason": "torch-op"} for r in unmapped],
-        "mapped_flops": sum(flops.get(op, 0.0) for op in mapped_types) if analysis is not None else None,
-        "graph_flops": graph_flops,
-        "coverage": None,
-        "roofline": None,
-        "per_layer": False,
-        "warnings": warnings,
-    })
+    return clean(
+        {
+            "method": f"{backend.name}: ops by op type (no per-layer mapping)",
+            "backend_layers": len(rows),
+            "layers": sorted(rows, key=lambda r: -r["measured_ms"]),
+            "op_types": sorted(table.values(), key=lambda t: (-t["measured_ms"], -(t["bound_ms"] or 0.0))),
+            "profiled_total_ms": profiled_total,
+            "timed_median_ms": timed_median_ms,
+            "profiled_vs_timed": profiled_total / timed_median_ms if timed_median_ms else None,
+            "unmapped_ms": unmapped_ms,
+            "unmapped_share": unmapped_ms / profiled_total if profiled_total else None,
+            "unmapped": [r["name"] for r in unmapped],
+            "unmapped_reasons": {
+                "torch-op": {"kernels": len(unmapped), "ms": unmapped_ms, "means": UNMAPPED_REASONS["torch-op"]}
+            }
+            if unmapped
+            else {},
+            "unmapped_kernels": [
+                {
+                    "name": r["name"],
+                    "kernel_type": r["kernel_type"],
+                    "measured_ms": r["measured_ms"],
+                    "reason": "torch-op",
+                }
+                for r in unmapped
+            ],
+            "mapped_flops": sum(flops.get(op, 0.0) for op in mapped_types) if analysis is not None else None,
+            "graph_flops": graph_flops,
+            "coverage": None,
+            "roofline": None,
+            "per_layer": False,
+            "warnings": warnings,
+        }
+    )
 
 
 def clean(value: Any) -> Any:
@@ -327,11 +377,30 @@ def profile_report(prepared, measured, analysis, median_ms: float | None) -> tup
 
 def _unmapped_only(layers, median) -> dict:
     total = sum(float(lt.time_ms) for lt in layers)
-    rows = [{"name": lt.name, "kernel_type": lt.op_type, "op_type": lt.op_type, "nodes": [],
-             "measured_ms": float(lt.time_ms)} for lt in layers]
-    return clean({"method": "no ONNX graph: kernels listed as the runtime named them", "backend_layers": len(rows),
-                  "layers": sorted(rows, key=lambda r: -r["measured_ms"]), "op_types": [],
-                  "profiled_total_ms": total, "timed_median_ms": median,
-                  "profiled_vs_timed": total / median if median else None, "unmapped_ms": total,
-                  "unmapped": [r["name"] for r in rows], "mapped_flops": None, "graph_flops": None,
-                  "per_layer": False, "warnings": ["no ONNX graph behind this artifact: nothing to map onto"]})
+    rows = [
+        {
+            "name": lt.name,
+            "kernel_type": lt.op_type,
+            "op_type": lt.op_type,
+            "nodes": [],
+            "measured_ms": float(lt.time_ms),
+        }
+        for lt in layers
+    ]
+    return clean(
+        {
+            "method": "no ONNX graph: kernels listed as the runtime named them",
+            "backend_layers": len(rows),
+            "layers": sorted(rows, key=lambda r: -r["measured_ms"]),
+            "op_types": [],
+            "profiled_total_ms": total,
+            "timed_median_ms": median,
+            "profiled_vs_timed": total / median if median else None,
+            "unmapped_ms": total,
+            "unmapped": [r["name"] for r in rows],
+            "mapped_flops": None,
+            "graph_flops": None,
+            "per_layer": False,
+            "warnings": ["no ONNX graph behind this artifact: nothing to map onto"],
+        }
+    )

@@ -25,14 +25,14 @@ class LayerRoofline:
     op_type: str
     flops: float
     bytes: float
-    intensity: float                  # FLOP per byte; inf when the layer moves no bytes
-    attainable_flops_per_s: float     # min(peak, intensity * bandwidth)
-    bound_ms: float                   # max(flops / peak, bytes / bandwidth)
-    bound: str                        # "compute" | "memory" ("none" for a layer with no work)
+    intensity: float  # FLOP per byte; inf when the layer moves no bytes
+    attainable_flops_per_s: float  # min(peak, intensity * bandwidth)
+    bound_ms: float  # max(flops / peak, bytes / bandwidth)
+    bound: str  # "compute" | "memory" ("none" for a layer with no work)
     measured_ms: float | None = None
     achieved_flops_per_s: float | None = None
-    excess_ms: float | None = None    # measured - bound
-    efficiency: float | None = None   # bound / measured
+    excess_ms: float | None = None  # measured - bound
+    efficiency: float | None = None  # bound / measured
     nodes: list[str] = field(default_factory=list)  # the graph nodes of a fused kernel
 
 
@@ -42,16 +42,16 @@ class ModelRoofline:
     precision: str
     peak_flops_per_s: float
     bandwidth_bytes_per_s: float | None
-    ridge_intensity: float | None     # peak / bandwidth: FLOP per byte where the roofs meet
+    ridge_intensity: float | None  # peak / bandwidth: FLOP per byte where the roofs meet
     macs: float
     flops: float
-    ideal_ms: float                   # 2 * macs / peak
-    roofline_ms: float                # sum of layer bounds
+    ideal_ms: float  # 2 * macs / peak
+    roofline_ms: float  # sum of layer bounds
     measured_ms: float | None
-    efficiency: float | None          # ideal / measured
-    gap: float | None                 # measured / roofline
+    efficiency: float | None  # ideal / measured
+    gap: float | None  # measured / roofline
     achieved_flops_per_s: float | None
-    intensity: float                  # model flops / model bytes
+    intensity: float  # model flops / model bytes
     layers: list[LayerRoofline]
     warnings: list[str] = field(default_factory=list)
     batch_size: int = 1
@@ -86,11 +86,15 @@ def model_roofline(
     warnings: list[str] = []
     peak, peak_src = _roof(device, roof, warnings, "peak", lambda s: device.peak_entry(precision, s))
     if peak is None:
-        hint = ("run `bench devices calibrate --save`" if device.detect else
-                f"add peak_flops: {{{precision}: {{value: ..., source: ...}}}} to its entry in devices.yaml")
+        hint = (
+            "run `bench devices calibrate --save`"
+            if device.detect
+            else f"add peak_flops: {{{precision}: {{value: ..., source: ...}}}} to its entry in devices.yaml"
+        )
         known = ", ".join(device.peak_flops) or "none"
-        raise UsageError(f"device '{device.name}' has no {precision} peak (it has: {known}); {hint}, "
-                         "or choose another precision")
+        raise UsageError(
+            f"device '{device.name}' has no {precision} peak (it has: {known}); {hint}, or choose another precision"
+        )
     bw, bw_src = _roof(device, roof, warnings, "bandwidth", device.bandwidth_entry)
     if bw is None:
         how = " (run `bench devices calibrate --save` to measure it)" if device.kind == "cpu" else ""
@@ -121,8 +125,11 @@ def model_roofline(
     known = {n.name for n in analysis.nodes}
     stray = [k for k in times if k not in known or k in grouped]
     if stray:
-        warnings.append(f"{len(stray)} timed layer(s) not counted (not in the graph, or inside a fused group): "
-                        + ", ".join(stray[:5]) + (" ..." if len(stray) > 5 else ""))
+        warnings.append(
+            f"{len(stray)} timed layer(s) not counted (not in the graph, or inside a fused group): "
+            + ", ".join(stray[:5])
+            + (" ..." if len(stray) > 5 else "")
+        )
 
     macs = analysis.macs * scale
     flops = sum(layer.flops for layer in layers)
@@ -131,15 +138,25 @@ def model_roofline(
     roofline_ms = sum(layer.bound_ms for layer in layers)
     measured = measured_ms if measured_ms and measured_ms > 0 else None
     return ModelRoofline(
-        device=device.name, precision=precision, peak_flops_per_s=peak, bandwidth_bytes_per_s=bw,
-        ridge_intensity=peak / bw if bw else None, macs=macs, flops=flops,
-        ideal_ms=ideal_ms, roofline_ms=roofline_ms, measured_ms=measured_ms,
+        device=device.name,
+        precision=precision,
+        peak_flops_per_s=peak,
+        bandwidth_bytes_per_s=bw,
+        ridge_intensity=peak / bw if bw else None,
+        macs=macs,
+        flops=flops,
+        ideal_ms=ideal_ms,
+        roofline_ms=roofline_ms,
+        measured_ms=measured_ms,
         efficiency=ideal_ms / measured if measured else None,
         gap=measured / roofline_ms if measured and roofline_ms > 0 else None,
         achieved_flops_per_s=flops / (measured / 1e3) if measured else None,
         intensity=flops / total_bytes if total_bytes else math.inf,
-        layers=layers, warnings=warnings, batch_size=batch_size,
-        peak_source=peak_src, bandwidth_source=bw_src,
+        layers=layers,
+        warnings=warnings,
+        batch_size=batch_size,
+        peak_source=peak_src,
+        bandwidth_source=bw_src,
     )
 
 
@@ -178,8 +195,17 @@ def _node(analysis, name: str):
     raise UsageError(f"no node named '{name}' in the analysed graph")
 
 
-def _layer(name: str, op_type: str, stats, scale: float, elem: int, peak: float, bw: float | None,
-           measured_ms: float | None, nodes: list[str] | None = None) -> LayerRoofline:
+def _layer(
+    name: str,
+    op_type: str,
+    stats,
+    scale: float,
+    elem: int,
+    peak: float,
+    bw: float | None,
+    measured_ms: float | None,
+    nodes: list[str] | None = None,
+) -> LayerRoofline:
     # Weights are read once whatever the batch; everything else scales with it.
     param_bytes = getattr(stats, "param_bytes", None)
     if param_bytes is None:
@@ -196,9 +222,15 @@ def _layer(name: str, op_type: str, stats, scale: float, elem: int, peak: float,
     intensity = flops / nbytes if nbytes else math.inf
     bound_ms = max(compute_s, memory_s) * 1e3
     layer = LayerRoofline(
-        name=name, op_type=op_type, flops=flops, bytes=nbytes, intensity=intensity,
+        name=name,
+        op_type=op_type,
+        flops=flops,
+        bytes=nbytes,
+        intensity=intensity,
         attainable_flops_per_s=min(peak, intensity * bw) if bw else peak,
-        bound_ms=bound_ms, bound=bound, nodes=list(nodes or []),
+        bound_ms=bound_ms,
+        bound=bound,
+        nodes=list(nodes or []),
     )
     if measured_ms is not None and measured_ms > 0:
         layer.measured_ms = measured_ms
@@ -218,9 +250,21 @@ def where_time_goes(mr: ModelRoofline, top: int = 10) -> tuple[list[dict], list[
     measured time come after the measured ones, ranked by their bound."""
     ops: dict[str, dict] = {}
     for layer in mr.layers:
-        row = ops.setdefault(layer.op_type, {"op_type": layer.op_type, "count": 0, "flops": 0.0, "bytes": 0.0,
-                                             "bound_ms": 0.0, "measured_ms": None, "excess_ms": None,
-                                             "n_measured": 0, "compute_bound": 0, "memory_bound": 0})
+        row = ops.setdefault(
+            layer.op_type,
+            {
+                "op_type": layer.op_type,
+                "count": 0,
+                "flops": 0.0,
+                "bytes": 0.0,
+                "bound_ms": 0.0,
+                "measured_ms": None,
+                "excess_ms": None,
+                "n_measured": 0,
+                "compute_bound": 0,
+                "memory_bound": 0,
+            },
+        )
         row["count"] += 1
         row["flops"] += layer.flops
         row["bytes"] += layer.bytes
@@ -233,7 +277,9 @@ def where_time_goes(mr: ModelRoofline, top: int = 10) -> tuple[list[dict], list[
             row["excess_ms"] = (row["excess_ms"] or 0.0) + layer.excess_ms
     total_measured = sum(r["measured_ms"] or 0.0 for r in ops.values())
     for row in ops.values():
-        row["share_of_measured"] = row["measured_ms"] / total_measured if row["measured_ms"] and total_measured else None
+        row["share_of_measured"] = (
+            row["measured_ms"] / total_measured if row["measured_ms"] and total_measured else None
+        )
     op_rows = sorted(ops.values(), key=lambda r: _rank_key(r["n_measured"] > 0, r["excess_ms"], r["bound_ms"]))
 
     ranked = sorted(mr.layers, key=lambda l: _rank_key(l.measured_ms is not None, l.excess_ms, l.bound_ms))

@@ -50,8 +50,12 @@ def cached_analysis(onnx_path: str | os.PathLike, precision: str):
 
 
 def graph_summary(analysis) -> dict[str, int]:
-    return {"flops": int(analysis.flops), "other_flops": int(analysis.other_flops),
-            "graph_params": int(analysis.params), "peak_activation_bytes": int(analysis.peak_activation_bytes)}
+    return {
+        "flops": int(analysis.flops),
+        "other_flops": int(analysis.other_flops),
+        "graph_params": int(analysis.params),
+        "peak_activation_bytes": int(analysis.peak_activation_bytes),
+    }
 
 
 def roofline_parts(analysis, spec, precision: str, measured_ms: float, device: str) -> dict[str, Any]:
@@ -72,19 +76,39 @@ def roofline_parts(analysis, spec, precision: str, measured_ms: float, device: s
         warnings.append(
             f"faster than the ideal latency at the {mr.precision} peak of {spec.name} "
             f"({mr.peak_flops_per_s / 1e9:.0f} GFLOP/s, {mr.peak_source}): that peak is too low for this machine "
-            "(run `bench devices calibrate --save`, or correct devices.yaml)")
+            "(run `bench devices calibrate --save`, or correct devices.yaml)"
+        )
     return {
-        "ideal_ms": mr.ideal_ms, "roofline_ms": mr.roofline_ms, "efficiency": mr.efficiency, "warnings": warnings,
+        "ideal_ms": mr.ideal_ms,
+        "roofline_ms": mr.roofline_ms,
+        "efficiency": mr.efficiency,
+        "warnings": warnings,
         "analysis": {
-            "device_spec": spec.name, "precision": mr.precision, "peak_flops_per_s": mr.peak_flops_per_s,
-            "peak_source": mr.peak_source, "bandwidth_bytes_per_s": mr.bandwidth_bytes_per_s,
-            "bandwidth_source": mr.bandwidth_source, "ridge_intensity": mr.ridge_intensity, "flops": mr.flops,
+            "device_spec": spec.name,
+            "precision": mr.precision,
+            "peak_flops_per_s": mr.peak_flops_per_s,
+            "peak_source": mr.peak_source,
+            "bandwidth_bytes_per_s": mr.bandwidth_bytes_per_s,
+            "bandwidth_source": mr.bandwidth_source,
+            "ridge_intensity": mr.ridge_intensity,
+            "flops": mr.flops,
             "bytes": sum(l.bytes for l in mr.layers),
             "intensity": mr.intensity if mr.intensity != float("inf") else None,
-            "achieved_flops_per_s": mr.achieved_flops_per_s, "gap": mr.gap, "by_op_type": ops,
-            "layers": [{"name": l.name, "op_type": l.op_type, "flops": l.flops, "bytes": l.bytes,
-                        "intensity": l.intensity if l.intensity != float("inf") else None,
-                        "bound_ms": l.bound_ms, "bound": l.bound} for l in layers],
+            "achieved_flops_per_s": mr.achieved_flops_per_s,
+            "gap": mr.gap,
+            "by_op_type": ops,
+            "layers": [
+                {
+                    "name": l.name,
+                    "op_type": l.op_type,
+                    "flops": l.flops,
+                    "bytes": l.bytes,
+                    "intensity": l.intensity if l.intensity != float("inf") else None,
+                    "bound_ms": l.bound_ms,
+                    "bound": l.bound,
+                }
+                for l in layers
+            ],
             "warnings": mr.warnings,
         },
     }

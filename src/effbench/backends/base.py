@@ -22,8 +22,16 @@ from effbench.core.session import LayerTime, Session, ThroughputRun
 from effbench.core.settings import MeasureSettings
 from effbench.errors import UsageError
 
-__all__ = ["ArtifactRef", "Backend", "BackendOptions", "LayerTime", "Session", "ThroughputRun", "package_version",
-           "parse_flag"]
+__all__ = [
+    "ArtifactRef",
+    "Backend",
+    "BackendOptions",
+    "LayerTime",
+    "Session",
+    "ThroughputRun",
+    "package_version",
+    "parse_flag",
+]
 
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
@@ -133,8 +141,10 @@ class Backend(ABC):
             if key not in self.Options.model_fields:
                 close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
                 hint = f"did you mean {close[0]!r}? " if close else ""
-                raise UsageError(f"unknown option {key!r} for {self.name}; {hint}options: {', '.join(known) or 'none'} "
-                                 f"(`bench backends --options {self.name}`)")
+                raise UsageError(
+                    f"unknown option {key!r} for {self.name}; {hint}options: {', '.join(known) or 'none'} "
+                    f"(`bench backends --options {self.name}`)"
+                )
         try:
             return self.Options(**mine)
         except ValidationError as e:

@@ -23,7 +23,8 @@ __all__ = ["COMPUTE_UNITS", "CoreMLBackend", "MACOS_ONLY"]
 
 class CoreMLOptions(BackendOptions):
     compute_units: Literal["all", "cpu_only", "cpu_and_gpu", "cpu_and_ne"] = Field(
-        "all", description="Core ML compute units (aliases: cpu, gpu, ne)")
+        "all", description="Core ML compute units (aliases: cpu, gpu, ne)"
+    )
 
     @field_validator("compute_units", mode="before")
     @classmethod

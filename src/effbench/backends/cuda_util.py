@@ -79,7 +79,7 @@ def normalize_uuid(uuid: Any) -> str:
     text = str(uuid).strip().lower()
     for prefix in ("gpu-", "mig-"):
         if text.startswith(prefix):
-            text = text[len(prefix):]
+            text = text[len(prefix) :]
     text = text.replace("-", "")
     return text if re.fullmatch(r"[0-9a-f]{32}", text) else ""
 
@@ -184,8 +184,15 @@ class EventPool:
             self.ends.append(torch.cuda.Event(enable_timing=True))
 
 
-def cuda_timed_loop(launch: Callable[[], Any], stream, n: int, out: np.ndarray, offset: int,
-                    pool: EventPool, stats: ChunkStats | None = None) -> None:
+def cuda_timed_loop(
+    launch: Callable[[], Any],
+    stream,
+    n: int,
+    out: np.ndarray,
+    offset: int,
+    pool: EventPool,
+    stats: ChunkStats | None = None,
+) -> None:
     """Enqueue `launch` n times on `stream` with a CUDA event pair around each, synchronise once at
     the end of the chunk, and write each inference's device time (ns) into out[offset:offset+n].
 

@@ -107,8 +107,9 @@ class NvmlMeter:
             nvml.nvmlDeviceGetPowerUsage(handle)
         except Exception:
             self.has_power = False
-        fn = getattr(nvml, "nvmlDeviceGetCurrentClocksEventReasons", None) or \
-            getattr(nvml, "nvmlDeviceGetCurrentClocksThrottleReasons", None)
+        fn = getattr(nvml, "nvmlDeviceGetCurrentClocksEventReasons", None) or getattr(
+            nvml, "nvmlDeviceGetCurrentClocksThrottleReasons", None
+        )
         self._reasons_fn = fn
 
     # --- the meter interface ---
@@ -141,10 +142,12 @@ class NvmlMeter:
         """Temperature and current clocks, now."""
         n, h = self.nvml, self.handle
         out: dict[str, Any] = {}
-        for key, fn in (("temperature_c", lambda: n.nvmlDeviceGetTemperature(h, n.NVML_TEMPERATURE_GPU)),
-                        ("sm_clock_mhz", lambda: n.nvmlDeviceGetClockInfo(h, n.NVML_CLOCK_SM)),
-                        ("mem_clock_mhz", lambda: n.nvmlDeviceGetClockInfo(h, n.NVML_CLOCK_MEM)),
-                        ("power_w", lambda: n.nvmlDeviceGetPowerUsage(h) / 1000)):
+        for key, fn in (
+            ("temperature_c", lambda: n.nvmlDeviceGetTemperature(h, n.NVML_TEMPERATURE_GPU)),
+            ("sm_clock_mhz", lambda: n.nvmlDeviceGetClockInfo(h, n.NVML_CLOCK_SM)),
+            ("mem_clock_mhz", lambda: n.nvmlDeviceGetClockInfo(h, n.NVML_CLOCK_MEM)),
+            ("power_w", lambda: n.nvmlDeviceGetPowerUsage(h) / 1000),
+        ):
             try:
                 out[key] = fn()
             except Exception:
@@ -201,13 +204,17 @@ def open_meter(device: str) -> tuple[NvmlMeter | None, str | None]:
         uuid = torch_device_uuid(index)
         if not uuid:
             nvml.nvmlShutdown()
-            return None, (f"energy unavailable: cannot read the UUID of {device} from torch, so its NVML "
-                          "device cannot be matched (matching by index would be wrong under CUDA_VISIBLE_DEVICES)")
+            return None, (
+                f"energy unavailable: cannot read the UUID of {device} from torch, so its NVML "
+                "device cannot be matched (matching by index would be wrong under CUDA_VISIBLE_DEVICES)"
+            )
         found = find_handle(nvml, uuid)
         if found is None:
             nvml.nvmlShutdown()
-            return None, (f"energy unavailable: no NVML device has the UUID of {device} ({uuid}); "
-                          "MIG instances and some virtual GPUs have no NVML energy meter")
+            return None, (
+                f"energy unavailable: no NVML device has the UUID of {device} ({uuid}); "
+                "MIG instances and some virtual GPUs have no NVML energy meter"
+            )
         handle, nvml_index = found
         return NvmlMeter(nvml, handle, nvml_index, index, uuid), None
     except Exception as e:
@@ -231,9 +238,13 @@ def memory_for_cuda_device(index: int) -> dict[str, Any] | None:
         if found is None:
             return None
         mem = nvml.nvmlDeviceGetMemoryInfo(found[0])
-        return {"used_mb": round(mem.used / 2**20, 1), "total_mb": round(mem.total / 2**20, 1),
-                "covers": "whole device, every process (NVML)", "uuid": normalize_uuid(uuid),
-                "nvml_index": found[1]}
+        return {
+            "used_mb": round(mem.used / 2**20, 1),
+            "total_mb": round(mem.total / 2**20, 1),
+            "covers": "whole device, every process (NVML)",
+            "uuid": normalize_uuid(uuid),
+            "nvml_index": found[1],
+        }
     except Exception:
         return None
     finally:

@@ -20,10 +20,12 @@ EPS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt
 
 class OnnxRuntimeOptions(BackendOptions):
     ep: Literal["cpu", "cuda", "tensorrt"] | None = Field(
-        None, description="execution provider (default: cpu; cuda on --device cuda)")
+        None, description="execution provider (default: cpu; cuda on --device cuda)"
+    )
     workspace_mb: float | None = Field(None, gt=0, description="TensorRT provider workspace limit")
     calibration: Literal["minmax", "entropy", "percentile"] = Field(
-        "minmax", description="int8: calibration method of quantize_static")
+        "minmax", description="int8: calibration method of quantize_static"
+    )
     per_channel: bool = Field(True, description="int8: per-channel weight scales")
     # U8S8 by default: with S8 activations ONNX Runtime 1.32's CPU provider left 13 depthwise and 20 other
     # convolutions of mobilenetv3_large_100 unfused (fp32 between Q/DQ pairs, 37% of MACs int8, 3x slower than
@@ -31,7 +33,8 @@ class OnnxRuntimeOptions(BackendOptions):
     activation_type: Literal["int8", "uint8"] = Field("uint8", description="int8: activation type")
     weight_type: Literal["int8", "uint8"] = Field("int8", description="int8: weight type")
     reduce_range: bool | None = Field(
-        None, description="int8: 7-bit weights (default: on exactly when the CPU lacks VNNI, as ORT advises)")
+        None, description="int8: 7-bit weights (default: on exactly when the CPU lacks VNNI, as ORT advises)"
+    )
     percentile: float = Field(99.999, gt=50, le=100, description="int8: the percentile calibration's cut-off")
 
 
@@ -82,8 +85,9 @@ class OnnxRuntimeBackend(Backend):
         if reason:
             raise UsageError(reason)
         if precision != "fp32" and ep != "tensorrt":
-            raise UsageError(f"onnxruntime with {EPS[ep]} runs the fp32 ONNX graph; --precision {precision} "
-                             "needs --opt ep=tensorrt")
+            raise UsageError(
+                f"onnxruntime with {EPS[ep]} runs the fp32 ONNX graph; --precision {precision} needs --opt ep=tensorrt"
+            )
         from effbench.backends.cuda_util import cuda_index
         from effbench.paths import cache_root
 
@@ -94,15 +98,27 @@ class OnnxRuntimeBackend(Backend):
         else:
             (cache_root() / "ort-tensorrt").mkdir(parents=True, exist_ok=True)
             cache = str(cache_root() / "ort-tensorrt")
-            trt_opts: dict[str, Any] = {"device_id": dev, "trt_fp16_enable": precision == "fp16",
-                                        "trt_engine_cache_enable": True, "trt_engine_cache_path": cache,
-                                        "trt_timing_cache_enable": True, "trt_timing_cache_path": cache}
+            trt_opts: dict[str, Any] = {
+                "device_id": dev,
+                "trt_fp16_enable": precision == "fp16",
+                "trt_engine_cache_enable": True,
+                "trt_engine_cache_path": cache,
+                "trt_timing_cache_enable": True,
+                "trt_timing_cache_path": cache,
+            }
             if options.workspace_mb:
                 trt_opts["trt_max_workspace_size"] = int(options.workspace_mb * 2**20)
-            providers = [["TensorrtExecutionProvider", trt_opts], ["CUDAExecutionProvider", cuda_opts],
-                         "CPUExecutionProvider"]
-        return {"providers": providers, "device_id": dev, "execution_provider": EPS[ep],
-                "precision_ran": precision if ep == "tensorrt" else "fp32"}
+            providers = [
+                ["TensorrtExecutionProvider", trt_opts],
+                ["CUDAExecutionProvider", cuda_opts],
+                "CPUExecutionProvider",
+            ]
+        return {
+            "providers": providers,
+            "device_id": dev,
+            "execution_provider": EPS[ep],
+            "precision_ran": precision if ep == "tensorrt" else "fp32",
+        }
 
     def map_profile(self, layers, graph, runtime_graph):
         from effbench.backends.onnxruntime_profile import map_onnxruntime
@@ -110,7 +126,9 @@ class OnnxRuntimeBackend(Backend):
 
         if not runtime_graph:
             mapping = map_by_name(self.name, layers, graph)
-            mapping.warnings.append("ONNX Runtime saved no optimized graph: kernels mapped by identical node names only")
+            mapping.warnings.append(
+                "ONNX Runtime saved no optimized graph: kernels mapped by identical node names only"
+            )
             return mapping
         return map_onnxruntime(layers, graph, runtime_graph)
 
@@ -123,5 +141,7 @@ def _provider_missing(ep: str) -> str | None:
         return None
     if ep == "cuda":
         return f"onnxruntime-gpu not installed: {name} missing (pip install onnxruntime-gpu)"
-    return (f"this ONNX Runtime build has no {name} (onnxruntime-gpu with TensorRT libraries "
-            "installed provides it); use --opt ep=cuda")
+    return (
+        f"this ONNX Runtime build has no {name} (onnxruntime-gpu with TensorRT libraries "
+        "installed provides it); use --opt ep=cuda"
+    )

@@ -82,8 +82,9 @@ def map_onnxruntime(layers, original: OnnxGraph, optimized: dict[str, Any]) -> M
                     hinted[o] = eq[0]
                 if eq:
                     raw[k.name].append(eq[0])
-                    if o not in original.tensors and not any(c.op_type in LAYOUT_KERNELS
-                                                             for c in opt_consumers.get(o, [])):
+                    if o not in original.tensors and not any(
+                        c.op_type in LAYOUT_KERNELS for c in opt_consumers.get(o, [])
+                    ):
                         hinted[o] = eq[0]
 
     def input_equivalents(t: str) -> set[str]:
@@ -138,8 +139,7 @@ def map_onnxruntime(layers, original: OnnxGraph, optimized: dict[str, Any]) -> M
         node = opt_nodes.get(k.name)
         if node is not None:
             edges[k.name] = [opt_producer[i].name for i in node.input if i in opt_producer]
-    return Mapping(kernels, "onnxruntime: optimized graph walked back to the original", warnings=warnings,
-                   edges=edges)
+    return Mapping(kernels, "onnxruntime: optimized graph walked back to the original", warnings=warnings, edges=edges)
 
 
 def _extend_forward(g: OnnxGraph, t: str, kernel_inputs: set[str], other_anchors: set[str]) -> str:
@@ -162,6 +162,6 @@ def _extend_forward(g: OnnxGraph, t: str, kernel_inputs: set[str], other_anchors
     return t
 
 
-_FUSABLE_POST_OPS = set("Add Sum Mul Sub Div Relu LeakyRelu Clip Sigmoid HardSigmoid HardSwish Tanh Gelu Swish "
-                        "BatchNormalization".split())
-
+_FUSABLE_POST_OPS = set(
+    "Add Sum Mul Sub Div Relu LeakyRelu Clip Sigmoid HardSigmoid HardSwish Tanh Gelu Swish BatchNormalization".split()
+)

@@ -13,7 +13,8 @@ from effbench.backends.base import Backend, BackendOptions, package_version
 
 class OpenVINOOptions(BackendOptions):
     hint: Literal["latency", "throughput", "cumulative_throughput"] | None = Field(
-        None, description="PERFORMANCE_HINT (default: latency; throughput in the throughput scenario)")
+        None, description="PERFORMANCE_HINT (default: latency; throughput in the throughput scenario)"
+    )
     streams: int | Literal["auto"] | None = Field(None, description="NUM_STREAMS: a count >= 1, or auto")
     preset: Literal["performance", "mixed"] = Field("performance", description="int8: NNCF quantisation preset")
     subset_size: int | None = Field(None, ge=1, description="int8: calibration samples NNCF uses (default: all)")
@@ -77,8 +78,16 @@ class OpenVINOBackend(Backend):
         from effbench.backends.openvino_profile import RuntimeOp, map_openvino
         from effbench.backends.profiling import map_by_name
 
-        ops = [RuntimeOp(op["name"], op["layer_type"], list(op["original_names"]), list(op["inputs"]),
-                         int(op.get("exec_order", -1))) for op in (runtime_graph or [])]
+        ops = [
+            RuntimeOp(
+                op["name"],
+                op["layer_type"],
+                list(op["original_names"]),
+                list(op["inputs"]),
+                int(op.get("exec_order", -1)),
+            )
+            for op in (runtime_graph or [])
+        ]
         if not ops:
             mapping = map_by_name(self.name, layers, graph)
             mapping.warnings.append("OpenVINO runtime model unavailable: layers mapped by their own names only")

@@ -23,7 +23,6 @@ class RuntimeOp:
     exec_order: int = -1
 
 
-
 _GENERATED_ID = re.compile(r"_\d+")
 
 
@@ -90,8 +89,14 @@ def map_openvino(layers, original: OnnxGraph, runtime_ops: list[RuntimeOp]) -> M
     untimed = {layer: nodes for layer, nodes in untimed.items() if nodes}
     rename = {op.name: name for name, op in by_name.items()}  # the runtime graph in the profiled layers' names
     edges = {rename.get(op.name, op.name): [rename.get(i, i) for i in op.inputs] for op in runtime_ops}
-    mapping = Mapping(kernels, "openvino: runtime-model originalLayersNames", untimed=untimed, warnings=warnings,
-                      edges=edges, unresolved=unresolved)
+    mapping = Mapping(
+        kernels,
+        "openvino: runtime-model originalLayersNames",
+        untimed=untimed,
+        warnings=warnings,
+        edges=edges,
+        unresolved=unresolved,
+    )
     for k in kernels:
         if not k.nodes and k.reason is None:
             k.reason = _reason_for_type(k.kernel_type) or ("no-names" if k.name in by_name else "not-in-graph")

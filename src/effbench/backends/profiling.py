@@ -170,8 +170,11 @@ def _claim(kernels: list[Kernel], warnings: list[str]) -> None:
             kept.append(n)
         k.nodes = kept
     if conflicts:
-        warnings.append(f"{len(conflicts)} ONNX node(s) claimed by two kernels went to the first: "
-                        + "; ".join(conflicts[:3]) + (" ..." if len(conflicts) > 3 else ""))
+        warnings.append(
+            f"{len(conflicts)} ONNX node(s) claimed by two kernels went to the first: "
+            + "; ".join(conflicts[:3])
+            + (" ..." if len(conflicts) > 3 else "")
+        )
 
 
 def _reason_for_type(kernel_type: str) -> str | None:
@@ -182,7 +185,6 @@ def _reason_for_type(kernel_type: str) -> str | None:
     if kernel_type in IO_KERNELS:
         return "io"
     return None
-
 
 
 def resolve_all(g: OnnxGraph, names: list[str]) -> tuple[list[str], list[str]]:
@@ -203,9 +205,9 @@ def complete(mapping: Mapping, g: OnnxGraph, counted: set[str]) -> None:
 
     Uncovered nodes form connected regions (siblings reading one tensor together). A region goes to
     a name-less compute kernel lying between the kernels that feed it and those it feeds (the first
-    executed, if several); otherwise to the closest kernel it feeds from (walking up through layers that did not run and layout
-    reorders: post-op fusion), preferring one whose original names could not be resolved; else to
-    the kernel it feeds.
+    executed, if several); otherwise to the closest kernel it feeds from (walking up through layers
+    that did not run and layout reorders: post-op fusion), preferring one whose original names could
+    not be resolved; else to the kernel it feeds.
     """
     owner = mapping.owner()
     uncovered = [n for n in g.nodes if n.name in counted and n.name not in owner]
@@ -218,8 +220,7 @@ def complete(mapping: Mapping, g: OnnxGraph, counted: set[str]) -> None:
     for dst, srcs in edges.items():
         for s in srcs:
             consumers_of[s].append(dst)
-    nameless = {k.name for k in mapping.kernels
-                if not k.nodes and k.reason in ("no-names", "no-nodes") and k.ms > 0}
+    nameless = {k.name for k in mapping.kernels if not k.nodes and k.reason in ("no-names", "no-nodes") and k.ms > 0}
 
     def mapped(name: str) -> bool:
         return name in kernels and bool(kernels[name].nodes)
@@ -239,10 +240,19 @@ def complete(mapping: Mapping, g: OnnxGraph, counted: set[str]) -> None:
     counts: dict[str, int] = defaultdict(int)
     for region in regions:
         rset = set(region)
-        up_layers = {owner[p] for n in region for i in g.by_name[n].input
-                     if (p := g.producer.get(i)) and p not in rset and p in owner}
-        down_layers = {owner[c] for n in region for o in g.by_name[n].output
-                       for c in g.consumers.get(o, []) if c not in rset and c in owner}
+        up_layers = {
+            owner[p]
+            for n in region
+            for i in g.by_name[n].input
+            if (p := g.producer.get(i)) and p not in rset and p in owner
+        }
+        down_layers = {
+            owner[c]
+            for n in region
+            for o in g.by_name[n].output
+            for c in g.consumers.get(o, [])
+            if c not in rset and c in owner
+        }
         up = set().union(set(), *(_nearest(x, edges, mapped) for x in up_layers))
         down = set().union(set(), *(_nearest(x, consumers_of, mapped) for x in down_layers))
         target, how = None, ""
@@ -270,8 +280,10 @@ def complete(mapping: Mapping, g: OnnxGraph, counted: set[str]) -> None:
         for n in region:
             owner[n] = target
     if counts:
-        mapping.warnings.append("ONNX nodes the runtime named no kernel for, placed by graph position: "
-                                + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
+        mapping.warnings.append(
+            "ONNX nodes the runtime named no kernel for, placed by graph position: "
+            + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
+        )
 
 
 def _nearest(layer: str, edges: dict[str, list[str]], mapped) -> set[str]:
@@ -324,13 +336,18 @@ def _regions(g: OnnxGraph, names: set[str]) -> list[list[str]]:
     return sorted(regions, key=lambda r: g.order[r[0]])
 
 
-
 def map_by_name(backend: str, layers, g: OnnxGraph) -> Mapping:
     kernels = []
     for lt in layers:
         node = g.resolve_name(lt.name)
-        k = Kernel(lt.name, lt.op_type, float(lt.time_ms), [node] if node else [], "name" if node else "",
-                   extra=dict(lt.extra or {}))
+        k = Kernel(
+            lt.name,
+            lt.op_type,
+            float(lt.time_ms),
+            [node] if node else [],
+            "name" if node else "",
+            extra=dict(lt.extra or {}),
+        )
         if node is None:
             k.reason = _reason_for_type(lt.op_type) or "not-in-graph"
         kernels.append(k)
@@ -339,12 +356,19 @@ def map_by_name(backend: str, layers, g: OnnxGraph) -> Mapping:
     return mapping
 
 
-
-
 def map_reported(backend: str, layers) -> Mapping:
     """Kernels that name their ONNX nodes themselves (LayerTime.nodes)."""
-    kernels = [Kernel(lt.name, lt.op_type, float(lt.time_ms), list(lt.nodes), "runtime" if lt.nodes else "",
-                      extra=dict(lt.extra or {})) for lt in layers]
+    kernels = [
+        Kernel(
+            lt.name,
+            lt.op_type,
+            float(lt.time_ms),
+            list(lt.nodes),
+            "runtime" if lt.nodes else "",
+            extra=dict(lt.extra or {}),
+        )
+        for lt in layers
+    ]
     mapping = Mapping(kernels, f"{backend}: node names reported by the runtime")
     _claim(kernels, mapping.warnings)
     for k in kernels:

@@ -95,8 +95,15 @@ def layer_times(totals: dict[str, list[float]], iters: int, layers: dict[str, di
                 extra["tactic"] = meta["tactic"]
             if meta.get("precision"):
                 extra["precision"] = meta["precision"]
-        out.append(LayerTime(name, (meta or {}).get("type", "?"), total_ms / max(iters, 1),
-                             list((meta or {}).get("nodes", [])), extra))
+        out.append(
+            LayerTime(
+                name,
+                (meta or {}).get("type", "?"),
+                total_ms / max(iters, 1),
+                list((meta or {}).get("nodes", [])),
+                extra,
+            )
+        )
     return out
 
 
@@ -119,8 +126,16 @@ def _profiler(trt):
 
 def _torch_dtype(torch, trt_dtype) -> Any:
     name = getattr(trt_dtype, "name", str(trt_dtype)).split(".")[-1].upper()
-    table = {"FLOAT": torch.float32, "HALF": torch.float16, "BF16": torch.bfloat16, "INT8": torch.int8,
-             "INT32": torch.int32, "INT64": torch.int64, "BOOL": torch.bool, "UINT8": torch.uint8}
+    table = {
+        "FLOAT": torch.float32,
+        "HALF": torch.float16,
+        "BF16": torch.bfloat16,
+        "INT8": torch.int8,
+        "INT32": torch.int32,
+        "INT64": torch.int64,
+        "BOOL": torch.bool,
+        "UINT8": torch.uint8,
+    }
     if name not in table:
         raise RunFailed(f"TensorRT engine I/O type {name} is not supported here")
     return table[name]
@@ -181,8 +196,10 @@ class TensorRTSession(CudaTimedRuns, Session):
                 with torch.cuda.graph(graph, stream=self.stream, capture_error_mode="thread_local"):
                     self._enqueue()
             except Exception as e:
-                raise RunFailed(f"CUDA graph capture of the TensorRT engine failed: {str(e).splitlines()[0]}"
-                                "; run without --cuda-graph") from None
+                raise RunFailed(
+                    f"CUDA graph capture of the TensorRT engine failed: {str(e).splitlines()[0]}"
+                    "; run without --cuda-graph"
+                ) from None
             torch.cuda.synchronize(self.index)
             self.graph = graph
             self.runtime_info["cuda_graph_captured"] = True
@@ -199,7 +216,6 @@ class TensorRTSession(CudaTimedRuns, Session):
                 self.graph.replay()
         else:
             self._enqueue()
-
 
     def outputs(self):
         return [t.detach().float().cpu().numpy() for t in self.outputs_.values()]
@@ -330,8 +346,10 @@ class TensorRTBackend(Backend):
             import importlib.util
 
             if importlib.util.find_spec("modelopt") is None:
-                return (f"TensorRT {self.version()} builds strongly typed networks only: {precision} needs the ONNX "
-                        "converted by NVIDIA ModelOpt first (pip install nvidia-modelopt[onnx]), or TensorRT 10")
+                return (
+                    f"TensorRT {self.version()} builds strongly typed networks only: {precision} needs the ONNX "
+                    "converted by NVIDIA ModelOpt first (pip install nvidia-modelopt[onnx]), or TensorRT 10"
+                )
         return None
 
     def runtime_options(self, options, cell):
@@ -361,8 +379,10 @@ class TensorRTBackend(Backend):
         with open(artifact.path, "rb") as f:
             engine = runtime.deserialize_cuda_engine(f.read())
         if engine is None:
-            raise RunFailed(f"TensorRT could not deserialize the cached engine {artifact.path}; "
-                            "delete that cache entry to rebuild it")
+            raise RunFailed(
+                f"TensorRT could not deserialize the cached engine {artifact.path}; "
+                "delete that cache entry to rebuild it"
+            )
         input_shape = tuple(settings.input_shape)
         session = TensorRTSession(trt, runtime, engine, index, input_shape, bool(opts.get("cuda_graph")))
         session._logger = logger  # outlives the runtime that logs to it

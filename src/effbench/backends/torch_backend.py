@@ -21,7 +21,8 @@ _DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
 class TorchOptions(BackendOptions):
     compile_mode: Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"] = Field(
-        "default", description="torch.compile mode (with --compile)")
+        "default", description="torch.compile mode (with --compile)"
+    )
     tf32: bool = Field(False, description="CUDA: let fp32 matmuls and convolutions use TF32")
     cudnn_benchmark: bool = Field(True, description="CUDA: cudnn.benchmark autotuning")
 
@@ -65,8 +66,15 @@ class TorchSession(Session):
         layers = []
         for ev in prof.key_averages():
             if ev.key.startswith("aten::") and ev.self_cpu_time_total > 0:
-                layers.append(LayerTime(ev.key, ev.key.split("::")[-1], ev.self_cpu_time_total / 1e3 / iters,
-                                        [], {"calls": ev.count // max(iters, 1)}))
+                layers.append(
+                    LayerTime(
+                        ev.key,
+                        ev.key.split("::")[-1],
+                        ev.self_cpu_time_total / 1e3 / iters,
+                        [],
+                        {"calls": ev.count // max(iters, 1)},
+                    )
+                )
         return layers
 
     def close(self):
@@ -119,8 +127,10 @@ class TorchCudaSession(CudaTimedRuns, TorchSession):
             with torch.cuda.graph(graph):
                 self.out = self.model(self.x)
         except Exception as e:
-            raise RunFailed(f"CUDA graph capture failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
-                            "; run without --cuda-graph") from None
+            raise RunFailed(
+                f"CUDA graph capture failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
+                "; run without --cuda-graph"
+            ) from None
         torch.cuda.synchronize(self.index)
         self.graph = graph
         self.runtime_info["cuda_graph_captured"] = True
@@ -130,7 +140,6 @@ class TorchCudaSession(CudaTimedRuns, TorchSession):
             self.graph.replay()
         else:
             self.out = self.model(self.x)
-
 
     def profile(self, iters):
         import torch
@@ -200,6 +209,7 @@ class TorchBackend(Backend):
         from effbench.backends.torch_profile import torch_op_type
 
         return torch_op_type(layer_name)
+
     packages = ("torch", "torchvision", "timm")
     preload = ("torch", "timm")
 
@@ -220,10 +230,16 @@ class TorchBackend(Backend):
 
     def runtime_options(self, options, cell) -> dict[str, Any]:
         if cell.device.split(":")[0] == "cuda" and cell.compile and cell.cuda_graph:
-            raise UsageError("--cuda-graph with --compile: use --opt compile_mode=reduce-overhead "
-                             "(torch.compile's own CUDA graphs) instead")
-        return {**options.model_dump(), "compile": cell.compile, "channels_last": cell.channels_last,
-                "cuda_graph": cell.cuda_graph}
+            raise UsageError(
+                "--cuda-graph with --compile: use --opt compile_mode=reduce-overhead "
+                "(torch.compile's own CUDA graphs) instead"
+            )
+        return {
+            **options.model_dump(),
+            "compile": cell.compile,
+            "channels_last": cell.channels_last,
+            "cuda_graph": cell.cuda_graph,
+        }
 
     def open(self, artifact, settings):
         import torch
@@ -260,9 +276,11 @@ class TorchBackend(Backend):
         device = f"cuda:{index}"
         torch.cuda.set_device(index)
         tf32 = bool(opts.get("tf32"))
-        flags = {(torch.backends.cuda.matmul, "allow_tf32"): torch.backends.cuda.matmul.allow_tf32,
-                 (torch.backends.cudnn, "allow_tf32"): torch.backends.cudnn.allow_tf32,
-                 (torch.backends.cudnn, "benchmark"): torch.backends.cudnn.benchmark}
+        flags = {
+            (torch.backends.cuda.matmul, "allow_tf32"): torch.backends.cuda.matmul.allow_tf32,
+            (torch.backends.cudnn, "allow_tf32"): torch.backends.cudnn.allow_tf32,
+            (torch.backends.cudnn, "benchmark"): torch.backends.cudnn.benchmark,
+        }
         # fp32 means IEEE fp32 unless asked: cuDNN convolutions default to TF32 on Ampere and later
         torch.backends.cuda.matmul.allow_tf32 = tf32
         torch.backends.cudnn.allow_tf32 = tf32
@@ -270,8 +288,9 @@ class TorchBackend(Backend):
         dtype = getattr(torch, _DTYPES[settings.precision])
         model = _prepare(module, device, dtype, opts)
         torch.cuda.synchronize(index)
-        session = TorchCudaSession(model, device, dtype, bool(opts.get("channels_last")), bool(opts.get("cuda_graph")),
-                                   flags)
+        session = TorchCudaSession(
+            model, device, dtype, bool(opts.get("channels_last")), bool(opts.get("cuda_graph")), flags
+        )
         ran = settings.precision
         if ran == "fp32" and tf32 and tf32_capable(index):
             ran = "tf32"
@@ -284,8 +303,7 @@ class TorchBackend(Backend):
             "dtype": str(dtype),
             "cuda_graph": bool(opts.get("cuda_graph")),
             "timing": "cuda_events",
-            "allow_tf32": {"matmul": torch.backends.cuda.matmul.allow_tf32,
-                           "cudnn": torch.backends.cudnn.allow_tf32},
+            "allow_tf32": {"matmul": torch.backends.cuda.matmul.allow_tf32, "cudnn": torch.backends.cudnn.allow_tf32},
             "cudnn_benchmark": torch.backends.cudnn.benchmark,
             "cudnn_version": torch.backends.cudnn.version(),
         }

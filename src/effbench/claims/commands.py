@@ -13,7 +13,7 @@ from typing import List, Optional
 
 import typer
 
-from effbench.console import error_line, console, one_line_errors
+from effbench.console import console, error_line, one_line_errors
 from effbench.errors import UsageError
 
 claims_app = typer.Typer(
@@ -21,8 +21,7 @@ claims_app = typer.Typer(
     no_args_is_help=True,
 )
 
-DIR_HELP = ("Also read claim cards from this folder or file (repeatable; EFFBENCH_CLAIMS_DIR takes a "
-            "path list too).")
+DIR_HELP = "Also read claim cards from this folder or file (repeatable; EFFBENCH_CLAIMS_DIR takes a path list too)."
 FAIL_ON = ("never", "not-holding", "inconclusive")
 
 
@@ -50,11 +49,23 @@ def list_command(
     lib = _library(claims_dir)
     missing = _unbuildable(lib)
     if fmt == "json":
-        print(json.dumps([{"name": e.name, "origin": e.origin, "paper": e.paper.model_dump(),
-                           "claim": e.claim.model_dump(), "published_ratio": e.claim.published_ratio,
-                           "statement": e.claim.statement,
-                           "unbuildable": [{"model": m, "reason": w} for m, w in missing[e.name]]}
-                          for e in lib], indent=1))
+        print(
+            json.dumps(
+                [
+                    {
+                        "name": e.name,
+                        "origin": e.origin,
+                        "paper": e.paper.model_dump(),
+                        "claim": e.claim.model_dump(),
+                        "published_ratio": e.claim.published_ratio,
+                        "statement": e.claim.statement,
+                        "unbuildable": [{"model": m, "reason": w} for m, w in missing[e.name]],
+                    }
+                    for e in lib
+                ],
+                indent=1,
+            )
+        )
         return
     from effbench.claims.render import list_table
 
@@ -86,7 +97,7 @@ def _parse_opts(opts: list[str] | None) -> dict[str, str]:
 
 
 def _exit_code(outcomes, fail_on: str) -> int:
-    from effbench.claims.verdict import HOLDS, DOES_NOT_HOLD, FAILED
+    from effbench.claims.verdict import DOES_NOT_HOLD, FAILED, HOLDS
 
     verdicts = {o.verdict.verdict for o in outcomes}
     if fail_on == "not-holding":
@@ -101,25 +112,46 @@ def _exit_code(outcomes, fail_on: str) -> int:
 def verify_command(
     names: List[str] = typer.Argument(..., help="Claim name(s) (`bench claims list`)."),
     backend: Optional[List[str]] = typer.Option(
-        None, "--backend", "-b", help="Runtime (repeatable). Default: the published one where it runs here, "
-        "else onnxruntime, openvino and torch."),
+        None,
+        "--backend",
+        "-b",
+        help="Runtime (repeatable). Default: the published one where it runs here, "
+        "else onnxruntime, openvino and torch.",
+    ),
     device: Optional[List[str]] = typer.Option(
-        None, "--device", help="Device (repeatable). Default: cuda:0 for a GPU claim where a GPU is usable, else cpu."),
-    rounds: int = typer.Option(3, "--rounds", min=1, help="A B rounds (order flipped each round); samples are pooled per side."),
+        None, "--device", help="Device (repeatable). Default: cuda:0 for a GPU claim where a GPU is usable, else cpu."
+    ),
+    rounds: int = typer.Option(
+        3, "--rounds", min=1, help="A B rounds (order flipped each round); samples are pooled per side."
+    ),
     duration: float = typer.Option(2.0, "--duration", min=0.01, help="Minimum measuring seconds per cell."),
     warmup: float = typer.Option(0.5, "--warmup", min=0.0, help="Warm-up seconds per cell."),
     warmup_iters: int = typer.Option(5, "--warmup-iters", min=0, help="Minimum warm-up iterations per cell."),
-    min_iters: int = typer.Option(20, "--min-iters", min=1, help="Minimum iterations per cell (raised so each side pools >= 60)."),
+    min_iters: int = typer.Option(
+        20, "--min-iters", min=1, help="Minimum iterations per cell (raised so each side pools >= 60)."
+    ),
     batch: Optional[int] = typer.Option(None, "--batch", min=1, help="Batch size instead of the published one."),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Runtime threads instead of the published ones."),
-    tolerance: Optional[str] = typer.Option(None, "--tolerance", help="Tolerance instead of the card's, e.g. 10% or 0.1."),
-    opt: Optional[List[str]] = typer.Option(None, "--opt", help="Backend option KEY=VALUE for every cell (repeatable)."),
+    threads: Optional[int] = typer.Option(
+        None, "--threads", min=1, help="Runtime threads instead of the published ones."
+    ),
+    tolerance: Optional[str] = typer.Option(
+        None, "--tolerance", help="Tolerance instead of the card's, e.g. 10% or 0.1."
+    ),
+    opt: Optional[List[str]] = typer.Option(
+        None, "--opt", help="Backend option KEY=VALUE for every cell (repeatable)."
+    ),
     parity: bool = typer.Option(True, "--parity/--no-parity", help="Compare outputs with the PyTorch reference."),
     timeout: float = typer.Option(900.0, "--timeout", min=1.0, help="Kill a cell's worker after this many seconds."),
-    fail_on: str = typer.Option("never", "--fail-on", help="never | not-holding (exit 1 on does not hold or failed) "
-                                "| inconclusive (exit 1 unless every verdict holds)."),
+    fail_on: str = typer.Option(
+        "never",
+        "--fail-on",
+        help="never | not-holding (exit 1 on does not hold or failed) "
+        "| inconclusive (exit 1 unless every verdict holds).",
+    ),
     claims_dir: Optional[List[Path]] = typer.Option(None, "--claims-dir", help=DIR_HELP),
-    db: Optional[str] = typer.Option(None, "--db", envvar="EFFBENCH_DB", help="Results database (path or SQLAlchemy URL)."),
+    db: Optional[str] = typer.Option(
+        None, "--db", envvar="EFFBENCH_DB", help="Results database (path or SQLAlchemy URL)."
+    ),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the verdicts as JSON here."),
     isolate: bool = typer.Option(True, "--isolate/--in-process", help="Run each cell in its own worker process."),
 ):
@@ -141,8 +173,14 @@ def verify_command(
         raise UsageError(f"--tolerance {tolerance} must be between 0 and 1 (e.g. 10% or 0.1)")
     lib = _library(claims_dir)
     entries = [lib.get(n) for n in dict.fromkeys(names)]
-    timing = Timing(rounds=rounds, warmup_s=warmup, warmup_iters=warmup_iters, duration_s=duration,
-                    min_iters=min_iters, timeout_s=timeout)
+    timing = Timing(
+        rounds=rounds,
+        warmup_s=warmup,
+        warmup_iters=warmup_iters,
+        duration_s=duration,
+        min_iters=min_iters,
+        timeout_s=timeout,
+    )
     over = Overrides(batch=batch, threads=threads, tolerance=tol, options=_parse_opts(opt), parity=parity)
     plans = {e.name: plan_claims(e, backend, device, timing, over) for e in entries}  # all input checked first
     for ps in plans.values():
@@ -153,23 +191,31 @@ def verify_command(
     for e in entries:
         ps = plans[e.name]
         cells = sum(len(p.cells) for p in ps)
-        console.print(f"[bold]{e.name}[/]: {len(ps)} runtime/device pair(s) x {rounds} round(s) = {cells} cells "
-                      f"(interleaved A B, B A ...), stored with tag {claim_tag(e.name)}")
+        console.print(
+            f"[bold]{e.name}[/]: {len(ps)} runtime/device pair(s) x {rounds} round(s) = {cells} cells "
+            f"(interleaved A B, B A ...), stored with tag {claim_tag(e.name)}"
+        )
         try:
             outcomes = verify(ps, store, isolate=isolate)
         except KeyboardInterrupt:
-            console.print(f"\n[yellow]interrupted:[/] finished cells are stored in {store.display_url} with tag "
-                          f"{claim_tag(e.name)}")
+            console.print(
+                f"\n[yellow]interrupted:[/] finished cells are stored in {store.display_url} with tag "
+                f"{claim_tag(e.name)}"
+            )
             raise typer.Exit(130) from None
         console.print(verify_table(outcomes))
         code = max(code, _exit_code(outcomes, fail_on))
         results.extend(o.to_dict() for o in outcomes)
         spooled = sorted({f for o in outcomes for f in o.spooled})
-        console.print(f"[dim]stored {cells - sum(len(o.spooled) for o in outcomes)} result(s) in {store.display_url}; "
-                      f"report: bench report --tag {claim_tag(e.name)}[/]")
+        console.print(
+            f"[dim]stored {cells - sum(len(o.spooled) for o in outcomes)} result(s) in {store.display_url}; "
+            f"report: bench report --tag {claim_tag(e.name)}[/]"
+        )
         if spooled:
-            error_line(f"could not store every result: saved to {', '.join(spooled)}; import with "
-                       f"`bench results import {spooled[0]}`")
+            error_line(
+                f"could not store every result: saved to {', '.join(spooled)}; import with "
+                f"`bench results import {spooled[0]}`"
+            )
             code = max(code, 1)
     if json_out:
         try:

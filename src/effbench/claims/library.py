@@ -42,8 +42,10 @@ class Library:
         self.entries: dict[str, Entry] = {}
         for e in entries:
             if e.name in self.entries:
-                raise UsageError(f"{e.origin}: claim '{e.name}' is already defined in "
-                                 f"{self.entries[e.name].origin}: rename one of them")
+                raise UsageError(
+                    f"{e.origin}: claim '{e.name}' is already defined in "
+                    f"{self.entries[e.name].origin}: rename one of them"
+                )
             self.entries[e.name] = e
 
     def __iter__(self):
@@ -138,12 +140,15 @@ def _entry_point_paths(ep) -> list[Path]:
         obj = getattr(mod, attr.strip())
         obj = obj() if callable(obj) else obj
     except Exception as e:  # a broken plugin names itself, in one line
-        raise UsageError(f"entry point '{ep.name} = {ep.value}' ({ENTRY_POINT_GROUP}): "
-                         f"{type(e).__name__}: {e}") from None
+        raise UsageError(
+            f"entry point '{ep.name} = {ep.value}' ({ENTRY_POINT_GROUP}): {type(e).__name__}: {e}"
+        ) from None
     items = obj if isinstance(obj, (list, tuple)) else [obj]
     if not all(isinstance(p, (str, os.PathLike)) for p in items):
-        raise UsageError(f"entry point '{ep.name} = {ep.value}' ({ENTRY_POINT_GROUP}): expected a path or a "
-                         f"list of paths, got {type(obj).__name__}")
+        raise UsageError(
+            f"entry point '{ep.name} = {ep.value}' ({ENTRY_POINT_GROUP}): expected a path or a "
+            f"list of paths, got {type(obj).__name__}"
+        )
     return [Path(p) for p in items]
 
 

@@ -117,8 +117,10 @@ def default_backends(entry: Entry, device: str) -> tuple[list[str], str | None]:
         note = f"published runtime ({s.runtime}) has no effbench backend"
     usable = [b for b in DEFAULT_BACKENDS if _usable(b, device) is None]
     if not usable:
-        raise UsageError(f"no backend runs on {device} here ({', '.join(DEFAULT_BACKENDS)} are not usable); "
-                         "pass --backend NAME (`bench backends` lists them)")
+        raise UsageError(
+            f"no backend runs on {device} here ({', '.join(DEFAULT_BACKENDS)} are not usable); "
+            "pass --backend NAME (`bench backends` lists them)"
+        )
     return usable, note
 
 
@@ -133,19 +135,25 @@ def _batch(entry: Entry, kind: str, override: int | None) -> tuple[int, str | No
     s = entry.claim.settings
     metric = "throughput" if entry.claim.metric == "throughput" else "latency"
     if override is not None:
-        return override, (None if override == s.batch else f"published batch {s.batch} {metric}, measured batch "
-                          f"{override} (--batch)")
+        return override, (
+            None if override == s.batch else f"published batch {s.batch} {metric}, measured batch {override} (--batch)"
+        )
     if kind == "cpu" and s.batch > CPU_BATCH_CAP:
-        return CPU_BATCH_CAP, (f"published batch {s.batch} {metric} on {s.device}, measured batch {CPU_BATCH_CAP}: "
-                               f"batch {s.batch} on a CPU takes minutes per round (--batch N to choose)")
+        return CPU_BATCH_CAP, (
+            f"published batch {s.batch} {metric} on {s.device}, measured batch {CPU_BATCH_CAP}: "
+            f"batch {s.batch} on a CPU takes minutes per round (--batch N to choose)"
+        )
     return s.batch, None
 
 
 def _threads(entry: Entry, kind: str, override: int | None, remote: bool) -> tuple[int | None, str | None]:
     s = entry.claim.settings
     if override is not None:
-        return override, (None if override == s.threads else f"published threads {s.threads or 'not stated'}, "
-                          f"measured with {override} (--threads)")
+        return override, (
+            None
+            if override == s.threads
+            else f"published threads {s.threads or 'not stated'}, measured with {override} (--threads)"
+        )
     if kind != "cpu" or s.threads is None:
         return None, None
     cores = None if remote else os.cpu_count()
@@ -171,8 +179,9 @@ def _precision(entry: Entry, backend: str, device: str, kind: str) -> tuple[str,
     return s.precision, None
 
 
-def plan_claim(entry: Entry, backend: str, device: str, timing: Timing, over: Overrides,
-               extra_notes: list[str] | None = None) -> Plan:
+def plan_claim(
+    entry: Entry, backend: str, device: str, timing: Timing, over: Overrides, extra_notes: list[str] | None = None
+) -> Plan:
     """The interleaved cells of `entry` on one backend and device; bad values are one-line UsageErrors."""
     claim, s = entry.claim, entry.claim.settings
     target = _target(device)
@@ -203,24 +212,38 @@ def plan_claim(entry: Entry, backend: str, device: str, timing: Timing, over: Ov
         for side in ("A", "B") if r % 2 == 0 else ("B", "A"):
             m = sides[side]
             try:
-                cfg = RunConfig(model=m.name, backend=backend, device=device, batch_size=batch, precision=precision,
-                                scenario="latency", threads=threads, warmup_s=timing.warmup_s,
-                                warmup_iters=timing.warmup_iters, duration_s=timing.duration_s, min_iters=min_iters,
-                                input_size=m.resolution or s.resolution, parity=over.parity,
-                                options={**over.options, **m.options}, tag=claim_tag(claim.name),
-                                timeout_s=timing.timeout_s)
+                cfg = RunConfig(
+                    model=m.name,
+                    backend=backend,
+                    device=device,
+                    batch_size=batch,
+                    precision=precision,
+                    scenario="latency",
+                    threads=threads,
+                    warmup_s=timing.warmup_s,
+                    warmup_iters=timing.warmup_iters,
+                    duration_s=timing.duration_s,
+                    min_iters=min_iters,
+                    input_size=m.resolution or s.resolution,
+                    parity=over.parity,
+                    options={**over.options, **m.options},
+                    tag=claim_tag(claim.name),
+                    timeout_s=timing.timeout_s,
+                )
             except ValidationError as e:
                 err = e.errors()[0]
                 field_name = str(err["loc"][0]) if err["loc"] else "?"
-                raise UsageError(f"claim '{claim.name}': invalid {field_name}: {err['msg'].lower()} "
-                                 f"(got {err.get('input')!r})") from None
+                raise UsageError(
+                    f"claim '{claim.name}': invalid {field_name}: {err['msg'].lower()} (got {err.get('input')!r})"
+                ) from None
             cells.append((side, cfg))
     tol = claim.tolerance if over.tolerance is None else over.tolerance
     return Plan(entry, backend, device, kind, batch, threads, precision, tol, notes, cells)
 
 
-def plan_claims(entry: Entry, backends: list[str] | None, devices: list[str] | None, timing: Timing,
-                over: Overrides) -> list[Plan]:
+def plan_claims(
+    entry: Entry, backends: list[str] | None, devices: list[str] | None, timing: Timing, over: Overrides
+) -> list[Plan]:
     """One plan per (device, backend); explicit backends must run on the device, defaults are chosen."""
     refuse_unbuildable(entry)
     plans = []

@@ -33,8 +33,13 @@ def list_table(lib: Library, unbuildable: dict[str, list[tuple[str, str]]]) -> T
         s = e.claim.settings
         missing = unbuildable.get(e.name) or []
         can = "[green]yes[/]" if not missing else "[red]no[/]: " + escape("; ".join(f"{m}: {w}" for m, w in missing))
-        t.add_row(escape(e.name), escape(paper_short(e)), escape(e.claim.statement),
-                  escape(f"{s.device}, {s.runtime}, batch {s.batch}"), can)
+        t.add_row(
+            escape(e.name),
+            escape(paper_short(e)),
+            escape(e.claim.statement),
+            escape(f"{s.device}, {s.runtime}, batch {s.batch}"),
+            can,
+        )
     return t
 
 
@@ -43,7 +48,7 @@ def show_card(console: Console, e: Entry, missing: list[tuple[str, str]]) -> Non
     out = console.print
     out(f"[bold]{escape(c.name)}[/]  ({escape(e.origin)})")
     out(f"paper:     {escape(p.title)} ({escape(p.venue or str(p.year))}) {escape(p.link)}")
-    out(f"says:      \"{escape(c.says)}\" ({escape(c.says_source)})")
+    out(f'says:      "{escape(c.says)}" ({escape(c.says_source)})')
     out(f"tested:    {escape(c.statement)}")
     out(f"ratio:     {c.published_ratio:.4g} ({escape(c.published_ratio_source)})")
     out(f"verdict:   {escape(rule(c.kind, c.published_ratio, c.tolerance))}")
@@ -58,9 +63,11 @@ def show_card(console: Console, e: Entry, missing: list[tuple[str, str]]) -> Non
         if m.unavailable:
             bits.append(f"not buildable: {m.unavailable}")
         out(f"model {side}:   {escape(m.display)}: {escape(', '.join(bits))}")
-    out(f"published: {escape(s.device)} ({s.device_kind}) · {escape(s.runtime)} · batch {s.batch} · threads "
+    out(
+        f"published: {escape(s.device)} ({s.device_kind}) · {escape(s.runtime)} · batch {s.batch} · threads "
         f"{s.threads or 'not stated'} · {s.precision} · resolution {s.resolution or 'per model'} · {c.metric} "
-        f"({s.what})")
+        f"({s.what})"
+    )
     out(f"           source: {escape(s.source)}")
     for n in c.notes:
         out(f"note:      {escape(n)}")
@@ -74,18 +81,34 @@ def verify_table(outcomes) -> Table:
     first = outcomes[0].plan.entry.claim
     a, b = (m.display for m in first.models)
     t = Table(title=f"claim {first.name}: {first.statement}", title_justify="left", show_lines=True)
-    for col, just in (("runtime", "left"), ("device", "left"), ("batch", "right"), ("A ms", "right"),
-                      ("B ms", "right"), ("published", "right"), ("measured [95% CI]", "right"),
-                      ("verdict", "left"), ("notes", "left")):
+    for col, just in (
+        ("runtime", "left"),
+        ("device", "left"),
+        ("batch", "right"),
+        ("A ms", "right"),
+        ("B ms", "right"),
+        ("published", "right"),
+        ("measured [95% CI]", "right"),
+        ("verdict", "left"),
+        ("notes", "left"),
+    ):
         t.add_column(col, justify=just, overflow="fold")
     for o in outcomes:
         v = o.verdict
         style = VERDICT_STYLE.get(v.verdict, "")
-        t.add_row(o.plan.backend, escape(o.plan.device), str(o.plan.batch),
-                  "-" if v.median_a_ms is None else f"{v.median_a_ms:.4g}",
-                  "-" if v.median_b_ms is None else f"{v.median_b_ms:.4g}",
-                  fmt_ratio(v.published), f"{fmt_ratio(v.ratio)} {fmt_ci(v.ci_low, v.ci_high)}".strip(),
-                  f"[{style}]{v.verdict}[/]", escape("; ".join([v.reason, *o.notes()])))
-    t.caption = (f"A = {a}, B = {b}; ratio = A's speed over B's (median B / median A per image), CI from "
-                 "the raw samples of all rounds")
+        t.add_row(
+            o.plan.backend,
+            escape(o.plan.device),
+            str(o.plan.batch),
+            "-" if v.median_a_ms is None else f"{v.median_a_ms:.4g}",
+            "-" if v.median_b_ms is None else f"{v.median_b_ms:.4g}",
+            fmt_ratio(v.published),
+            f"{fmt_ratio(v.ratio)} {fmt_ci(v.ci_low, v.ci_high)}".strip(),
+            f"[{style}]{v.verdict}[/]",
+            escape("; ".join([v.reason, *o.notes()])),
+        )
+    t.caption = (
+        f"A = {a}, B = {b}; ratio = A's speed over B's (median B / median A per image), CI from "
+        "the raw samples of all rounds"
+    )
     return t

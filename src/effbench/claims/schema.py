@@ -96,8 +96,9 @@ class Claim(_Strict):
             want = UNITS[self.metric]
             for m in (a, b):
                 if m.published.unit != want:
-                    raise ValueError(f"{m.display}: a {self.metric} claim needs published figures in {want}, "
-                                     f"got {m.published.unit}")
+                    raise ValueError(
+                        f"{m.display}: a {self.metric} claim needs published figures in {want}, got {m.published.unit}"
+                    )
         elif not self.ratio_source:
             raise ValueError("`ratio` needs `ratio_source`: where the published ratio is printed")
         if self.kind == "as_fast" and self.tolerance == 0:
@@ -119,8 +120,10 @@ class Claim(_Strict):
         if self.ratio is not None:
             return str(self.ratio_source)
         a, b = self.models
-        return (f"derived: {a.display} {a.published.value:g} {a.published.unit} ({a.published.source}), "  # type: ignore[union-attr]
-                f"{b.display} {b.published.value:g} {b.published.unit} ({b.published.source})")  # type: ignore[union-attr]
+        return (
+            f"derived: {a.display} {a.published.value:g} {a.published.unit} ({a.published.source}), "  # type: ignore[union-attr]
+            f"{b.display} {b.published.value:g} {b.published.unit} ({b.published.source})"
+        )  # type: ignore[union-attr]
 
     @property
     def statement(self) -> str:

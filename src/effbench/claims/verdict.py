@@ -58,10 +58,14 @@ def band(kind: str, published: float, tolerance: float) -> tuple[float, float]:
 def rule(kind: str, published: float, tolerance: float) -> str:
     lo, hi = band(kind, published, tolerance)
     if kind == "as_fast":
-        return (f"holds when the whole 95% CI of the measured ratio lies inside [{lo:.3g}, {hi:.3g}] (1 ± "
-                f"{tolerance:.0%}); does not hold when it lies wholly outside; else inconclusive")
-    return (f"holds when the whole 95% CI of the measured ratio is at or above {lo:.3g} (published "
-            f"{published:.3g} × (1 − {tolerance:.0%})); does not hold when it lies wholly below; else inconclusive")
+        return (
+            f"holds when the whole 95% CI of the measured ratio lies inside [{lo:.3g}, {hi:.3g}] (1 ± "
+            f"{tolerance:.0%}); does not hold when it lies wholly outside; else inconclusive"
+        )
+    return (
+        f"holds when the whole 95% CI of the measured ratio is at or above {lo:.3g} (published "
+        f"{published:.3g} × (1 − {tolerance:.0%})); does not hold when it lies wholly below; else inconclusive"
+    )
 
 
 def decide(kind: str, published: float, tolerance: float, ci_low: float, ci_high: float) -> tuple[str, str]:
@@ -90,7 +94,9 @@ def _problem(side: str, records: list[dict[str, Any]]) -> str | None:
             return f"{side}: {r.get('status')}: {r.get('error') or 'no error recorded'}"
         par = r.get("parity") or {}
         if par.get("ok") is False:
-            return f"{side}: parity failure (max rel err {par.get('max_rel_err', float('nan')):.2g} against the reference)"
+            return (
+                f"{side}: parity failure (max rel err {par.get('max_rel_err', float('nan')):.2g} against the reference)"
+            )
     return None
 
 
@@ -105,11 +111,13 @@ def _median_run_ms(records: list[dict[str, Any]]) -> float | None:
     return float(np.median(samples)) if samples else None
 
 
-def judge(kind: str, published: float, tolerance: float, a_records: list[dict[str, Any]],
-          b_records: list[dict[str, Any]]) -> ClaimVerdict:
+def judge(
+    kind: str, published: float, tolerance: float, a_records: list[dict[str, Any]], b_records: list[dict[str, Any]]
+) -> ClaimVerdict:
     """The verdict from stored records of side A and side B (all rounds, in measurement order)."""
-    out = ClaimVerdict(INCONCLUSIVE, "", published, median_a_ms=_median_run_ms(a_records),
-                       median_b_ms=_median_run_ms(b_records))
+    out = ClaimVerdict(
+        INCONCLUSIVE, "", published, median_a_ms=_median_run_ms(a_records), median_b_ms=_median_run_ms(b_records)
+    )
     problem = _problem("A", a_records) or _problem("B", b_records)
     if problem:
         out.verdict, out.reason = FAILED, problem
@@ -118,8 +126,10 @@ def judge(kind: str, published: float, tolerance: float, a_records: list[dict[st
     out.n_a, out.n_b = len(a), len(b)
     need = min_samples(MIN_BLOCK)
     if len(a) < need or len(b) < need:
-        out.reason = (f"too few samples (A {len(a)}, B {len(b)}): the bootstrap needs {need} a side; "
-                      "raise --min-iters, --duration or --rounds")
+        out.reason = (
+            f"too few samples (A {len(a)}, B {len(b)}): the bootstrap needs {need} a side; "
+            "raise --min-iters, --duration or --rounds"
+        )
         return out
     s = compare_samples(a, b, min_block_size=MIN_BLOCK)  # ratio = median B / median A = A's speed over B's
     out.ratio, out.ci_low, out.ci_high = s.ratio, s.ci_low, s.ci_high

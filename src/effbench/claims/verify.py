@@ -28,25 +28,50 @@ class Outcome:
         if self.plan.device_kind == "gpu" and gpu:
             first = gpu[0] if isinstance(gpu, list) else gpu
             here = first.get("name") if isinstance(first, dict) else str(first)
-        return [f"{n} ({here})" if here and n.startswith("published on ") and "measured here on" in n else n
-                for n in self.plan.notes]
+        return [
+            f"{n} ({here})" if here and n.startswith("published on ") and "measured here on" in n else n
+            for n in self.plan.notes
+        ]
 
     def to_dict(self) -> dict[str, Any]:
         p, c = self.plan, self.plan.entry.claim
-        return {"claim": c.name, "run": self.run, "paper": p.entry.paper.title, "statement": c.statement,
-                "backend": p.backend, "device": p.device, "batch": p.batch, "threads": p.threads,
-                "precision": p.precision, "kind": c.kind, "metric": c.metric, "tolerance": p.tolerance,
-                "published_ratio_source": c.published_ratio_source, "notes": self.notes(),
-                "record_ids": {s: [r["id"] for r in rs] for s, rs in self.records.items()},
-                **(self.verdict.to_dict() if self.verdict else {})}
+        return {
+            "claim": c.name,
+            "run": self.run,
+            "paper": p.entry.paper.title,
+            "statement": c.statement,
+            "backend": p.backend,
+            "device": p.device,
+            "batch": p.batch,
+            "threads": p.threads,
+            "precision": p.precision,
+            "kind": c.kind,
+            "metric": c.metric,
+            "tolerance": p.tolerance,
+            "published_ratio_source": c.published_ratio_source,
+            "notes": self.notes(),
+            "record_ids": {s: [r["id"] for r in rs] for s, rs in self.records.items()},
+            **(self.verdict.to_dict() if self.verdict else {}),
+        }
 
 
 def claim_meta(plan: Plan, run: str, side: str, round_: int) -> dict[str, Any]:
     """What a stored record carries about its claim: enough for a report to judge it without the card."""
     c = plan.entry.claim
-    return {"name": c.name, "run": run, "side": side, "round": round_, "paper": plan.entry.paper.title,
-            "statement": c.statement, "kind": c.kind, "metric": c.metric, "published_ratio": c.published_ratio,
-            "tolerance": plan.tolerance, "models": [m.display for m in c.models], "notes": plan.notes}
+    return {
+        "name": c.name,
+        "run": run,
+        "side": side,
+        "round": round_,
+        "paper": plan.entry.paper.title,
+        "statement": c.statement,
+        "kind": c.kind,
+        "metric": c.metric,
+        "published_ratio": c.published_ratio,
+        "tolerance": plan.tolerance,
+        "models": [m.display for m in c.models],
+        "notes": plan.notes,
+    }
 
 
 def verify(plans: list[Plan], store, isolate: bool = True) -> list[Outcome]:
@@ -73,6 +98,11 @@ def verify(plans: list[Plan], store, isolate: bool = True) -> list[Outcome]:
 
     run_cells([cfg for o in outcomes for _, cfg in o.plan.cells], None, isolate=isolate, on_result=stored)
     for o in outcomes:
-        o.verdict = judge(o.plan.entry.claim.kind, o.plan.entry.claim.published_ratio, o.plan.tolerance,
-                          o.records["A"], o.records["B"])
+        o.verdict = judge(
+            o.plan.entry.claim.kind,
+            o.plan.entry.claim.published_ratio,
+            o.plan.tolerance,
+            o.records["A"],
+            o.records["B"],
+        )
     return outcomes

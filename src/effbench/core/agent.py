@@ -38,17 +38,27 @@ def _require(runtime: str) -> None:
     import platform
 
     if runtime == "coreml" and platform.system() != "Darwin":
-        raise CoreError("unsupported", "Core ML needs macOS (Core ML runs only on Apple platforms); this device "
-                        "runs %s" % platform.system())
+        raise CoreError(
+            "unsupported",
+            "Core ML needs macOS (Core ML runs only on Apple platforms); this device runs %s" % platform.system(),
+        )
     pip = RUNTIMES[runtime][1]
     missing = [dist for dist in (pip, "numpy") if importlib.util.find_spec(dist) is None]
     if missing:
-        raise CoreError("missing_runtime", "%s not installed for %s" % (" and ".join(missing), sys.executable),
-                        packages=missing, python=sys.executable)
+        raise CoreError(
+            "missing_runtime",
+            "%s not installed for %s" % (" and ".join(missing), sys.executable),
+            packages=missing,
+            python=sys.executable,
+        )
     info = runtime_module(runtime).probe()
     if info.get("missing"):
-        raise CoreError("missing_runtime", "%s not installed for %s" % (info.get("pip"), sys.executable),
-                        packages=[info.get("pip")], python=sys.executable)
+        raise CoreError(
+            "missing_runtime",
+            "%s not installed for %s" % (info.get("pip"), sys.executable),
+            packages=[info.get("pip")],
+            python=sys.executable,
+        )
     if info.get("usable") is False:
         raise CoreError("unsupported", info.get("why", "%s cannot run here" % runtime))
     if info.get("error"):
@@ -69,14 +79,19 @@ def probe(workdir=None):
             runtimes[name] = runtime_module(name).probe()
         except ImportError as e:  # the core's runtime modules need numpy
             runtimes[name] = {"missing": True, "pip": RUNTIMES[name][1], "error": first_line(e)}
-    out = {"protocol": protocol.PROTOCOL, "agent": AGENT_VERSION, "env": fingerprint(), "runtimes": runtimes,
-           "numpy": np_info}
+    out = {
+        "protocol": protocol.PROTOCOL,
+        "agent": AGENT_VERSION,
+        "env": fingerprint(),
+        "runtimes": runtimes,
+        "numpy": np_info,
+    }
     if workdir:
         path = os.path.abspath(os.path.expanduser(workdir))
         while not os.path.exists(path) and os.path.dirname(path) != path:
             path = os.path.dirname(path)
         out["workdir"] = os.path.abspath(os.path.expanduser(workdir))
-        out["disk_free_gib"] = round(shutil.disk_usage(path).free / 2 ** 30, 2)
+        out["disk_free_gib"] = round(shutil.disk_usage(path).free / 2**30, 2)
     return out
 
 
@@ -97,8 +112,12 @@ def _run(chan: protocol.Channel):
         raise CoreError("bad_input", "cannot read the input .npy: %s" % first_line(e)) from None
     if list(x.shape) != list(settings.input_shape):
         raise CoreError("bad_input", "input has shape %s, expected %s" % (list(x.shape), settings.input_shape))
-    measured = measure_cell(lambda: open_session(settings.runtime, artifact, settings), settings,
-                            {request.get("input_name", "input"): x}, chan.progress)
+    measured = measure_cell(
+        lambda: open_session(settings.runtime, artifact, settings),
+        settings,
+        {request.get("input_name", "input"): x},
+        chan.progress,
+    )
     return dict(measured.to_dict(), runtime_version=runtime_module(settings.runtime).version())
 
 

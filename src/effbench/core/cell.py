@@ -62,9 +62,13 @@ def _imported() -> Dict[str, bool]:
     return {name: name in sys.modules for name in ("torch", "timm")}
 
 
-def measure_cell(open_session: Callable[[], Session], settings: MeasureSettings, inputs: Dict[str, np.ndarray],
-                 progress: Optional[Progress] = None,
-                 after: Optional[Callable[[Session], Dict[str, Any]]] = None) -> Measured:
+def measure_cell(
+    open_session: Callable[[], Session],
+    settings: MeasureSettings,
+    inputs: Dict[str, np.ndarray],
+    progress: Optional[Progress] = None,
+    after: Optional[Callable[[Session], Dict[str, Any]]] = None,
+) -> Measured:
     """`after(session)` runs once the measurement is done, on the still-open session (energy windows,
     an accuracy evaluation): never inside a timed region."""
     progress = progress or (lambda *a: None)
@@ -98,13 +102,36 @@ def measure_cell(open_session: Callable[[], Session], settings: MeasureSettings,
     tp = None
     if m.throughput is not None:
         t = m.throughput
-        tp = {"images": t.images, "seconds": t.seconds, "images_per_s": t.images_per_s,
-              "requests_in_flight": t.requests_in_flight, "info": t.info}
+        tp = {
+            "images": t.images,
+            "seconds": t.seconds,
+            "images_per_s": t.images_per_s,
+            "requests_in_flight": t.requests_in_flight,
+            "info": t.info,
+        }
     return Measured(
-        settings=settings.to_dict(), load_s=load_s, first_ns=int(m.first_ns), warmup_iters=int(m.warmup_iters),
-        warmup_s=m.warmup_s, measure_s=m.measure_s, samples_ns=m.samples_ns, precision_ran=precision_ran,
-        runtime_info=runtime_info, outputs=list(outputs), memory=memory, env=fingerprint(settings.threads, settings.cpus),
-        target_ci=m.target_ci, reached_ci=m.reached_ci, target_met=m.target_met, throughput=tp, notes=m.notes,
-        device_memory=device_memory, loadavg_before=load_before, loadavg_after=loadavg(), profile_layers=layers,
-        runtime_graph=graph, after=extra or {}, imported=_imported(),
+        settings=settings.to_dict(),
+        load_s=load_s,
+        first_ns=int(m.first_ns),
+        warmup_iters=int(m.warmup_iters),
+        warmup_s=m.warmup_s,
+        measure_s=m.measure_s,
+        samples_ns=m.samples_ns,
+        precision_ran=precision_ran,
+        runtime_info=runtime_info,
+        outputs=list(outputs),
+        memory=memory,
+        env=fingerprint(settings.threads, settings.cpus),
+        target_ci=m.target_ci,
+        reached_ci=m.reached_ci,
+        target_met=m.target_met,
+        throughput=tp,
+        notes=m.notes,
+        device_memory=device_memory,
+        loadavg_before=load_before,
+        loadavg_after=loadavg(),
+        profile_layers=layers,
+        runtime_graph=graph,
+        after=extra or {},
+        imported=_imported(),
     )

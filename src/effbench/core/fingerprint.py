@@ -10,20 +10,76 @@ import sys
 from typing import Any, Dict, List, Optional
 
 # distributions whose versions a result records (those that are installed)
-PACKAGES = ("numpy", "torch", "torchvision", "timm", "onnx", "onnxruntime", "onnxruntime-gpu", "openvino", "nncf",
-            "tensorrt", "coremltools", "nvidia-ml-py", "tflite-runtime", "ai-edge-litert", "effbench")
-CPU_FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16", "avx512_fp16",
-             "amx_bf16", "amx_int8", "amx_tile", "avx_vnni", "neon", "asimd", "sve", "asimddp", "asimdhp", "i8mm",
-             "bf16")
-THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE",
-               "KMP_AFFINITY", "CUDA_VISIBLE_DEVICES")
+PACKAGES = (
+    "numpy",
+    "torch",
+    "torchvision",
+    "timm",
+    "onnx",
+    "onnxruntime",
+    "onnxruntime-gpu",
+    "openvino",
+    "nncf",
+    "tensorrt",
+    "coremltools",
+    "nvidia-ml-py",
+    "tflite-runtime",
+    "ai-edge-litert",
+    "effbench",
+)
+CPU_FLAGS = (
+    "avx",
+    "avx2",
+    "fma",
+    "avx512f",
+    "avx512bw",
+    "avx512vl",
+    "avx512_vnni",
+    "avx512_bf16",
+    "avx512_fp16",
+    "amx_bf16",
+    "amx_int8",
+    "amx_tile",
+    "avx_vnni",
+    "neon",
+    "asimd",
+    "sve",
+    "asimddp",
+    "asimdhp",
+    "i8mm",
+    "bf16",
+)
+THREAD_VARS = (
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "OPENBLAS_CORETYPE",
+    "OPENBLAS_L2_SIZE",
+    "KMP_AFFINITY",
+    "CUDA_VISIBLE_DEVICES",
+)
 # ARM "CPU part" numbers of the cores found in common boards
 ARM_PARTS = {
-    "0xd03": "Cortex-A53", "0xd04": "Cortex-A35", "0xd05": "Cortex-A55", "0xd07": "Cortex-A57",
-    "0xd08": "Cortex-A72", "0xd09": "Cortex-A73", "0xd0a": "Cortex-A75", "0xd0b": "Cortex-A76",
-    "0xd0c": "Neoverse-N1", "0xd0d": "Cortex-A77", "0xd40": "Neoverse-V1", "0xd41": "Cortex-A78",
-    "0xd42": "Cortex-A78AE", "0xd44": "Cortex-X1", "0xd46": "Cortex-A510", "0xd47": "Cortex-A710",
-    "0xd48": "Cortex-X2", "0xd49": "Neoverse-N2", "0xd4b": "Cortex-A78C", "0xd4f": "Neoverse-V2",
+    "0xd03": "Cortex-A53",
+    "0xd04": "Cortex-A35",
+    "0xd05": "Cortex-A55",
+    "0xd07": "Cortex-A57",
+    "0xd08": "Cortex-A72",
+    "0xd09": "Cortex-A73",
+    "0xd0a": "Cortex-A75",
+    "0xd0b": "Cortex-A76",
+    "0xd0c": "Neoverse-N1",
+    "0xd0d": "Cortex-A77",
+    "0xd40": "Neoverse-V1",
+    "0xd41": "Cortex-A78",
+    "0xd42": "Cortex-A78AE",
+    "0xd44": "Cortex-X1",
+    "0xd46": "Cortex-A510",
+    "0xd47": "Cortex-A710",
+    "0xd48": "Cortex-X2",
+    "0xd49": "Neoverse-N2",
+    "0xd4b": "Cortex-A78C",
+    "0xd4f": "Neoverse-V2",
     "0x004": "NVIDIA Carmel",
 }
 
@@ -97,11 +153,11 @@ def os_name() -> str:
 def memory_gib() -> Optional[float]:
     for line in (read_text("/proc/meminfo") or "").splitlines():
         if line.startswith("MemTotal:"):
-            return round(int(line.split()[1]) / 2 ** 20, 1)
+            return round(int(line.split()[1]) / 2**20, 1)
     if platform.system() == "Darwin":
         v = _sysctl("hw.memsize")
         if v and v.isdigit():
-            return round(int(v) / 2 ** 30, 1)
+            return round(int(v) / 2**30, 1)
     return None
 
 
@@ -161,12 +217,14 @@ def fingerprint(threads: Optional[int] = None, cpus: Optional[List[int]] = None)
         _FACTS.update(machine_facts())
     aff = affinity()
     env = dict(_FACTS)
-    env.update({
-        "usable_cpus": len(aff) if aff is not None else os.cpu_count(),
-        "affinity": aff,
-        "threads": threads,
-        "pinned_cpus": cpus,
-        "governor": governor(),
-        "thread_env": {k: os.environ[k] for k in THREAD_VARS if k in os.environ},
-    })
+    env.update(
+        {
+            "usable_cpus": len(aff) if aff is not None else os.cpu_count(),
+            "affinity": aff,
+            "threads": threads,
+            "pinned_cpus": cpus,
+            "governor": governor(),
+            "thread_env": {k: os.environ[k] for k in THREAD_VARS if k in os.environ},
+        }
+    )
     return env

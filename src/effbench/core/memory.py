@@ -43,7 +43,7 @@ def peak_mb() -> Tuple[float, str]:
         return kb / 1024, "VmHWM"
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     # Linux reports KiB, macOS bytes
-    return (peak / 2 ** 20 if platform.system() == "Darwin" else peak / 1024), "ru_maxrss (whole process lifetime)"
+    return (peak / 2**20 if platform.system() == "Darwin" else peak / 1024), "ru_maxrss (whole process lifetime)"
 
 
 class MemoryMeter:

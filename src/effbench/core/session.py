@@ -14,8 +14,21 @@ from typing import Any, Dict, List, Optional
 class CoreError(Exception):
     """A failure the core can name. `kind` is one of KINDS; the harness maps it to a status."""
 
-    KINDS = ("load_failed", "run_failed", "bad_option", "bad_input", "bad_artifact", "missing_runtime",
-             "broken_runtime", "unsupported", "timeout", "disk_full", "io_error", "out_of_memory", "bad_transfer")
+    KINDS = (
+        "load_failed",
+        "run_failed",
+        "bad_option",
+        "bad_input",
+        "bad_artifact",
+        "missing_runtime",
+        "broken_runtime",
+        "unsupported",
+        "timeout",
+        "disk_full",
+        "io_error",
+        "out_of_memory",
+        "bad_transfer",
+    )
 
     def __init__(self, kind: str, message: str, **extra: Any):
         super().__init__(message)

@@ -44,6 +44,5 @@ class MeasureSettings:
 
 
 DEFAULTS: Dict[str, Any] = {
-    f.name: f.default for f in fields(MeasureSettings)
-    if f.name not in ("runtime", "input_shape", "runtime_options")
+    f.name: f.default for f in fields(MeasureSettings) if f.name not in ("runtime", "input_shape", "runtime_options")
 }

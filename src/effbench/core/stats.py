@@ -115,7 +115,16 @@ def summarize(samples, confidence: float = 0.95) -> Summary:
     std = float(x.std(ddof=1)) if x.size > 1 else 0.0
     lo, hi = median_ci(x, confidence)
     return Summary(
-        n=int(x.size), median=float(med), mean=mean, std=std, min=float(x.min()), max=float(x.max()),
-        p90=float(p90), p95=float(p95), p99=float(p99), cv=std / mean if mean else math.nan,
-        ci95_low=lo, ci95_high=hi,
+        n=int(x.size),
+        median=float(med),
+        mean=mean,
+        std=std,
+        min=float(x.min()),
+        max=float(x.max()),
+        p90=float(p90),
+        p95=float(p95),
+        p99=float(p99),
+        cv=std / mean if mean else math.nan,
+        ci95_low=lo,
+        ci95_high=hi,
     )

@@ -58,14 +58,19 @@ def warmup(session: Session, seconds: float, iters: int, progress: Optional[Prog
         chunk = max(1, min(10_000, int(_CHUNK_S / max(per_iter, 1e-7))))
         if progress:
             elapsed = time.perf_counter() - t_start
-            progress("warmup", min(1.0, max(elapsed / seconds if seconds else 1, done / max(iters, 1))),
-                     "%d it" % done)
+            progress("warmup", min(1.0, max(elapsed / seconds if seconds else 1, done / max(iters, 1))), "%d it" % done)
     return done, time.perf_counter() - t_start
 
 
-def measure(session: Session, duration_s: float, min_iters: int, target_ci: Optional[float] = None,
-            max_duration_s: float = 60.0, progress: Optional[Progress] = None,
-            max_iters: int = 200_000) -> Tuple[np.ndarray, float, Optional[float], Optional[bool]]:
+def measure(
+    session: Session,
+    duration_s: float,
+    min_iters: int,
+    target_ci: Optional[float] = None,
+    max_duration_s: float = 60.0,
+    progress: Optional[Progress] = None,
+    max_iters: int = 200_000,
+) -> Tuple[np.ndarray, float, Optional[float], Optional[bool]]:
     """Time single synchronous inferences. Returns (samples_ns, seconds, reached_ci, target_met).
 
     `max_iters` (>= min_iters) ends the run even before `duration_s`: it bounds the stored samples."""
@@ -118,8 +123,15 @@ def run_scenario(session: Session, settings: MeasureSettings, progress: Optional
             samples = (np.asarray(tp.request_latencies_ms, dtype=np.float64) * 1e6).astype(np.int64)
             return Measurement(samples, first, w_iters, w_s, tp.seconds, throughput=tp, notes=notes)
         notes.append("runtime has no concurrent mode here: throughput from synchronous batched runs")
-    samples, secs, reached, met = measure(session, settings.duration_s, settings.min_iters, settings.target_ci,
-                                          settings.max_duration_s, progress, settings.max_iters)
+    samples, secs, reached, met = measure(
+        session,
+        settings.duration_s,
+        settings.min_iters,
+        settings.target_ci,
+        settings.max_duration_s,
+        progress,
+        settings.max_iters,
+    )
     if samples.size >= settings.max_iters and secs < settings.duration_s:
         notes.append("stopped at --max-iters %d after %.2f s" % (settings.max_iters, secs))
     return Measurement(samples, first, w_iters, w_s, secs, settings.target_ci, reached, met, None, notes)

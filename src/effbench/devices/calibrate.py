@@ -39,8 +39,12 @@ def default_cpu_precisions() -> tuple[str, ...]:
     return ("fp32", "bf16") if "bf16" in cpu_info().rates else ("fp32",)
 
 
-def calibrate(device: str = "cpu", seconds: float = 3, threads: int | None = None,
-              precisions: tuple[str, ...] | list[str] = ("fp32",)) -> dict[str, Any]:
+def calibrate(
+    device: str = "cpu",
+    seconds: float = 3,
+    threads: int | None = None,
+    precisions: tuple[str, ...] | list[str] = ("fp32",),
+) -> dict[str, Any]:
     """Measure GEMM peaks per precision and memory bandwidth on 'cpu' or 'cuda[:N]'.
 
     `seconds` is the rough total: split evenly between the GEMMs and the bandwidth test.
@@ -59,25 +63,36 @@ def calibrate(device: str = "cpu", seconds: float = 3, threads: int | None = Non
     raise UsageError(f"unknown calibration device '{device}' (expected cpu, cuda or cuda:N)")
 
 
-def _result(name: str, kind: str, target: str, method: str, threads: int | None,
-            gemm: dict[str, dict], bandwidth: dict, bw_source: str) -> dict[str, Any]:
+def _result(
+    name: str,
+    kind: str,
+    target: str,
+    method: str,
+    threads: int | None,
+    gemm: dict[str, dict],
+    bandwidth: dict,
+    bw_source: str,
+) -> dict[str, Any]:
     torch = _torch()
     return {
-        "device": name,            # catalog name the results belong to
+        "device": name,  # catalog name the results belong to
         "kind": kind,
-        "target": target,          # 'cpu' or 'cuda:N'
+        "target": target,  # 'cpu' or 'cuda:N'
         "timestamp": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
         "method": method,
         "threads": threads,
         "torch": str(torch.__version__),
         "peak_flops": {p: {"value": g["flops_per_s"], "source": g["source"]} for p, g in gemm.items()},
         "memory_bandwidth": {"value": bandwidth["bytes_per_s"], "source": bw_source},
-        "details": {"gemm": {p: {k: v for k, v in g.items() if k != "source"} for p, g in gemm.items()},
-                    "bandwidth": bandwidth},
+        "details": {
+            "gemm": {p: {k: v for k, v in g.items() if k != "source"} for p, g in gemm.items()},
+            "bandwidth": bandwidth,
+        },
     }
 
 
 # --- timing ------------------------------------------------------------------------------
+
 
 def _best_round_median(run_once: Callable[[], float], budget_s: float, min_runs: int = 2 * ROUND) -> tuple[float, int]:
     """Seconds per run: the best median over rounds of ROUND runs, repeated until the budget
@@ -87,7 +102,7 @@ def _best_round_median(run_once: Callable[[], float], budget_s: float, min_runs:
     start = time.perf_counter()
     while len(times) < min_runs or (time.perf_counter() - start < budget_s and len(times) < 300):
         times.append(run_once())
-    rounds = [times[i:i + ROUND] for i in range(0, len(times) - len(times) % ROUND, ROUND)]
+    rounds = [times[i : i + ROUND] for i in range(0, len(times) - len(times) % ROUND, ROUND)]
     return min(statistics.median(r) for r in rounds), len(times)
 
 
@@ -104,6 +119,7 @@ def _pick_size(run_at: Callable[[int], float], budget_s: float, sizes=(512, 1024
 
 
 # --- CPU ---------------------------------------------------------------------------------
+
 
 def _calibrate_cpu(budget: float, threads: int | None, precisions: tuple[str, ...]) -> dict[str, Any]:
     from effbench.devices.detect import cpu_info
@@ -123,11 +139,20 @@ def _calibrate_cpu(budget: float, threads: int | None, precisions: tuple[str, ..
         bandwidth = _cpu_bandwidth(torch, budget)
     finally:
         torch.set_num_threads(old_threads)
-    bw_source = (f"calibrated: STREAM triad a = b + s*c with torch on {threads} threads, "
-                 f"3 x {bandwidth['array_mib']} MiB fp64 arrays, 3 x 8 bytes per element")
-    return _result("local-cpu", "cpu", "cpu",
-                   "torch.matmul square GEMM (best round median) + STREAM triad/copy (torch, fp64)",
-                   threads, gemm, bandwidth, bw_source)
+    bw_source = (
+        f"calibrated: STREAM triad a = b + s*c with torch on {threads} threads, "
+        f"3 x {bandwidth['array_mib']} MiB fp64 arrays, 3 x 8 bytes per element"
+    )
+    return _result(
+        "local-cpu",
+        "cpu",
+        "cpu",
+        "torch.matmul square GEMM (best round median) + STREAM triad/copy (torch, fp64)",
+        threads,
+        gemm,
+        bandwidth,
+        bw_source,
+    )
 
 
 def _cpu_gemm(torch, precision: str, budget: float, threads: int) -> dict[str, Any]:
@@ -146,9 +171,14 @@ def _cpu_gemm(torch, precision: str, budget: float, threads: int) -> dict[str, A
     with torch.inference_mode():
         n = _pick_size(run_at, budget)
         seconds, runs = _best_round_median(lambda: run_at(n), budget)
-    flops = 2 * n ** 3 / seconds
-    return {"flops_per_s": flops, "n": n, "runs": runs, "seconds_per_gemm": seconds,
-            "source": f"calibrated: torch.matmul {precision} {n}x{n}, {threads} threads, best median of rounds of {ROUND}"}
+    flops = 2 * n**3 / seconds
+    return {
+        "flops_per_s": flops,
+        "n": n,
+        "runs": runs,
+        "seconds_per_gemm": seconds,
+        "source": f"calibrated: torch.matmul {precision} {n}x{n}, {threads} threads, best median of rounds of {ROUND}",
+    }
 
 
 def _llc_bytes() -> int:
@@ -156,13 +186,13 @@ def _llc_bytes() -> int:
         size = (index / "size").read_text().strip() if (index / "size").exists() else ""
         m = re.fullmatch(r"(\d+)([KMG]?)", size)
         if m:
-            return int(m.group(1)) * {"": 1, "K": 2 ** 10, "M": 2 ** 20, "G": 2 ** 30}[m.group(2)]
-    return 32 * 2 ** 20
+            return int(m.group(1)) * {"": 1, "K": 2**10, "M": 2**20, "G": 2**30}[m.group(2)]
+    return 32 * 2**20
 
 
 def _cpu_bandwidth(torch, budget: float) -> dict[str, Any]:
     # STREAM's rule: each array at least 4x the last-level cache.
-    array_bytes = min(max(4 * _llc_bytes(), 64 * 2 ** 20), 512 * 2 ** 20)
+    array_bytes = min(max(4 * _llc_bytes(), 64 * 2**20), 512 * 2**20)
     n = array_bytes // 8
     a, b, c = (torch.full((n,), v, dtype=torch.float64) for v in (0.0, 1.0, 2.0))
 
@@ -181,9 +211,13 @@ def _cpu_bandwidth(torch, budget: float) -> dict[str, Any]:
     t_triad = min(_repeat(triad, budget / 2))
     t_copy = min(_repeat(copy, budget / 2))
     triad_bw, copy_bw = 3 * 8 * n / t_triad, 2 * 8 * n / t_copy
-    return {"bytes_per_s": triad_bw, "triad_bytes_per_s": triad_bw, "copy_bytes_per_s": copy_bw,
-            "array_mib": array_bytes // 2 ** 20,
-            "convention": "STREAM: triad 3 x 8 bytes/element, copy 2 x 8; write-allocate not counted"}
+    return {
+        "bytes_per_s": triad_bw,
+        "triad_bytes_per_s": triad_bw,
+        "copy_bytes_per_s": copy_bw,
+        "array_mib": array_bytes // 2**20,
+        "convention": "STREAM: triad 3 x 8 bytes/element, copy 2 x 8; write-allocate not counted",
+    }
 
 
 def _repeat(fn: Callable[[], float], budget_s: float, min_runs: int = 3) -> list[float]:
@@ -195,23 +229,37 @@ def _repeat(fn: Callable[[], float], budget_s: float, min_runs: int = 3) -> list
 
 # --- CUDA --------------------------------------------------------------------------------
 
+
 def _calibrate_cuda(target: str, budget: float, precisions: tuple[str, ...]) -> dict[str, Any]:
     torch = _torch()
     if not torch.cuda.is_available():
-        raise UsageError(f"calibrate --device {target}: PyTorch sees no CUDA GPU "
-                         "(torch.cuda.is_available() is False); use --device cpu")
+        raise UsageError(
+            f"calibrate --device {target}: PyTorch sees no CUDA GPU "
+            "(torch.cuda.is_available() is False); use --device cpu"
+        )
     bad = [p for p in precisions if p not in CUDA_PRECISIONS]
     if bad:
-        raise UsageError(f"cannot calibrate {', '.join(bad)} with torch.matmul on CUDA (choose from {', '.join(CUDA_PRECISIONS)})")
+        raise UsageError(
+            f"cannot calibrate {', '.join(bad)} with torch.matmul on CUDA (choose from {', '.join(CUDA_PRECISIONS)})"
+        )
     dev = torch.device(target)
     gpu_name = torch.cuda.get_device_name(dev)
     gemm = {p: _cuda_gemm(torch, dev, p, budget) for p in precisions}
     bandwidth = _cuda_bandwidth(torch, dev, budget)
-    bw_source = (f"calibrated: device-to-device copy of {bandwidth['array_mib']} MiB on {gpu_name}, "
-                 "2 x bytes (read + write), CUDA events")
-    result = _result(_catalog_name_for_gpu(gpu_name), "gpu", target,
-                     "torch.matmul square GEMM timed with CUDA events (best round median) + device-to-device copy",
-                     None, gemm, bandwidth, bw_source)
+    bw_source = (
+        f"calibrated: device-to-device copy of {bandwidth['array_mib']} MiB on {gpu_name}, "
+        "2 x bytes (read + write), CUDA events"
+    )
+    result = _result(
+        _catalog_name_for_gpu(gpu_name),
+        "gpu",
+        target,
+        "torch.matmul square GEMM timed with CUDA events (best round median) + device-to-device copy",
+        None,
+        gemm,
+        bandwidth,
+        bw_source,
+    )
     result["description"] = gpu_name
     return result
 
@@ -230,6 +278,7 @@ def _cuda_timer(torch, fn: Callable[[], Any]) -> Callable[[], float]:
         end.record()
         end.synchronize()
         return start.elapsed_time(end) / 1e3
+
     return run_once
 
 
@@ -245,7 +294,8 @@ def _cuda_gemm(torch, dev, precision: str, budget: float) -> dict[str, Any]:
             if n not in mats:
                 mats.clear()
                 mats[n] = tuple(torch.randn(n, n, device=dev, dtype=dtype) for _ in range(2)) + (
-                    torch.empty(n, n, device=dev, dtype=dtype),)
+                    torch.empty(n, n, device=dev, dtype=dtype),
+                )
             a, b, c = mats[n]
             return _cuda_timer(torch, lambda: torch.matmul(a, b, out=c))()
 
@@ -256,9 +306,14 @@ def _cuda_gemm(torch, dev, precision: str, budget: float) -> dict[str, Any]:
         torch.set_float32_matmul_precision(old_precision)
         mats.clear()
         torch.cuda.empty_cache()
-    return {"flops_per_s": 2 * n ** 3 / seconds, "n": n, "runs": runs, "seconds_per_gemm": seconds,
-            "source": f"calibrated: torch.matmul {precision} {n}x{n} on {torch.cuda.get_device_name(dev)}, "
-                      f"CUDA events, best median of rounds of {ROUND}"}
+    return {
+        "flops_per_s": 2 * n**3 / seconds,
+        "n": n,
+        "runs": runs,
+        "seconds_per_gemm": seconds,
+        "source": f"calibrated: torch.matmul {precision} {n}x{n} on {torch.cuda.get_device_name(dev)}, "
+        f"CUDA events, best median of rounds of {ROUND}",
+    }
 
 
 def _cuda_bandwidth(torch, dev, budget: float) -> dict[str, Any]:
@@ -270,16 +325,24 @@ def _cuda_bandwidth(torch, dev, budget: float) -> dict[str, Any]:
     best = min(_repeat(run, budget, min_runs=5))
     src = dst = None  # free the GPU buffers before emptying the cache
     torch.cuda.empty_cache()
-    return {"bytes_per_s": 2 * nbytes / best, "copy_bytes_per_s": 2 * nbytes / best,
-            "array_mib": nbytes // 2 ** 20, "convention": "copy: 2 x bytes (one read, one write)"}
+    return {
+        "bytes_per_s": 2 * nbytes / best,
+        "copy_bytes_per_s": 2 * nbytes / best,
+        "array_mib": nbytes // 2**20,
+        "convention": "copy: 2 x bytes (one read, one write)",
+    }
 
 
 # --- saving ------------------------------------------------------------------------------
 
+
 def calibration_block(results: dict[str, Any]) -> dict[str, Any]:
     """The `calibrated:` mapping stored under a device in devices.yaml."""
-    block = {k: results[k] for k in ("timestamp", "method", "threads", "torch", "peak_flops", "memory_bandwidth")
-             if results.get(k) is not None}
+    block = {
+        k: results[k]
+        for k in ("timestamp", "method", "threads", "torch", "peak_flops", "memory_bandwidth")
+        if results.get(k) is not None
+    }
     block["details"] = results.get("details", {})
     return block
 
@@ -296,6 +359,7 @@ def save_calibration(name: str, results: dict[str, Any], path: str | Path | None
 
     if path is None:
         import os
+
         env = os.environ.get(ENV_VAR)
         target = Path(env) if env else resolve_path(None)
         if target.resolve() == DEFAULT_FILE.resolve():
@@ -344,7 +408,7 @@ def _edit_in_place(text: str, name: str, exists: bool, entry: dict, block: dict)
         step = indent(after[0]) if after and indent(after[0]) > 0 else 2
         last = max([i for i in after if i < end], default=top)
         body = _indent(yaml.safe_dump({name: entry}, sort_keys=False), step)
-        return "".join(lines[:last + 1] + [body] + lines[last + 1:])
+        return "".join(lines[: last + 1] + [body] + lines[last + 1 :])
     key = re.compile(rf"\s+['\"]?{re.escape(name)}['\"]?:\s*(#.*)?$")
     start = next((i for i in content if i > top and key.fullmatch(lines[i].rstrip("\n"))), None)
     if start is None:
@@ -371,7 +435,7 @@ def _edit_in_place(text: str, name: str, exists: bool, entry: dict, block: dict)
         if not skipping:
             keep.append(lines[i])
     new_block = _indent(yaml.safe_dump({"calibrated": block}, sort_keys=False), child)
-    return "".join(lines[:start + 1] + keep + [new_block] + lines[body_lines[-1] + 1:])
+    return "".join(lines[: start + 1] + keep + [new_block] + lines[body_lines[-1] + 1 :])
 
 
 def _indent(text: str, n: int) -> str:

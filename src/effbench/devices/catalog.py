@@ -24,11 +24,20 @@ Kind = Literal["cpu", "gpu", "npu"]
 RoofSource = Literal["spec", "calibrated", "best", "max"]
 
 _ALIASES = {
-    "float32": "fp32", "f32": "fp32", "float": "fp32",
-    "float16": "fp16", "half": "fp16", "f16": "fp16",
+    "float32": "fp32",
+    "f32": "fp32",
+    "float": "fp32",
+    "float16": "fp16",
+    "half": "fp16",
+    "f16": "fp16",
     "bfloat16": "bf16",
-    "float8": "fp8", "e4m3": "fp8", "e5m2": "fp8",
-    "qint8": "int8", "quint8": "int8", "uint8": "int8", "i8": "int8",
+    "float8": "fp8",
+    "e4m3": "fp8",
+    "e5m2": "fp8",
+    "qint8": "int8",
+    "quint8": "int8",
+    "uint8": "int8",
+    "i8": "int8",
 }
 
 
@@ -151,8 +160,12 @@ class DeviceSpec(BaseModel):
 
     def bandwidth_entry(self, source: RoofSource = "best") -> Peak | None:
         cal = self.calibrated.memory_bandwidth if self.calibrated else None
-        return {"spec": self.memory_bandwidth, "calibrated": cal, "best": cal or self.memory_bandwidth,
-                "max": _higher(cal, self.memory_bandwidth)}[source]
+        return {
+            "spec": self.memory_bandwidth,
+            "calibrated": cal,
+            "best": cal or self.memory_bandwidth,
+            "max": _higher(cal, self.memory_bandwidth),
+        }[source]
 
     def bandwidth(self, source: RoofSource = "best") -> float | None:
         entry = self.bandwidth_entry(source)
@@ -167,6 +180,7 @@ class DeviceSpec(BaseModel):
 
 
 # --- loading -----------------------------------------------------------------------------
+
 
 def _higher(a: Peak | None, b: Peak | None) -> Peak | None:
     if a is None or b is None:
@@ -238,13 +252,15 @@ def _merge_detected(spec: DeviceSpec) -> DeviceSpec:
 
     found = detect_cpu(spec.name)
     # Values written in the file win over detected ones: that is how a user corrects detection.
-    return spec.model_copy(update={
-        "description": spec.description or found.description,
-        "peak_flops": {**found.peak_flops, **spec.peak_flops},
-        "memory_bandwidth": spec.memory_bandwidth or found.memory_bandwidth,
-        "match": spec.match or found.match,
-        "detected": found.detected,
-    })
+    return spec.model_copy(
+        update={
+            "description": spec.description or found.description,
+            "peak_flops": {**found.peak_flops, **spec.peak_flops},
+            "memory_bandwidth": spec.memory_bandwidth or found.memory_bandwidth,
+            "match": spec.match or found.match,
+            "detected": found.detected,
+        }
+    )
 
 
 _EXPECTED = {
@@ -306,15 +322,17 @@ def _got(value: Any) -> str:
 
 # --- lookup ------------------------------------------------------------------------------
 
-def get_device(name: str, path: str | Path | None = None,
-               catalog: dict[str, DeviceSpec] | None = None) -> DeviceSpec:
+
+def get_device(name: str, path: str | Path | None = None, catalog: dict[str, DeviceSpec] | None = None) -> DeviceSpec:
     catalog = load_catalog(path) if catalog is None else catalog
     if name in catalog:
         return catalog[name]
     close = difflib.get_close_matches(name, list(catalog), n=3, cutoff=0.5)
     hint = f"; did you mean {', '.join(close)}?" if close else ""
-    raise UsageError(f"unknown device '{name}'{hint} (known: {', '.join(catalog)}; "
-                     "add it to devices.yaml or see `bench devices list`)")
+    raise UsageError(
+        f"unknown device '{name}'{hint} (known: {', '.join(catalog)}; "
+        "add it to devices.yaml or see `bench devices list`)"
+    )
 
 
 def match_device(catalog: dict[str, DeviceSpec], identifier: str) -> str | None:

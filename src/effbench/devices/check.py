@@ -37,18 +37,30 @@ def check_device(spec: Any, timeout_s: float = 120.0) -> dict:
 
         rt = RemoteTarget.from_spec(spec)
         report = probe_remote(rt, timeout_s)
-        report.update({"device": rt.name, "transport": "ssh", "destination": rt.destination,
-                       "python_setting": rt.python})
+        report.update(
+            {"device": rt.name, "transport": "ssh", "destination": rt.destination, "python_setting": rt.python}
+        )
     else:
         from effbench.core.agent import probe
 
         report = probe(None)
-        report.update({"device": name, "transport": "local", "destination": "this machine",
-                       "python_setting": report["env"].get("python_executable")})
+        report.update(
+            {
+                "device": name,
+                "transport": "local",
+                "destination": "this machine",
+                "python_setting": report["env"].get("python_executable"),
+            }
+        )
     report["elapsed_s"] = round(time.perf_counter() - t0, 2)
-    report["usable_backends"] = [b for b, info in report.get("runtimes", {}).items()
-                                 if info.get("version") and not info.get("error") and info.get("usable", True)
-                                 and not report.get("numpy", {}).get("missing")]
+    report["usable_backends"] = [
+        b
+        for b, info in report.get("runtimes", {}).items()
+        if info.get("version")
+        and not info.get("error")
+        and info.get("usable", True)
+        and not report.get("numpy", {}).get("missing")
+    ]
     report.pop("event", None)
     return report
 
@@ -93,28 +105,39 @@ def render_check(report: dict) -> str:
         rows.append(("governor", gov + ("" if gov == "performance" else "  (for stable numbers: performance)")))
     rows.append(("python", f"{env.get('python')} ({env.get('python_executable')})"))
     np_info = report.get("numpy", {})
-    rows.append(("numpy", "not installed (pip install numpy)" if np_info.get("missing") else np_info.get("version", "?")))
+    rows.append(
+        ("numpy", "not installed (pip install numpy)" if np_info.get("missing") else np_info.get("version", "?"))
+    )
     for key, info in report.get("runtimes", {}).items():
         rows.append((_RUNTIME_LABELS.get(key, key), _runtime_line(key, info)))
     if report.get("workdir"):
         free = report.get("disk_free_gib")
         rows.append(("workdir", report["workdir"] + (f"  ({free} GiB free)" if free is not None else "")))
     usable_b = report.get("usable_backends") or []
-    rows.append(("backends", ", ".join(usable_b) if usable_b else "none usable (install onnxruntime or openvino, and numpy)"))
+    rows.append(
+        ("backends", ", ".join(usable_b) if usable_b else "none usable (install onnxruntime or openvino, and numpy)")
+    )
     width = max(len(k) for k, _ in rows)
     if report.get("transport") == "local":
         head = f"{report.get('device')}: this machine (probed in-process in {report.get('elapsed_s')} s)"
     else:
-        head = (f"{report.get('device')}: reached {report.get('destination')} over {report.get('transport')} "
-                f"in {report.get('elapsed_s')} s")
+        head = (
+            f"{report.get('device')}: reached {report.get('destination')} over {report.get('transport')} "
+            f"in {report.get('elapsed_s')} s"
+        )
     return "\n".join([head, *(f"  {k.ljust(width)}  {v}" for k, v in rows)])
 
 
 def check_command(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="Device name in devices.yaml (an entry with ssh: is probed over ssh)."),
-    devices_file: Optional[Path] = typer.Option(None, "--devices-file", envvar="EFFBENCH_DEVICES", dir_okay=False,
-                                                help="Devices file to use (default: ./devices.yaml, else the packaged catalog)."),
+    devices_file: Optional[Path] = typer.Option(
+        None,
+        "--devices-file",
+        envvar="EFFBENCH_DEVICES",
+        dir_okay=False,
+        help="Devices file to use (default: ./devices.yaml, else the packaged catalog).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the full report as JSON."),
     timeout: float = typer.Option(120.0, "--timeout", help="Give up after this many seconds."),
 ) -> None:
@@ -128,8 +151,9 @@ def check_command(
         spec = get_device(name, devices_file)
         report = check_device(spec, timeout)
     except EffbenchError as e:
-        Console(stderr=True).print(f"error: {' '.join(str(e).split())}", style="red", markup=False,
-                                   highlight=False, soft_wrap=True)
+        Console(stderr=True).print(
+            f"error: {' '.join(str(e).split())}", style="red", markup=False, highlight=False, soft_wrap=True
+        )
         raise typer.Exit(e.exit_code) from None
     if as_json:
         print(json.dumps(report, indent=1, default=str))

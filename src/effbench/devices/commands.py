@@ -16,16 +16,22 @@ from effbench.errors import EffbenchError
 
 app = typer.Typer(
     help="Device catalog: peak FLOP/s and memory bandwidth per device (devices.yaml), "
-         "this machine's detected CPU, and measured (calibrated) peaks.",
+    "this machine's detected CPU, and measured (calibrated) peaks.",
     no_args_is_help=False,
 )
 
-DevicesFile = typer.Option(None, "--devices-file", envvar=ENV_VAR, dir_okay=False,
-                           help="Devices file to use (default: ./devices.yaml, else the packaged catalog).")
+DevicesFile = typer.Option(
+    None,
+    "--devices-file",
+    envvar=ENV_VAR,
+    dir_okay=False,
+    help="Devices file to use (default: ./devices.yaml, else the packaged catalog).",
+)
 
 
 def _one_line_errors(fn):
     """Show an EffbenchError as one red line on stderr and exit with its code, no traceback."""
+
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
@@ -34,6 +40,7 @@ def _one_line_errors(fn):
             msg = " ".join(str(e).split())
             Console(stderr=True).print(f"error: {msg}", style="red", markup=False, highlight=False, soft_wrap=True)
             raise typer.Exit(e.exit_code) from None
+
     return wrapper
 
 
@@ -87,8 +94,13 @@ def list_devices(ctx: typer.Context, devices_file: Optional[Path] = DevicesFile)
     catalog = load_catalog(devices_file)
     out = _console()
     wide = out.width >= 130  # below that the description column only squeezes the numbers
-    table = Table(title=f"Devices in {resolve_path(devices_file)}: dense peaks in FLOP/s (int8: OPS/s)",
-                  title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    table = Table(
+        title=f"Devices in {resolve_path(devices_file)}: dense peaks in FLOP/s (int8: OPS/s)",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
     table.add_column("name", no_wrap=True, style="bold")
     table.add_column("kind", no_wrap=True)
     if wide:
@@ -113,19 +125,25 @@ def detect(ctx: typer.Context, devices_file: Optional[Path] = DevicesFile) -> No
         spec = catalog[name]
     else:
         from effbench.devices.detect import detect_cpu
+
         spec = detect_cpu(name)
     d = spec.detected or {}
     out = _console()
     out.print(f"[bold]{name}[/bold]: {d.get('model')} ({d.get('vendor')})")
-    out.print(f"  cores: {d.get('cores')} ({d.get('cores_how')}); "
-              f"{d.get('usable_cpus')} usable of {d.get('logical_cpus')} logical CPUs")
+    out.print(
+        f"  cores: {d.get('cores')} ({d.get('cores_how')}); "
+        f"{d.get('usable_cpus')} usable of {d.get('logical_cpus')} logical CPUs"
+    )
     ghz = d.get("ghz")
     out.print(f"  clock: {f'{ghz:.3f} GHz' if ghz else 'unknown'} from {d.get('clock_how')}")
     for precision, rate in (d.get("rates") or {}).items():
         out.print(f"  {precision}: {rate['per_cycle']} per cycle per core ({rate['why']})")
     for precision, peak in spec.peak_flops.items():
-        out.print(f"  peak {precision}: {_si(peak.value, 'FLOP/s' if precision != 'int8' else 'OPS/s')}"
-                  f"  [dim]{peak.source}[/dim]", highlight=False)
+        out.print(
+            f"  peak {precision}: {_si(peak.value, 'FLOP/s' if precision != 'int8' else 'OPS/s')}"
+            f"  [dim]{peak.source}[/dim]",
+            highlight=False,
+        )
     bw = spec.bandwidth_entry("best")
     out.print(f"  memory bandwidth: {_si(bw.value, 'B/s') + '  ' + bw.source if bw else d.get('memory_bandwidth')}")
 
@@ -138,9 +156,13 @@ def calibrate_cmd(
     seconds: float = typer.Option(3.0, "--seconds", help="Rough total measuring time."),
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads (default: all usable cores)."),
     precision: Optional[list[str]] = typer.Option(
-        None, "--precision", help="GEMM precision(s) to measure; default fp32 (+bf16 where the CPU has it; "
-                                  "fp32, tf32, fp16, bf16 on CUDA)."),
-    save: bool = typer.Option(False, "--save/--no-save", help="Record the results as `calibrated:` in the devices file."),
+        None,
+        "--precision",
+        help="GEMM precision(s) to measure; default fp32 (+bf16 where the CPU has it; fp32, tf32, fp16, bf16 on CUDA).",
+    ),
+    save: bool = typer.Option(
+        False, "--save/--no-save", help="Record the results as `calibrated:` in the devices file."
+    ),
     devices_file: Optional[Path] = DevicesFile,
 ) -> None:
     """Measure GEMM FLOP/s and memory bandwidth; compare them with the spec/detected peaks."""
@@ -156,14 +178,23 @@ def calibrate_cmd(
     name = results["device"]
     spec = catalog.get(name)
 
-    table = Table(title=f"Calibration of {name} ({results['target']}, threads={results['threads']})",
-                  title_justify="left")
+    table = Table(
+        title=f"Calibration of {name} ({results['target']}, threads={results['threads']})", title_justify="left"
+    )
     for head in ("quantity", "measured", "spec/detected", "measured / spec"):
         table.add_column(head, justify="left" if head == "quantity" else "right")
-    rows = [(f"peak {p}", m["value"], spec.peak_entry(p, "spec") if spec else None, "FLOP/s")
-            for p, m in results["peak_flops"].items()]
-    rows.append(("memory bandwidth", results["memory_bandwidth"]["value"],
-                 spec.bandwidth_entry("spec") if spec else None, "B/s"))
+    rows = [
+        (f"peak {p}", m["value"], spec.peak_entry(p, "spec") if spec else None, "FLOP/s")
+        for p, m in results["peak_flops"].items()
+    ]
+    rows.append(
+        (
+            "memory bandwidth",
+            results["memory_bandwidth"]["value"],
+            spec.bandwidth_entry("spec") if spec else None,
+            "B/s",
+        )
+    )
     for label, measured, ref, unit in rows:
         ratio = f"{measured / ref.value:.2f}" if isinstance(ref, Peak) else "-"
         table.add_row(label, _si(measured, unit), _si(ref.value, unit) if ref else "-", ratio)
@@ -171,9 +202,11 @@ def calibrate_cmd(
     out.print(table)
     above = [label for label, measured, ref, _ in rows if isinstance(ref, Peak) and measured > 1.05 * ref.value]
     if above:
-        out.print(f"[yellow]measured above the spec/detected value for {', '.join(above)}[/]: a detected peak "
-                  "uses the clock the OS reports, which under a hypervisor is the nominal one; the calibrated "
-                  "value is the better roof here (with --save, results use calibrated roofs)")
+        out.print(
+            f"[yellow]measured above the spec/detected value for {', '.join(above)}[/]: a detected peak "
+            "uses the clock the OS reports, which under a hypervisor is the nominal one; the calibrated "
+            "value is the better roof here (with --save, results use calibrated roofs)"
+        )
     if save:
         path = save_calibration(name, results, devices_file)
         out.print(f"saved as `calibrated:` for {name} in {path}")
@@ -184,7 +217,9 @@ def calibrate_cmd(
 def _mount_check() -> None:
     from effbench.devices.check import check_command
 
-    app.command("check", help="Connect to a device (ssh, or this machine) and report its OS, CPU, Python and runtimes.")(check_command)
+    app.command(
+        "check", help="Connect to a device (ssh, or this machine) and report its OS, CPU, Python and runtimes."
+    )(check_command)
 
 
 _mount_check()

@@ -20,9 +20,15 @@ SYS_CPU = Path("/sys/devices/system/cpu")
 
 # Arm CPU part numbers (implementer 0x41) -> (name, fp32 FLOP/cycle/core).
 _ARM_PARTS = {
-    0xD03: ("Cortex-A53", 8), 0xD05: ("Cortex-A55", 8), 0xD08: ("Cortex-A72", 16),
-    0xD0B: ("Cortex-A76", 16), 0xD0C: ("Neoverse N1", 16), 0xD41: ("Cortex-A78", 16),
-    0xD42: ("Cortex-A78AE", 16), 0xD49: ("Neoverse N2", 16), 0xD40: ("Neoverse V1", 32),
+    0xD03: ("Cortex-A53", 8),
+    0xD05: ("Cortex-A55", 8),
+    0xD08: ("Cortex-A72", 16),
+    0xD0B: ("Cortex-A76", 16),
+    0xD0C: ("Neoverse N1", 16),
+    0xD41: ("Cortex-A78", 16),
+    0xD42: ("Cortex-A78AE", 16),
+    0xD49: ("Neoverse N2", 16),
+    0xD40: ("Neoverse V1", 32),
     0xD4F: ("Neoverse V2", 32),
 }
 
@@ -39,9 +45,9 @@ class Rate:
 class CpuInfo:
     model: str
     vendor: str
-    usable_cpus: int          # len(os.sched_getaffinity(0)): what this process may run on
-    logical_cpus: int         # os.cpu_count()
-    cores: int                # physical cores among the usable CPUs (SMT siblings share FMA units)
+    usable_cpus: int  # len(os.sched_getaffinity(0)): what this process may run on
+    logical_cpus: int  # os.cpu_count()
+    cores: int  # physical cores among the usable CPUs (SMT siblings share FMA units)
     cores_how: str
     ghz: float | None
     clock_how: str
@@ -61,6 +67,7 @@ class CpuInfo:
 
 
 # --- /proc/cpuinfo and /sys --------------------------------------------------------------
+
 
 def parse_cpuinfo(text: str) -> list[dict[str, str]]:
     """/proc/cpuinfo as one dict per processor block (plus any trailing global block)."""
@@ -122,8 +129,10 @@ def _clock(blocks: list[dict[str, str]], model: str) -> tuple[float | None, str]
         return int(khz) / 1e6, "cpufreq cpuinfo_max_freq (the boost clock; all-core vector clocks run lower)"
     mhz = [float(b["cpu mhz"]) for b in blocks if _is_float(b.get("cpu mhz"))]
     if mhz:
-        return max(mhz) / 1e3, ("'cpu MHz' in /proc/cpuinfo (current or, under a hypervisor, nominal clock; "
-                                "boost clocks can be higher, so measured peaks may exceed this one)")
+        return max(mhz) / 1e3, (
+            "'cpu MHz' in /proc/cpuinfo (current or, under a hypervisor, nominal clock; "
+            "boost clocks can be higher, so measured peaks may exceed this one)"
+        )
     m = re.search(r"@\s*([\d.]+)\s*GHz", model, re.I)
     if m:
         return float(m.group(1)), "'@ GHz' in the model name (base clock)"
@@ -147,8 +156,15 @@ def _is_float(s: str | None) -> bool:
 
 # --- per-cycle rates ---------------------------------------------------------------------
 
-def isa_rates(vendor: str, family: int | None, model_id: int | None, model_name: str,
-              flags: set[str] | frozenset[str], arm_part: int | None = None) -> dict[str, Rate]:
+
+def isa_rates(
+    vendor: str,
+    family: int | None,
+    model_id: int | None,
+    model_name: str,
+    flags: set[str] | frozenset[str],
+    arm_part: int | None = None,
+) -> dict[str, Rate]:
     """Per-core per-cycle peak rates by precision for a CPU described by cpuinfo fields."""
     if "asimd" in flags or arm_part is not None:
         return _arm_rates(arm_part, flags)
@@ -161,13 +177,13 @@ def isa_rates(vendor: str, family: int | None, model_id: int | None, model_name:
     if "amx_bf16" in flags:
         rates["bf16"] = Rate(1024, "AMX-BF16: 512 bf16 MACs per cycle per core")
     elif "avx512_bf16" in flags:
-        rates["bf16"] = Rate(2 * fp32.per_cycle,
-                             "AVX512-BF16 VDPBF16PS: 2 bf16 products per fp32 lane, assumed at the FMA rate")
+        rates["bf16"] = Rate(
+            2 * fp32.per_cycle, "AVX512-BF16 VDPBF16PS: 2 bf16 products per fp32 lane, assumed at the FMA rate"
+        )
     if "amx_int8" in flags:
         rates["int8"] = Rate(2048, "AMX-INT8: 1024 int8 MACs per cycle per core")
     elif "avx512_vnni" in flags or "avx_vnni" in flags:
-        rates["int8"] = Rate(4 * fp32.per_cycle,
-                             "VNNI VPDPBUSD: 4 int8 MACs per 32-bit lane, assumed at the FMA rate")
+        rates["int8"] = Rate(4 * fp32.per_cycle, "VNNI VPDPBUSD: 4 int8 MACs per 32-bit lane, assumed at the FMA rate")
     return rates
 
 
@@ -179,7 +195,10 @@ def _x86_fp32(vendor: str, family: int | None, model_id: int | None, model_name:
         if amd and family is not None and family >= 0x1A:
             return Rate(64, "AVX-512 on Zen 5: assumed 2 full 512-bit FMA pipes (mobile Zen 5 has 256-bit pipes: half)")
         if not amd and "XEON" in model_name.upper():
-            return Rate(64, "AVX-512 on Xeon: assumed 2 FMA units (some Skylake/Cascade Lake Bronze/Silver/Gold 5xxx have 1: half)")
+            return Rate(
+                64,
+                "AVX-512 on Xeon: assumed 2 FMA units (some Skylake/Cascade Lake Bronze/Silver/Gold 5xxx have 1: half)",
+            )
         return Rate(32, "AVX-512 with one 512-bit FMA unit (client cores) assumed")
     if "avx2" in flags and "fma" in flags:
         if amd and family == 0x17 and model_id is not None and model_id < 0x30:
@@ -195,8 +214,11 @@ def _x86_fp32(vendor: str, family: int | None, model_id: int | None, model_name:
 def _arm_rates(part: int | None, flags) -> dict[str, Rate]:
     name, per_cycle = _ARM_PARTS.get(part, (None, 16)) if part is not None else (None, 16)
     why = f"{name}: " if name else "assumed (unknown core): "
-    why += {8: "one 128-bit NEON FMA pipe", 16: "2x128-bit NEON FMA pipes",
-            32: "4x128-bit NEON / 2x256-bit SVE FMA pipes"}[per_cycle]
+    why += {
+        8: "one 128-bit NEON FMA pipe",
+        16: "2x128-bit NEON FMA pipes",
+        32: "4x128-bit NEON / 2x256-bit SVE FMA pipes",
+    }[per_cycle]
     rates = {"fp32": Rate(per_cycle, why)}
     if "asimdhp" in flags or "fphp" in flags:
         rates["fp16"] = Rate(2 * per_cycle, why + ", FP16 at twice the fp32 lanes")
@@ -210,6 +232,7 @@ def _arm_rates(part: int | None, flags) -> dict[str, Rate]:
 
 
 # --- putting it together -----------------------------------------------------------------
+
 
 @functools.lru_cache(maxsize=1)
 def cpu_info() -> CpuInfo:
@@ -230,8 +253,15 @@ def cpu_info() -> CpuInfo:
     ghz, clock_how = _clock(blocks, model)
     vendor = first.get("vendor_id", "ARM" if arm_part is not None else platform.machine())
     return CpuInfo(
-        model=model, vendor=vendor, usable_cpus=len(usable), logical_cpus=os.cpu_count() or len(usable),
-        cores=cores, cores_how=cores_how, ghz=ghz, clock_how=clock_how, flags=flags,
+        model=model,
+        vendor=vendor,
+        usable_cpus=len(usable),
+        logical_cpus=os.cpu_count() or len(usable),
+        cores=cores,
+        cores_how=cores_how,
+        ghz=ghz,
+        clock_how=clock_how,
+        flags=flags,
         rates=isa_rates(vendor, family, model_id, model, flags, arm_part),
     )
 
@@ -257,17 +287,29 @@ def detect_cpu(name: str = "local-cpu") -> DeviceSpec:
         value = info.peak(precision)
         if value:
             unit = "OPS" if precision == "int8" else "FLOP"
-            peaks[precision] = Peak(value=value, source=(
-                f"detected: {info.cores} cores x {info.ghz:.2f} GHz x {rate.per_cycle} {unit}/cycle "
-                f"({rate.why}; cores = {info.cores_how}; clock = {info.clock_how})"))
+            peaks[precision] = Peak(
+                value=value,
+                source=(
+                    f"detected: {info.cores} cores x {info.ghz:.2f} GHz x {rate.per_cycle} {unit}/cycle "
+                    f"({rate.why}; cores = {info.cores_how}; clock = {info.clock_how})"
+                ),
+            )
     return DeviceSpec(
-        name=name, kind="cpu", detect=True,
+        name=name,
+        kind="cpu",
+        detect=True,
         description=f"{info.model} ({info.cores} usable cores)",
-        peak_flops=peaks, memory_bandwidth=None,
+        peak_flops=peaks,
+        memory_bandwidth=None,
         detected={
-            "model": info.model, "vendor": info.vendor, "cores": info.cores, "cores_how": info.cores_how,
-            "usable_cpus": info.usable_cpus, "logical_cpus": info.logical_cpus,
-            "ghz": info.ghz, "clock_how": info.clock_how,
+            "model": info.model,
+            "vendor": info.vendor,
+            "cores": info.cores,
+            "cores_how": info.cores_how,
+            "usable_cpus": info.usable_cpus,
+            "logical_cpus": info.logical_cpus,
+            "ghz": info.ghz,
+            "clock_how": info.clock_how,
             "rates": {p: {"per_cycle": r.per_cycle, "why": r.why} for p, r in info.rates.items()},
             "memory_bandwidth": "not derivable from cpuinfo: run `bench devices calibrate --save`",
         },

@@ -43,7 +43,8 @@ _BOOT = """import os, sys, tarfile, runpy
 w = os.path.expanduser(sys.argv[1]); d = os.path.join(w, sys.argv[2])
 if not os.path.isdir(os.path.join(d, "effbench_core")):
     if sys.argv[3] != "install":
-        sys.stdout.write('{"event":"error","kind":"agent_missing","message":"agent not found in the workdir"}' + chr(10)); sys.exit(3)
+        m = '{"event":"error","kind":"agent_missing","message":"agent not found in the workdir"}'
+        sys.stdout.write(m + chr(10)); sys.exit(3)
     os.makedirs(w, exist_ok=True); t = d + ".tmp" + str(os.getpid())
     kw = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
     tarfile.open(fileobj=sys.stdin.buffer, mode="r|").extractall(t, **kw)
@@ -60,6 +61,7 @@ Event = Callable[[dict], None]
 
 # --- errors ----------------------------------------------------------------------------------
 
+
 class RemoteError(RunFailed):
     """A remote step failed; `kind` says which way (unreachable, auth, missing_runtime, ...)."""
 
@@ -71,6 +73,7 @@ class RemoteError(RunFailed):
 
 
 # --- the target ------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class RemoteTarget:
@@ -117,11 +120,23 @@ class RemoteTarget:
             spec = {"host": spec["ssh"]} if isinstance(spec["ssh"], str) else spec["ssh"]
         name = name or spec.get("name") or spec.get("host") or "remote"
         where = f"device '{name}': ssh"
-        known = {"host", "user", "port", "identity_file", "python", "workdir", "options", "connect_timeout", "client",
-                 "name"}
+        known = {
+            "host",
+            "user",
+            "port",
+            "identity_file",
+            "python",
+            "workdir",
+            "options",
+            "connect_timeout",
+            "client",
+            "name",
+        }
         unknown = sorted(k for k, v in spec.items() if k not in known and v is not None)
         if unknown:
-            raise UsageError(f"{where}: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(known - {'name'}))})")
+            raise UsageError(
+                f"{where}: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(known - {'name'}))})"
+            )
         host = str(spec.get("host") or "")
         if spec.get("user") and "@" not in host:
             host = f"{spec['user']}@{host}"
@@ -129,17 +144,24 @@ class RemoteTarget:
         if isinstance(options, str):
             options = shlex.split(options)
         if not all(isinstance(o, str) for o in options):
-            raise UsageError(f"{where}.options must be a list of strings, e.g. [\"-o\", \"ProxyJump=bastion\"]")
+            raise UsageError(f'{where}.options must be a list of strings, e.g. ["-o", "ProxyJump=bastion"]')
         port = spec.get("port")
         try:
             port = int(port) if port is not None else None
             timeout = int(spec.get("connect_timeout") or DEFAULT_CONNECT_TIMEOUT)
         except (TypeError, ValueError):
             raise UsageError(f"{where}.port and connect_timeout must be integers") from None
-        return cls(name=str(name), host=host, port=port,
-                   identity_file=str(spec["identity_file"]) if spec.get("identity_file") else None,
-                   python=str(spec.get("python") or "python3"), workdir=str(spec.get("workdir") or DEFAULT_WORKDIR),
-                   options=tuple(options), connect_timeout=timeout, client=str(spec.get("client") or "ssh"))
+        return cls(
+            name=str(name),
+            host=host,
+            port=port,
+            identity_file=str(spec["identity_file"]) if spec.get("identity_file") else None,
+            python=str(spec.get("python") or "python3"),
+            workdir=str(spec.get("workdir") or DEFAULT_WORKDIR),
+            options=tuple(options),
+            connect_timeout=timeout,
+            client=str(spec.get("client") or "ssh"),
+        )
 
     @property
     def destination(self) -> str:
@@ -153,8 +175,14 @@ class RemoteTarget:
         """The local argument list (never a shell) for running `remote_command` on the device."""
         argv = [os.path.expanduser(self.client), "-o", "BatchMode=yes"]
         argv += list(self.options)  # first value wins in ssh: the user's options override ours below
-        argv += ["-o", f"ConnectTimeout={self.connect_timeout}", "-o", "ServerAliveInterval=15",
-                 "-o", "ServerAliveCountMax=4"]
+        argv += [
+            "-o",
+            f"ConnectTimeout={self.connect_timeout}",
+            "-o",
+            "ServerAliveInterval=15",
+            "-o",
+            "ServerAliveCountMax=4",
+        ]
         if self.port:
             argv += ["-p", str(self.port)]
         if self.identity_file:
@@ -176,6 +204,7 @@ class RemoteTarget:
 
 # --- running ssh -----------------------------------------------------------------------------
 
+
 @dataclass
 class SshCall:
     returncode: int
@@ -193,20 +222,29 @@ class SshCall:
         return None
 
     def stderr_line(self) -> str:
-        lines = [ln.strip() for ln in self.stderr.splitlines() if ln.strip() and not ln.startswith("Warning: Permanently added")]
+        lines = [
+            ln.strip()
+            for ln in self.stderr.splitlines()
+            if ln.strip() and not ln.startswith("Warning: Permanently added")
+        ]
         return lines[-1][:300] if lines else ""
 
 
-def _call(argv: list[str], stdin: bytes | Callable[[Any], None] | None, timeout: float,
-          on_message: Callable[[dict], None] | None = None) -> SshCall:
+def _call(
+    argv: list[str],
+    stdin: bytes | Callable[[Any], None] | None,
+    timeout: float,
+    on_message: Callable[[dict], None] | None = None,
+) -> SshCall:
     """Run one ssh command; stdin is bytes, or a function that writes to the pipe. Streams the
     agent's JSON lines to `on_message` as they arrive."""
     t0 = time.perf_counter()
     try:
         proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     except FileNotFoundError:
-        raise RemoteError(f"the OpenSSH client {argv[0]!r} is not installed here (apt install openssh-client)",
-                          "no_ssh_client") from None
+        raise RemoteError(
+            f"the OpenSSH client {argv[0]!r} is not installed here (apt install openssh-client)", "no_ssh_client"
+        ) from None
     messages: list[dict] = []
     other: list[str] = []
     err_chunks: list[bytes] = []
@@ -265,16 +303,36 @@ def _call(argv: list[str], stdin: bytes | Callable[[Any], None] | None, timeout:
         raise
     for t in threads[1:]:
         t.join(timeout=10)
-    return SshCall(proc.returncode, messages, "\n".join(other), b"".join(err_chunks).decode(errors="replace"),
-                   time.perf_counter() - t0, timed_out)
+    return SshCall(
+        proc.returncode,
+        messages,
+        "\n".join(other),
+        b"".join(err_chunks).decode(errors="replace"),
+        time.perf_counter() - t0,
+        timed_out,
+    )
 
 
-_UNREACHABLE = ("connection refused", "connection timed out", "operation timed out", "no route to host",
-                "network is unreachable", "could not resolve hostname", "name or service not known",
-                "temporary failure in name resolution", "kex_exchange_identification", "connection reset by peer",
-                "connection closed by remote host")
-_AUTH = ("permission denied", "too many authentication failures", "authentication failed",
-         "no supported authentication methods", "no mutual signature")
+_UNREACHABLE = (
+    "connection refused",
+    "connection timed out",
+    "operation timed out",
+    "no route to host",
+    "network is unreachable",
+    "could not resolve hostname",
+    "name or service not known",
+    "temporary failure in name resolution",
+    "kex_exchange_identification",
+    "connection reset by peer",
+    "connection closed by remote host",
+)
+_AUTH = (
+    "permission denied",
+    "too many authentication failures",
+    "authentication failed",
+    "no supported authentication methods",
+    "no mutual signature",
+)
 
 
 def ssh_failure(target: RemoteTarget, call: SshCall, during: str) -> RemoteError | None:
@@ -285,21 +343,33 @@ def ssh_failure(target: RemoteTarget, call: SshCall, during: str) -> RemoteError
     err = call.stderr_line()
     low = call.stderr.lower()
     if "host key verification failed" in low or "remote host identification has changed" in low:
-        return RemoteError(f"{target.name}: the host key of {target.destination} is not trusted ({err}); "
-                           f"connect once with `ssh {_ssh_hint(target)}` to check and accept it", "host_key")
+        return RemoteError(
+            f"{target.name}: the host key of {target.destination} is not trusted ({err}); "
+            f"connect once with `ssh {_ssh_hint(target)}` to check and accept it",
+            "host_key",
+        )
     if any(s in low for s in _AUTH):
         key = target.identity_file or "your key"
-        return RemoteError(f"{target.name}: authentication refused by {target.destination} ({err}); add {key}.pub "
-                           f"to the device's ~/.ssh/authorized_keys (ssh-copy-id -i {key} {_ssh_hint(target, identity=False)}) "
-                           "or set ssh.identity_file in devices.yaml", "auth")
+        return RemoteError(
+            f"{target.name}: authentication refused by {target.destination} ({err}); add {key}.pub "
+            f"to the device's ~/.ssh/authorized_keys (ssh-copy-id -i {key} {_ssh_hint(target, identity=False)}) "
+            "or set ssh.identity_file in devices.yaml",
+            "auth",
+        )
     if during == "connecting" and any(s in low for s in _UNREACHABLE):
-        return RemoteError(f"{target.name}: cannot reach {target.destination} ({err}); is the device on, on this "
-                           "network and running sshd? check with `ssh " + _ssh_hint(target) + "`", "unreachable")
+        return RemoteError(
+            f"{target.name}: cannot reach {target.destination} ({err}); is the device on, on this "
+            "network and running sshd? check with `ssh " + _ssh_hint(target) + "`",
+            "unreachable",
+        )
     if during == "connecting":
-        return RemoteError(f"{target.name}: ssh to {target.destination} failed ({err or 'exit code 255'})",
-                           "ssh_failed")
-    return RemoteError(f"{target.name}: connection to {target.destination} dropped during {during} "
-                       f"({err or 'ssh exit code 255'})", "dropped")
+        return RemoteError(
+            f"{target.name}: ssh to {target.destination} failed ({err or 'exit code 255'})", "ssh_failed"
+        )
+    return RemoteError(
+        f"{target.name}: connection to {target.destination} dropped during {during} ({err or 'ssh exit code 255'})",
+        "dropped",
+    )
 
 
 def _ssh_hint(target: RemoteTarget, identity: bool = True) -> str:
@@ -316,8 +386,11 @@ def agent_failure(target: RemoteTarget, call: SshCall, during: str) -> RemoteErr
     ans = call.answer
     text = f"{call.stderr}\n{call.stdout_other}\n{(ans or {}).get('message', '')}"
     if "No space left on device" in text:
-        return RemoteError(f"{target.name}: disk full on the device (No space left on device) during {during} in "
-                           f"{target.workdir}; free some space or point ssh.workdir at a larger disk", "disk_full")
+        return RemoteError(
+            f"{target.name}: disk full on the device (No space left on device) during {during} in "
+            f"{target.workdir}; free some space or point ssh.workdir at a larger disk",
+            "disk_full",
+        )
     if ans is not None and ans.get("event") == "result" and call.returncode == 0:
         return None
     if ans is not None and ans.get("event") == "error":
@@ -326,35 +399,55 @@ def agent_failure(target: RemoteTarget, call: SshCall, during: str) -> RemoteErr
         if kind == "missing_runtime":
             pkgs = " ".join(ans.get("packages") or ["?"])
             python = target.python
-            return RemoteError(f"{target.name}: {' and '.join(ans.get('packages') or ['?'])} not installed for "
-                               f"{python} on the device; on the device run `{python} -m pip install {pkgs}` "
-                               "(or point ssh.python in devices.yaml at a venv that has it)",
-                               "missing_runtime", status="skipped", packages=ans.get("packages"))
+            return RemoteError(
+                f"{target.name}: {' and '.join(ans.get('packages') or ['?'])} not installed for "
+                f"{python} on the device; on the device run `{python} -m pip install {pkgs}` "
+                "(or point ssh.python in devices.yaml at a venv that has it)",
+                "missing_runtime",
+                status="skipped",
+                packages=ans.get("packages"),
+            )
         if kind == "unsupported":
             return RemoteError(f"{target.name}: {msg}", kind, status="skipped")
         if kind == "timeout":
             return RemoteError(f"{target.name}: {msg}", "timeout", status="timeout")
         if kind == "disk_full":
-            return RemoteError(f"{target.name}: disk full on the device ({msg}); free some space or point "
-                               "ssh.workdir at a larger disk", "disk_full")
+            return RemoteError(
+                f"{target.name}: disk full on the device ({msg}); free some space or point "
+                "ssh.workdir at a larger disk",
+                "disk_full",
+            )
         return RemoteError(f"{target.name}: {msg}", kind)
     err = call.stderr_line()
     low = call.stderr.lower()
     if call.returncode == 127 or ("not found" in low and call.returncode in (126, 127)):
-        return RemoteError(f"{target.name}: Python interpreter {target.python!r} not found on the device ({err}); "
-                           "install Python 3.8+ there or set ssh.python in devices.yaml", "no_python")
+        return RemoteError(
+            f"{target.name}: Python interpreter {target.python!r} not found on the device ({err}); "
+            "install Python 3.8+ there or set ssh.python in devices.yaml",
+            "no_python",
+        )
     if "syntaxerror" in low or "from __future__ import annotations" in low:
-        return RemoteError(f"{target.name}: {target.python} on the device is too old for the agent ({err}); "
-                           "it needs Python 3.8 or newer (set ssh.python)", "old_python")
+        return RemoteError(
+            f"{target.name}: {target.python} on the device is too old for the agent ({err}); "
+            "it needs Python 3.8 or newer (set ssh.python)",
+            "old_python",
+        )
     if "no module named" in low and "numpy" in low:
-        return RemoteError(f"{target.name}: numpy not installed for {target.python} on the device; on the device "
-                           f"run `{target.python} -m pip install numpy`", "missing_runtime", status="skipped",
-                           packages=["numpy"])
-    return RemoteError(f"{target.name}: agent failed during {during} (exit code {call.returncode})"
-                       + (f": {err}" if err else ""), "agent_failed")
+        return RemoteError(
+            f"{target.name}: numpy not installed for {target.python} on the device; on the device "
+            f"run `{target.python} -m pip install numpy`",
+            "missing_runtime",
+            status="skipped",
+            packages=["numpy"],
+        )
+    return RemoteError(
+        f"{target.name}: agent failed during {during} (exit code {call.returncode})" + (f": {err}" if err else ""),
+        "agent_failed",
+    )
 
 
 # --- files -----------------------------------------------------------------------------------
+
 
 @lru_cache(maxsize=1)
 def core_bundle() -> tuple[bytes, str]:
@@ -392,10 +485,12 @@ def _tar_writer(directory: Path, hashes: dict[str, str]) -> Callable[[Any], None
             info = tarfile.TarInfo(HASHES_FILE)
             info.size, info.mtime, info.mode = len(blob), int(time.time()), 0o644
             tar.addfile(info, io.BytesIO(blob))
+
     return write
 
 
 # --- one session with one device ---------------------------------------------------------------
+
 
 class RemoteSession:
     """The steps against one device, each one ssh call. Holds no state beyond its target."""
@@ -410,20 +505,32 @@ class RemoteSession:
             return default
         left = self.deadline - time.monotonic()
         if left <= 0:
-            raise RemoteError(f"{self.target.name}: cell time limit reached before the run finished", "timeout",
-                              status="timeout")
+            raise RemoteError(
+                f"{self.target.name}: cell time limit reached before the run finished", "timeout", status="timeout"
+            )
         return min(default, left)
 
-    def agent(self, mode: str, args: list[str], stdin=None, timeout: float = 120.0, during: str = "connecting",
-              on_message=None) -> SshCall:
+    def agent(
+        self,
+        mode: str,
+        args: list[str],
+        stdin=None,
+        timeout: float = 120.0,
+        during: str = "connecting",
+        on_message=None,
+    ) -> SshCall:
         cmd = self.target.agent_command(self.agent_name, mode, args)
         if mode == "install":
             stdin = self.agent_bytes
         limit = self._left(timeout)
         call = _call(self.target.ssh_argv(cmd), stdin, limit + self.target.connect_timeout, on_message)
         if call.timed_out:
-            raise RemoteError(f"{self.target.name}: no answer from {self.target.destination} within "
-                              f"{limit + self.target.connect_timeout:.0f} s during {during}", "timeout", status="timeout")
+            raise RemoteError(
+                f"{self.target.name}: no answer from {self.target.destination} within "
+                f"{limit + self.target.connect_timeout:.0f} s during {during}",
+                "timeout",
+                status="timeout",
+            )
         return call
 
     def checked(self, call: SshCall, during: str) -> dict:
@@ -459,9 +566,16 @@ class RemoteSession:
             bad = sorted(k for k in set(there) | set(hashes) if there.get(k) != hashes.get(k))
             info["artifact_recopied_because"] = f"hash mismatch on the device: {', '.join(bad[:5])}"
         size = sum((directory / rel).stat().st_size for rel in hashes)
-        call = self.agent("use", ["--receive", remote], stdin=_tar_writer(directory, hashes),
-                          timeout=120 + size / 1e6, during="the artifact copy")
-        err = ssh_failure(self.target, call, "the artifact copy") or agent_failure(self.target, call, "the artifact copy")
+        call = self.agent(
+            "use",
+            ["--receive", remote],
+            stdin=_tar_writer(directory, hashes),
+            timeout=120 + size / 1e6,
+            during="the artifact copy",
+        )
+        err = ssh_failure(self.target, call, "the artifact copy") or agent_failure(
+            self.target, call, "the artifact copy"
+        )
         if err is not None:
             raise err
         info["artifact_copy_s"] = round(call.seconds, 2)
@@ -478,8 +592,14 @@ class RemoteSession:
             if err is not None and err.kind == "dropped" and retries == 0:
                 retries += 1
                 if on_message:
-                    on_message({"event": "progress", "phase": "retry", "fraction": 0.0,
-                                "detail": "connection dropped; retrying once"})
+                    on_message(
+                        {
+                            "event": "progress",
+                            "phase": "retry",
+                            "fraction": 0.0,
+                            "detail": "connection dropped; retrying once",
+                        }
+                    )
                 continue
             if err is None:
                 err = agent_failure(self.target, call, "the run")
@@ -492,10 +612,19 @@ class RemoteSession:
 
 # --- device check ------------------------------------------------------------------------------
 
+
 def probe_remote(target: Any, timeout_s: float = 120.0) -> dict:
     """Connect, install the agent if needed, and return its --probe answer (raises RemoteError)."""
     rt = RemoteTarget.from_spec(target)
     return RemoteSession(rt, time.monotonic() + timeout_s).probe()
 
 
-__all__ = ["RemoteError", "RemoteSession", "RemoteTarget", "agent_failure", "core_bundle", "probe_remote", "ssh_failure"]
+__all__ = [
+    "RemoteError",
+    "RemoteSession",
+    "RemoteTarget",
+    "agent_failure",
+    "core_bundle",
+    "probe_remote",
+    "ssh_failure",
+]

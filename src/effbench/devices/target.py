@@ -48,5 +48,7 @@ def resolve_target(device: str, devices_file: str | None = None) -> Target:
     if spec.kind == "cpu":
         # a named CPU entry (say xeon-8480) measured here: its roofs are used as the user asked
         return Target(device, "cpu", spec)
-    raise UsageError(f"device '{device}' is a {spec.kind}: effbench has no local backend for it "
-                     "(give it an ssh: entry to run remotely)")
+    raise UsageError(
+        f"device '{device}' is a {spec.kind}: effbench has no local backend for it "
+        "(give it an ssh: entry to run remotely)"
+    )

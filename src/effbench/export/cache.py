@@ -23,8 +23,17 @@ from typing import Any, Callable
 from effbench.errors import UsageError
 from effbench.paths import cache_root
 
-__all__ = ["Artifact", "NotCached", "building_allowed", "cache_key", "cache_root", "cached_only", "check_writable",
-           "dir_size", "get_or_build"]
+__all__ = [
+    "Artifact",
+    "NotCached",
+    "building_allowed",
+    "cache_key",
+    "cache_root",
+    "cached_only",
+    "check_writable",
+    "dir_size",
+    "get_or_build",
+]
 
 
 @dataclass
@@ -57,8 +66,9 @@ def check_writable(root: Path | None = None) -> Path:
         probe = Path(tempfile.mkstemp(prefix=".write-test-", dir=root)[1])
         probe.unlink()
     except OSError as e:
-        raise UsageError(f"cache directory {root} is not writable ({e.strerror or e}); set EFFBENCH_CACHE to a "
-                         "writable directory") from None
+        raise UsageError(
+            f"cache directory {root} is not writable ({e.strerror or e}); set EFFBENCH_CACHE to a writable directory"
+        ) from None
     return root
 
 
@@ -88,8 +98,9 @@ def _key_of(fmt: str, parts: dict[str, Any]) -> str:
     return cache_key({**parts, "format": fmt})
 
 
-def get_or_build(fmt: str, parts: dict[str, Any], filename: str,
-                 build: Callable[[Path], dict[str, Any] | None]) -> Artifact:
+def get_or_build(
+    fmt: str, parts: dict[str, Any], filename: str, build: Callable[[Path], dict[str, Any] | None]
+) -> Artifact:
     """Return the cached artifact for `parts`, or run `build(target_file)` and cache its output.
 
     `build` writes `filename` (and any side files) into the directory that holds `target_file`; the
@@ -99,8 +110,15 @@ def get_or_build(fmt: str, parts: dict[str, Any], filename: str,
     meta_path = final_dir / "meta.json"
     if meta_path.is_file() and (final_dir / filename).is_file():
         meta = json.loads(meta_path.read_text())
-        return Artifact(fmt, final_dir / filename, key, True, meta.get("export_s", 0.0),
-                        dir_size(final_dir) - meta_path.stat().st_size, meta)
+        return Artifact(
+            fmt,
+            final_dir / filename,
+            key,
+            True,
+            meta.get("export_s", 0.0),
+            dir_size(final_dir) - meta_path.stat().st_size,
+            meta,
+        )
     if not building_allowed():
         raise NotCached(key)
     final_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -109,8 +127,14 @@ def get_or_build(fmt: str, parts: dict[str, Any], filename: str,
         t0 = time.perf_counter()
         info = build(tmp / filename) or {}
         export_s = time.perf_counter() - t0
-        meta = {**info, "key": key, "format": fmt, "parts": parts, "export_s": export_s,
-                "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        meta = {
+            **info,
+            "key": key,
+            "format": fmt,
+            "parts": parts,
+            "export_s": export_s,
+            "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1, default=str))
         try:
             os.rename(tmp, final_dir)

@@ -128,8 +128,10 @@ def convert_torch(model, input_shape: tuple[int, ...], precision: str = "fp32") 
             exported = torch.export.export(model, (x,)).run_decompositions({})
             n = _strip_aliases(exported)
             if n:
-                workarounds.append(f"removed {n} aten.alias node(s) before conversion "
-                                   "(coremltools cannot convert aten.alias: apple/coremltools#2517)")
+                workarounds.append(
+                    f"removed {n} aten.alias node(s) before conversion "
+                    "(coremltools cannot convert aten.alias: apple/coremltools#2517)"
+                )
             mlmodel = _convert(exported, input_shape, precision)
             path = "torch.export"
         except Exception as e:
@@ -144,8 +146,10 @@ def convert_torch(model, input_shape: tuple[int, ...], precision: str = "fp32") 
                 attempts.append({"path": "torchscript-trace", "error": _first_line(e)})
     if mlmodel is None:
         first, second = attempts[0]["error"], attempts[-1]["error"]
-        raise RunFailed(f"Core ML conversion failed: {first} (torch.export path; the torchscript-trace "
-                        f"fallback failed too: {second})")
+        raise RunFailed(
+            f"Core ML conversion failed: {first} (torch.export path; the torchscript-trace "
+            f"fallback failed too: {second})"
+        )
     return mlmodel, {"export_path": path, "workarounds": workarounds, "attempts": attempts}
 
 
@@ -178,7 +182,9 @@ def read_manifest(path: Path) -> dict[str, Any]:
     try:
         manifest = json.loads(Path(path).read_text())
     except (OSError, ValueError) as e:
-        raise RunFailed(f"broken Core ML artifact manifest {path}: {e} (delete the cache entry and export again)") from None
+        raise RunFailed(
+            f"broken Core ML artifact manifest {path}: {e} (delete the cache entry and export again)"
+        ) from None
     package = Path(path).parent / manifest.get("package", PACKAGE)
     if not package.is_dir():
         raise RunFailed(f"Core ML package missing next to {path} (delete the cache entry and export again)")
@@ -190,12 +196,19 @@ def coreml_artifact(src, input_shape: tuple[int, ...], base_parts: dict[str, Any
     """The cached Core ML artifact for `src` at `input_shape` and compute `precision` (fixed at
     conversion time, so fp32 and fp16 are two artifacts)."""
     if src.spec.kind == "onnx":
-        raise UsageError(f"{src.spec.id} is an ONNX file: Core ML export needs a PyTorch model (a timm name or a "
-                         "factory); coremltools no longer converts ONNX")
+        raise UsageError(
+            f"{src.spec.id} is an ONNX file: Core ML export needs a PyTorch model (a timm name or a "
+            "factory); coremltools no longer converts ONNX"
+        )
     if precision not in PRECISIONS:
         raise UsageError(f"Core ML runs {', '.join(PRECISIONS)}, not {precision}")
-    parts = {**base_parts, "precision": precision, "recipe": RECIPE, "coremltools": _version("coremltools"),
-             "timm": _version("timm")}
+    parts = {
+        **base_parts,
+        "precision": precision,
+        "recipe": RECIPE,
+        "coremltools": _version("coremltools"),
+        "timm": _version("timm"),
+    }
     art = get_or_build("coreml", parts, MANIFEST, lambda t: export_coreml(src.module(), input_shape, t, precision))
     manifest = read_manifest(art.path)
     art.meta.update({k: manifest.get(k) for k in ("export_path", "workarounds", "precision", "package_path")})

@@ -28,8 +28,13 @@ def export_torch_to_onnx(model, input_shape: tuple[int, ...], target: Path, expo
         with warnings.catch_warnings(), contextlib.redirect_stdout(quiet), torch.inference_mode(False), torch.no_grad():
             warnings.simplefilter("ignore")
             torch.onnx.export(
-                model, (x,), str(target), input_names=["input"], output_names=["output"],
-                opset_version=OPSET, dynamo=(exporter == "dynamo"),
+                model,
+                (x,),
+                str(target),
+                input_names=["input"],
+                output_names=["output"],
+                opset_version=OPSET,
+                dynamo=(exporter == "dynamo"),
             )
     except Exception as e:
         raise RunFailed(f"ONNX export failed ({exporter} exporter): {_first_line(e)}") from None

@@ -64,10 +64,20 @@ def onnx_artifact(src: ModelSource, input_shape: tuple[int, ...], exporter: str 
 
     if src.spec.kind == "onnx":
         parts = {**base_parts(src, input_shape), "exporter": "static-copy", "onnx": _version("onnx")}
-        return get_or_build("onnx", parts, "model.onnx",
-                            lambda t: {"params": onnx_export.static_copy(Path(src.spec.target), t, input_shape[0])})
-    parts = {**base_parts(src, input_shape), "precision": "fp32", "exporter": exporter, "opset": onnx_export.OPSET,
-             "timm": _version("timm"), "onnx": _version("onnx")}
+        return get_or_build(
+            "onnx",
+            parts,
+            "model.onnx",
+            lambda t: {"params": onnx_export.static_copy(Path(src.spec.target), t, input_shape[0])},
+        )
+    parts = {
+        **base_parts(src, input_shape),
+        "precision": "fp32",
+        "exporter": exporter,
+        "opset": onnx_export.OPSET,
+        "timm": _version("timm"),
+        "onnx": _version("onnx"),
+    }
 
     def build(target: Path) -> dict[str, Any]:
         onnx_export.export_torch_to_onnx(src.module(), input_shape, target, exporter)
@@ -102,16 +112,23 @@ def torch_artifact(src: ModelSource, input_shape: tuple[int, ...], exporter: str
     return Artifact("torch", None, key, True, 0.0, 0, {"recipe": src.recipe()})
 
 
-def coreml_artifact(src: ModelSource, input_shape: tuple[int, ...], exporter: str = "", precision: str = "fp32",
-                    **_) -> Artifact:
+def coreml_artifact(
+    src: ModelSource, input_shape: tuple[int, ...], exporter: str = "", precision: str = "fp32", **_
+) -> Artifact:
     from effbench.export import coreml_export
 
     return coreml_export.coreml_artifact(src, input_shape, base_parts(src, input_shape), precision)
 
 
-def tensorrt_artifact(src: ModelSource, input_shape: tuple[int, ...], exporter: str = "torchscript",
-                      precision: str = "fp32", options: dict[str, Any] | None = None, device: str = "cuda:0",
-                      **_) -> Artifact:
+def tensorrt_artifact(
+    src: ModelSource,
+    input_shape: tuple[int, ...],
+    exporter: str = "torchscript",
+    precision: str = "fp32",
+    options: dict[str, Any] | None = None,
+    device: str = "cuda:0",
+    **_,
+) -> Artifact:
     """The ONNX artifact, then its engine (built on the GPU it runs on). The engine's export time
     includes the ONNX step when that ran now."""
     from effbench.backends.cuda_util import cuda_index
@@ -139,8 +156,9 @@ BUILDERS: dict[str, Callable[..., Artifact]] = {
 }
 
 
-def build_artifact(fmt: str, src: ModelSource, input_shape: tuple[int, ...], exporter: str = "torchscript",
-                   **cell) -> Artifact:
+def build_artifact(
+    fmt: str, src: ModelSource, input_shape: tuple[int, ...], exporter: str = "torchscript", **cell
+) -> Artifact:
     """`cell` (precision, options, device) matters to formats compiled for one precision or GPU
     (TensorRT engines, Core ML packages); the others ignore it."""
     if fmt not in BUILDERS:
@@ -149,5 +167,10 @@ def build_artifact(fmt: str, src: ModelSource, input_shape: tuple[int, ...], exp
 
 
 def artifact_ref(art: Artifact) -> ArtifactRef:
-    return ArtifactRef(art.format, str(art.path) if art.path else None, art.key,
-                       {k: v for k, v in art.meta.items() if k != "recipe"}, art.meta.get("recipe"))
+    return ArtifactRef(
+        art.format,
+        str(art.path) if art.path else None,
+        art.key,
+        {k: v for k, v in art.meta.items() if k != "recipe"},
+        art.meta.get("recipe"),
+    )

@@ -75,15 +75,23 @@ def build_options(options: dict[str, str] | None) -> dict[str, Any]:
             if out["calib_batches"] < 1:
                 raise ValueError
     except (TypeError, ValueError):
-        raise UsageError("invalid TensorRT option: workspace_mb must be a positive number, opt_level 0-5, "
-                         "calib_batches >= 1") from None
+        raise UsageError(
+            "invalid TensorRT option: workspace_mb must be a positive number, opt_level 0-5, calib_batches >= 1"
+        ) from None
     if opts.get("calib_dir"):
         out["calib_dir"] = str(Path(opts["calib_dir"]).expanduser().resolve())
     return out
 
 
-def engine_parts(onnx_key: str, precision: str, gpu: dict[str, Any], version: str, opts: dict[str, Any],
-                 calib_id: str | None, converter: str | None = None) -> dict[str, Any]:
+def engine_parts(
+    onnx_key: str,
+    precision: str,
+    gpu: dict[str, Any],
+    version: str,
+    opts: dict[str, Any],
+    calib_id: str | None,
+    converter: str | None = None,
+) -> dict[str, Any]:
     """What the engine cache key is made of."""
     if precision not in PRECISIONS:
         raise UsageError(f"TensorRT builds {', '.join(PRECISIONS)}, not {precision}")
@@ -110,8 +118,10 @@ def _npy_files(calib_dir: str) -> list[Path]:
         raise UsageError(f"--opt calib_dir={calib_dir}: not a directory")
     files = sorted(d.glob("*.npy"))
     if not files:
-        raise UsageError(f"--opt calib_dir={calib_dir}: no .npy files in it (one image (C,H,W) or a stack "
-                         "(N,C,H,W) per file, preprocessed like the model's inputs)")
+        raise UsageError(
+            f"--opt calib_dir={calib_dir}: no .npy files in it (one image (C,H,W) or a stack "
+            "(N,C,H,W) per file, preprocessed like the model's inputs)"
+        )
     return files
 
 
@@ -128,8 +138,9 @@ def calibration_id(calib_dir: str | None, n_batches: int, seed: int = 0) -> str:
     return f"dir:{h.hexdigest()[:20]}:batches={n_batches}"
 
 
-def calibration_batches(input_shape: tuple[int, ...], calib_dir: str | None = None, n_batches: int = 8,
-                        seed: int = 0) -> list[np.ndarray]:
+def calibration_batches(
+    input_shape: tuple[int, ...], calib_dir: str | None = None, n_batches: int = 8, seed: int = 0
+) -> list[np.ndarray]:
     """float32 batches of `input_shape` (N, C, H, W) for int8 calibration.
 
     Synthetic: uniform random pixels normalised with the ImageNet mean and std, the distribution a
@@ -158,13 +169,15 @@ def calibration_batches(input_shape: tuple[int, ...], calib_dir: str | None = No
         if a.shape == chw:
             a = a[None]
         if a.ndim != len(chw) + 1 or tuple(a.shape[1:]) != chw:
-            raise UsageError(f"--opt calib_dir: {f.name} has shape {tuple(a.shape)}; expected {chw} or (N, *{chw}) "
-                             "to match the model input")
+            raise UsageError(
+                f"--opt calib_dir: {f.name} has shape {tuple(a.shape)}; expected {chw} or (N, *{chw}) "
+                "to match the model input"
+            )
         images.append(a.astype(np.float32, copy=False))
     stack = np.concatenate(images)
     total = min(n_batches, -(-stack.shape[0] // n))
     idx = np.arange(total * n) % stack.shape[0]
-    return [np.ascontiguousarray(stack[idx[b * n:(b + 1) * n]]) for b in range(total)]
+    return [np.ascontiguousarray(stack[idx[b * n : (b + 1) * n]]) for b in range(total)]
 
 
 # --- the build ------------------------------------------------------------------------------------
@@ -220,7 +233,9 @@ def _calibrator(trt, batches: list[np.ndarray], cache_file: Path, device_index: 
     return _EntropyCalibrator()
 
 
-def _convert_strongly_typed(onnx_path: Path, out_dir: Path, precision: str, batches: list[np.ndarray] | None) -> tuple[Path, str]:
+def _convert_strongly_typed(
+    onnx_path: Path, out_dir: Path, precision: str, batches: list[np.ndarray] | None
+) -> tuple[Path, str]:
     """TensorRT 11: fp16 / int8 have to be in the ONNX graph itself (ModelOpt)."""
     try:
         from importlib.metadata import version as _v
@@ -236,8 +251,10 @@ def _convert_strongly_typed(onnx_path: Path, out_dir: Path, precision: str, batc
         try:
             from modelopt.onnx.autocast import convert_to_mixed_precision
         except ImportError:
-            raise UsageError("TensorRT 11 builds strongly typed networks only: fp16 needs the ONNX converted "
-                             "first; pip install nvidia-modelopt[onnx] (or use TensorRT 10)") from None
+            raise UsageError(
+                "TensorRT 11 builds strongly typed networks only: fp16 needs the ONNX converted "
+                "first; pip install nvidia-modelopt[onnx] (or use TensorRT 10)"
+            ) from None
         target = out_dir / "model.fp16.onnx"
         try:
             model = convert_to_mixed_precision(onnx_path=str(onnx_path), low_precision_type="fp16", keep_io_types=True)
@@ -248,12 +265,18 @@ def _convert_strongly_typed(onnx_path: Path, out_dir: Path, precision: str, batc
     try:
         from modelopt.onnx.quantization import quantize
     except ImportError:
-        raise UsageError("TensorRT 11 builds strongly typed networks only: int8 needs Q/DQ nodes in the ONNX; "
-                         "pip install nvidia-modelopt[onnx] (or use TensorRT 10 with its calibrator)") from None
+        raise UsageError(
+            "TensorRT 11 builds strongly typed networks only: int8 needs Q/DQ nodes in the ONNX; "
+            "pip install nvidia-modelopt[onnx] (or use TensorRT 10 with its calibrator)"
+        ) from None
     target = out_dir / "model.int8.onnx"
     try:
-        quantize(str(onnx_path), quantize_mode="int8", calibration_data=np.concatenate(batches or []),
-                 output_path=str(target))
+        quantize(
+            str(onnx_path),
+            quantize_mode="int8",
+            calibration_data=np.concatenate(batches or []),
+            output_path=str(target),
+        )
     except Exception as e:
         raise RunFailed(f"ModelOpt int8 quantization failed: {_first_line(e)}") from None
     return target, f"modelopt-quantize-{mo_version}"
@@ -277,8 +300,15 @@ def _write_atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def build_engine_file(onnx_path: Path, target: Path, precision: str, opts: dict[str, Any], device_index: int,
-                      input_shape: tuple[int, ...], gpu: dict[str, Any]) -> dict[str, Any]:
+def build_engine_file(
+    onnx_path: Path,
+    target: Path,
+    precision: str,
+    opts: dict[str, Any],
+    device_index: int,
+    input_shape: tuple[int, ...],
+    gpu: dict[str, Any],
+) -> dict[str, Any]:
     """Parse `onnx_path`, build, and write the serialized engine to `target`. Returns build info."""
     import time
 
@@ -295,10 +325,14 @@ def build_engine_file(onnx_path: Path, target: Path, precision: str, opts: dict[
 
     batches = None
     if precision == "int8":
-        batches = calibration_batches(input_shape, opts.get("calib_dir"),
-                                      opts.get("calib_batches") or default_calib_batches(input_shape[0]))
-        info["calibration"] = {"source": opts.get("calib_dir") or "synthetic (ImageNet-normalised uniform noise)",
-                               "batches": len(batches), "batch_size": int(input_shape[0])}
+        batches = calibration_batches(
+            input_shape, opts.get("calib_dir"), opts.get("calib_batches") or default_calib_batches(input_shape[0])
+        )
+        info["calibration"] = {
+            "source": opts.get("calib_dir") or "synthetic (ImageNet-normalised uniform noise)",
+            "batches": len(batches),
+            "batch_size": int(input_shape[0]),
+        }
     src = onnx_path
     if strongly_typed_only(version) and precision in ("fp16", "int8"):
         t0 = time.perf_counter()
@@ -334,8 +368,9 @@ def build_engine_file(onnx_path: Path, target: Path, precision: str, opts: dict[
             config.int8_calibrator = calibrator  # kept referenced here until the build returns
 
     # static shapes from the export; a dynamic input gets a single-shape optimisation profile
-    dynamic = [network.get_input(i) for i in range(network.num_inputs)
-               if any(int(d) < 0 for d in network.get_input(i).shape)]
+    dynamic = [
+        network.get_input(i) for i in range(network.num_inputs) if any(int(d) < 0 for d in network.get_input(i).shape)
+    ]
     if dynamic:
         if len(dynamic) > 1 or network.num_inputs > 1:
             raise RunFailed("TensorRT: more than one input with dynamic dimensions; export with fixed shapes")
@@ -371,8 +406,9 @@ def build_engine_file(onnx_path: Path, target: Path, precision: str, opts: dict[
     return info
 
 
-def engine_artifact(onnx_art: Artifact, precision: str, options: dict[str, str] | None, device_index: int,
-                    input_shape: tuple[int, ...]) -> Artifact:
+def engine_artifact(
+    onnx_art: Artifact, precision: str, options: dict[str, str] | None, device_index: int, input_shape: tuple[int, ...]
+) -> Artifact:
     """The cached engine for `onnx_art` on CUDA device `device_index`, built when missing."""
     from effbench.backends.cuda_util import gpu_identity
 
@@ -385,9 +421,12 @@ def engine_artifact(onnx_art: Artifact, precision: str, options: dict[str, str] 
     calib = calibration_id(opts.get("calib_dir"), opts["calib_batches"]) if precision == "int8" else None
     converter = "modelopt" if strongly_typed_only(version) and precision != "fp32" else None
     parts = engine_parts(onnx_art.key, precision, gpu, version, opts, calib, converter)
-    art = get_or_build("tensorrt", parts, ENGINE_FILE,
-                       lambda target: build_engine_file(Path(onnx_art.path), target, precision, opts,
-                                                        device_index, input_shape, gpu))
+    art = get_or_build(
+        "tensorrt",
+        parts,
+        ENGINE_FILE,
+        lambda target: build_engine_file(Path(onnx_art.path), target, precision, opts, device_index, input_shape, gpu),
+    )
     art.meta["onnx_path"] = str(onnx_art.path)
     art.meta["onnx_key"] = onnx_art.key
     art.meta["gpu"] = gpu

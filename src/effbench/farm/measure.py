@@ -18,8 +18,12 @@ _WORKERS: list = []  # one fork server per Ray worker process, kept across its t
 def node_identity() -> dict[str, Any]:
     import ray
 
-    return {"node_id": ray.get_runtime_context().get_node_id(), "node_ip": ray.util.get_node_ip_address(),
-            "host": socket.gethostname(), "worker_pid": os.getpid()}
+    return {
+        "node_id": ray.get_runtime_context().get_node_id(),
+        "node_ip": ray.util.get_node_ip_address(),
+        "host": socket.gethostname(),
+        "worker_pid": os.getpid(),
+    }
 
 
 def _forward_progress(board, key: str, every_s: float = 0.25):
@@ -44,8 +48,15 @@ def _local_workers():
     return _WORKERS[0]
 
 
-def measure_cell(payload: dict[str, Any], artifact: dict[str, Any] | None, inputs: dict[str, Any] | None, board,
-                 key: str, device: str, timeout: float) -> dict[str, Any]:
+def measure_cell(
+    payload: dict[str, Any],
+    artifact: dict[str, Any] | None,
+    inputs: dict[str, Any] | None,
+    board,
+    key: str,
+    device: str,
+    timeout: float,
+) -> dict[str, Any]:
     """(answer, outcome, wall time, how it was reached) of one cell measured on this node."""
     from effbench import __version__
     from effbench.farm.artifacts import materialize
@@ -75,10 +86,16 @@ def measure_cell(payload: dict[str, Any], artifact: dict[str, Any] | None, input
 
             answer, outcome, wall, remote = Ssh(target.spec).measure(payload, timeout, _forward_progress(board, key))
         else:
-            answer, outcome, wall = _local_workers().measure(payload, timeout, fork_ok(target.execution),
-                                                             _forward_progress(board, key))
+            answer, outcome, wall = _local_workers().measure(
+                payload, timeout, fork_ok(target.execution), _forward_progress(board, key)
+            )
     except Exception as e:
         outcome = classify(e)
-    farm = {**node, "started_unix": started, "finished_unix": time.time(), "artifact": shipped.get("artifact"),
-            "effbench": __version__}
+    farm = {
+        **node,
+        "started_unix": started,
+        "finished_unix": time.time(),
+        "artifact": shipped.get("artifact"),
+        "effbench": __version__,
+    }
     return {"answer": answer, "outcome": outcome, "wall_s": wall, "remote": remote, "farm": farm}

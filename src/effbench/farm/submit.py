@@ -217,8 +217,9 @@ class _FarmSweep:
     def _failed(cell: _Cell, outcome: dict[str, Any]) -> Result:
         model = cell.prepared.model_id if cell.prepared else None
         backend = cell.prepared.backend if cell.prepared else None
-        return failures.failed_result(cell.cfg.to_dict(), outcome, model=model, backend=backend,
-                                      config_hash=cell.cfg.config_hash())
+        return failures.failed_result(
+            cell.cfg.to_dict(), outcome, model=model, backend=backend, config_hash=cell.cfg.config_hash()
+        )
 
     def _lost(self, cell: _Cell, reason: str, node: dict | None = None) -> Result:
         node = node or cell.node or {}
@@ -285,7 +286,11 @@ class _FarmSweep:
 
     def _finish(self, cell: _Cell, result: Result) -> None:
         cell.done = True
-        farm = {**result.extra.get("farm", {}), "sweep_id": self.sweep_id, "submitted_unix": cell.submitted_unix or None}
+        farm = {
+            **result.extra.get("farm", {}),
+            "sweep_id": self.sweep_id,
+            "submitted_unix": cell.submitted_unix or None,
+        }
         result = result.with_extra(farm=farm)
         self.results[cell.key] = result
         self.board.finished.remote(cell.key, result.status)

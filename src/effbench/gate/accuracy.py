@@ -47,27 +47,32 @@ def _versus_baseline(b: dict[str, Any], c: dict[str, Any], max_drop: float, alph
     bt, ct = _top1(b), _top1(c)
     out = AccuracyCheck(False, "", bt, ct)
     if b.get("dataset_hash") != c.get("dataset_hash") or b.get("images") != c.get("images"):
-        out.reason = (f"top-1 {bt:.2f} -> {ct:.2f} %, but on different evaluation images (dataset hash "
-                      f"{str(b.get('dataset_hash'))[:12]} vs {str(c.get('dataset_hash'))[:12]}): not compared")
+        out.reason = (
+            f"top-1 {bt:.2f} -> {ct:.2f} %, but on different evaluation images (dataset hash "
+            f"{str(b.get('dataset_hash'))[:12]} vs {str(c.get('dataset_hash'))[:12]}): not compared"
+        )
         out.warnings.append("accuracy measured on different images than the baseline's: not compared")
         return out
     n = int(c["images"])
     paired = None
     if b.get("correct") and c.get("correct"):
         try:
-            paired = metrics.PairedTable.from_correct(metrics.unpack_correct(b["correct"], n),
-                                                      metrics.unpack_correct(c["correct"], n))
+            paired = metrics.PairedTable.from_correct(
+                metrics.unpack_correct(b["correct"], n), metrics.unpack_correct(c["correct"], n)
+            )
         except (ValueError, TypeError):
             paired = None
     if paired is not None:
         lo, hi = metrics.paired_difference_ci(paired)
-        out.drop, out.p_value, out.test = 100 * paired.drop, metrics.mcnemar_p(paired.ref_only, paired.test_only), \
-            "mcnemar"
+        out.drop, out.p_value, out.test = (
+            100 * paired.drop,
+            metrics.mcnemar_p(paired.ref_only, paired.test_only),
+            "mcnemar",
+        )
     else:
         k1, k2 = round(bt * n / 100), round(ct * n / 100)
         lo, hi = metrics.unpaired_difference_ci(k1, n, k2, n)
-        out.drop, out.p_value, out.test = 100 * (k1 - k2) / n, metrics.two_proportion_p(k1, n, k2, n), \
-            "two-proportion"
+        out.drop, out.p_value, out.test = 100 * (k1 - k2) / n, metrics.two_proportion_p(k1, n, k2, n), "two-proportion"
     out.drop_ci = [100 * lo, 100 * hi]
     return _judge(out, max_drop, alpha, f"top-1 {bt:.2f} -> {ct:.2f} % on the same {n} images")
 
@@ -94,15 +99,20 @@ def _versus_reference(c: dict[str, Any], max_drop: float, alpha: float) -> Accur
     return _judge(out, max_drop, alpha, f"against its fp32 {ref.get('runtime', 'reference')} reference")
 
 
-def check_accuracy(base: dict[str, Any] | None, cur: dict[str, Any] | None, *, max_drop: float = DEFAULT_MAX_DROP,
-                   alpha: float = 0.01) -> AccuracyCheck | None:
+def check_accuracy(
+    base: dict[str, Any] | None, cur: dict[str, Any] | None, *, max_drop: float = DEFAULT_MAX_DROP, alpha: float = 0.01
+) -> AccuracyCheck | None:
     """The accuracy verdict of a cell from the two records' `accuracy` blocks; None when neither has one."""
     if _top1(cur) is None:
         if _top1(base) is None:
             return None
-        return AccuracyCheck(False, "current run has no accuracy measurement", _top1(base), None,
-                             warnings=[f"baseline measured top-1 {_top1(base):.2f} %, the current run did not "
-                                       "(add --eval DIR)"])
+        return AccuracyCheck(
+            False,
+            "current run has no accuracy measurement",
+            _top1(base),
+            None,
+            warnings=[f"baseline measured top-1 {_top1(base):.2f} %, the current run did not (add --eval DIR)"],
+        )
     checks = []
     if _top1(base) is not None:
         checks.append(_versus_baseline(base, cur, max_drop, alpha))
@@ -111,8 +121,9 @@ def check_accuracy(base: dict[str, Any] | None, cur: dict[str, Any] | None, *, m
         before = _versus_reference(base or {}, max_drop, alpha)
         if own.regression and before is not None and before.regression:
             own.regression = False
-            own.warnings.append(f"known accuracy cost: the baseline already lost {before.drop:.2f} points against "
-                                "its reference")
+            own.warnings.append(
+                f"known accuracy cost: the baseline already lost {before.drop:.2f} points against its reference"
+            )
         checks.append(own)
     failing = [c for c in checks if c.regression]
     chosen = failing[0] if failing else checks[0]

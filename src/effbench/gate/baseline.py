@@ -88,8 +88,11 @@ def validate(data: Any) -> list[Cell]:
     check(isinstance(data, dict), "the top level", "must be an object")
     check(data.get("schema") == SCHEMA, "schema", f"must be '{SCHEMA}' (is this an effbench baseline?)")
     version = data.get("schema_version")
-    check(version == SCHEMA_VERSION, "schema_version",
-          f"{version!r} is not supported (this effbench reads {SCHEMA_VERSION})")
+    check(
+        version == SCHEMA_VERSION,
+        "schema_version",
+        f"{version!r} is not supported (this effbench reads {SCHEMA_VERSION})",
+    )
     cells = data.get("cells")
     check(isinstance(cells, list), "cells", "must be a list")
     for i, cell in enumerate(cells):
@@ -100,8 +103,11 @@ def validate(data: Any) -> list[Cell]:
         for f in KEY_FIELDS:
             ok = isinstance(key.get(f), int) if f == "batch_size" else isinstance(key.get(f), str)
             check(ok, f"{where}.key.{f}", "must be an integer" if f == "batch_size" else "must be a string")
-        check(key.get("config_hash") is None or isinstance(key["config_hash"], str),
-              f"{where}.key.config_hash", "must be a string or null")
+        check(
+            key.get("config_hash") is None or isinstance(key["config_hash"], str),
+            f"{where}.key.config_hash",
+            "must be a string or null",
+        )
         check(isinstance(cell.get("label"), str), f"{where}.label", "must be a string")
         check("samples_ms" in cell, f"{where}.samples_ms", "is missing")
         check_outcome(cell, where)

@@ -178,8 +178,11 @@ def check(cond: bool, where: str, what: str) -> None:
 
 
 def check_numbers(value: Any, where: str) -> None:
-    check(isinstance(value, list) and all(is_number(v) and v >= 0 for v in value), where,
-          "must be a list of non-negative numbers")
+    check(
+        isinstance(value, list) and all(is_number(v) and v >= 0 for v in value),
+        where,
+        "must be a list of non-negative numbers",
+    )
 
 
 def check_optional_dict(value: Any, where: str) -> None:

@@ -111,19 +111,22 @@ def show_command(
 
 @one_line_errors
 def gate_command(
-    baseline: str = typer.Option(..., "--baseline",
-                                 help="Baseline name or .json path, or 'db:tag=NAME,...' from the store."),
+    baseline: str = typer.Option(
+        ..., "--baseline", help="Baseline name or .json path, or 'db:tag=NAME,...' from the store."
+    ),
     current: str = typer.Option(
-        ..., "--current",
+        ...,
+        "--current",
         help="Results JSON file, or 'db' / 'db:tag=NAME,model=...' for the newest record per cell in the store.",
     ),
     threshold: str = typer.Option("5%", "--threshold", help="Smallest change that counts, e.g. 5% or 0.05."),
     metric: str = typer.Option("latency", "--metric", help="latency, throughput, memory or energy."),
     alpha: float = typer.Option(0.01, "--alpha", help="Significance level of the Mann-Whitney (and McNemar) test."),
     max_accuracy_drop: str = typer.Option(
-        "0.5", "--max-accuracy-drop",
+        "0.5",
+        "--max-accuracy-drop",
         help="Top-1 points a cell may lose (against the baseline, or int8 against its fp32 reference) before a "
-             "significant drop is an accuracy regression.",
+        "significant drop is an accuracy regression.",
     ),
     fail_on: str = typer.Option("regression", "--fail-on", help="regression, or inconclusive to fail on those too."),
     markdown: Optional[Path] = typer.Option(None, "--markdown", help="Write the Markdown report here (- for stdout)."),
@@ -147,10 +150,20 @@ def gate_command(
         base_cells, base_source = base.cells, str(base.path)
     cells, source = load_cells(current, db)
     if not any(b is not None and c is not None for b, c, _ in match(base_cells, cells)):
-        raise UsageError(f"nothing compared: baseline {base_source} ({len(base_cells)} cell(s)) and {source} "
-                         f"({len(cells)} cell(s)) share no cell; check --current, its filters and the baseline")
-    report = compare(base_cells, cells, metric=metric, threshold=limit, alpha=alpha,
-                     baseline=base_source, current=source, max_accuracy_drop=points)
+        raise UsageError(
+            f"nothing compared: baseline {base_source} ({len(base_cells)} cell(s)) and {source} "
+            f"({len(cells)} cell(s)) share no cell; check --current, its filters and the baseline"
+        )
+    report = compare(
+        base_cells,
+        cells,
+        metric=metric,
+        threshold=limit,
+        alpha=alpha,
+        baseline=base_source,
+        current=source,
+        max_accuracy_drop=points,
+    )
 
     text = to_markdown(report, fail_on)
     if markdown is None or str(markdown) == "-":

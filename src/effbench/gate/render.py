@@ -39,8 +39,16 @@ ICONS = {
     NEW: "🆕",
     MISSING: "➖",
 }
-STYLES = {REGRESSION: "bold red", ACCURACY_REGRESSION: "bold red", PARITY_FAILURE: "bold red", FAILED: "bold red",
-          IMPROVEMENT: "green", INCONCLUSIVE: "yellow", NEW: "cyan", MISSING: "dim"}
+STYLES = {
+    REGRESSION: "bold red",
+    ACCURACY_REGRESSION: "bold red",
+    PARITY_FAILURE: "bold red",
+    FAILED: "bold red",
+    IMPROVEMENT: "green",
+    INCONCLUSIVE: "yellow",
+    NEW: "cyan",
+    MISSING: "dim",
+}
 HEADERS = ("cell", "baseline", "current", "ratio [95% CI]", "p", "verdict")
 
 
@@ -66,8 +74,9 @@ def _p(p: float | None) -> str:
 
 def rows(report: Report) -> list[tuple[str, ...]]:
     u = report.metric.unit
-    return [(c.label, _num(c.baseline, u), _num(c.current, u), _ratio(c), _p(c.p_value), c.verdict)
-            for c in report.cells]
+    return [
+        (c.label, _num(c.baseline, u), _num(c.current, u), _ratio(c), _p(c.p_value), c.verdict) for c in report.cells
+    ]
 
 
 def headline(report: Report, fail_on: str = "regression") -> str:
@@ -81,17 +90,21 @@ def headline(report: Report, fail_on: str = "regression") -> str:
 def settings(report: Report) -> str:
     m = report.metric
     better = "higher" if m.higher_is_better else "lower"
-    accuracy = (f", max top-1 drop {report.max_accuracy_drop:g} points"
-                if any(c.accuracy for c in report.cells) else "")
-    return (f"metric {m.name} ({m.unit}, {better} is better), threshold {report.threshold:.1%}, "
-            f"alpha {report.alpha:g}{accuracy}; baseline {report.baseline}; current {report.current}")
+    accuracy = f", max top-1 drop {report.max_accuracy_drop:g} points" if any(c.accuracy for c in report.cells) else ""
+    return (
+        f"metric {m.name} ({m.unit}, {better} is better), threshold {report.threshold:.1%}, "
+        f"alpha {report.alpha:g}{accuracy}; baseline {report.baseline}; current {report.current}"
+    )
 
 
 def notes(report: Report) -> list[str]:
     """Why each cell that needs attention got its verdict, and environment warnings."""
     out = [f"{c.label}: {c.verdict}: {c.reason}" for c in report.cells if c.verdict != NO_CHANGE]
-    out += [f"{c.label}: accuracy: {c.accuracy['reason']}" for c in report.cells
-            if c.accuracy and c.verdict != ACCURACY_REGRESSION and c.accuracy.get("reason")]
+    out += [
+        f"{c.label}: accuracy: {c.accuracy['reason']}"
+        for c in report.cells
+        if c.accuracy and c.verdict != ACCURACY_REGRESSION and c.accuracy.get("reason")
+    ]
     # one library upgrade touches every cell: say it once, not once per cell
     by_warning: dict[str, list[str]] = {}
     for c in report.cells:
@@ -110,8 +123,14 @@ def to_markdown(report: Report, fail_on: str = "regression") -> str:
     def esc(s: str) -> str:
         return s.replace("|", "\\|")
 
-    lines = [f"### effbench gate: {headline(report, fail_on)}", "", esc(settings(report)), "",
-             "| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
+    lines = [
+        f"### effbench gate: {headline(report, fail_on)}",
+        "",
+        esc(settings(report)),
+        "",
+        "| " + " | ".join(HEADERS) + " |",
+        "|" + "---|" * len(HEADERS),
+    ]
     for r, c in zip(rows(report), report.cells):
         warn = " ⚠️" if c.warnings else ""
         lines.append(f"| `{esc(r[0])}`{warn} | {r[1]} | {r[2]} | {r[3]} | {r[4]} | {ICONS[c.verdict]} {r[5]} |")
@@ -121,16 +140,21 @@ def to_markdown(report: Report, fail_on: str = "regression") -> str:
         lines += ["", "<details><summary>Notes</summary>", ""]
         lines += [f"- {esc(line)}" for line in n_]
         lines += ["", "</details>"]
-    lines += ["", "_regression: p < alpha and the whole 95% CI of current/baseline beyond the threshold "
-                  "(see effbench docs/gate.md)_", ""]
+    lines += [
+        "",
+        "_regression: p < alpha and the whole 95% CI of current/baseline beyond the threshold "
+        "(see effbench docs/gate.md)_",
+        "",
+    ]
     return "\n".join(lines)
 
 
 def print_report(report: Report, console: Console, fail_on: str = "regression") -> None:
     table = Table(title=f"effbench gate: {headline(report, fail_on)}", caption=settings(report))
     for h in HEADERS:
-        table.add_column(h, justify="left" if h in ("cell", "verdict") else "right",
-                         overflow="fold" if h == "cell" else "ellipsis")
+        table.add_column(
+            h, justify="left" if h in ("cell", "verdict") else "right", overflow="fold" if h == "cell" else "ellipsis"
+        )
     for r, c in zip(rows(report), report.cells):
         table.add_row(r[0] + (" !" if c.warnings else ""), *r[1:5], r[5], style=STYLES.get(c.verdict))
     gm, n = report.geomean()
@@ -162,11 +186,14 @@ def _cell_row(c: Cell) -> tuple[str, ...]:
 
 
 def print_baseline(b: Baseline, console: Console) -> None:
-    table = Table(title=f"baseline {b.name} ({b.path})",
-                  caption=f"created {b.created_at or '?'} from {b.source or '?'}; {len(b.cells)} cells")
+    table = Table(
+        title=f"baseline {b.name} ({b.path})",
+        caption=f"created {b.created_at or '?'} from {b.source or '?'}; {len(b.cells)} cells",
+    )
     for h in ("cell", "status", "n", "median", "p95", "CV (MAD)", "img/s", "peak MB", "J/img", "parity"):
-        table.add_column(h, justify="left" if h in ("cell", "status") else "right",
-                         overflow="fold" if h == "cell" else "ellipsis")
+        table.add_column(
+            h, justify="left" if h in ("cell", "status") else "right", overflow="fold" if h == "cell" else "ellipsis"
+        )
     for c in b.cells:
         table.add_row(*_cell_row(c), style=None if c.status == "ok" else "red")
     console.print(table)
@@ -174,5 +201,6 @@ def print_baseline(b: Baseline, console: Console) -> None:
     for fp in sorted(fingerprints):
         facts: dict[str, Any] = json.loads(fp)
         if facts:
-            console.print("environment: " + ", ".join(f"{k} {v}" for k, v in facts.items()),
-                          markup=False, highlight=False)
+            console.print(
+                "environment: " + ", ".join(f"{k} {v}" for k, v in facts.items()), markup=False, highlight=False
+            )

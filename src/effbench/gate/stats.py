@@ -91,10 +91,7 @@ def _bootstrap_medians(blocks: list[np.ndarray], n_boot: int, rng: np.random.Gen
         hi = np.full(n_boot, pooled.size - 1, dtype=np.int64)
         while np.any(lo < hi):
             mid = (lo + hi) // 2
-            at_most = sum(
-                counts[:, b] * np.searchsorted(sorted_blocks[b], pooled[mid], side="right")
-                for b in range(k)
-            )
+            at_most = sum(counts[:, b] * np.searchsorted(sorted_blocks[b], pooled[mid], side="right") for b in range(k))
             enough = at_most >= rank
             hi = np.where(enough, mid, hi)
             lo = np.where(enough, lo, mid + 1)

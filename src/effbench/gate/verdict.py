@@ -72,8 +72,7 @@ class CellVerdict:
     accuracy: dict[str, Any] | None = None  # gate.accuracy.AccuracyCheck of the cell, when measured
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
-                for k, v in asdict(self).items()}
+        return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in asdict(self).items()}
 
 
 @dataclass
@@ -131,8 +130,16 @@ def _beyond(low: float, high: float, threshold: float, higher_is_better: bool) -
     return (below, above) if higher_is_better else (above, below)
 
 
-def decide(ratio: float, ci_low: float, ci_high: float, p: float, *, alpha: float, threshold: float,
-           higher_is_better: bool = False) -> tuple[str, str]:
+def decide(
+    ratio: float,
+    ci_low: float,
+    ci_high: float,
+    p: float,
+    *,
+    alpha: float,
+    threshold: float,
+    higher_is_better: bool = False,
+) -> tuple[str, str]:
     """The verdict for a tested cell, and why."""
     worse, better = _beyond(ci_low, ci_high, threshold, higher_is_better)
     ci = f"95% CI [{ci_low:.3f}, {ci_high:.3f}]"
@@ -174,29 +181,41 @@ def _measure(base: Cell, cur: Cell, metric: Metric, threshold: float, alpha: flo
         out.baseline, out.current, out.ratio = b, c, c / b
         worse, better = _beyond(c / b, c / b, threshold, metric.higher_is_better)
         out.verdict = REGRESSION if worse else IMPROVEMENT if better else NO_CHANGE
-        out.reason = (f"single figure per run: ratio {c / b:.3f} compared with the {threshold:.1%} "
-                      "threshold directly, no statistical test")
+        out.reason = (
+            f"single figure per run: ratio {c / b:.3f} compared with the {threshold:.1%} "
+            "threshold directly, no statistical test"
+        )
         return out
 
     out.n_baseline, out.n_current = len(b), len(c)
     need = min_samples(metric.min_block_size)
     if len(b) < need or len(c) < need:
         out.baseline, out.current = statistics.median(b), statistics.median(c)
-        out.reason = (f"too few samples (baseline {len(b)}, current {len(c)}): need at least {need} "
-                      f"per side ({MIN_BLOCKS} blocks of {metric.min_block_size})")
+        out.reason = (
+            f"too few samples (baseline {len(b)}, current {len(c)}): need at least {need} "
+            f"per side ({MIN_BLOCKS} blocks of {metric.min_block_size})"
+        )
         return out
 
     s = compare_samples(b, c, min_block_size=metric.min_block_size)
     out.baseline, out.current, out.ratio = s.median_baseline, s.median_current, s.ratio
     out.ci_low, out.ci_high, out.p_value = s.ci_low, s.ci_high, s.p_value
     out.cv_baseline, out.cv_current = s.cv_baseline, s.cv_current
-    noisy = [f"{side} CV {cv:.0%}" for side, cv in (("baseline", s.cv_baseline), ("current", s.cv_current))
-             if cv > NOISE_CV]
+    noisy = [
+        f"{side} CV {cv:.0%}" for side, cv in (("baseline", s.cv_baseline), ("current", s.cv_current)) if cv > NOISE_CV
+    ]
     if noisy:
         out.reason = f"too noisy: {', '.join(noisy)} > {NOISE_CV:.0%}"
         return out
-    out.verdict, out.reason = decide(s.ratio, s.ci_low, s.ci_high, s.p_value, alpha=alpha,
-                                     threshold=threshold, higher_is_better=metric.higher_is_better)
+    out.verdict, out.reason = decide(
+        s.ratio,
+        s.ci_low,
+        s.ci_high,
+        s.p_value,
+        alpha=alpha,
+        threshold=threshold,
+        higher_is_better=metric.higher_is_better,
+    )
     return out
 
 
@@ -224,20 +243,28 @@ def env_differences(base_env: dict[str, Any] | None, cur_env: dict[str, Any] | N
     b, c = env_facts(base_env), env_facts(cur_env)
     if not b or not c:  # one side has no fingerprint at all: nothing meaningful to compare
         return []
-    return [f"{k}: {b.get(k, '-')} -> {c.get(k, '-')}" for k in sorted(b.keys() | c.keys())
-            if b.get(k) != c.get(k)]
+    return [f"{k}: {b.get(k, '-')} -> {c.get(k, '-')}" for k in sorted(b.keys() | c.keys()) if b.get(k) != c.get(k)]
 
 
-def compare_pair(base: Cell | None, cur: Cell | None, *, metric: Metric, threshold: float, alpha: float,
-                 notes: tuple[str, ...] = (), max_accuracy_drop: float = DEFAULT_MAX_DROP) -> CellVerdict:
+def compare_pair(
+    base: Cell | None,
+    cur: Cell | None,
+    *,
+    metric: Metric,
+    threshold: float,
+    alpha: float,
+    notes: tuple[str, ...] = (),
+    max_accuracy_drop: float = DEFAULT_MAX_DROP,
+) -> CellVerdict:
     if base is None:
         return CellVerdict(cur.label, cur.config_hash, NEW, "only in the current run")
     if cur is None:
         return CellVerdict(base.label, base.config_hash, MISSING, "only in the baseline")
 
     if base.status != "ok" and cur.status == "ok":
-        out = CellVerdict(cur.label, cur.config_hash, INCONCLUSIVE,
-                          f"baseline cell is {base.status}: nothing to compare against")
+        out = CellVerdict(
+            cur.label, cur.config_hash, INCONCLUSIVE, f"baseline cell is {base.status}: nothing to compare against"
+        )
     else:
         out = _measure(base, cur, metric, threshold, alpha)
     if base.label != cur.label:
@@ -249,12 +276,16 @@ def compare_pair(base: Cell | None, cur: Cell | None, *, metric: Metric, thresho
         out.verdict, out.reason = INCONCLUSIVE, f"current cell was skipped: {cur.error or 'no reason given'}"
     elif cur.parity and cur.parity.get("ok") is False:
         p = cur.parity
-        shown = ", ".join(f"{k} {p[k]:.3g}" for k in ("max_abs_err", "cosine", "top1_agreement")
-                          if isinstance(p.get(k), (int, float)))
+        shown = ", ".join(
+            f"{k} {p[k]:.3g}" for k in ("max_abs_err", "cosine", "top1_agreement") if isinstance(p.get(k), (int, float))
+        )
         out.verdict, out.reason = PARITY_FAILURE, f"outputs differ from the reference ({shown})"
     out.warnings = [*notes, *(f"environment differs: {d}" for d in env_differences(base.env, cur.env))]
-    acc = check_accuracy(base.accuracy, cur.accuracy, max_drop=max_accuracy_drop, alpha=alpha) \
-        if cur.status == "ok" else None
+    acc = (
+        check_accuracy(base.accuracy, cur.accuracy, max_drop=max_accuracy_drop, alpha=alpha)
+        if cur.status == "ok"
+        else None
+    )
     if acc is not None:
         out.accuracy = acc.to_dict()
         out.warnings += acc.warnings
@@ -289,8 +320,10 @@ def match(base_cells: list[Cell], cur_cells: list[Cell]) -> list[tuple[Cell | No
 
 def check_options(metric: str, threshold: float, alpha: float, max_accuracy_drop: float = DEFAULT_MAX_DROP) -> Metric:
     if not 0 <= max_accuracy_drop < 100:
-        raise UsageError(f"--max-accuracy-drop {max_accuracy_drop:g}: give top-1 points between 0 and 100 "
-                         f"(default {DEFAULT_MAX_DROP:g})")
+        raise UsageError(
+            f"--max-accuracy-drop {max_accuracy_drop:g}: give top-1 points between 0 and 100 "
+            f"(default {DEFAULT_MAX_DROP:g})"
+        )
     if metric not in METRICS:
         raise UsageError(f"unknown metric '{metric}': choose one of {', '.join(METRICS)}")
     if not 0 < threshold < 1:
@@ -300,20 +333,35 @@ def check_options(metric: str, threshold: float, alpha: float, max_accuracy_drop
     return METRICS[metric]
 
 
-def compare(base_cells: list[Cell], cur_cells: list[Cell], *, metric: str = "latency",
-            threshold: float = 0.05, alpha: float = 0.01, baseline: str = "baseline",
-            current: str = "current", max_accuracy_drop: float = DEFAULT_MAX_DROP) -> Report:
+def compare(
+    base_cells: list[Cell],
+    cur_cells: list[Cell],
+    *,
+    metric: str = "latency",
+    threshold: float = 0.05,
+    alpha: float = 0.01,
+    baseline: str = "baseline",
+    current: str = "current",
+    max_accuracy_drop: float = DEFAULT_MAX_DROP,
+) -> Report:
     """The gate: every cell of the baseline and the current run, matched and judged."""
     m = check_options(metric, threshold, alpha, max_accuracy_drop)
-    cells = [compare_pair(b, c, metric=m, threshold=threshold, alpha=alpha, notes=notes,
-                          max_accuracy_drop=max_accuracy_drop)
-             for b, c, notes in match(base_cells, cur_cells)]
+    cells = [
+        compare_pair(b, c, metric=m, threshold=threshold, alpha=alpha, notes=notes, max_accuracy_drop=max_accuracy_drop)
+        for b, c, notes in match(base_cells, cur_cells)
+    ]
     return Report(m, threshold, alpha, baseline, current, cells, max_accuracy_drop)
 
 
-def ab_verdicts(a_records: list[dict[str, Any]], b_records: list[dict[str, Any]], *,
-                threshold: float = 0.05, alpha: float = 0.01, metric: str = "latency",
-                key: Callable[[dict[str, Any]], str] | None = None) -> Report:
+def ab_verdicts(
+    a_records: list[dict[str, Any]],
+    b_records: list[dict[str, Any]],
+    *,
+    threshold: float = 0.05,
+    alpha: float = 0.01,
+    metric: str = "latency",
+    key: Callable[[dict[str, Any]], str] | None = None,
+) -> Report:
     """A (baseline) against B (current) from records measured in one session.
 
     Records of one configuration (several interleaved rounds) are pooled into one cell, samples in
@@ -332,6 +380,8 @@ def ab_verdicts(a_records: list[dict[str, Any]], b_records: list[dict[str, Any]]
         if len(a_groups) != len(b_groups):
             raise UsageError(f"A has {len(a_groups)} configurations and B {len(b_groups)}: cannot pair them")
         pairs = list(zip(a_groups.values(), b_groups.values()))
-    cells = [compare_pair(cell_from_records(a), cell_from_records(b), metric=m, threshold=threshold,
-                          alpha=alpha) for a, b in pairs]
+    cells = [
+        compare_pair(cell_from_records(a), cell_from_records(b), metric=m, threshold=threshold, alpha=alpha)
+        for a, b in pairs
+    ]
     return Report(m, threshold, alpha, "A", "B", cells)

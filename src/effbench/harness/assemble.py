@@ -17,8 +17,13 @@ from effbench.harness.prepare import PreparedCell
 from effbench.harness.result import Energy, Memory, Result, Timing
 
 
-def assemble(p: PreparedCell, m: Measured, cell_wall_s: float | None = None, remote: dict[str, Any] | None = None,
-             extra_warnings: list[str] | None = None) -> Result:
+def assemble(
+    p: PreparedCell,
+    m: Measured,
+    cell_wall_s: float | None = None,
+    remote: dict[str, Any] | None = None,
+    extra_warnings: list[str] | None = None,
+) -> Result:
     """`remote`: how the cell reached a device that is not this machine (transport, node ...); the
     environment is then the device's own, with this harness's beside it."""
     cfg = p.cfg
@@ -37,10 +42,19 @@ def assemble(p: PreparedCell, m: Measured, cell_wall_s: float | None = None, rem
 
     env = dict(m.env)
     on_this_host = not remote
-    diag, warns = stability.diagnose(samples_ms, cfg.threads, m.loadavg_before, m.loadavg_after, m.target_ci,
-                                     m.reached_ci, m.target_met, (summary.ci95_low, summary.ci95_high),
-                                     governor=env.get("governor"), usable_cpus=env.get("usable_cpus"),
-                                     where="" if on_this_host else " on the device")
+    diag, warns = stability.diagnose(
+        samples_ms,
+        cfg.threads,
+        m.loadavg_before,
+        m.loadavg_after,
+        m.target_ci,
+        m.reached_ci,
+        m.target_met,
+        (summary.ci95_low, summary.ci95_high),
+        governor=env.get("governor"),
+        usable_cpus=env.get("usable_cpus"),
+        where="" if on_this_host else " on the device",
+    )
     warnings.extend(warns)
     if m.precision_ran != cfg.precision:
         warnings.append(f"asked for {cfg.precision}, the runtime ran {m.precision_ran}")
@@ -50,13 +64,18 @@ def assemble(p: PreparedCell, m: Measured, cell_wall_s: float | None = None, rem
         reference = [np.load(p.reference_path)]
         parity = compare(m.outputs, reference, m.precision_ran, p.reference_runtime or "torch")
         if not parity.ok:
-            warnings.append(f"parity failure: max rel err {parity.max_rel_err:.2e}, cosine {parity.cosine:.5f} "
-                            f"vs {parity.reference}")
+            warnings.append(
+                f"parity failure: max rel err {parity.max_rel_err:.2e}, cosine {parity.cosine:.5f} "
+                f"vs {parity.reference}"
+            )
 
     energy = Energy.from_dict((m.after or {}).get("energy"))
     if energy is None:
-        reason = (f"no energy meter on remote device {cfg.device} ({remote.get('transport')})" if remote
-                  else "energy not measured")
+        reason = (
+            f"no energy meter on remote device {cfg.device} ({remote.get('transport')})"
+            if remote
+            else "energy not measured"
+        )
         energy = Energy(False, reason)
     warnings.extend(f"energy: {w}" for w in energy.readings.get("warnings", []))
     extra: dict[str, Any] = {
@@ -99,17 +118,49 @@ def assemble(p: PreparedCell, m: Measured, cell_wall_s: float | None = None, rem
     env_out = harness_environment(env, cfg.device, remote)
     params = p.params or runtime.pop("params", None)
     return Result(
-        model=p.model_id, backend=p.backend, device=cfg.device, scenario=cfg.scenario, batch_size=cfg.batch_size,
-        precision=cfg.precision, status="ok", precision_ran=m.precision_ran, latency=summary,
-        throughput_per_s=throughput, iterations=int(samples_ms.size),
-        timing=Timing(first_inference_ms=round(m.first_ns / 1e6, 4), load_s=round(m.load_s, 4),
-                      export_s=round(p.export_s, 3), prepare_s=round(p.prepare_s, 3), warmup_s=round(m.warmup_s, 3),
-                      warmup_iters=m.warmup_iters, measure_s=round(m.measure_s, 3),
-                      cell_wall_s=round(cell_wall_s, 3) if cell_wall_s is not None else None),
-        artifact_bytes=p.artifact_bytes, artifact_cached=p.artifact_cached, params=params, macs=macs,
-        ideal_ms=ideal_ms, roofline_ms=roofline_ms, efficiency=efficiency, parity=parity,
+        model=p.model_id,
+        backend=p.backend,
+        device=cfg.device,
+        scenario=cfg.scenario,
+        batch_size=cfg.batch_size,
+        precision=cfg.precision,
+        status="ok",
+        precision_ran=m.precision_ran,
+        latency=summary,
+        throughput_per_s=throughput,
+        iterations=int(samples_ms.size),
+        timing=Timing(
+            first_inference_ms=round(m.first_ns / 1e6, 4),
+            load_s=round(m.load_s, 4),
+            export_s=round(p.export_s, 3),
+            prepare_s=round(p.prepare_s, 3),
+            warmup_s=round(m.warmup_s, 3),
+            warmup_iters=m.warmup_iters,
+            measure_s=round(m.measure_s, 3),
+            cell_wall_s=round(cell_wall_s, 3) if cell_wall_s is not None else None,
+        ),
+        artifact_bytes=p.artifact_bytes,
+        artifact_cached=p.artifact_cached,
+        params=params,
+        macs=macs,
+        ideal_ms=ideal_ms,
+        roofline_ms=roofline_ms,
+        efficiency=efficiency,
+        parity=parity,
         memory=Memory(**m.memory, artifact_bytes=p.artifact_bytes, device=m.device_memory),
-        energy=energy, accuracy=accuracy, quantization=quantization,
-        profiled=bool(cfg.profile_iters), stability=diag, warnings=tuple(dict.fromkeys(warnings + (extra_warnings or []))),
-        threads=cfg.threads, cpus=cfg.cpus, tag=cfg.tag, config=cfg.to_dict(), config_hash=cfg.config_hash(),
-        runtime=runtime, env=env_out, samples_ms=tuple(np.round(samples_ms, 6).tolist()), extra=extra)
+        energy=energy,
+        accuracy=accuracy,
+        quantization=quantization,
+        profiled=bool(cfg.profile_iters),
+        stability=diag,
+        warnings=tuple(dict.fromkeys(warnings + (extra_warnings or []))),
+        threads=cfg.threads,
+        cpus=cfg.cpus,
+        tag=cfg.tag,
+        config=cfg.to_dict(),
+        config_hash=cfg.config_hash(),
+        runtime=runtime,
+        env=env_out,
+        samples_ms=tuple(np.round(samples_ms, 6).tolist()),
+        extra=extra,
+    )

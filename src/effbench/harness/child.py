@@ -48,8 +48,13 @@ def measure_payload(payload: dict[str, Any], progress: Progress | None = None) -
             from effbench.accuracy.evaluate import evaluate
 
             images = PreparedImages.open(payload["eval"]["path"])
-            out["eval"] = evaluate(session, images, batch_size=payload["eval"]["batch_size"],
-                                   input_name=payload["input_name"], progress=progress).to_dict()
+            out["eval"] = evaluate(
+                session,
+                images,
+                batch_size=payload["eval"]["batch_size"],
+                input_name=payload["input_name"],
+                progress=progress,
+            ).to_dict()
         if payload.get("runtime_graph"):
             out["runtime_graph"] = session.runtime_graph()
         return out

@@ -60,7 +60,9 @@ class RunConfig(BaseModel):
     eval_labels: str | None = DEFAULTS["eval_labels"]
     eval_limit: int | None = Field(DEFAULTS["eval_limit"], ge=1)
     skip_bad_images: bool = DEFAULTS["skip_bad_images"]
-    max_drop: float | None = Field(DEFAULTS["max_drop"], gt=0, lt=100)  # accuracy-aware int8: tolerated top-1 drop, points
+    max_drop: float | None = Field(
+        DEFAULTS["max_drop"], gt=0, lt=100
+    )  # accuracy-aware int8: tolerated top-1 drop, points
     # preprocessing of --eval / --calib images where the model's own data configuration does not say (or to override it)
     crop_pct: float | None = Field(DEFAULTS["crop_pct"], gt=0, le=1)
     interpolation: Literal["bilinear", "bicubic", "nearest"] | None = DEFAULTS["interpolation"]
@@ -78,11 +80,14 @@ class RunConfig(BaseModel):
             return v
         if not v or any(c < 0 for c in v):
             raise ValueError("cpus must be a non-empty list of CPU indices >= 0")
-        usable = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+        usable = (
+            sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+        )
         missing = sorted(set(v) - set(usable))
         if missing:
-            raise ValueError(f"CPU(s) {', '.join(map(str, missing))} not available here (usable: "
-                             f"{','.join(map(str, usable))})")
+            raise ValueError(
+                f"CPU(s) {', '.join(map(str, missing))} not available here (usable: {','.join(map(str, usable))})"
+            )
         return sorted(set(v))
 
     @field_validator("options", mode="before")
@@ -110,7 +115,9 @@ class RunConfig(BaseModel):
         return hashlib.sha256(blob).hexdigest()[:16]
 
     def label(self) -> str:
-        return f"{self.model} | {self.backend} | {self.device} | b{self.batch_size} | {self.precision} | {self.scenario}"
+        return (
+            f"{self.model} | {self.backend} | {self.device} | b{self.batch_size} | {self.precision} | {self.scenario}"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         d = self.model_dump()

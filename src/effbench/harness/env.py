@@ -17,12 +17,18 @@ from effbench.core.fingerprint import fingerprint as core_fingerprint
 
 def git_commit(cwd: str | None = None) -> str | None:
     try:
-        r = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd or os.getcwd(), capture_output=True,
-                           text=True, timeout=5)
+        r = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd or os.getcwd(), capture_output=True, text=True, timeout=5
+        )
         if r.returncode != 0:
             return None
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd or os.getcwd(),
-                               capture_output=True, text=True, timeout=5).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=cwd or os.getcwd(),
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
         return r.stdout.strip() + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return None
@@ -68,8 +74,12 @@ def harness_environment(measured_env: dict[str, Any], device: str, remote: dict[
     env = dict(measured_env)
     if remote:
         env["remote"] = remote
-        env["harness"] = {"hostname": socket.gethostname(), "python": platform.python_version(),
-                          "effbench": __version__, "git_commit": _commit()}
+        env["harness"] = {
+            "hostname": socket.gethostname(),
+            "python": platform.python_version(),
+            "effbench": __version__,
+            "git_commit": _commit(),
+        }
         return env
     env["versions"] = {**env.get("versions", {}), **versions(_backend_packages())}
     env["git_commit"] = _commit()

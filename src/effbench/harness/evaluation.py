@@ -30,8 +30,10 @@ class EvalPlan:
     int8_method: str | None = None  # "nncf" | "onnxruntime"
 
     def payload(self, batch_size: int) -> dict[str, Any]:
-        return {"eval": {"path": str(self.images.path), "batch_size": batch_size} if self.images else None,
-                "runtime_graph": self.int8_method == "nncf"}
+        return {
+            "eval": {"path": str(self.images.path), "batch_size": batch_size} if self.images else None,
+            "runtime_graph": self.int8_method == "nncf",
+        }
 
 
 def wants(cfg) -> bool:
@@ -41,19 +43,24 @@ def wants(cfg) -> bool:
 def check(cfg, backend, remote: bool) -> None:
     """What can be known wrong about the accuracy options without any work (UsageError)."""
     if remote and (cfg.eval or cfg.precision == "int8"):
-        raise UsageError("--eval and int8 run on this machine's backends for now; the ssh agent measures fp32/bf16 "
-                         "latency only (drop --eval, or use a local device)")
-    for option, value, what in (("--eval", cfg.eval, "an ImageFolder (one folder per class)"),
-                                ("--calib", cfg.calib, "a folder of images"),
-                                ("--eval-labels", cfg.eval_labels, "a labels file")):
+        raise UsageError(
+            "--eval and int8 run on this machine's backends for now; the ssh agent measures fp32/bf16 "
+            "latency only (drop --eval, or use a local device)"
+        )
+    for option, value, what in (
+        ("--eval", cfg.eval, "an ImageFolder (one folder per class)"),
+        ("--calib", cfg.calib, "a folder of images"),
+        ("--eval-labels", cfg.eval_labels, "a labels file"),
+    ):
         is_file = option == "--eval-labels"
         if value and not (Path(value).is_file() if is_file else Path(value).is_dir()):
             raise UsageError(f"{option} {value}: no such {'file' if is_file else 'folder'} (give {what})")
     if cfg.eval_labels and not cfg.eval:
         raise UsageError("--eval-labels needs --eval DIR (the images it labels)")
     if cfg.max_drop is not None and (backend.name != "openvino" or cfg.precision != "int8" or not cfg.eval):
-        raise UsageError("--max-drop is accuracy-aware int8 quantisation: it needs --backend openvino --precision int8 "
-                         "--eval DIR")
+        raise UsageError(
+            "--max-drop is accuracy-aware int8 quantisation: it needs --backend openvino --precision int8 --eval DIR"
+        )
     if cfg.calib and cfg.precision != "int8":
         raise UsageError("--calib calibrates int8 quantisation: add --precision int8 (or drop --calib)")
 
@@ -61,9 +68,14 @@ def check(cfg, backend, remote: bool) -> None:
 def _preprocess(cfg, spec, input_shape):
     from effbench.accuracy.preprocess import parse_floats, resolve_preprocess
 
-    return resolve_preprocess(input_shape, timm_model=spec.target if spec.kind == "timm" else None,
-                              crop_pct=cfg.crop_pct, interpolation=cfg.interpolation,
-                              mean=parse_floats(cfg.mean, "--mean"), std=parse_floats(cfg.std, "--std"))
+    return resolve_preprocess(
+        input_shape,
+        timm_model=spec.target if spec.kind == "timm" else None,
+        crop_pct=cfg.crop_pct,
+        interpolation=cfg.interpolation,
+        mean=parse_floats(cfg.mean, "--mean"),
+        std=parse_floats(cfg.std, "--std"),
+    )
 
 
 def plan(cfg, backend, spec, src, input_shape, num_outputs: int | None, fp32_onnx: str | None, event) -> EvalPlan:
@@ -83,8 +95,9 @@ def plan(cfg, backend, spec, src, input_shape, num_outputs: int | None, fp32_onn
     if cfg.eval:
         n_out = num_outputs or (onnx_num_outputs(fp32_onnx) if fp32_onnx else None)
         images = find_images(cfg.eval, option="--eval", labels_file=cfg.eval_labels, num_classes=n_out)
-        out.images = prepare_images(images, out.preprocess, limit=cfg.eval_limit, skip_bad_images=cfg.skip_bad_images,
-                                    progress=event)
+        out.images = prepare_images(
+            images, out.preprocess, limit=cfg.eval_limit, skip_bad_images=cfg.skip_bad_images, progress=event
+        )
         check_classes(out.images, n_out)
         runtime = "onnxruntime" if spec.kind == "onnx" else "torch"
         onnx_file = fp32_onnx or spec.target
@@ -97,14 +110,16 @@ def plan(cfg, backend, spec, src, input_shape, num_outputs: int | None, fp32_onn
         out.reference, _ = cached_reference(reference_parts(cache_key(src.key_parts()), out.images, runtime), compute)
         out.reference_runtime = runtime
     if cfg.precision == "int8" and backend.name in ("openvino", "onnxruntime"):
-        out.calibration = calibration_set(cfg.calib, out.preprocess, size=cfg.calib_size,
-                                          skip_bad_images=cfg.skip_bad_images, progress=event)
+        out.calibration = calibration_set(
+            cfg.calib, out.preprocess, size=cfg.calib_size, skip_bad_images=cfg.skip_bad_images, progress=event
+        )
         out.int8_method = "nncf" if backend.name == "openvino" else "onnxruntime"
     return out
 
 
-def int8_artifact(fp32: Artifact, onnx_art: Artifact, ev: EvalPlan, options, batch: int, max_drop: float | None
-                  ) -> Artifact:
+def int8_artifact(
+    fp32: Artifact, onnx_art: Artifact, ev: EvalPlan, options, batch: int, max_drop: float | None
+) -> Artifact:
     """The quantised artifact made from the fp32 one, cached under the calibration set's hash."""
     from effbench.accuracy import quantize as q
 
@@ -113,12 +128,16 @@ def int8_artifact(fp32: Artifact, onnx_art: Artifact, ev: EvalPlan, options, bat
     validation = ev.images if max_drop is not None else None
     parts = q.quantization_parts(method, calib, options, fp32.key, validation, max_drop)
     if method == "nncf":
-        art = get_or_build("openvino", parts, "model.xml",
-                           lambda t: q.quantize_openvino(source, t, calib, batch, options, max_drop=max_drop,
-                                                         validation=validation))
+        art = get_or_build(
+            "openvino",
+            parts,
+            "model.xml",
+            lambda t: q.quantize_openvino(source, t, calib, batch, options, max_drop=max_drop, validation=validation),
+        )
     else:
-        art = get_or_build("onnx", parts, "model.onnx",
-                           lambda t: q.quantize_onnxruntime(source, t, calib, batch, options))
+        art = get_or_build(
+            "onnx", parts, "model.onnx", lambda t: q.quantize_onnxruntime(source, t, calib, batch, options)
+        )
     if not art.cached:
         art.export_s += fp32.export_s if not fp32.cached else 0.0
     art.meta["onnx_path"] = str(onnx_art.path)  # parity and the graph analysis use the fp32 graph
@@ -131,18 +150,23 @@ def representative_inputs(ev: EvalPlan, batch: int) -> np.ndarray:
     return next(iter(ev.calibration.batches(batch)))
 
 
-def assemble(ev: EvalPlan, cell, after: dict[str, Any], threads: int | None) -> tuple[dict | None, dict | None,
-                                                                                     list[str]]:
+def assemble(
+    ev: EvalPlan, cell, after: dict[str, Any], threads: int | None
+) -> tuple[dict | None, dict | None, list[str]]:
     """(accuracy block, quantization block, warnings) of a measured cell."""
     from effbench.accuracy.evaluate import Predictions, accuracy_record
 
     warnings: list[str] = []
     accuracy = quantization = None
     if ev.images is not None and after.get("eval"):
-        accuracy = accuracy_record(Predictions.from_dict(after["eval"]), ev.images, reference=ev.reference,
-                                   reference_info={"runtime": ev.reference_runtime, "precision": "fp32"},
-                                   limit=cell.cfg.eval_limit,
-                                   calibration_root=ev.calibration.images.root if ev.calibration else None)
+        accuracy = accuracy_record(
+            Predictions.from_dict(after["eval"]),
+            ev.images,
+            reference=ev.reference,
+            reference_info={"runtime": ev.reference_runtime, "precision": "fp32"},
+            limit=cell.cfg.eval_limit,
+            calibration_root=ev.calibration.images.root if ev.calibration else None,
+        )
         warnings.extend(accuracy["warnings"])
     if ev.int8_method:
         from effbench.accuracy import int8_coverage as cov
@@ -151,8 +175,9 @@ def assemble(ev: EvalPlan, cell, after: dict[str, Any], threads: int | None) -> 
         path = cell.artifact.path
         quantization = dict(quantization_info(path))
         if ev.int8_method == "nncf":
-            share = cov.int8_macs_share(cell.artifact.meta["onnx_path"],
-                                        cov.int8_layers_openvino(after.get("runtime_graph") or []))
+            share = cov.int8_macs_share(
+                cell.artifact.meta["onnx_path"], cov.int8_layers_openvino(after.get("runtime_graph") or [])
+            )
         else:
             share = cov.int8_macs_share(path, cov.int8_nodes_onnxruntime(path, threads))
         quantization.update(share)

@@ -47,18 +47,27 @@ def describe_exit(code: int) -> str:
 
 def crashed(code: int, stderr_tail: str) -> dict[str, Any]:
     last = stderr_tail.splitlines()[-1] if stderr_tail else ""
-    return {"status": "crashed", "error": f"worker {describe_exit(code)}" + (f": {last}" if last else ""),
-            "extra": {"exit_code": code, "stderr_tail": stderr_tail}}
+    return {
+        "status": "crashed",
+        "error": f"worker {describe_exit(code)}" + (f": {last}" if last else ""),
+        "extra": {"exit_code": code, "stderr_tail": stderr_tail},
+    }
 
 
 def timed_out(seconds: float, stderr_tail: str = "") -> dict[str, Any]:
-    return {"status": "timeout", "error": f"worker still running after {seconds:.0f} s (killed)",
-            "extra": {"stderr_tail": stderr_tail}}
+    return {
+        "status": "timeout",
+        "error": f"worker still running after {seconds:.0f} s (killed)",
+        "extra": {"stderr_tail": stderr_tail},
+    }
 
 
 def lost(node: str, reason: str) -> dict[str, Any]:
-    return {"status": "lost", "error": f"node {node} went away during the cell: {reason}",
-            "extra": {"node": node, "reason": reason}}
+    return {
+        "status": "lost",
+        "error": f"node {node} went away during the cell: {reason}",
+        "extra": {"node": node, "reason": reason},
+    }
 
 
 def canonical_names(config: dict[str, Any]) -> tuple[str, str]:
@@ -80,14 +89,33 @@ def canonical_names(config: dict[str, Any]) -> tuple[str, str]:
     return model, backend
 
 
-def failed_result(config: dict[str, Any], outcome: dict[str, Any], *, model: str | None = None,
-                  backend: str | None = None, config_hash: str | None = None, **kw: Any) -> Result:
+def failed_result(
+    config: dict[str, Any],
+    outcome: dict[str, Any],
+    *,
+    model: str | None = None,
+    backend: str | None = None,
+    config_hash: str | None = None,
+    **kw: Any,
+) -> Result:
     """The record of a cell that did not produce numbers."""
     if model is None or backend is None:
         m, b = canonical_names(config)
         model, backend = model or m, backend or b
     return Result(
-        model=model, backend=backend, device=config.get("device", "cpu"), scenario=config.get("scenario", "latency"),
-        batch_size=config.get("batch_size", 1), precision=config.get("precision", "fp32"),
-        status=outcome["status"], error=outcome["error"], tag=config.get("tag"), threads=config.get("threads"),
-        cpus=config.get("cpus"), config=config, config_hash=config_hash, extra=dict(outcome.get("extra") or {}), **kw)
+        model=model,
+        backend=backend,
+        device=config.get("device", "cpu"),
+        scenario=config.get("scenario", "latency"),
+        batch_size=config.get("batch_size", 1),
+        precision=config.get("precision", "fp32"),
+        status=outcome["status"],
+        error=outcome["error"],
+        tag=config.get("tag"),
+        threads=config.get("threads"),
+        cpus=config.get("cpus"),
+        config=config,
+        config_hash=config_hash,
+        extra=dict(outcome.get("extra") or {}),
+        **kw,
+    )

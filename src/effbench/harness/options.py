@@ -29,8 +29,11 @@ def parse_common(raw: dict[str, str]) -> CommonOptions:
     try:
         return CommonOptions.model_validate(mine)
     except ValidationError as e:
-        raise UsageError(describe_option_error("every backend", e, mine).replace(
-            "`bench backends --options every backend`", "`bench backends --options NAME`")) from None
+        raise UsageError(
+            describe_option_error("every backend", e, mine).replace(
+                "`bench backends --options every backend`", "`bench backends --options NAME`"
+            )
+        ) from None
 
 
 def parse_all(backend: Backend, raw: dict[str, str]) -> tuple[CommonOptions, BackendOptions]:
@@ -46,6 +49,13 @@ def describe(backend: Backend) -> list[dict[str, object]]:
     rows = []
     for owner, model in ((backend.name, backend.Options), ("all backends", CommonOptions)):
         for name, f in model.model_fields.items():
-            rows.append({"option": name, "type": type_name(f.annotation), "default": f.default, "help": f.description or "",
-                         "applies_to": owner})
+            rows.append(
+                {
+                    "option": name,
+                    "type": type_name(f.annotation),
+                    "default": f.default,
+                    "help": f.description or "",
+                    "applies_to": owner,
+                }
+            )
     return rows

@@ -20,7 +20,9 @@ TOLERANCES = {
 }
 
 
-def compare(outputs: list[np.ndarray], reference: list[np.ndarray], precision: str, reference_name: str = "torch") -> Parity:
+def compare(
+    outputs: list[np.ndarray], reference: list[np.ndarray], precision: str, reference_name: str = "torch"
+) -> Parity:
     out = np.asarray(outputs[0], dtype=np.float64)
     ref = np.asarray(reference[0], dtype=np.float64)
     if out.shape != ref.shape:

@@ -64,9 +64,14 @@ class PreparedCell:
 
     def payload(self) -> dict[str, Any]:
         """What a measuring process needs (JSON-able)."""
-        out = {"config": self.cfg.to_dict() | {"db": None}, "backend": self.backend,
-               "settings": self.settings.to_dict(), "artifact": self.artifact.to_dict(),
-               "inputs_path": self.inputs_path, "input_name": self.input_name}
+        out = {
+            "config": self.cfg.to_dict() | {"db": None},
+            "backend": self.backend,
+            "settings": self.settings.to_dict(),
+            "artifact": self.artifact.to_dict(),
+            "inputs_path": self.inputs_path,
+            "input_name": self.input_name,
+        }
         if self.evaluation is not None:
             out.update(self.evaluation.payload(self.cfg.batch_size))
         return out
@@ -82,11 +87,14 @@ def check_cell(cfg: RunConfig) -> Checked:
         if backend.core_runtime is None:
             from effbench.core.runtimes import RUNTIMES
 
-            raise UsageError(f"backend {backend.name!r} cannot run on remote device {cfg.device!r}: the agent runs "
-                             f"{', '.join(sorted(RUNTIMES))}")
+            raise UsageError(
+                f"backend {backend.name!r} cannot run on remote device {cfg.device!r}: the agent runs "
+                f"{', '.join(sorted(RUNTIMES))}"
+            )
         if cfg.precision not in backend.precisions:
-            raise UsageError(f"precision {cfg.precision!r} not available: {backend.name} runs "
-                             f"{', '.join(backend.precisions)}")
+            raise UsageError(
+                f"precision {cfg.precision!r} not available: {backend.name} runs {', '.join(backend.precisions)}"
+            )
     else:
         reason = backend.unavailable_reason(target.execution)
         if reason:
@@ -97,12 +105,15 @@ def check_cell(cfg: RunConfig) -> Checked:
     common, options = parse_all(backend, cfg.options)
     spec = resolve(cfg.model, cfg.input_size, cfg.weights)
     if cfg.pretrained and spec.kind != "timm":
-        raise UsageError("--pretrained applies to timm models; a factory or an ONNX file brings its own weights "
-                         "(or pass --weights)")
+        raise UsageError(
+            "--pretrained applies to timm models; a factory or an ONNX file brings its own weights (or pass --weights)"
+        )
     if spec.static_batch and spec.static_batch != cfg.batch_size and backend.artifact_format != "none":
-        raise UsageError(f"ONNX file {spec.target} has a fixed batch of {spec.static_batch}: --batch "
-                         f"{cfg.batch_size} needs a file exported with a dynamic batch dimension (or use --batch "
-                         f"{spec.static_batch})")
+        raise UsageError(
+            f"ONNX file {spec.target} has a fixed batch of {spec.static_batch}: --batch "
+            f"{cfg.batch_size} needs a file exported with a dynamic batch dimension (or use --batch "
+            f"{spec.static_batch})"
+        )
     _check_input_memory(cfg, spec)
     evaluation.check(cfg, backend, target.execution == "remote")
     if backend.artifact_format != "none":
@@ -121,9 +132,11 @@ def _check_input_memory(cfg: RunConfig, spec: ModelSpec) -> None:
     except Exception:
         return
     if elements * 4 * 8 > available:  # the input, its copies in the runtime and the activations
-        raise UsageError(f"--batch {cfg.batch_size} at input {'x'.join(map(str, spec.input_shape))} needs "
-                         f"{elements * 4 / 2**30:.1f} GiB for the input alone, more than this machine can hold "
-                         f"({available / 2**30:.1f} GiB available): use a smaller --batch or --input-size")
+        raise UsageError(
+            f"--batch {cfg.batch_size} at input {'x'.join(map(str, spec.input_shape))} needs "
+            f"{elements * 4 / 2**30:.1f} GiB for the input alone, more than this machine can hold "
+            f"({available / 2**30:.1f} GiB available): use a smaller --batch or --input-size"
+        )
 
 
 def inputs_file(shape: tuple[int, ...], seed: int) -> Path:
@@ -143,8 +156,9 @@ def _save_npy(path: Path, arr: np.ndarray) -> None:
     tmp.replace(path)
 
 
-def reference_file(src, input_shape: tuple[int, ...], seed: int, onnx_path: str | None,
-                   inputs: Path | None = None) -> tuple[Path, str]:
+def reference_file(
+    src, input_shape: tuple[int, ...], seed: int, onnx_path: str | None, inputs: Path | None = None
+) -> tuple[Path, str]:
     """(the fp32 reference outputs for the inputs, the runtime that computed them): PyTorch for
     torch-defined models, ONNX Runtime for ONNX files; cached by model key, inputs and input shape.
     The inputs are the seeded ones unless `inputs` (an .npy file) is given."""
@@ -194,8 +208,15 @@ def prepare(checked: Checked, event=None) -> PreparedCell:
     src = ModelSource(spec, cfg.pretrained, cfg.seed)
     input_shape = (cfg.batch_size, *spec.input_shape)
     event("prepare", 0.0, f"{backend.artifact_format} artifact")
-    art = build_artifact(backend.artifact_format, src, input_shape, checked.common.exporter, precision=cfg.precision,
-                         options=checked.options.model_dump(), device=checked.target.execution)
+    art = build_artifact(
+        backend.artifact_format,
+        src,
+        input_shape,
+        checked.common.exporter,
+        precision=cfg.precision,
+        options=checked.options.model_dump(),
+        device=checked.target.execution,
+    )
     warnings: list[str] = []
     onnx_art = _onnx_of(art, src, input_shape, checked.common.exporter)
     onnx_path = art.meta.get("onnx_path") or (str(art.path) if art.format == "onnx" else None)
@@ -227,18 +248,42 @@ def prepare(checked: Checked, event=None) -> PreparedCell:
     params = art.meta.get("params") or (onnx_art.meta.get("params") if onnx_art else None)
     exec_cfg = cfg.model_copy(update={"device": checked.target.execution})
     settings = MeasureSettings(
-        runtime=backend.name, input_shape=list(input_shape), device=checked.target.execution,
-        precision=cfg.precision, scenario=cfg.scenario, threads=cfg.threads, cpus=cfg.cpus, warmup_s=cfg.warmup_s,
-        warmup_iters=cfg.warmup_iters, duration_s=cfg.duration_s, min_iters=cfg.min_iters, max_iters=cfg.max_iters,
-        target_ci=cfg.target_ci, max_duration_s=cfg.max_duration_s, requests=cfg.requests,
-        profile_iters=cfg.profile_iters, runtime_options=backend.runtime_options(checked.options, exec_cfg))
+        runtime=backend.name,
+        input_shape=list(input_shape),
+        device=checked.target.execution,
+        precision=cfg.precision,
+        scenario=cfg.scenario,
+        threads=cfg.threads,
+        cpus=cfg.cpus,
+        warmup_s=cfg.warmup_s,
+        warmup_iters=cfg.warmup_iters,
+        duration_s=cfg.duration_s,
+        min_iters=cfg.min_iters,
+        max_iters=cfg.max_iters,
+        target_ci=cfg.target_ci,
+        max_duration_s=cfg.max_duration_s,
+        requests=cfg.requests,
+        profile_iters=cfg.profile_iters,
+        runtime_options=backend.runtime_options(checked.options, exec_cfg),
+    )
     event("prepare", 1.0, "cached" if art.cached else f"exported in {art.export_s:.1f} s")
     return PreparedCell(
-        cfg=cfg, backend=backend.name, model_id=spec.id, input_name=spec.input_name, settings=settings,
-        artifact=artifact_ref(art), artifact_cached=art.cached, export_s=art.export_s, artifact_bytes=art.bytes,
-        inputs_path=str(inputs), target=checked.target, reference_path=reference,
-        reference_runtime=reference_runtime, analysis_onnx=analysis_onnx,
-        params=int(params) if params else None, prepare_s=time.perf_counter() - t0, warnings=warnings,
-        evaluation=ev)
-
-
+        cfg=cfg,
+        backend=backend.name,
+        model_id=spec.id,
+        input_name=spec.input_name,
+        settings=settings,
+        artifact=artifact_ref(art),
+        artifact_cached=art.cached,
+        export_s=art.export_s,
+        artifact_bytes=art.bytes,
+        inputs_path=str(inputs),
+        target=checked.target,
+        reference_path=reference,
+        reference_runtime=reference_runtime,
+        analysis_onnx=analysis_onnx,
+        params=int(params) if params else None,
+        prepare_s=time.perf_counter() - t0,
+        warnings=warnings,
+        evaluation=ev,
+    )

@@ -159,25 +159,48 @@ class Result:
         t = self.timing
         return {
             "schema": RECORD_SCHEMA,
-            "id": self.id, "created_at": self.created_at,
-            "model": self.model, "backend": self.backend, "device": self.device, "scenario": self.scenario,
-            "batch_size": self.batch_size, "precision": self.precision, "precision_ran": self.precision_ran,
-            "status": self.status, "error": self.error,
-            "latency_ms": self.latency_ms, "throughput_per_s": self.throughput_per_s, "iterations": self.iterations,
-            "first_inference_ms": t.first_inference_ms, "load_s": t.load_s, "export_s": t.export_s,
+            "id": self.id,
+            "created_at": self.created_at,
+            "model": self.model,
+            "backend": self.backend,
+            "device": self.device,
+            "scenario": self.scenario,
+            "batch_size": self.batch_size,
+            "precision": self.precision,
+            "precision_ran": self.precision_ran,
+            "status": self.status,
+            "error": self.error,
+            "latency_ms": self.latency_ms,
+            "throughput_per_s": self.throughput_per_s,
+            "iterations": self.iterations,
+            "first_inference_ms": t.first_inference_ms,
+            "load_s": t.load_s,
+            "export_s": t.export_s,
             "timing": t.to_dict(),
-            "artifact_bytes": self.artifact_bytes, "artifact_cached": self.artifact_cached,
-            "params": self.params, "macs": self.macs, "ideal_ms": self.ideal_ms, "roofline_ms": self.roofline_ms,
+            "artifact_bytes": self.artifact_bytes,
+            "artifact_cached": self.artifact_cached,
+            "params": self.params,
+            "macs": self.macs,
+            "ideal_ms": self.ideal_ms,
+            "roofline_ms": self.roofline_ms,
             "efficiency": self.efficiency,
             "parity": self.parity.to_dict() if self.parity else None,
             "memory": self.memory.to_dict() if self.memory else None,
             "energy": self.energy.to_dict() if self.energy else None,
-            "accuracy": self.accuracy, "quantization": self.quantization, "profiled": self.profiled,
-            "stability": self.stability, "warnings": list(self.warnings),
-            "threads": self.threads, "cpus": self.cpus, "tag": self.tag,
-            "config": self.config, "config_hash": self.config_hash,
-            "runtime": self.runtime, "env": self.env,
-            "samples_ms": list(self.samples_ms), "extra": self.extra,
+            "accuracy": self.accuracy,
+            "quantization": self.quantization,
+            "profiled": self.profiled,
+            "stability": self.stability,
+            "warnings": list(self.warnings),
+            "threads": self.threads,
+            "cpus": self.cpus,
+            "tag": self.tag,
+            "config": self.config,
+            "config_hash": self.config_hash,
+            "runtime": self.runtime,
+            "env": self.env,
+            "samples_ms": list(self.samples_ms),
+            "extra": self.extra,
         }
 
     @classmethod
@@ -185,9 +208,17 @@ class Result:
         """A record back into a Result (records of schema 1 included)."""
         d = dict(data)
         lat = d.pop("latency_ms", None)
-        timing = Timing(**_known(Timing, d.get("timing") or {})) if d.get("timing") else Timing(
-            first_inference_ms=d.get("first_inference_ms"), load_s=d.get("load_s"), export_s=d.get("export_s"),
-            measure_s=(d.get("extra") or {}).get("measure_s"), cell_wall_s=(d.get("extra") or {}).get("cell_wall_s"))
+        timing = (
+            Timing(**_known(Timing, d.get("timing") or {}))
+            if d.get("timing")
+            else Timing(
+                first_inference_ms=d.get("first_inference_ms"),
+                load_s=d.get("load_s"),
+                export_s=d.get("export_s"),
+                measure_s=(d.get("extra") or {}).get("measure_s"),
+                cell_wall_s=(d.get("extra") or {}).get("cell_wall_s"),
+            )
+        )
         par, mem = d.get("parity"), d.get("memory")
         scenario = d.get("scenario", "latency")
         profiled = bool(d.get("profiled")) or scenario == "profile"  # schema 1 stored profiled cells so

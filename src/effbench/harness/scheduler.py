@@ -51,8 +51,9 @@ def preload_for(cells: list[RunConfig]) -> tuple[str, ...]:
     """The modules the backends of these cells want imported once by the fork server."""
     from effbench.backends.registry import get_backend
 
-    return tuple(dict.fromkeys(m for name in dict.fromkeys(c.backend for c in cells)
-                               for m in get_backend(name).preload))
+    return tuple(
+        dict.fromkeys(m for name in dict.fromkeys(c.backend for c in cells) for m in get_backend(name).preload)
+    )
 
 
 def lane_of(cell: PreparedCell) -> str:
@@ -98,15 +99,19 @@ def prepare_cells(cells: list[RunConfig], progress=None) -> list[PreparedCell | 
                 try:
                     out[i] = prepare(checked[i])  # built now: cached; or builds here, with the error it gives
                 except Exception as e:
-                    out[i] = failures.failed_result(cells[i].to_dict(), failures.classify(e),
-                                                    config_hash=cells[i].config_hash())
+                    out[i] = failures.failed_result(
+                        cells[i].to_dict(), failures.classify(e), config_hash=cells[i].config_hash()
+                    )
     return [o for o in out if o is not None]
 
 
 def _build(cells: list[RunConfig], missing: dict[tuple, list[int]]) -> None:
     groups = list(missing.values())
-    workers = min(len(groups), MAX_PREPARE_WORKERS, max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                                                     else (os.cpu_count() or 1)))
+    workers = min(
+        len(groups),
+        MAX_PREPARE_WORKERS,
+        max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)),
+    )
     if workers <= 1:
         return  # prepared in this process by the caller, one model after another
     import multiprocessing
@@ -129,10 +134,16 @@ def _launcher(lane: str, cell: PreparedCell, isolate: bool, pool: dict):
     return pool[lane]
 
 
-def run_cells(cells: list[RunConfig], store: Store | None, isolate: bool = True,
-              on_result: Callable[[Result], None] | None = None, show_progress: bool | None = None,
-              report: RunReport | None = None, launchers: dict | None = None,
-              prepared: list[PreparedCell | Result] | None = None) -> list[Result]:
+def run_cells(
+    cells: list[RunConfig],
+    store: Store | None,
+    isolate: bool = True,
+    on_result: Callable[[Result], None] | None = None,
+    show_progress: bool | None = None,
+    report: RunReport | None = None,
+    launchers: dict | None = None,
+    prepared: list[PreparedCell | Result] | None = None,
+) -> list[Result]:
     """Run the cells (results in the order given); KeyboardInterrupt propagates after the finished
     results are stored. A result the store refuses is spooled (`report.spooled`). `prepared`: the
     cells already prepared by the caller (one item per cell), so that nothing is prepared twice."""
@@ -161,9 +172,17 @@ def run_cells(cells: list[RunConfig], store: Store | None, isolate: bool = True,
                 on_result(result)
 
     try:
-        with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                      TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                      console=err_console, transient=True, disable=not show_progress) as progress:
+        with Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[status]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=err_console,
+            transient=True,
+            disable=not show_progress,
+        ) as progress:
             if prepared is None:
                 prep_task = progress.add_task("prepare", total=len(cells), status="")
                 prepared = prepare_cells(cells, lambda i: progress.update(prep_task, completed=i + 1))
@@ -184,17 +203,28 @@ def run_cells(cells: list[RunConfig], store: Store | None, isolate: bool = True,
                     progress.update(task, description=f"[{name}] {cell.cfg.label()}", completed=0, status="starting")
 
                     def on_event(msg: dict, _t=task) -> None:
-                        progress.update(_t, completed=msg.get("fraction", 0.0),
-                                        status=f"{msg.get('phase', '')} {msg.get('detail', '')}".strip())
+                        progress.update(
+                            _t,
+                            completed=msg.get("fraction", 0.0),
+                            status=f"{msg.get('phase', '')} {msg.get('detail', '')}".strip(),
+                        )
 
                     try:
                         result = _launcher(name, cell, isolate, pool).run(cell, on_event)
                     except EffbenchError as e:
-                        result = failures.failed_result(cell.cfg.to_dict(), failures.classify(e), model=cell.model_id,
-                                                        backend=cell.backend, config_hash=cell.cfg.config_hash())
+                        result = failures.failed_result(
+                            cell.cfg.to_dict(),
+                            failures.classify(e),
+                            model=cell.model_id,
+                            backend=cell.backend,
+                            config_hash=cell.cfg.config_hash(),
+                        )
                     finish(i, result)
-                    progress.update(overall, advance=1, status=(
-                        f"{counts['ok']} ok, {counts['failed']} failed, {len(cells) - len(results)} left"))
+                    progress.update(
+                        overall,
+                        advance=1,
+                        status=(f"{counts['ok']} ok, {counts['failed']} failed, {len(cells) - len(results)} left"),
+                    )
 
             if len(lanes) <= 1:
                 for name, items in lanes.items():
@@ -215,5 +245,3 @@ def run_cells(cells: list[RunConfig], store: Store | None, isolate: bool = True,
             for launcher in pool.values():
                 launcher.close()
     return [results[i] for i in sorted(results)]
-
-

@@ -52,7 +52,9 @@ def read_records(path: str | Path) -> list[dict[str, Any]]:
     except UnicodeDecodeError:
         raise UsageError(f"{path} is not JSON Lines or a JSON list of records (it is not even text)") from None
     except OSError as e:
-        raise UsageError(f"cannot read {path}: {e.strerror or e} (pass a spool .jsonl or an --out .json file)") from None
+        raise UsageError(
+            f"cannot read {path}: {e.strerror or e} (pass a spool .jsonl or an --out .json file)"
+        ) from None
     text = text.strip()
     if not text:
         return []

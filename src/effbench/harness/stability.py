@@ -9,17 +9,33 @@ from effbench.core.stats import median_ci
 CV_LIMIT = 0.10
 
 
-def diagnose(samples_ms: np.ndarray, threads_used: int | None, load_before: float | None,
-             load_after: float | None, target_ci: float | None, reached_ci: float | None,
-             target_met: bool | None, ci: tuple[float, float] | None = None, governor: str | None = None,
-             usable_cpus: int | None = None, where: str = "") -> tuple[dict, list[str]]:
+def diagnose(
+    samples_ms: np.ndarray,
+    threads_used: int | None,
+    load_before: float | None,
+    load_after: float | None,
+    target_ci: float | None,
+    reached_ci: float | None,
+    target_met: bool | None,
+    ci: tuple[float, float] | None = None,
+    governor: str | None = None,
+    usable_cpus: int | None = None,
+    where: str = "",
+) -> tuple[dict, list[str]]:
     """`ci`: the median's 95% CI when the caller already has it; `governor`, `usable_cpus`: of the
     machine that measured (`where` names it in the warnings, e.g. " on the device")."""
     warnings: list[str] = []
     x = np.asarray(samples_ms, dtype=np.float64)
-    diag: dict = {"cv": None, "drift": None, "governor": governor, "loadavg_before": load_before,
-                  "loadavg_after": load_after, "target_ci": target_ci, "reached_ci": reached_ci,
-                  "unstable": False}
+    diag: dict = {
+        "cv": None,
+        "drift": None,
+        "governor": governor,
+        "loadavg_before": load_before,
+        "loadavg_after": load_after,
+        "target_ci": target_ci,
+        "reached_ci": reached_ci,
+        "unstable": False,
+    }
     if x.size >= 2:
         cv = float(x.std(ddof=1) / x.mean()) if x.mean() > 0 else 0.0
         diag["cv"] = cv

@@ -44,7 +44,8 @@ SCHEMA_LOCK = 0x6566_6662  # PostgreSQL advisory lock key held while the schema 
 
 metadata = MetaData()
 results_table = Table(
-    "results", metadata,
+    "results",
+    metadata,
     Column("id", String(32), primary_key=True),
     Column("created_at", String(40), index=True),
     Column("config_hash", String(32), index=True),
@@ -63,13 +64,28 @@ results_table = Table(
     Column("record", Text, nullable=False),
 )
 schema_table = Table(
-    "effbench_schema", metadata,
+    "effbench_schema",
+    metadata,
     Column("version", Integer, nullable=False),
     Column("written_by", String(40)),
     Column("updated_at", String(40)),
 )
-_V1_COLUMNS = {"id", "created_at", "config_hash", "model", "backend", "device", "scenario", "batch_size", "precision",
-               "status", "tag", "median_ms", "throughput_per_s", "record"}
+_V1_COLUMNS = {
+    "id",
+    "created_at",
+    "config_hash",
+    "model",
+    "backend",
+    "device",
+    "scenario",
+    "batch_size",
+    "precision",
+    "status",
+    "tag",
+    "median_ms",
+    "throughput_per_s",
+    "record",
+}
 _ADDED_IN_V2 = {"precision_ran": "VARCHAR(10)", "top1": "FLOAT"}
 
 
@@ -81,13 +97,14 @@ def resolve_url(db: str | None, must_exist: bool = False) -> str:
     db = db or os.environ.get("EFFBENCH_DB") or DEFAULT_DB
     for plain in ("postgresql://", "postgres://"):  # SQLAlchemy would pick psycopg2; effbench uses psycopg 3
         if db.startswith(plain):
-            return "postgresql+psycopg://" + db[len(plain):]
+            return "postgresql+psycopg://" + db[len(plain) :]
     if "://" in db:
         return db
     path = Path(db).expanduser()
     if must_exist and not path.is_file():
-        raise EffbenchError(f"no results database at {path}: run `bench run ...` first, or point --db "
-                            "(or EFFBENCH_DB) at one")
+        raise EffbenchError(
+            f"no results database at {path}: run `bench run ...` first, or point --db (or EFFBENCH_DB) at one"
+        )
     if path.is_dir():
         raise UsageError(f"--db {db} is a directory; pass a database file, e.g. --db {path / 'results.db'}")
     if path.is_file():
@@ -98,8 +115,9 @@ def resolve_url(db: str | None, must_exist: bool = False) -> str:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise UsageError(f"cannot open results database {db!r}: {e.strerror} ({path.parent}); "
-                         "choose another --db path") from None
+        raise UsageError(
+            f"cannot open results database {db!r}: {e.strerror} ({path.parent}); choose another --db path"
+        ) from None
     return f"sqlite:///{path.resolve()}"
 
 
@@ -114,11 +132,14 @@ class Store:
         self.display_url = redact(self.url)
         sqlite = self.url.startswith("sqlite")
         try:
-            self.engine = create_engine(self.url, connect_args={"timeout": 30} if sqlite else {},
-                                        pool_pre_ping=not sqlite)
+            self.engine = create_engine(
+                self.url, connect_args={"timeout": 30} if sqlite else {}, pool_pre_ping=not sqlite
+            )
         except Exception as e:
-            raise UsageError(f"cannot open results database {self.display_url}: {redact(_reason(e))} "
-                             "(check the --db URL; PostgreSQL needs postgresql+psycopg://...)") from None
+            raise UsageError(
+                f"cannot open results database {self.display_url}: {redact(_reason(e))} "
+                "(check the --db URL; PostgreSQL needs postgresql+psycopg://...)"
+            ) from None
         if sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         try:
@@ -126,10 +147,14 @@ class Store:
         except EffbenchError:
             raise
         except (SQLAlchemyError, OSError) as e:
-            raise UsageError(f"cannot open results database {self.display_url}: {redact(_reason(e))} "
-                             + ("(is it a SQLite file? check the path or --db)" if sqlite else
-                                "(is the server running and reachable? credentials from PGPASSWORD or ~/.pgpass)")
-                             ) from None
+            raise UsageError(
+                f"cannot open results database {self.display_url}: {redact(_reason(e))} "
+                + (
+                    "(is it a SQLite file? check the path or --db)"
+                    if sqlite
+                    else "(is the server running and reachable? credentials from PGPASSWORD or ~/.pgpass)"
+                )
+            ) from None
 
     # --- schema ---------------------------------------------------------------------------------
 
@@ -151,12 +176,16 @@ class Store:
         if "results" in names:
             cols = {c["name"] for c in inspect(self.engine).get_columns("results")}
             if not cols >= _V1_COLUMNS:
-                raise UsageError(f"{self.display_url} holds a 'results' table that is not effbench's (columns "
-                                 f"{', '.join(sorted(cols)[:6])} ...): pass another --db")
+                raise UsageError(
+                    f"{self.display_url} holds a 'results' table that is not effbench's (columns "
+                    f"{', '.join(sorted(cols)[:6])} ...): pass another --db"
+                )
         version = self.schema_version() if "effbench_schema" in names else (1 if "results" in names else 0)
         if version > SCHEMA_VERSION:
-            raise UsageError(f"{self.display_url} was written by a newer effbench (schema {version}; this one "
-                             f"reads up to {SCHEMA_VERSION}): upgrade effbench, or pass another --db")
+            raise UsageError(
+                f"{self.display_url} was written by a newer effbench (schema {version}; this one "
+                f"reads up to {SCHEMA_VERSION}): upgrade effbench, or pass another --db"
+            )
         if version == SCHEMA_VERSION:
             return
         metadata.create_all(self.engine)
@@ -164,8 +193,13 @@ class Store:
             self._upgrade_from_v1()
         with self.engine.begin() as conn:
             conn.execute(schema_table.delete())
-            conn.execute(insert(schema_table).values(version=SCHEMA_VERSION, written_by=_effbench_version(),
-                                                     updated_at=time.strftime("%Y-%m-%dT%H:%M:%S%z")))
+            conn.execute(
+                insert(schema_table).values(
+                    version=SCHEMA_VERSION,
+                    written_by=_effbench_version(),
+                    updated_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                )
+            )
 
     def _upgrade_from_v1(self) -> None:
         """Schema 1 had no precision_ran and top1 columns: add them and fill them from the records."""
@@ -177,8 +211,11 @@ class Store:
             rows = conn.execute(select(results_table.c.id, results_table.c.record)).all()
             for rid, blob in rows:
                 rec = json.loads(blob)
-                conn.execute(results_table.update().where(results_table.c.id == rid).values(
-                    precision_ran=rec.get("precision_ran"), top1=(rec.get("accuracy") or {}).get("top1")))
+                conn.execute(
+                    results_table.update()
+                    .where(results_table.c.id == rid)
+                    .values(precision_ran=rec.get("precision_ran"), top1=(rec.get("accuracy") or {}).get("top1"))
+                )
 
     def schema_version(self) -> int:
         with self.engine.connect() as conn:
@@ -193,7 +230,7 @@ class Store:
                 msg = str(e).lower()
                 if ("locked" not in msg and "busy" not in msg) or i == attempts - 1:
                     raise
-                time.sleep(0.05 * (1.5 ** i) * (0.5 + random.random()))
+                time.sleep(0.05 * (1.5**i) * (0.5 + random.random()))
 
     # --- writing --------------------------------------------------------------------------------
 
@@ -201,11 +238,20 @@ class Store:
         rec = result.to_dict() if isinstance(result, Result) else dict(result)
         lat = rec.get("latency_ms") or {}
         row = {
-            "id": rec["id"], "created_at": rec.get("created_at"), "config_hash": rec.get("config_hash"),
-            "model": rec.get("model"), "backend": rec.get("backend"), "device": rec.get("device"),
-            "scenario": rec.get("scenario"), "batch_size": rec.get("batch_size"), "precision": rec.get("precision"),
-            "precision_ran": rec.get("precision_ran"), "status": rec.get("status"), "tag": rec.get("tag"),
-            "median_ms": lat.get("median"), "throughput_per_s": rec.get("throughput_per_s"),
+            "id": rec["id"],
+            "created_at": rec.get("created_at"),
+            "config_hash": rec.get("config_hash"),
+            "model": rec.get("model"),
+            "backend": rec.get("backend"),
+            "device": rec.get("device"),
+            "scenario": rec.get("scenario"),
+            "batch_size": rec.get("batch_size"),
+            "precision": rec.get("precision"),
+            "precision_ran": rec.get("precision_ran"),
+            "status": rec.get("status"),
+            "tag": rec.get("tag"),
+            "median_ms": lat.get("median"),
+            "throughput_per_s": rec.get("throughput_per_s"),
             "top1": (rec.get("accuracy") or {}).get("top1"),
             "record": json.dumps(rec, default=str, allow_nan=True),
         }
@@ -230,7 +276,7 @@ class Store:
         present: set[str] = set()
         for i in range(0, len(ids), 500):
             with self.engine.connect() as conn:
-                q = select(results_table.c.id).where(results_table.c.id.in_(ids[i:i + 500]))
+                q = select(results_table.c.id).where(results_table.c.id.in_(ids[i : i + 500]))
                 present |= {row[0] for row in conn.execute(q)}
         added = 0
         for rec in records:
@@ -242,11 +288,19 @@ class Store:
 
     # --- reading --------------------------------------------------------------------------------
 
-    def _select(self, model=None, backend=None, device=None, tag=None, since=None, status=None,
-                config_hash=None, scenario=None):
+    def _select(
+        self, model=None, backend=None, device=None, tag=None, since=None, status=None, config_hash=None, scenario=None
+    ):
         q = select(results_table.c.record).order_by(results_table.c.created_at.desc())
-        for col, val in (("model", model), ("backend", backend), ("device", device), ("tag", tag),
-                         ("status", status), ("config_hash", config_hash), ("scenario", scenario)):
+        for col, val in (
+            ("model", model),
+            ("backend", backend),
+            ("device", device),
+            ("tag", tag),
+            ("status", status),
+            ("config_hash", config_hash),
+            ("scenario", scenario),
+        ):
             if val is None:
                 continue
             c = results_table.c[col]
@@ -301,8 +355,9 @@ def parse_since(since: str | None) -> str | None:
     try:
         when = _dt.datetime.fromisoformat(since.strip().replace("Z", "+00:00"))
     except ValueError:
-        raise UsageError(f"invalid --since {since!r}: use an ISO date or time, e.g. 2026-11-01 or "
-                         "2026-11-01T12:00") from None
+        raise UsageError(
+            f"invalid --since {since!r}: use an ISO date or time, e.g. 2026-11-01 or 2026-11-01T12:00"
+        ) from None
     if when.tzinfo is not None:
         when = when.astimezone(_dt.timezone.utc).replace(tzinfo=None)
     return when.isoformat(timespec="seconds")
@@ -325,10 +380,33 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.close()
 
 
-FLAT_COLUMNS = ["id", "created_at", "model", "backend", "device", "scenario", "batch_size", "precision",
-                "precision_ran", "status", "error", "tag", "iterations", "throughput_per_s",
-                "first_inference_ms", "load_s", "export_s", "artifact_bytes", "params", "macs", "ideal_ms",
-                "roofline_ms", "efficiency", "threads", "config_hash"]
+FLAT_COLUMNS = [
+    "id",
+    "created_at",
+    "model",
+    "backend",
+    "device",
+    "scenario",
+    "batch_size",
+    "precision",
+    "precision_ran",
+    "status",
+    "error",
+    "tag",
+    "iterations",
+    "throughput_per_s",
+    "first_inference_ms",
+    "load_s",
+    "export_s",
+    "artifact_bytes",
+    "params",
+    "macs",
+    "ideal_ms",
+    "roofline_ms",
+    "efficiency",
+    "threads",
+    "config_hash",
+]
 
 
 def flatten(rec: dict[str, Any]) -> dict[str, Any]:

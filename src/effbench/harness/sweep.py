@@ -74,9 +74,19 @@ def load_sweep(path: str | Path, overrides: dict[str, Any] | None = None) -> lis
         sweep.models, sweep.backends, sweep.devices, sweep.batches, sweep.precisions, sweep.scenarios
     ):
         try:
-            cells.append(RunConfig.model_validate({"model": model, "backend": backend, "device": device,
-                                                   "batch_size": batch, "precision": precision,
-                                                   "scenario": scenario, **opts}))
+            cells.append(
+                RunConfig.model_validate(
+                    {
+                        "model": model,
+                        "backend": backend,
+                        "device": device,
+                        "batch_size": batch,
+                        "precision": precision,
+                        "scenario": scenario,
+                        **opts,
+                    }
+                )
+            )
         except ValidationError as e:
             raise UsageError(describe_validation_error(str(path), e)) from None
     return cells

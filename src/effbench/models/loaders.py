@@ -39,8 +39,11 @@ def factory_sources_hash(spec: ModelSpec) -> str | None:
     if not origin or not Path(origin).is_file():
         return None
     module_file = Path(origin)
-    root = module_file.parent if module_file.name == "__init__.py" or (module_file.parent / "__init__.py").is_file() \
+    root = (
+        module_file.parent
+        if module_file.name == "__init__.py" or (module_file.parent / "__init__.py").is_file()
         else None
+    )
     files = sorted(root.rglob("*.py"))[:MAX_HASHED_SOURCES] if root is not None else [module_file]
     h = hashlib.sha256()
     for f in files:
@@ -73,8 +76,9 @@ def build_from_recipe(recipe: dict[str, Any]):
     """The module a ModelSpec.recipe() describes (in a worker: no ModelSpec resolution needed)."""
     if not recipe:
         raise RunFailed("no model to build for the torch backend")
-    spec = ModelSpec(recipe["id"], recipe["kind"], recipe["target"], tuple(recipe["input_shape"]),
-                     weights=recipe.get("weights"))
+    spec = ModelSpec(
+        recipe["id"], recipe["kind"], recipe["target"], tuple(recipe["input_shape"]), weights=recipe.get("weights")
+    )
     return build_torch_model(spec, bool(recipe.get("pretrained")), int(recipe.get("seed", 0)))
 
 
@@ -114,9 +118,11 @@ def _pretrained_failure(name: str, e: Exception) -> str:
     from effbench.models.hub import hub_cache_dirs
 
     where = ", ".join(str(d) for d in hub_cache_dirs())
-    return (f"cannot load pretrained weights for {name!r}: {str(e).splitlines()[0][:160]}; looked in the local hub "
-            f"cache ({where}) and the network is not reachable: pass --weights FILE, or run without --pretrained "
-            "for random weights")
+    return (
+        f"cannot load pretrained weights for {name!r}: {str(e).splitlines()[0][:160]}; looked in the local hub "
+        f"cache ({where}) and the network is not reachable: pass --weights FILE, or run without --pretrained "
+        "for random weights"
+    )
 
 
 def read_state_dict(path: str) -> dict:
@@ -133,8 +139,10 @@ def read_state_dict(path: str) -> dict:
 
             state = torch.load(str(p), map_location="cpu", weights_only=True)
     except Exception as e:
-        raise UsageError(f"cannot read weights file {path}: {str(e).splitlines()[0][:200] if str(e) else type(e).__name__} "
-                         "(expected a state_dict saved with torch.save, or .safetensors)") from None
+        raise UsageError(
+            f"cannot read weights file {path}: {str(e).splitlines()[0][:200] if str(e) else type(e).__name__} "
+            "(expected a state_dict saved with torch.save, or .safetensors)"
+        ) from None
     if isinstance(state, dict):
         for key in ("state_dict", "model", "model_state_dict", "module"):
             if key in state and isinstance(state[key], dict):
@@ -142,7 +150,7 @@ def read_state_dict(path: str) -> dict:
                 break
     if not isinstance(state, dict) or not state:
         raise UsageError(f"weights file {path} holds no state_dict (a dict of tensor names to tensors)")
-    return {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
+    return {k[len("module.") :] if k.startswith("module.") else k: v for k, v in state.items()}
 
 
 def load_weights(model, path: str) -> None:

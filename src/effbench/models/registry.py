@@ -44,8 +44,15 @@ class ModelSpec:
 
     def recipe(self, seed: int = 0, pretrained: bool = False) -> dict[str, Any]:
         """Everything needed to build the torch module again, in another process."""
-        return {"kind": self.kind, "target": self.target, "id": self.id, "input_shape": list(self.input_shape),
-                "seed": seed, "pretrained": pretrained, "weights": self.weights}
+        return {
+            "kind": self.kind,
+            "target": self.target,
+            "id": self.id,
+            "input_shape": list(self.input_shape),
+            "seed": seed,
+            "pretrained": pretrained,
+            "weights": self.weights,
+        }
 
 
 def _timm_index_path(version: str) -> Path:
@@ -102,7 +109,9 @@ def resolve(text: str, input_size: int | None = None, weights: str | None = None
     if not text:
         raise UsageError("no model given: pass --model NAME (see `bench models`)")
     if input_size is not None and not 8 <= input_size <= MAX_INPUT_SIZE:
-        raise UsageError(f"invalid --input-size {input_size}: expected 8 to {MAX_INPUT_SIZE} pixels, e.g. --input-size 224")
+        raise UsageError(
+            f"invalid --input-size {input_size}: expected 8 to {MAX_INPUT_SIZE} pixels, e.g. --input-size 224"
+        )
     if text.startswith("timm:"):
         spec = _resolve_timm(text[5:], input_size, explicit=True)
     elif text.endswith(".onnx") or Path(text).is_file():
@@ -119,8 +128,9 @@ def resolve(text: str, input_size: int | None = None, weights: str | None = None
     if weights:
         path = Path(weights).expanduser()
         if not path.is_file():
-            raise UsageError(f"weights file not found: {weights} (pass a state_dict saved with torch.save or a "
-                             ".safetensors file)")
+            raise UsageError(
+                f"weights file not found: {weights} (pass a state_dict saved with torch.save or a .safetensors file)"
+            )
         spec.weights = str(path.resolve())
     return spec
 
@@ -166,8 +176,9 @@ def _resolve_onnx(path: str, input_size: int | None) -> ModelSpec:
         else:
             raise UsageError(f"{path}: input {inputs[0].name!r} has a dynamic spatial size; pass --input-size N")
     shape = (chw[0], chw[1], chw[2]) if not input_size else (chw[0], input_size, input_size)
-    return ModelSpec(p.stem, "onnx", str(p.resolve()), shape, None, inputs[0].name,
-                     {"static_batch": dims[0].dim_value or None})
+    return ModelSpec(
+        p.stem, "onnx", str(p.resolve()), shape, None, inputs[0].name, {"static_batch": dims[0].dim_value or None}
+    )
 
 
 def _resolve_factory(text: str, input_size: int | None) -> ModelSpec:
@@ -190,8 +201,10 @@ def check_buildable(spec: ModelSpec) -> None:
         try:
             mod = importlib.import_module(module)
         except Exception as e:
-            raise UsageError(f"cannot import module {module!r} for model {spec.target!r}: "
-                             f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+            raise UsageError(
+                f"cannot import module {module!r} for model {spec.target!r}: "
+                f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+            ) from None
         fn = getattr(mod, func, None)
         if fn is None:
             public = sorted(n for n in dir(mod) if not n.startswith("_") and callable(getattr(mod, n, None)))
@@ -207,7 +220,9 @@ def check_buildable(spec: ModelSpec) -> None:
             onnx.checker.check_model(spec.target)
         except Exception as e:
             why = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
-            raise UsageError(f"ONNX file {spec.target} fails the ONNX checker: {why} (fix or re-export the file)") from None
+            raise UsageError(
+                f"ONNX file {spec.target} fails the ONNX checker: {why} (fix or re-export the file)"
+            ) from None
 
 
 def list_cards() -> list[ModelCard]:

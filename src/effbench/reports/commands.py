@@ -27,18 +27,32 @@ def _write(path: Path, text: str) -> None:
 
 def report_command(
     out: Optional[Path] = typer.Option(
-        None, "--out", "-o",
-        help=f"Output file. html: default {DEFAULT_HTML}; md and csv: standard output unless given."),
-    fmt: str = typer.Option("html", "--format", "-f", help="html (dashboard) | md (PR-comment summary) | csv (flat table)."),
-    db: Optional[str] = typer.Option(None, "--db", envvar="EFFBENCH_DB", help="Results database (path or SQLAlchemy URL)."),
+        None,
+        "--out",
+        "-o",
+        help=f"Output file. html: default {DEFAULT_HTML}; md and csv: standard output unless given.",
+    ),
+    fmt: str = typer.Option(
+        "html", "--format", "-f", help="html (dashboard) | md (PR-comment summary) | csv (flat table)."
+    ),
+    db: Optional[str] = typer.Option(
+        None, "--db", envvar="EFFBENCH_DB", help="Results database (path or SQLAlchemy URL)."
+    ),
     model: Optional[List[str]] = typer.Option(None, "--model", "-m", help="Only these models (repeatable)."),
-    backend: Optional[List[str]] = typer.Option(None, "--backend", "-b", help="Only these backends (repeatable; aliases work)."),
+    backend: Optional[List[str]] = typer.Option(
+        None, "--backend", "-b", help="Only these backends (repeatable; aliases work)."
+    ),
     device: Optional[List[str]] = typer.Option(None, "--device", help="Only these devices (repeatable)."),
     tag: Optional[List[str]] = typer.Option(None, "--tag", help="Only results stored with this tag (repeatable)."),
-    since: Optional[str] = typer.Option(None, "--since", help="Only results from this ISO date or time on, e.g. 2026-11-01."),
+    since: Optional[str] = typer.Option(
+        None, "--since", help="Only results from this ISO date or time on, e.g. 2026-11-01."
+    ),
     reference_backend: Optional[str] = typer.Option(
-        None, "--reference-backend",
-        help="Backend the matrix computes speed-ups against (default: torch if present, else the alphabetically first)."),
+        None,
+        "--reference-backend",
+        help="Backend the matrix computes speed-ups against (default: torch if present, else the alphabetically "
+        "first).",
+    ),
     title: str = typer.Option("effbench report", "--title", help="Title of the HTML page."),
 ):
     """Turn stored results into an offline HTML dashboard (speed-accuracy, roofline, efficiency gap, where the
@@ -64,8 +78,9 @@ def report_command(
         path = out or DEFAULT_HTML
         _write(path, text)
         size = path.stat().st_size / 1e6
-        console.print(f"wrote {path} ({len(records)} result(s), {size:.1f} MB, works offline)", highlight=False,
-                      soft_wrap=True)
+        console.print(
+            f"wrote {path} ({len(records)} result(s), {size:.1f} MB, works offline)", highlight=False, soft_wrap=True
+        )
         return
     if fmt == "md":
         from effbench.reports.markdown import render_markdown

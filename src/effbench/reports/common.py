@@ -27,10 +27,19 @@ _BACKEND_COLOURS = {
     "null": "#9a9a9a",
 }
 _CYCLE = ["#17becf", "#bcbd22", "#8c564b", "#e377c2", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd"]
-_SYMBOLS = ["circle", "square", "diamond", "triangle-up", "x", "star", "cross", "triangle-down", "pentagon",
-            "hexagon"]
-FAMILY_COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2",
-                  "#7f7f7f", "#bcbd22"]
+_SYMBOLS = ["circle", "square", "diamond", "triangle-up", "x", "star", "cross", "triangle-down", "pentagon", "hexagon"]
+FAMILY_COLOURS = [
+    "#1f77b4",
+    "#d62728",
+    "#2ca02c",
+    "#9467bd",
+    "#ff7f0e",
+    "#17becf",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+]
 
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif"
 
@@ -51,8 +60,13 @@ def script_json(obj: Any) -> str:
     from plotly.utils import PlotlyJSONEncoder
 
     s = json.dumps(obj, cls=PlotlyJSONEncoder, separators=(",", ":"), allow_nan=False)
-    return (s.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-            .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+    return (
+        s.replace("<", "\\u003c")
+        .replace(">", "\\u003e")
+        .replace("&", "\\u0026")
+        .replace("\u2028", "\\u2028")
+        .replace("\u2029", "\\u2029")
+    )
 
 
 def fmt(value: float | None, spec: str = ".3g", none: str = "–") -> str:
@@ -113,8 +127,14 @@ def base_layout(**kw) -> dict[str, Any]:
 
 def axis(title: str, log: bool = False, values: Iterable[float | None] | None = None, **kw) -> dict[str, Any]:
     """An axis; a log axis given its data values gets 1-2-5 ticks written out in full."""
-    ax: dict[str, Any] = {"title": {"text": title}, "zeroline": False, "showline": True, "linecolor": "#999",
-                          "mirror": False, "gridcolor": "#ececec"}
+    ax: dict[str, Any] = {
+        "title": {"text": title},
+        "zeroline": False,
+        "showline": True,
+        "linecolor": "#999",
+        "mirror": False,
+        "gridcolor": "#ececec",
+    }
     if log:
         ax["type"] = "log"
         vals = [v for v in (values or []) if v is not None and v > 0]
@@ -130,7 +150,7 @@ def axis(title: str, log: bool = False, values: Iterable[float | None] | None = 
 def log_ticks(lo: float, hi: float, max_ticks: int = 12) -> list[float]:
     """1-2-5 ticks covering [lo, hi] (one step beyond each end), thinned to powers of ten if too many."""
     lo_e, hi_e = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
-    ticks = [m * 10.0 ** e for e in range(lo_e, hi_e + 1) for m in (1, 2, 5)]
+    ticks = [m * 10.0**e for e in range(lo_e, hi_e + 1) for m in (1, 2, 5)]
     below = [t for t in ticks if t <= lo]
     above = [t for t in ticks if t >= hi]
     start = below[-1] if below else ticks[0]
@@ -168,8 +188,10 @@ class Figure:
 
     def div(self, extra_class: str = "") -> str:
         cls = f"plot {extra_class}".strip()
-        return (f'<div class="{cls}" id="{h(self.div_id)}" style="height:{int(self.height)}px" '
-                f'role="img" aria-label="plot"></div>')
+        return (
+            f'<div class="{cls}" id="{h(self.div_id)}" style="height:{int(self.height)}px" '
+            f'role="img" aria-label="plot"></div>'
+        )
 
 
 @dataclass
@@ -197,8 +219,10 @@ def table(headers: list[str], rows: list[list[Any]], cls: str = "data", raw: boo
             attr = f' class="{h(klass)}"' if klass else ""
             cells.append(f"<td{attr}>{content if raw else h(content)}</td>")
         body.append(f"<tr>{''.join(cells)}</tr>")
-    return (f'<div class="table-wrap"><table class="{h(cls)}"><thead><tr>{head}</tr></thead>'
-            f'<tbody>{"".join(body)}</tbody></table></div>')
+    return (
+        f'<div class="table-wrap"><table class="{h(cls)}"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table></div>"
+    )
 
 
 def downsample_series(values: list[float], max_points: int) -> tuple[list[int], list[float]]:

@@ -38,7 +38,7 @@ def _card(model: str):
         from effbench.models.cards import CARDS
     except ImportError:  # pragma: no cover - cards always ship with the package
         return None
-    name = model[len("timm:"):] if model.startswith("timm:") else model
+    name = model[len("timm:") :] if model.startswith("timm:") else model
     card = CARDS.get(name)
     if card is None:  # a timm name with a pretrained tag: efficientvit_m0.r224_in1k
         card = CARDS.get(name.split(".", 1)[0])
@@ -81,7 +81,7 @@ def family_of(model: str) -> str:
     card = _card(model)
     if card is not None and card.family:
         return card.family
-    name = model[len("timm:"):] if model.startswith("timm:") else model
+    name = model[len("timm:") :] if model.startswith("timm:") else model
     if name.lower().endswith(".onnx"):  # a file: its name
         name = Path(name).stem
     elif ":" in name:  # package.module:factory
@@ -279,8 +279,9 @@ def latest_per_cell(rows: list[Row]) -> tuple[list[Row], int]:
         have = chosen.get(r.cell)
         if have is None or (not have.ok and r.ok):
             chosen[r.cell] = r
-    ordered = sorted(chosen.values(), key=lambda r: (r.model, r.device, r.backend, r.scenario, r.batch or 0,
-                                                     r.precision))
+    ordered = sorted(
+        chosen.values(), key=lambda r: (r.model, r.device, r.backend, r.scenario, r.batch or 0, r.precision)
+    )
     return ordered, len(rows) - len(ordered)
 
 
@@ -312,8 +313,12 @@ class Query:
 
     def describe(self) -> str:
         parts = []
-        for flag, vals in (("--model", self.models), ("--backend", self.backends), ("--device", self.devices),
-                           ("--tag", self.tags)):
+        for flag, vals in (
+            ("--model", self.models),
+            ("--backend", self.backends),
+            ("--device", self.devices),
+            ("--tag", self.tags),
+        ):
             for v in vals or []:
                 parts.append(f"{flag} {v}")
         if self.since:
@@ -328,13 +333,19 @@ def load_records(query: Query) -> list[dict[str, Any]]:
     since = parse_since(query.since)
     store = Store(query.db, must_exist=True)
     one = lambda v: None if not v else (v[0] if len(v) == 1 else list(v))
-    records = store.records(model=one(query.models), backend=one(_canonical_backends(query.backends)),
-                            device=one(query.devices), tag=one(query.tags), since=since)
+    records = store.records(
+        model=one(query.models),
+        backend=one(_canonical_backends(query.backends)),
+        device=one(query.devices),
+        tag=one(query.tags),
+        since=since,
+    )
     if records:
         return records
     filters = query.describe()
     if not filters:
         raise EffbenchError(f"no stored results in {store.display_url}: run `bench run ...` or `bench sweep ...` first")
     total = len(store.records())
-    raise EffbenchError(f"no stored results match {filters} ({total} result(s) in {store.display_url}; "
-                        "change or drop the filters)")
+    raise EffbenchError(
+        f"no stored results match {filters} ({total} result(s) in {store.display_url}; change or drop the filters)"
+    )

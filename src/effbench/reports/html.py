@@ -14,14 +14,26 @@ from effbench.reports.views.environment import environment_section
 from effbench.reports.views.gap import gap_section
 from effbench.reports.views.matrix import matrix_section, reference_backend
 from effbench.reports.views.precision import precision_section
+from effbench.reports.views.prediction import prediction_section
 from effbench.reports.views.roofline import roofline_section
 from effbench.reports.views.speed import speed_section
 from effbench.reports.views.stability import stability_section
 from effbench.reports.views.timeshare import timeshare_section
 
 # Every view, in page order: (id, builder). The ids are the page anchors tests and links rely on.
-VIEW_IDS = ["speed-accuracy", "precision", "roofline", "efficiency-gap", "where-time-goes", "backend-matrix", "claims",
-            "stability", "environment", "results"]
+VIEW_IDS = [
+    "speed-accuracy",
+    "precision",
+    "roofline",
+    "efficiency-gap",
+    "prediction",
+    "where-time-goes",
+    "backend-matrix",
+    "claims",
+    "stability",
+    "environment",
+    "results",
+]
 
 
 @lru_cache(maxsize=1)
@@ -40,8 +52,22 @@ def _date(ts: str) -> str:
     return ts[:16].replace("T", " ") if ts else "?"
 
 
-RESULT_COLUMNS = ["model", "backend", "device", "batch", "precision", "scenario", "status", "median ms",
-                  "95% CI ms", "p99 ms", "img/s", "top-1 %", "efficiency %", "parity"]
+RESULT_COLUMNS = [
+    "model",
+    "backend",
+    "device",
+    "batch",
+    "precision",
+    "scenario",
+    "status",
+    "median ms",
+    "95% CI ms",
+    "p99 ms",
+    "img/s",
+    "top-1 %",
+    "efficiency %",
+    "parity",
+]
 
 
 def results_section(rows: list[Row]) -> Section:
@@ -54,29 +80,57 @@ def results_section(rows: list[Row]) -> Section:
         prec = r.precision if r.precision_ran in ("", r.precision) else f"{r.precision} → {r.precision_ran}"
         mem = r.rec.get("memory") if isinstance(r.rec.get("memory"), dict) else {}
         cells_html = [
-            (h(r.model), "name"), (h(r.backend), ""), (h(r.device), ""), (h(r.batch), "num"), (h(prec), ""),
-            (h(r.scenario), ""), (status, ""), (fmt_ms(r.median), "num"), (ci, "num"), (fmt_ms(r.p99), "num"),
-            (fmt(r.throughput, ".4g"), "num"), (h(r.top1_text), "num"),
+            (h(r.model), "name"),
+            (h(r.backend), ""),
+            (h(r.device), ""),
+            (h(r.batch), "num"),
+            (h(prec), ""),
+            (h(r.scenario), ""),
+            (status, ""),
+            (fmt_ms(r.median), "num"),
+            (ci, "num"),
+            (fmt_ms(r.p99), "num"),
+            (fmt(r.throughput, ".4g"), "num"),
+            (h(r.top1_text), "num"),
             (fmt(r.efficiency * 100 if r.efficiency is not None else None, ".3g"), "num"),
-            (h(r.parity_text), "nowrap")]
-        body.append('<tr class="has-notes">' + "".join(f'<td class="{c}">{v}</td>' if c else f"<td>{v}</td>"
-                                                       for v, c in cells_html) + "</tr>")
+            (h(r.parity_text), "nowrap"),
+        ]
+        body.append(
+            '<tr class="has-notes">'
+            + "".join(f'<td class="{c}">{v}</td>' if c else f"<td>{v}</td>" for v, c in cells_html)
+            + "</tr>"
+        )
         rss = num(mem.get("peak_rss_mb"))
-        meta = (f"run {_date(r.created_at)} UTC" + (f" · peak RSS {rss:.4g} MB" if rss is not None else "")
-                + (f" · tag {r.tag}" if r.tag else ""))
-        body.append(f'<tr class="notes"><td colspan="{len(RESULT_COLUMNS)}">{h(meta)}'
-                    + (f' · <span class="{"" if r.ok else "status-bad"}">{h("; ".join(notes))}</span>' if notes else "")
-                    + "</td></tr>")
+        meta = (
+            f"run {_date(r.created_at)} UTC"
+            + (f" · peak RSS {rss:.4g} MB" if rss is not None else "")
+            + (f" · tag {r.tag}" if r.tag else "")
+        )
+        body.append(
+            f'<tr class="notes"><td colspan="{len(RESULT_COLUMNS)}">{h(meta)}'
+            + (f' · <span class="{"" if r.ok else "status-bad"}">{h("; ".join(notes))}</span>' if notes else "")
+            + "</td></tr>"
+        )
     head = "".join(f"<th>{h(c)}</th>" for c in RESULT_COLUMNS)
-    tbl = (f'<div class="table-wrap"><table class="data results"><thead><tr>{head}</tr></thead>'
-           f'<tbody>{"".join(body)}</tbody></table></div>')
-    cap = (f'<p class="caption">{len(cells)} cell(s): the newest ok result of each configuration, else its newest '
-           f'attempt{f"; {older} older result(s) of the same cells are in the plots above but not here" if older else ""}.'
-           " Under each row: when it ran, its peak memory, its tag, and its errors or warnings. "
-           "<code>bench report --format md</code> prints this "
-           "table for a pull request, <code>--format csv</code> every result.</p>")
-    return Section("results", "All results", "One row per cell (model, backend, device, batch, precision, "
-                   "scenario) with its statistics, parity against the PyTorch reference and notes.", cap + tbl, [])
+    tbl = (
+        f'<div class="table-wrap"><table class="data results"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table></div>"
+    )
+    cap = (
+        f'<p class="caption">{len(cells)} cell(s): the newest ok result of each configuration, else its newest '
+        f"attempt{f'; {older} older result(s) of the same cells are in the plots above but not here' if older else ''}."
+        " Under each row: when it ran, its peak memory, its tag, and its errors or warnings. "
+        "<code>bench report --format md</code> prints this "
+        "table for a pull request, <code>--format csv</code> every result.</p>"
+    )
+    return Section(
+        "results",
+        "All results",
+        "One row per cell (model, backend, device, batch, precision, "
+        "scenario) with its statistics, parity against the PyTorch reference and notes.",
+        cap + tbl,
+        [],
+    )
 
 
 def build_sections(rows: list[Row], reference: str | None = None) -> list[Section]:
@@ -85,6 +139,7 @@ def build_sections(rows: list[Row], reference: str | None = None) -> list[Sectio
         precision_section(rows),
         roofline_section(rows),
         gap_section(rows),
+        prediction_section(rows),
         timeshare_section(rows),
         matrix_section(rows, reference),
         claims_section(rows),
@@ -114,11 +169,16 @@ def _header(rows: list[Row], query: Query | None, generated: str) -> str:
         f'<p class="meta">Generated {h(generated)} from the results store'
         + (f" · filters: <code>{h(filters)}</code>" if filters else "")
         + " · hover any point for its details; every view works offline.</p>"
-        "</div></header>")
+        "</div></header>"
+    )
 
 
-def render_html(records: list[dict[str, Any]], query: Query | None = None, reference: str | None = None,
-                title: str = "effbench report") -> str:
+def render_html(
+    records: list[dict[str, Any]],
+    query: Query | None = None,
+    reference: str | None = None,
+    title: str = "effbench report",
+) -> str:
     rows = to_rows(records)
     reference_backend([r for r in rows if r.scenario != "profile"], reference)  # bad name: UsageError first
     sections = build_sections(rows, reference)
@@ -128,7 +188,8 @@ def render_html(records: list[dict[str, Any]], query: Query | None = None, refer
     body = "".join(
         f'<section class="view" id="{h(s.id)}" aria-labelledby="{h(s.id)}-title">'
         f'<h2 id="{h(s.id)}-title">{h(s.title)}</h2><p class="how">{s.how}</p>{s.body}</section>'
-        for s in sections)
+        for s in sections
+    )
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>

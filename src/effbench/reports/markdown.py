@@ -8,8 +8,21 @@ from effbench.reports.common import fmt, fmt_ms
 from effbench.reports.data import Row, latest_per_cell, to_rows
 from effbench.reports.views.claims import claims_markdown
 
-MD_COLUMNS = ["model", "backend", "device", "batch", "precision", "scenario", "status", "median ms", "95% CI ms",
-              "img/s", "top-1 %", "efficiency", "parity"]
+MD_COLUMNS = [
+    "model",
+    "backend",
+    "device",
+    "batch",
+    "precision",
+    "scenario",
+    "status",
+    "median ms",
+    "95% CI ms",
+    "img/s",
+    "top-1 %",
+    "efficiency",
+    "parity",
+]
 REASON_CHARS = 120
 
 
@@ -27,7 +40,7 @@ def _status(r: Row) -> str:
         return "ok"
     reason = r.error or "no reason recorded"
     if len(reason) > REASON_CHARS:
-        reason = reason[:REASON_CHARS - 1] + "…"
+        reason = reason[: REASON_CHARS - 1] + "…"
     return f"**{md_escape(r.status)}**: {md_escape(reason)}"
 
 
@@ -46,30 +59,47 @@ def render_markdown(records: list[dict[str, Any]], filters: str = "") -> str:
     span = f"{dates[0][:16].replace('T', ' ')} – {dates[-1][:16].replace('T', ' ')} UTC" if dates else ""
     devices = ", ".join(md_escape(d) for d in sorted({r.device for r in cells}))
     lines = [
-        f"### effbench: {len(cells)} cell(s), {ok} ok" + (f", {len(cells) - ok} failed or skipped" if ok < len(cells)
-                                                          else ""),
+        f"### effbench: {len(cells)} cell(s), {ok} ok"
+        + (f", {len(cells) - ok} failed or skipped" if ok < len(cells) else ""),
         "",
-        f"devices: {devices}" + (f" · {span}" if span else "") + (f" · filters: {md_escape(filters)}" if filters
-                                                                  else ""),
+        f"devices: {devices}"
+        + (f" · {span}" if span else "")
+        + (f" · filters: {md_escape(filters)}" if filters else ""),
         "",
         "| " + " | ".join(MD_COLUMNS) + " |",
-        "|" + "|".join("---:" if c in ("batch", "median ms", "95% CI ms", "img/s", "efficiency") else "---"
-                       for c in MD_COLUMNS) + "|",
+        "|"
+        + "|".join(
+            "---:" if c in ("batch", "median ms", "95% CI ms", "img/s", "efficiency") else "---" for c in MD_COLUMNS
+        )
+        + "|",
     ]
     for r in cells:
         ci = f"{fmt_ms(r.ci_low)}–{fmt_ms(r.ci_high)}" if r.ci_low is not None and r.ci_high is not None else "–"
         prec = r.precision if r.precision_ran in ("", r.precision) else f"{r.precision}→{r.precision_ran}"
-        vals = [md_escape(r.model), md_escape(r.backend), md_escape(r.device), md_escape(r.batch), md_escape(prec),
-                md_escape(r.scenario), _status(r), fmt_ms(r.median) if r.ok else "–", ci if r.ok else "–",
-                fmt(r.throughput, ".4g") if r.ok else "–", md_escape(r.top1_text),
-                fmt(r.efficiency * 100, ".3g") + " %" if r.efficiency is not None else "–", _parity(r)]
+        vals = [
+            md_escape(r.model),
+            md_escape(r.backend),
+            md_escape(r.device),
+            md_escape(r.batch),
+            md_escape(prec),
+            md_escape(r.scenario),
+            _status(r),
+            fmt_ms(r.median) if r.ok else "–",
+            ci if r.ok else "–",
+            fmt(r.throughput, ".4g") if r.ok else "–",
+            md_escape(r.top1_text),
+            fmt(r.efficiency * 100, ".3g") + " %" if r.efficiency is not None else "–",
+            _parity(r),
+        ]
         lines.append("| " + " | ".join(vals) + " |")
     from effbench.reports.views.precision import precision_markdown
 
     lines += precision_markdown(rows)
     lines.append("")
-    foot = ["median and 95% CI of the raw samples; top-1 measured on the timed session [Wilson 95% interval], or "
-            "a model card's (card); efficiency = ideal / measured latency; parity against the PyTorch reference."]
+    foot = [
+        "median and 95% CI of the raw samples; top-1 measured on the timed session [Wilson 95% interval], or "
+        "a model card's (card); efficiency = ideal / measured latency; parity against the PyTorch reference."
+    ]
     if older:
         foot.append(f"{older} older result(s) of the same cells not shown.")
     lines.append("<sub>" + " ".join(foot) + "</sub>")

@@ -29,9 +29,11 @@ E_DT, P_DT, STEP_S = 1 / 64, 1 / 16, 1 / 8
 
 def stepper(meter, seconds=STEP_S, iterations=10):
     """The workload: each chunk takes `seconds` of (virtual) device time and runs `iterations`."""
+
     def step():
         meter.advance(seconds)
         return iterations
+
     return step
 
 
@@ -40,6 +42,7 @@ def windows_over(meter, n=3, window_s=10.0, batch=8, hz=16):
 
 
 # --- integration -----------------------------------------------------------------------------------
+
 
 def test_trapezoid_is_exact_on_a_linear_ramp():
     ramp = [(0.0, 0.0), (1.0, 1000.0), (2.0, 2000.0)]  # P(t) = t watts
@@ -54,6 +57,7 @@ def test_power_is_held_outside_the_samples_and_empty_windows_give_none():
 
 
 # --- windows and the cross-check ------------------------------------------------------------------
+
 
 def test_windows_from_the_counter_agree_with_integrated_power():
     e, p = constant_power_traces(250.0, 40.0, E_DT, P_DT)
@@ -133,6 +137,7 @@ def test_no_completed_inference_is_unavailable():
 
 # --- idle and dynamic energy ----------------------------------------------------------------------
 
+
 def test_idle_power_and_the_dynamic_figure_which_is_never_subtracted():
     e, p = piecewise_traces([(2.0, 60.0), (31.0, 300.0)], E_DT, P_DT)
     meter = RecordedMeter(e, p)
@@ -158,6 +163,7 @@ def test_idle_without_a_counter_comes_from_power_samples():
 
 # --- throttle reasons -----------------------------------------------------------------------------
 
+
 def test_throttle_reason_masks_decode_to_names():
     assert decode_throttle_reasons(0) == []
     assert decode_throttle_reasons(0x1) == ["gpu_idle"]
@@ -175,6 +181,7 @@ def test_reasons_seen_during_a_window_are_collected_and_throttling_warns():
 
 # --- window count ---------------------------------------------------------------------------------
 
+
 def test_default_window_count():
     assert default_windows(10.0) == 3
     assert default_windows(30.0) == 3
@@ -182,6 +189,7 @@ def test_default_window_count():
 
 
 # --- measure_energy end to end over a recorded meter ----------------------------------------------
+
 
 class VirtualSession:
     """A session whose inferences take `latency_s` of the recorded meter's virtual time."""
@@ -193,14 +201,13 @@ class VirtualSession:
 
     def timed_loop(self, n, out, offset=0):
         self.meter.advance(n * self.latency_s)
-        out[offset:offset + n] = int(self.latency_s * 1e9)
+        out[offset : offset + n] = int(self.latency_s * 1e9)
         self.calls += 1
         self.runtime_info["host_vs_device"] = f"energy chunk {self.calls}"
 
 
 def cfg(**kw):
-    base = dict(model="m", backend="torch", device="cuda:0", batch_size=4, energy_window_s=5.0,
-                options={"idle_s": "1"})
+    base = dict(model="m", backend="torch", device="cuda:0", batch_size=4, energy_window_s=5.0, options={"idle_s": "1"})
     base.update(kw)
     return RunConfig(**base)
 
@@ -226,8 +233,9 @@ def test_energy_windows_option_overrides_the_default(monkeypatch):
     e, p = constant_power_traces(100.0, 60.0, E_DT, P_DT)
     meter = RecordedMeter(e, p)
     monkeypatch.setattr(energy, "open_meter", lambda device: (meter, None))
-    out = energy.measure_energy(VirtualSession(meter), cfg(energy_window_s=2.0,
-                                                           options={"idle_s": "0", "energy_windows": "4"}))
+    out = energy.measure_energy(
+        VirtualSession(meter), cfg(energy_window_s=2.0, options={"idle_s": "0", "energy_windows": "4"})
+    )
     assert out["windows"] == 4 and len(out["samples_j_per_image"]) == 4
     assert out["idle_w"] is None and "dynamic" not in out
 

@@ -88,8 +88,14 @@ def test_cpu_cells_with_rapl_measure_package_energy(monkeypatch, tmp_path):
             uj[0] += int(65 * n / 128 * 1e6)
             (z / "energy_uj").write_text(f"{uj[0]}\n")
 
-    cfg = RunConfig(model="m", backend="torch", device="cpu", batch_size=2, energy_window_s=2.0,
-                    options={"idle_s": "0", "energy": "1"})
+    cfg = RunConfig(
+        model="m",
+        backend="torch",
+        device="cpu",
+        batch_size=2,
+        energy_window_s=2.0,
+        options={"idle_s": "0", "energy": "1"},
+    )
     out = energy.measure_energy(Session(), cfg)
     assert out["available"] and out["meter"] == "rapl" and out["cross_check"] is None
     assert out["joules_per_image"] == pytest.approx(65 / 128 / 2, rel=1e-6)
@@ -97,6 +103,7 @@ def test_cpu_cells_with_rapl_measure_package_energy(monkeypatch, tmp_path):
 
 
 # --- NVML ----------------------------------------------------------------------------------------
+
 
 def test_uuid_spellings_match():
     raw = bytes(range(16))

@@ -97,8 +97,11 @@ def open_session(path: str, settings: MeasureSettings) -> CoreMLSession:
     except Exception as e:
         raise CoreError("load_failed", "Core ML could not load the model: %s" % first_line(e)) from None
     spec = model.get_spec()
-    session = CoreMLSession(model, meta.get("input") or spec.description.input[0].name,
-                            meta.get("outputs") or [o.name for o in spec.description.output])
+    session = CoreMLSession(
+        model,
+        meta.get("input") or spec.description.input[0].name,
+        meta.get("outputs") or [o.name for o in spec.description.output],
+    )
     session.precision_ran = meta.get("precision", settings.precision)
     session.runtime_info = {
         "compute_units": units.upper(),

@@ -15,12 +15,33 @@ import numpy as np
 from ..session import CoreError, LayerTime, Session, ThroughputRun, first_line
 from ..settings import MeasureSettings
 
-_ORT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
-              "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(int8)": np.int8,
-              "tensor(uint8)": np.uint8, "tensor(bool)": np.bool_}
-QUANTIZED_OPS = ("QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger", "QGemm", "QLinearAdd",
-                 "QLinearMul", "QLinearGlobalAveragePool", "QLinearSigmoid", "QLinearLeakyRelu", "QLinearConcat",
-                 "QLinearAveragePool", "QLinearSoftmax", "DynamicQuantizeMatMul", "MatMulIntegerToFloat")
+_ORT_TYPES = {
+    "tensor(float)": np.float32,
+    "tensor(float16)": np.float16,
+    "tensor(double)": np.float64,
+    "tensor(int64)": np.int64,
+    "tensor(int32)": np.int32,
+    "tensor(int8)": np.int8,
+    "tensor(uint8)": np.uint8,
+    "tensor(bool)": np.bool_,
+}
+QUANTIZED_OPS = (
+    "QLinearConv",
+    "QLinearMatMul",
+    "ConvInteger",
+    "MatMulInteger",
+    "QGemm",
+    "QLinearAdd",
+    "QLinearMul",
+    "QLinearGlobalAveragePool",
+    "QLinearSigmoid",
+    "QLinearLeakyRelu",
+    "QLinearConcat",
+    "QLinearAveragePool",
+    "QLinearSoftmax",
+    "DynamicQuantizeMatMul",
+    "MatMulIntegerToFloat",
+)
 
 
 def version() -> Optional[str]:
@@ -161,7 +182,8 @@ class OnnxRuntimeSession(Session):
         if runs > iters:
             self.runtime_info["profile_note"] = (
                 "the runtime's profiler recorded %d runs (warm-up and timed runs as well as the %d profiled "
-                "ones): per-layer times are means over all %d" % (runs, iters, runs))
+                "ones): per-layer times are means over all %d" % (runs, iters, runs)
+            )
         per = max(runs, iters)
         return [LayerTime(name, op, total / per, [], {"calls": calls}) for name, (op, total, calls) in totals.items()]
 
@@ -174,9 +196,12 @@ class OnnxRuntimeSession(Session):
         except ImportError:  # a device without onnx: the harness maps by names
             return None
         g = onnx.load(self.optimized_path, load_external_data=False).graph
-        return {"nodes": [{"name": n.name, "op_type": n.op_type, "input": list(n.input), "output": list(n.output)}
-                          for n in g.node],
-                "initializers": [t.name for t in g.initializer]}
+        return {
+            "nodes": [
+                {"name": n.name, "op_type": n.op_type, "input": list(n.input), "output": list(n.output)} for n in g.node
+            ],
+            "initializers": [t.name for t in g.initializer],
+        }
 
     def device_memory(self):
         if self.device_id is None:
@@ -186,7 +211,7 @@ class OnnxRuntimeSession(Session):
 
             pynvml.nvmlInit()
             info = pynvml.nvmlDeviceGetMemoryInfo(pynvml.nvmlDeviceGetHandleByIndex(self.device_id))
-            return {"nvml": {"used_mb": round(info.used / 2 ** 20, 1), "total_mb": round(info.total / 2 ** 20, 1)}}
+            return {"nvml": {"used_mb": round(info.used / 2**20, 1), "total_mb": round(info.total / 2**20, 1)}}
         except Exception:
             return None
 
@@ -221,8 +246,11 @@ def open_session(path: str, settings: MeasureSettings) -> OnnxRuntimeSession:
         raise CoreError("load_failed", "ONNX Runtime could not load the model: %s" % first_line(e)) from None
     wanted = opts.get("execution_provider")
     if wanted and sess.get_providers()[0] != wanted:
-        raise CoreError("load_failed", "ONNX Runtime did not enable %s (it fell back to %s); check the CUDA/cuDNN "
-                        "libraries that onnxruntime-gpu needs" % (wanted, sess.get_providers()[0]))
+        raise CoreError(
+            "load_failed",
+            "ONNX Runtime did not enable %s (it fell back to %s); check the CUDA/cuDNN "
+            "libraries that onnxruntime-gpu needs" % (wanted, sess.get_providers()[0]),
+        )
     session = OnnxRuntimeSession(sess, bool(prefix), opts.get("device_id"), optimized)
     session.precision_ran = opts.get("precision_ran") or "fp32"
     session.runtime_info = {
@@ -235,7 +263,12 @@ def open_session(path: str, settings: MeasureSettings) -> OnnxRuntimeSession:
         session.runtime_info["quantized_nodes"] = q
         session.precision_ran = "int8" if q else "fp32"
     if opts.get("device_id") is not None:
-        session.runtime_info.update({"execution_provider": wanted, "device_id": opts["device_id"],
-                                     "io_binding": "inputs and outputs as OrtValues in CUDA memory",
-                                     "timing": "host clock around a synchronous Run"})
+        session.runtime_info.update(
+            {
+                "execution_provider": wanted,
+                "device_id": opts["device_id"],
+                "io_binding": "inputs and outputs as OrtValues in CUDA memory",
+                "timing": "host clock around a synchronous Run",
+            }
+        )
     return session

@@ -101,8 +101,13 @@ class OpenVINOSession(Session):
             queue.start_async()
             done += 1
         queue.wait_all()
-        return ThroughputRun(done * batch, time.perf_counter() - t0, latencies, n,
-                             {"streams": int(self.compiled.get_property("NUM_STREAMS"))})
+        return ThroughputRun(
+            done * batch,
+            time.perf_counter() - t0,
+            latencies,
+            n,
+            {"streams": int(self.compiled.get_property("NUM_STREAMS"))},
+        )
 
     def profile(self, iters):
         if not self.profiling:
@@ -115,8 +120,10 @@ class OpenVINOSession(Session):
                     continue
                 rec = totals.setdefault(info.node_name, [info.node_type, info.exec_type, 0.0])
                 rec[2] += info.real_time.total_seconds() * 1e3
-        return [LayerTime(name, node_type, total / iters, [], {"exec_type": exec_type})
-                for name, (node_type, exec_type, total) in totals.items()]
+        return [
+            LayerTime(name, node_type, total / iters, [], {"exec_type": exec_type})
+            for name, (node_type, exec_type, total) in totals.items()
+        ]
 
     def runtime_graph(self):
         """The runtime (execution) model of the very compilation that ran: each layer with its type,
@@ -128,18 +135,23 @@ class OpenVINOSession(Session):
                 order = int(_rt(info, "execOrder"))
             except ValueError:
                 order = -1
-            ops.append({
-                "name": op.get_friendly_name(),
-                "layer_type": _rt(info, "layerType") or op.get_type_name(),
-                "original_names": [s.strip() for s in _rt(info, "originalLayersNames").split(",") if s.strip()],
-                "inputs": [i.get_source_output().get_node().get_friendly_name() for i in op.inputs()],
-                "exec_order": order,
-                "precision": _rt(info, "outputPrecisions") or _rt(info, "runtimePrecision"),
-                "runtime_precision": _rt(info, "runtimePrecision"),
-            })
+            ops.append(
+                {
+                    "name": op.get_friendly_name(),
+                    "layer_type": _rt(info, "layerType") or op.get_type_name(),
+                    "original_names": [s.strip() for s in _rt(info, "originalLayersNames").split(",") if s.strip()],
+                    "inputs": [i.get_source_output().get_node().get_friendly_name() for i in op.inputs()],
+                    "exec_order": order,
+                    "precision": _rt(info, "outputPrecisions") or _rt(info, "runtimePrecision"),
+                    "runtime_precision": _rt(info, "runtimePrecision"),
+                }
+            )
         return ops
 
     def close(self):
+        # the bound methods hold the request (and through it the compiled model and its threads):
+        # drop them too, or every closed session lives on in a long-running process
+        self._start = self._wait = self._infer = None
         self.request = None
         self.compiled = None
 
@@ -178,8 +190,10 @@ def open_session(path: str, settings: MeasureSettings) -> OpenVINOSession:
     opts = settings.runtime_options
     core = ov.Core()
     hint = str(opts.get("hint") or ("THROUGHPUT" if settings.scenario == "throughput" else "LATENCY")).upper()
-    config: Dict[str, Any] = {"PERFORMANCE_HINT": hint,
-                              "INFERENCE_PRECISION_HINT": OV_PRECISION.get(settings.precision, "f32")}
+    config: Dict[str, Any] = {
+        "PERFORMANCE_HINT": hint,
+        "INFERENCE_PRECISION_HINT": OV_PRECISION.get(settings.precision, "f32"),
+    }
     if settings.threads:
         config["INFERENCE_NUM_THREADS"] = int(settings.threads)
     if opts.get("streams") is not None:

@@ -27,8 +27,13 @@ STDERR_TAIL = 2000
 BASE_PRELOAD = ("numpy", "effbench.harness.child", "effbench.harness.meters.energy")
 
 
-def outcome_to_result(cell: PreparedCell, answer: dict[str, Any] | None, outcome: dict[str, Any] | None,
-                      wall_s: float, remote: dict[str, Any] | None = None) -> Result:
+def outcome_to_result(
+    cell: PreparedCell,
+    answer: dict[str, Any] | None,
+    outcome: dict[str, Any] | None,
+    wall_s: float,
+    remote: dict[str, Any] | None = None,
+) -> Result:
     """The Result of a measuring process's answer ({"event": "result", "measured"} or an error)."""
     if answer is not None and answer.get("event") == "result":
         try:
@@ -36,10 +41,14 @@ def outcome_to_result(cell: PreparedCell, answer: dict[str, Any] | None, outcome
         except Exception as e:  # the assembly must never lose the cell: it becomes a failed record
             outcome = failures.classify(e)
     if outcome is None:
-        outcome = {k: answer[k] for k in ("status", "error", "extra") if k in answer} if answer else \
-            {"status": "crashed", "error": "the measuring process gave no answer", "extra": {}}
-    return failures.failed_result(cell.cfg.to_dict(), outcome, model=cell.model_id, backend=cell.backend,
-                                  config_hash=cell.cfg.config_hash())
+        outcome = (
+            {k: answer[k] for k in ("status", "error", "extra") if k in answer}
+            if answer
+            else {"status": "crashed", "error": "the measuring process gave no answer", "extra": {}}
+        )
+    return failures.failed_result(
+        cell.cfg.to_dict(), outcome, model=cell.model_id, backend=cell.backend, config_hash=cell.cfg.config_hash()
+    )
 
 
 class InProcess:
@@ -87,9 +96,14 @@ class ForkServer:
 
     def __init__(self, preload: tuple[str, ...]):
         ours, theirs = socket.socketpair()
-        self.proc = subprocess.Popen([sys.executable, "-m", "effbench.harness.forkserver", str(theirs.fileno()),
-                                      *preload], pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "effbench.harness.forkserver", str(theirs.fileno()), *preload],
+            pass_fds=(theirs.fileno(),),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         theirs.close()
         self.sock = ours
         self._buf = b""
@@ -151,7 +165,9 @@ def fork_is_safe(cell: PreparedCell) -> bool:
 def fork_ok(device: str) -> bool:
     """CPU cells on Linux: CUDA must never be initialised in a process that forks, and macOS
     frameworks are not fork-safe."""
-    return sys.platform.startswith("linux") and not device.startswith("cuda") and os.environ.get("EFFBENCH_NO_FORK") != "1"
+    return (
+        sys.platform.startswith("linux") and not device.startswith("cuda") and os.environ.get("EFFBENCH_NO_FORK") != "1"
+    )
 
 
 class Workers:
@@ -181,8 +197,9 @@ class Workers:
         answer, outcome, wall = self.measure(cell.payload(), cell.cfg.timeout_s, fork_is_safe(cell), on_event)
         return outcome_to_result(cell, answer, outcome, wall)
 
-    def measure(self, payload: dict[str, Any], timeout: float, fork_ok: bool,
-                on_event: Event) -> tuple[dict[str, Any] | None, dict[str, Any] | None, float]:
+    def measure(
+        self, payload: dict[str, Any], timeout: float, fork_ok: bool, on_event: Event
+    ) -> tuple[dict[str, Any] | None, dict[str, Any] | None, float]:
         """Measure a PreparedCell payload in a fresh worker: (its answer, or the outcome of a worker
         that gave none, and the wall time). A farm node calls this with the payload it was sent."""
         read_fd, write_fd = os.pipe()
@@ -221,10 +238,15 @@ class Workers:
         return code
 
     def _run_spawned(self, payload: dict, write_fd: int, errfile, timeout: float) -> int | None:
-        proc = subprocess.Popen([sys.executable, "-m", "effbench.harness.worker", str(write_fd)],
-                                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errfile,
-                                pass_fds=(write_fd,), env=dict(os.environ, PYTHONUNBUFFERED="1"),
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "effbench.harness.worker", str(write_fd)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=errfile,
+            pass_fds=(write_fd,),
+            env=dict(os.environ, PYTHONUNBUFFERED="1"),
+            start_new_session=True,
+        )
         assert proc.stdin is not None
         proc.stdin.write(json.dumps(payload).encode())
         proc.stdin.close()

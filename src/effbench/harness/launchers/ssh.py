@@ -30,12 +30,14 @@ class Ssh:
         answer, outcome, wall, remote = self.measure(cell.payload(), cell.cfg.timeout_s, on_event)
         result = outcome_to_result(cell, answer, outcome, wall, remote)
         if remote and remote.get("ssh_retries"):
-            result = result.with_changes(warnings=(*result.warnings,
-                                                   f"connection to {self.remote.name} dropped during the run; retried once"))
+            result = result.with_changes(
+                warnings=(*result.warnings, f"connection to {self.remote.name} dropped during the run; retried once")
+            )
         return result
 
-    def measure(self, payload: dict[str, Any], timeout: float, on_event: Event
-                ) -> tuple[dict | None, dict | None, float, dict | None]:
+    def measure(
+        self, payload: dict[str, Any], timeout: float, on_event: Event
+    ) -> tuple[dict | None, dict | None, float, dict | None]:
         """A PreparedCell payload measured by the device's agent: (answer, outcome of a failure, wall
         time, how the device was reached)."""
         from effbench.devices.remote import RemoteError, RemoteSession
@@ -58,8 +60,9 @@ class Ssh:
             stdin = json.dumps(request).encode() + b"\n" + npy_bytes(np.load(payload["inputs_path"]))
             left = deadline - time.monotonic()
             event("run", 0.0, f"agent on {rt.name}")
-            answer, retries = session.run_agent(["--run", "--deadline", f"{max(left - 5, 5.0):.0f}"], stdin, left,
-                                                on_event)
+            answer, retries = session.run_agent(
+                ["--run", "--deadline", f"{max(left - 5, 5.0):.0f}"], stdin, left, on_event
+            )
         except RemoteError as e:
             outcome = failures.classify(e)
             if e.kind == "timeout":
@@ -67,11 +70,23 @@ class Ssh:
             return None, outcome, time.perf_counter() - t0, None
         except Exception as e:
             return None, failures.classify(e), time.perf_counter() - t0, None
-        remote = {"remote": True, "transport": "ssh", "device": rt.name, "host": rt.host, "port": rt.port,
-                  "python": rt.python, "workdir": rt.workdir, "runtime_version": answer.get("runtime_version"),
-                  "agent_protocol": answer.get("protocol"), "ssh_retries": retries, **copy}
-        measured = {"event": "result", "measured": {k: v for k, v in answer.items()
-                                                      if k not in ("event", "protocol", "runtime_version")}}
+        remote = {
+            "remote": True,
+            "transport": "ssh",
+            "device": rt.name,
+            "host": rt.host,
+            "port": rt.port,
+            "python": rt.python,
+            "workdir": rt.workdir,
+            "runtime_version": answer.get("runtime_version"),
+            "agent_protocol": answer.get("protocol"),
+            "ssh_retries": retries,
+            **copy,
+        }
+        measured = {
+            "event": "result",
+            "measured": {k: v for k, v in answer.items() if k not in ("event", "protocol", "runtime_version")},
+        }
         return measured, None, time.perf_counter() - t0, remote
 
     def close(self) -> None:

@@ -36,8 +36,7 @@ import numpy as np
 
 TOLERANCE = 0.05  # counter vs integrated power: warn beyond this relative disagreement
 DEFAULT_WINDOW_S = 10.0
-_THROTTLING = {"sw_power_cap", "hw_slowdown", "sw_thermal_slowdown", "hw_thermal_slowdown",
-               "hw_power_brake_slowdown"}
+_THROTTLING = {"sw_power_cap", "hw_slowdown", "sw_thermal_slowdown", "hw_thermal_slowdown", "hw_power_brake_slowdown"}
 
 
 class Meter(Protocol):
@@ -170,8 +169,7 @@ def integrate_power(samples: list[tuple[float, float]], t0: float, t1: float) ->
     return float(np.sum((power[1:] + power[:-1]) / 2.0 * np.diff(grid)))
 
 
-def run_window(meter: Meter, step: Callable[[], int], window_s: float, sampler: PollingSampler,
-               batch: int) -> Window:
+def run_window(meter: Meter, step: Callable[[], int], window_s: float, sampler: PollingSampler, batch: int) -> Window:
     """Run `step` (one chunk of inferences; returns how many it ran) until at least `window_s`
     has passed, reading the energy counter at both ends and sampling power throughout."""
     sampler.start()
@@ -232,8 +230,12 @@ def _spread(values: list[float]) -> dict[str, Any]:
     return {"mean": mean, "std": std, "cv": (std / mean) if std is not None and mean else None}
 
 
-def summarize(windows: list[Window], idle: dict[str, Any] | None = None, tolerance: float = TOLERANCE,
-              counter_name: str = "energy counter") -> dict[str, Any]:
+def summarize(
+    windows: list[Window],
+    idle: dict[str, Any] | None = None,
+    tolerance: float = TOLERANCE,
+    counter_name: str = "energy counter",
+) -> dict[str, Any]:
     """The energy record from finished windows (pure: no meter, no clock).
 
     joules_per_image is the counter's figure when every window has both counter readings,
@@ -249,8 +251,9 @@ def summarize(windows: list[Window], idle: dict[str, Any] | None = None, toleran
     deltas = [w.counter_mj for w in windows]
     use_counter = all(d is not None for d in deltas)
     if use_counter and any(d is not None and d < 0 for d in deltas):
-        warnings.append("the energy counter went backwards during a window (driver reloaded?): "
-                        "using integrated power instead")
+        warnings.append(
+            "the energy counter went backwards during a window (driver reloaded?): using integrated power instead"
+        )
         use_counter = False
     counter_j = [d / 1000.0 for d in deltas if d is not None] if use_counter else []
     integrated = [integrate_power(w.trace.samples, w.t0, w.t1) for w in windows]
@@ -263,8 +266,10 @@ def summarize(windows: list[Window], idle: dict[str, Any] | None = None, toleran
         primary = integ_j
         method, estimated = "integrated power samples (estimated: no energy counter)", True
     else:
-        return {"available": False,
-                "reason": "energy unavailable: the meter gave neither energy counter readings nor power samples"}
+        return {
+            "available": False,
+            "reason": "energy unavailable: the meter gave neither energy counter readings nor power samples",
+        }
 
     images = [w.images for w in windows]
     seconds = [w.seconds for w in windows]
@@ -310,7 +315,8 @@ def summarize(windows: list[Window], idle: dict[str, Any] | None = None, toleran
             warnings.append(
                 f"energy counter and integrated power disagree by {pct:.1f}% in window {worst[0] + 1} "
                 f"(more than {tolerance:.0%}); the counter figure is reported. Short windows and "
-                "GPUs whose power reading is a 1 s average disagree at the window edges")
+                "GPUs whose power reading is a 1 s average disagree at the window edges"
+            )
     elif use_counter:
         out["cross_check"] = None  # this meter has no power reading (RAPL)
 
@@ -322,7 +328,7 @@ def summarize(windows: list[Window], idle: dict[str, Any] | None = None, toleran
         out["idle"] = idle
         out["dynamic"] = {
             "label": "dynamic energy: measured energy minus idle power x window time (not subtracted "
-                     "from joules_per_image)",
+            "from joules_per_image)",
             "joules_per_image": _r(statistics.fmean(dyn), 9),
             "samples_j_per_image": [_r(v, 9) for v in dyn],
         }
@@ -478,12 +484,18 @@ def _measure(session, cfg, event, meter, idle) -> dict[str, Any]:
     event("energy", 1.0, f"{n_windows} window(s)")
     after = meter.snapshot() if is_gpu else None
 
-    counter_name = ("energy counter (nvmlDeviceGetTotalEnergyConsumption)" if is_gpu
-                    else "RAPL package energy counter (energy_uj)")
+    counter_name = (
+        "energy counter (nvmlDeviceGetTotalEnergyConsumption)" if is_gpu else "RAPL package energy counter (energy_uj)"
+    )
     out = summarize(windows, idle, TOLERANCE, counter_name)
     out["meter"] = getattr(meter, "kind", "?")
-    out["config"] = {"window_s": window_s, "windows": n_windows, "idle_s": idle_s, "power_hz": hz,
-                     "workload": "the session's timed loop at the cell's batch size, after the latency run"}
+    out["config"] = {
+        "window_s": window_s,
+        "windows": n_windows,
+        "idle_s": idle_s,
+        "power_hz": hz,
+        "workload": "the session's timed loop at the cell's batch size, after the latency run",
+    }
     if is_gpu:
         sm = [c[0] for c in clocks if c[0] is not None]
         mem = [c[1] for c in clocks if c[1] is not None]
@@ -497,8 +509,9 @@ def _measure(session, cfg, event, meter, idle) -> dict[str, Any]:
             "mem_clock_mhz_end_of_windows": mem,
         }
         if not meter.has_counter and out.get("available"):
-            out["warnings"].append("this GPU has no energy counter (before Volta): joules_per_image is "
-                                   "integrated power, estimated")
+            out["warnings"].append(
+                "this GPU has no energy counter (before Volta): joules_per_image is integrated power, estimated"
+            )
     else:
         out["cpu"] = meter.info()
     return out

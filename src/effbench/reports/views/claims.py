@@ -63,8 +63,7 @@ def claim_results(rows: list[Row]) -> list[ClaimResult]:
         key = (text(meta["name"]), text(meta.get("run")), r.backend, r.device, r.batch, r.precision)
         g = groups.get(key)
         if g is None:
-            g = groups[key] = ClaimResult(key[0], key[1], r.backend, r.device, r.batch, r.precision, meta,
-                                          r.created_at)
+            g = groups[key] = ClaimResult(key[0], key[1], r.backend, r.device, r.batch, r.precision, meta, r.created_at)
         g.sides[meta["side"]].append(r.rec)
         g.created_at = max(g.created_at, r.created_at)
     newest: dict[tuple, ClaimResult] = {}
@@ -77,8 +76,12 @@ def claim_results(rows: list[Row]) -> list[ClaimResult]:
     out = sorted(newest.values(), key=lambda g: (g.name, g.device, g.backend, g.batch or 0, g.precision))
     for g in out:
         for side in g.sides.values():  # measurement order: by round, then time
-            side.sort(key=lambda rec: (num((rec.get("extra") or {}).get("claim", {}).get("round")) or 0,
-                                       text(rec.get("created_at"))))
+            side.sort(
+                key=lambda rec: (
+                    num((rec.get("extra") or {}).get("claim", {}).get("round")) or 0,
+                    text(rec.get("created_at")),
+                )
+            )
         g.verdict = judge(g.meta["kind"], float(g.meta["published_ratio"]), g.tolerance, g.sides["A"], g.sides["B"])
     return out
 
@@ -96,44 +99,84 @@ def _figure(results: list[ClaimResult]) -> Figure:
 
     labels = [p(g.label) for g in results]
     data: list[dict] = []
-    data.append({
-        "type": "scatter", "mode": "markers", "name": "published",
-        "x": [g.verdict.published for g in results], "y": labels,
-        "marker": {"color": "#222", "size": 12, "symbol": "diamond-open", "line": {"width": 2}},
-        "hovertext": [f"published {g.verdict.published:.4g}× ({p(text(g.meta.get('statement')))})" for g in results],
-        "hoverinfo": "text", "meta": {"role": "published"},
-    })
+    data.append(
+        {
+            "type": "scatter",
+            "mode": "markers",
+            "name": "published",
+            "x": [g.verdict.published for g in results],
+            "y": labels,
+            "marker": {"color": "#222", "size": 12, "symbol": "diamond-open", "line": {"width": 2}},
+            "hovertext": [
+                f"published {g.verdict.published:.4g}× ({p(text(g.meta.get('statement')))})" for g in results
+            ],
+            "hoverinfo": "text",
+            "meta": {"role": "published"},
+        }
+    )
     edges = [(band(g.meta["kind"], g.verdict.published, g.tolerance), p(g.label)) for g in results]
     tx = [e for (lo, hi), _ in edges for e in (lo, hi) if e != float("inf")]
     ty = [y for (lo, hi), y in edges for e in (lo, hi) if e != float("inf")]
-    data.append({
-        "type": "scatter", "mode": "markers", "name": "edge of the verdict band", "x": tx, "y": ty,
-        "marker": {"color": "#888", "size": 16, "symbol": "line-ns-open", "line": {"width": 2}},
-        "hoverinfo": "skip", "meta": {"role": "threshold"},
-    })
+    data.append(
+        {
+            "type": "scatter",
+            "mode": "markers",
+            "name": "edge of the verdict band",
+            "x": tx,
+            "y": ty,
+            "marker": {"color": "#888", "size": 16, "symbol": "line-ns-open", "line": {"width": 2}},
+            "hoverinfo": "skip",
+            "meta": {"role": "threshold"},
+        }
+    )
     for verdict, colour in VERDICT_COLOURS.items():
         grp = [g for g in results if g.verdict.verdict == verdict and g.verdict.ratio is not None]
         if not grp:
             continue
-        data.append({
-            "type": "scatter", "mode": "markers", "name": f"measured ({verdict})",
-            "x": [g.verdict.ratio for g in grp], "y": [p(g.label) for g in grp],
-            "error_x": {"type": "data", "symmetric": False, "thickness": 1.5, "width": 4, "color": colour,
-                        "array": [g.verdict.ci_high - g.verdict.ratio for g in grp],
-                        "arrayminus": [g.verdict.ratio - g.verdict.ci_low for g in grp]},
-            "marker": {"color": colour, "size": 11, "symbol": "circle"},
-            "hovertext": [f"<b>{p(g.name)}</b><br>{p(g.backend)} · {p(g.device)} · batch {p(g.batch)}<br>"
-                          f"measured {g.verdict.ratio:.4g}× {p(_ci(g.verdict))}<br>published "
-                          f"{g.verdict.published:.4g}×<br>{p(verdict)}: {p(g.verdict.reason)}" for g in grp],
-            "hoverinfo": "text", "meta": {"role": "measured"},
-        })
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "markers",
+                "name": f"measured ({verdict})",
+                "x": [g.verdict.ratio for g in grp],
+                "y": [p(g.label) for g in grp],
+                "error_x": {
+                    "type": "data",
+                    "symmetric": False,
+                    "thickness": 1.5,
+                    "width": 4,
+                    "color": colour,
+                    "array": [g.verdict.ci_high - g.verdict.ratio for g in grp],
+                    "arrayminus": [g.verdict.ratio - g.verdict.ci_low for g in grp],
+                },
+                "marker": {"color": colour, "size": 11, "symbol": "circle"},
+                "hovertext": [
+                    f"<b>{p(g.name)}</b><br>{p(g.backend)} · {p(g.device)} · batch {p(g.batch)}<br>"
+                    f"measured {g.verdict.ratio:.4g}× {p(_ci(g.verdict))}<br>published "
+                    f"{g.verdict.published:.4g}×<br>{p(verdict)}: {p(g.verdict.reason)}"
+                    for g in grp
+                ],
+                "hoverinfo": "text",
+                "meta": {"role": "measured"},
+            }
+        )
     xs = [x for g in results for x in (g.verdict.published, g.verdict.ci_low, g.verdict.ci_high) if x]
     layout = base_layout(
         xaxis=axis("A's speed over B's (×, log scale)", log=True, values=xs + [1.0]),
         yaxis={"automargin": True, "autorange": "reversed", "type": "category"},
-        legend={"orientation": "h", "x": 0, "y": 1.02, "yanchor": "bottom"}, margin={"l": 40, "r": 20, "t": 50, "b": 60},
-        shapes=[{"type": "line", "x0": 1, "x1": 1, "y0": 0, "y1": 1, "yref": "paper",
-                 "line": {"color": "#bbb", "dash": "dot", "width": 1}}],
+        legend={"orientation": "h", "x": 0, "y": 1.02, "yanchor": "bottom"},
+        margin={"l": 40, "r": 20, "t": 50, "b": 60},
+        shapes=[
+            {
+                "type": "line",
+                "x0": 1,
+                "x1": 1,
+                "y0": 0,
+                "y1": 1,
+                "yref": "paper",
+                "line": {"color": "#bbb", "dash": "dot", "width": 1},
+            }
+        ],
     )
     return Figure("fig-claims", data, layout, height=max(260, 90 + 34 * len(results)))
 
@@ -149,13 +192,22 @@ def _unverified(verified: set[str]) -> list[str]:
 
 def claims_section(rows: list[Row]) -> Section:
     results = claim_results(rows)
-    how = ("Each stored claim verification: the paper's published ratio (◇) against the ratio measured here "
-           "(●, A's speed over B's) with its 95% bootstrap CI, per runtime and device; the grey tick is the "
-           "verdict's threshold. A and B ran interleaved; see docs/claims.md for the rule.")
+    how = (
+        "Each stored claim verification: the paper's published ratio (◇) against the ratio measured here "
+        "(●, A's speed over B's) with its 95% bootstrap CI, per runtime and device; the grey tick is the "
+        "verdict's threshold. A and B ran interleaved; see docs/claims.md for the rule."
+    )
     if not results:
-        return Section("claims", "Claims", how, note(
-            "No claim verifications in these results: run <code>bench claims verify NAME</code> "
-            "(<code>bench claims list</code> shows the shipped claim cards)."), [])
+        return Section(
+            "claims",
+            "Claims",
+            how,
+            note(
+                "No claim verifications in these results: run <code>bench claims verify NAME</code> "
+                "(<code>bench claims list</code> shows the shipped claim cards)."
+            ),
+            [],
+        )
     fig = _figure(results)
     body_rows = []
     for g in results:
@@ -164,22 +216,44 @@ def claims_section(rows: list[Row]) -> Section:
         notes = [v.reason, *[text(n) for n in (g.meta.get("notes") or []) if isinstance(n, str)]]
         if g.older_runs:
             notes.append(f"{g.older_runs} older run(s) of this cell not shown")
-        body_rows.append([
-            (f"<b>{h(g.name)}</b><br><span class=\"muted\">{h(g.meta.get('paper'))}</span>", "name"),
-            h(g.backend), h(g.device), (h(g.batch), "num"),
-            (f"{fmt_ms(v.median_a_ms)} / {fmt_ms(v.median_b_ms)}", "num"),
-            (_ratio(v.published), "num"), (f"{_ratio(v.ratio)} {_ci(v)}", "num"),
-            f'<b style="color:{colour}">{h(v.verdict)}</b>',
-            (h("; ".join(n for n in notes if n)), "notes"),
-        ])
-    tbl = table(["claim", "runtime", "device", "batch", "A / B median ms", "published", "measured [95% CI]",
-                 "verdict", "notes"], body_rows, raw=True)
+        body_rows.append(
+            [
+                (f'<b>{h(g.name)}</b><br><span class="muted">{h(g.meta.get("paper"))}</span>', "name"),
+                h(g.backend),
+                h(g.device),
+                (h(g.batch), "num"),
+                (f"{fmt_ms(v.median_a_ms)} / {fmt_ms(v.median_b_ms)}", "num"),
+                (_ratio(v.published), "num"),
+                (f"{_ratio(v.ratio)} {_ci(v)}", "num"),
+                f'<b style="color:{colour}">{h(v.verdict)}</b>',
+                (h("; ".join(n for n in notes if n)), "notes"),
+            ]
+        )
+    tbl = table(
+        [
+            "claim",
+            "runtime",
+            "device",
+            "batch",
+            "A / B median ms",
+            "published",
+            "measured [95% CI]",
+            "verdict",
+            "notes",
+        ],
+        body_rows,
+        raw=True,
+    )
     body = [fig.div(), tbl]
     verified = {g.name for g in results}
     rest = _unverified(verified)
     if rest:
-        body.append(note(f"{len(rest)} shipped claim(s) not verified in these results: "
-                         f"{h(', '.join(rest))} (<code>bench claims verify NAME</code>)."))
+        body.append(
+            note(
+                f"{len(rest)} shipped claim(s) not verified in these results: "
+                f"{h(', '.join(rest))} (<code>bench claims verify NAME</code>)."
+            )
+        )
     return Section("claims", "Claims", how, "".join(body), [fig])
 
 
@@ -190,15 +264,24 @@ def claims_markdown(rows: list[Row]) -> list[str]:
     results = claim_results(rows)
     if not results:
         return []
-    lines = ["", "#### Claims", "",
-             "| claim | runtime | device | batch | published | measured [95% CI] | verdict |",
-             "|---|---|---|---:|---:|---:|---|"]
+    lines = [
+        "",
+        "#### Claims",
+        "",
+        "| claim | runtime | device | batch | published | measured [95% CI] | verdict |",
+        "|---|---|---|---:|---:|---:|---|",
+    ]
     icon = {"holds": "✅", "does not hold": "❌", "inconclusive": "❔", "failed": "⚠️"}
     for g in results:
         v = g.verdict
-        lines.append(f"| {md_escape(g.name)} | {md_escape(g.backend)} | {md_escape(g.device)} | {md_escape(g.batch)} "
-                     f"| {_ratio(v.published)} | {_ratio(v.ratio)} {_ci(v)} | {icon.get(v.verdict, '')} "
-                     f"{md_escape(v.verdict)}: {md_escape(v.reason)} |")
-    lines += ["", "<sub>ratio = A's speed over B's, measured interleaved; a claim holds when the whole 95% CI "
-              "clears published × (1 − tolerance) (as-fast claims: lies inside 1 ± tolerance).</sub>"]
+        lines.append(
+            f"| {md_escape(g.name)} | {md_escape(g.backend)} | {md_escape(g.device)} | {md_escape(g.batch)} "
+            f"| {_ratio(v.published)} | {_ratio(v.ratio)} {_ci(v)} | {icon.get(v.verdict, '')} "
+            f"{md_escape(v.verdict)}: {md_escape(v.reason)} |"
+        )
+    lines += [
+        "",
+        "<sub>ratio = A's speed over B's, measured interleaved; a claim holds when the whole 95% CI "
+        "clears published × (1 − tolerance) (as-fast claims: lies inside 1 ± tolerance).</sub>",
+    ]
     return lines

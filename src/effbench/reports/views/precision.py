@@ -51,8 +51,13 @@ def _paired_cells(fp32: dict, int8: dict):
     """The paired table of the two cells' own outcomes, when they evaluated the same images."""
     from effbench.accuracy import metrics
 
-    if not (fp32.get("correct") and int8.get("correct") and fp32.get("dataset_hash")
-            and fp32.get("dataset_hash") == int8.get("dataset_hash") and fp32.get("images") == int8.get("images")):
+    if not (
+        fp32.get("correct")
+        and int8.get("correct")
+        and fp32.get("dataset_hash")
+        and fp32.get("dataset_hash") == int8.get("dataset_hash")
+        and fp32.get("images") == int8.get("images")
+    ):
         return None
     n = int(fp32["images"])
     try:
@@ -69,12 +74,20 @@ def _drop(fp32: Row, int8: Row):
     table_ = _paired_cells(fa, ia) if fa and ia else None
     if table_ is not None:
         lo, hi = metrics.paired_difference_ci(table_)
-        return (100 * table_.drop, (100 * lo, 100 * hi), metrics.mcnemar_p(table_.ref_only, table_.test_only),
-                "paired: fp32 cell vs int8 cell, same images")
+        return (
+            100 * table_.drop,
+            (100 * lo, 100 * hi),
+            metrics.mcnemar_p(table_.ref_only, table_.test_only),
+            "paired: fp32 cell vs int8 cell, same images",
+        )
     if ia and num(ia.get("drop")) is not None:
         ref = (ia.get("reference") or {}).get("runtime", "reference")
-        return (num(ia["drop"]), interval_of(ia.get("drop_ci")), num(ia.get("mcnemar_p")),
-                f"paired: int8 vs fp32 {ref} on the same images")
+        return (
+            num(ia["drop"]),
+            interval_of(ia.get("drop_ci")),
+            num(ia.get("mcnemar_p")),
+            f"paired: int8 vs fp32 {ref} on the same images",
+        )
     if fa and ia and num(fa.get("images")) and num(ia.get("images")):
         n1, n2 = int(fa["images"]), int(ia["images"])
         k1, k2 = round(num(fa["top1"]) * n1 / 100), round(num(ia["top1"]) * n2 / 100)
@@ -99,9 +112,21 @@ def precision_pairs(rows: list[Row]) -> list[PrecisionPair]:
         drop, drop_ci, drop_p, basis = _drop(fp32, int8)
         quant = int8.rec.get("quantization") if isinstance(int8.rec.get("quantization"), dict) else {}
         calib = quant.get("calibration") if isinstance(quant.get("calibration"), dict) else {}
-        out.append(PrecisionPair(fp32, int8, ratio, ratio_ci, drop, drop_ci, drop_p, basis,
-                                 num(quant.get("int8_macs_share")), str(calib.get("source") or "?"),
-                                 calib.get("warning")))
+        out.append(
+            PrecisionPair(
+                fp32,
+                int8,
+                ratio,
+                ratio_ci,
+                drop,
+                drop_ci,
+                drop_p,
+                basis,
+                num(quant.get("int8_macs_share")),
+                str(calib.get("source") or "?"),
+                calib.get("warning"),
+            )
+        )
     return out
 
 
@@ -134,64 +159,142 @@ def _figure(pairs: list[PrecisionPair]) -> Figure:
     data = []
     for backend in sorted(colours):
         grp = [x for x in shown if x.fp32.backend == backend]
-        data.append({
-            "type": "scatter", "mode": "markers+text", "name": p(backend), "meta": {"role": "points"},
-            "x": [x.ratio for x in grp], "y": [x.drop for x in grp],
-            "text": [p(x.fp32.model) for x in grp], "textposition": "top center",
-            "textfont": {"size": 10, "color": "#555"},
-            "marker": {"color": colours[backend], "size": 11},
-            "error_x": {"type": "data", "symmetric": False, "color": colours[backend], "thickness": 1,
-                        "array": [(x.ratio_ci[1] - x.ratio) if x.ratio_ci else 0 for x in grp],
-                        "arrayminus": [(x.ratio - x.ratio_ci[0]) if x.ratio_ci else 0 for x in grp]},
-            "error_y": {"type": "data", "symmetric": False, "color": colours[backend], "thickness": 1,
-                        "array": [(x.drop_ci[1] - x.drop) if x.drop_ci else 0 for x in grp],
-                        "arrayminus": [(x.drop - x.drop_ci[0]) if x.drop_ci else 0 for x in grp]},
-            "hovertext": [f"<b>{p(x.fp32.model)}</b> · {p(x.fp32.backend)} · {p(x.fp32.device)}<br>"
-                          f"latency {fmt_ms(x.fp32.median)} → {fmt_ms(x.int8.median)} ms (×{ratio_text(x)})<br>"
-                          f"top-1 {p(top1_move(x))}<br>drop {p(drop_text(x))} points ({p(x.drop_basis)})"
-                          for x in grp],
-            "hoverinfo": "text", "cliponaxis": False,
-        })
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "markers+text",
+                "name": p(backend),
+                "meta": {"role": "points"},
+                "x": [x.ratio for x in grp],
+                "y": [x.drop for x in grp],
+                "text": [p(x.fp32.model) for x in grp],
+                "textposition": "top center",
+                "textfont": {"size": 10, "color": "#555"},
+                "marker": {"color": colours[backend], "size": 11},
+                "error_x": {
+                    "type": "data",
+                    "symmetric": False,
+                    "color": colours[backend],
+                    "thickness": 1,
+                    "array": [(x.ratio_ci[1] - x.ratio) if x.ratio_ci else 0 for x in grp],
+                    "arrayminus": [(x.ratio - x.ratio_ci[0]) if x.ratio_ci else 0 for x in grp],
+                },
+                "error_y": {
+                    "type": "data",
+                    "symmetric": False,
+                    "color": colours[backend],
+                    "thickness": 1,
+                    "array": [(x.drop_ci[1] - x.drop) if x.drop_ci else 0 for x in grp],
+                    "arrayminus": [(x.drop - x.drop_ci[0]) if x.drop_ci else 0 for x in grp],
+                },
+                "hovertext": [
+                    f"<b>{p(x.fp32.model)}</b> · {p(x.fp32.backend)} · {p(x.fp32.device)}<br>"
+                    f"latency {fmt_ms(x.fp32.median)} → {fmt_ms(x.int8.median)} ms (×{ratio_text(x)})<br>"
+                    f"top-1 {p(top1_move(x))}<br>drop {p(drop_text(x))} points ({p(x.drop_basis)})"
+                    for x in grp
+                ],
+                "hoverinfo": "text",
+                "cliponaxis": False,
+            }
+        )
     xs = [x.ratio for x in shown]
     layout = base_layout(
         xaxis=axis("int8 / fp32 median latency (below 1: int8 faster)", values=xs),
         yaxis=axis("top-1 lost by int8 (points)"),
-        shapes=[{"type": "line", "xref": "x", "yref": "paper", "x0": 1, "x1": 1, "y0": 0, "y1": 1,
-                 "line": {"color": "#999", "dash": "dot", "width": 1}},
-                {"type": "line", "xref": "paper", "yref": "y", "x0": 0, "x1": 1, "y0": 0, "y1": 0,
-                 "line": {"color": "#999", "dash": "dot", "width": 1}}],
+        shapes=[
+            {
+                "type": "line",
+                "xref": "x",
+                "yref": "paper",
+                "x0": 1,
+                "x1": 1,
+                "y0": 0,
+                "y1": 1,
+                "line": {"color": "#999", "dash": "dot", "width": 1},
+            },
+            {
+                "type": "line",
+                "xref": "paper",
+                "yref": "y",
+                "x0": 0,
+                "x1": 1,
+                "y0": 0,
+                "y1": 0,
+                "line": {"color": "#999", "dash": "dot", "width": 1},
+            },
+        ],
     )
     return Figure("fig-precision", data, layout, height=430)
 
 
 def precision_section(rows: list[Row]) -> Section:
     pairs = precision_pairs(rows)
-    how = ("Each model's move from fp32 to int8 on one backend and device: how much latency int8 saves "
-           "(ratio of medians with its 95% CI) and how much top-1 it costs (points, with its 95% interval).")
+    how = (
+        "Each model's move from fp32 to int8 on one backend and device: how much latency int8 saves "
+        "(ratio of medians with its 95% CI) and how much top-1 it costs (points, with its 95% interval)."
+    )
     if not pairs:
-        return Section("precision", "Precision: fp32 → int8", how, note(
-            "No model has both an fp32 and an int8 result on the same backend and device: run "
-            "<code>bench sweep</code> with <code>precisions: [fp32, int8]</code> (add <code>eval: DIR</code> for "
-            "the accuracy side)."))
+        return Section(
+            "precision",
+            "Precision: fp32 → int8",
+            how,
+            note(
+                "No model has both an fp32 and an int8 result on the same backend and device: run "
+                "<code>bench sweep</code> with <code>precisions: [fp32, int8]</code> (add <code>eval: DIR</code> for "
+                "the accuracy side)."
+            ),
+        )
     body = []
     fig = None
     if any(x.ratio is not None and x.drop is not None for x in pairs):
         fig = _figure(pairs)
-        body.append('<p class="caption">Lower left is better: faster and no accuracy lost. Whiskers: the '
-                    "latency ratio's block-bootstrap 95% CI and the drop's 95% interval.</p>" + fig.div())
-    headers = ["model", "backend", "device", "batch", "fp32 ms", "int8 ms", "int8/fp32 [95% CI]", "top-1 fp32 → int8",
-               "drop, points [95% CI]", "drop from", "int8 MACs", "calibration"]
+        body.append(
+            '<p class="caption">Lower left is better: faster and no accuracy lost. Whiskers: the '
+            "latency ratio's block-bootstrap 95% CI and the drop's 95% interval.</p>" + fig.div()
+        )
+    headers = [
+        "model",
+        "backend",
+        "device",
+        "batch",
+        "fp32 ms",
+        "int8 ms",
+        "int8/fp32 [95% CI]",
+        "top-1 fp32 → int8",
+        "drop, points [95% CI]",
+        "drop from",
+        "int8 MACs",
+        "calibration",
+    ]
     cells = []
     for x in pairs:
         calib = x.calibration + (" ⚠" if x.calibration_warning else "")
-        cells.append([x.fp32.model, x.fp32.backend, x.fp32.device, x.fp32.batch, fmt_ms(x.fp32.median),
-                      fmt_ms(x.int8.median), ratio_text(x), top1_move(x), drop_text(x), x.drop_basis,
-                      macs_text(x), calib])
+        cells.append(
+            [
+                x.fp32.model,
+                x.fp32.backend,
+                x.fp32.device,
+                x.fp32.batch,
+                fmt_ms(x.fp32.median),
+                fmt_ms(x.int8.median),
+                ratio_text(x),
+                top1_move(x),
+                drop_text(x),
+                x.drop_basis,
+                macs_text(x),
+                calib,
+            ]
+        )
     body.append(table(headers, cells))
     warned = sorted({x.fp32.model for x in pairs if x.calibration_warning})
     if warned:
-        body.append(note(f"Calibrated on generated images (no <code>--calib</code>): {h(', '.join(warned))}. Their "
-                         "int8 latency is representative, their int8 accuracy is not.", "warn"))
+        body.append(
+            note(
+                f"Calibrated on generated images (no <code>--calib</code>): {h(', '.join(warned))}. Their "
+                "int8 latency is representative, their int8 accuracy is not.",
+                "warn",
+            )
+        )
     return Section("precision", "Precision: fp32 → int8", how, "".join(body), [fig] if fig else [])
 
 
@@ -202,13 +305,19 @@ def precision_markdown(rows: list[Row]) -> list[str]:
     pairs = precision_pairs(rows)
     if not pairs:
         return []
-    lines = ["", "#### fp32 → int8", "",
-             "| model | backend | device | int8/fp32 latency [95% CI] | top-1 fp32 → int8 | drop, points [95% CI] | "
-             "int8 MACs |", "|---|---|---|---:|---|---:|---:|"]
+    lines = [
+        "",
+        "#### fp32 → int8",
+        "",
+        "| model | backend | device | int8/fp32 latency [95% CI] | top-1 fp32 → int8 | drop, points [95% CI] | "
+        "int8 MACs |",
+        "|---|---|---|---:|---|---:|---:|",
+    ]
     for x in pairs:
         warn = " ⚠ generated calibration" if x.calibration_warning else ""
-        lines.append(f"| {md_escape(x.fp32.model)} | {md_escape(x.fp32.backend)} | {md_escape(x.fp32.device)} | "
-                     f"{md_escape(ratio_text(x))} | {md_escape(top1_move(x))}{warn} | {md_escape(drop_text(x))} | "
-                     f"{macs_text(x)} |")
+        lines.append(
+            f"| {md_escape(x.fp32.model)} | {md_escape(x.fp32.backend)} | {md_escape(x.fp32.device)} | "
+            f"{md_escape(ratio_text(x))} | {md_escape(top1_move(x))}{warn} | {md_escape(drop_text(x))} | "
+            f"{macs_text(x)} |"
+        )
     return lines
-

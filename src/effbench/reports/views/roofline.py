@@ -10,8 +10,14 @@ from effbench.reports.data import Row, analysis_of, num, profile_of
 from effbench.reports.views.speed import label_positions
 
 MAX_LAYERS = 150  # layers per model drawn (the heaviest by measured time, else by bound)
-_PREC_DASH = {"fp32": "solid", "tf32": "dash", "bf16": "dashdot", "fp16": "dot", "fp8": "longdash",
-              "int8": "longdashdot"}
+_PREC_DASH = {
+    "fp32": "solid",
+    "tf32": "dash",
+    "bf16": "dashdot",
+    "fp16": "dot",
+    "fp8": "longdash",
+    "int8": "longdashdot",
+}
 
 
 def _catalog_roofs(spec_name: str) -> tuple[dict[str, float], float | None]:
@@ -75,8 +81,9 @@ def _layer_points(a: dict[str, Any]) -> tuple[list[dict], bool]:
     return pts[:MAX_LAYERS], measured
 
 
-def _roof_traces(peaks: dict[str, float], bw: float | None, x_lo: float, x_hi: float,
-                 sources: dict[str, str]) -> list[dict]:
+def _roof_traces(
+    peaks: dict[str, float], bw: float | None, x_lo: float, x_hi: float, sources: dict[str, str]
+) -> list[dict]:
     traces = []
     for prec, peak in sorted(peaks.items(), key=lambda kv: kv[1]):
         src = sources.get(prec, "")
@@ -85,29 +92,50 @@ def _roof_traces(peaks: dict[str, float], bw: float | None, x_lo: float, x_hi: f
             ridge = peak / bw
             xs = [x_lo, ridge, max(x_hi, ridge * 4)]
             ys = [bw * x_lo, peak, peak]
-            hover = (f"{p(prec)} roof: {fmt_si(peak, 'FLOP/s')}<br>bandwidth {fmt_si(bw, 'B/s')}<br>"
-                     f"ridge at {fmt(ridge, '.3g')} FLOP/byte{('<br>' + p(src)) if src else ''}")
+            hover = (
+                f"{p(prec)} roof: {fmt_si(peak, 'FLOP/s')}<br>bandwidth {fmt_si(bw, 'B/s')}<br>"
+                f"ridge at {fmt(ridge, '.3g')} FLOP/byte{('<br>' + p(src)) if src else ''}"
+            )
         else:
             xs, ys = [x_lo, x_hi], [peak, peak]
             hover = f"{p(prec)} roof: {fmt_si(peak, 'FLOP/s')} (no bandwidth known){('<br>' + p(src)) if src else ''}"
-        traces.append({
-            "type": "scatter", "mode": "lines", "name": f"{p(prec)} roof ({fmt_si(peak, 'FLOP/s')})",
-            "x": xs, "y": ys, "line": {"color": "#333", "width": 2, "dash": _PREC_DASH.get(prec, "solid")},
-            "hovertext": [hover] * len(xs), "hoverinfo": "text", "meta": {"role": "roof"},
-        })
+        traces.append(
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "name": f"{p(prec)} roof ({fmt_si(peak, 'FLOP/s')})",
+                "x": xs,
+                "y": ys,
+                "line": {"color": "#333", "width": 2, "dash": _PREC_DASH.get(prec, "solid")},
+                "hovertext": [hover] * len(xs),
+                "hoverinfo": "text",
+                "meta": {"role": "roof"},
+            }
+        )
         if bw:
-            traces.append({
-                "type": "scatter", "mode": "markers+text", "name": f"ridge {p(prec)}", "showlegend": False,
-                "x": [peak / bw], "y": [peak], "text": [f"ridge {fmt(peak / bw, '.3g')} FLOP/B"],
-                "textposition": "bottom right", "textfont": {"size": 10, "color": "#666"},
-                "marker": {"color": "#333", "size": 7, "symbol": "diamond-open"},
-                "hovertext": [hover], "hoverinfo": "text", "meta": {"role": "ridge"},
-            })
+            traces.append(
+                {
+                    "type": "scatter",
+                    "mode": "markers+text",
+                    "name": f"ridge {p(prec)}",
+                    "showlegend": False,
+                    "x": [peak / bw],
+                    "y": [peak],
+                    "text": [f"ridge {fmt(peak / bw, '.3g')} FLOP/B"],
+                    "textposition": "bottom right",
+                    "textfont": {"size": 10, "color": "#666"},
+                    "marker": {"color": "#333", "size": 7, "symbol": "diamond-open"},
+                    "hovertext": [hover],
+                    "hoverinfo": "text",
+                    "meta": {"role": "ridge"},
+                }
+            )
     return traces
 
 
-def roofline_figure(div_id: str, device: str, entries: list[tuple[Row, dict]],
-                    profiles: dict[tuple, dict] | None = None) -> Figure:
+def roofline_figure(
+    div_id: str, device: str, entries: list[tuple[Row, dict]], profiles: dict[tuple, dict] | None = None
+) -> Figure:
     """entries: (result, its extra.analysis); profiles: (model, backend, precision) -> a profile's layers
     source (measured per-layer times win over the run's bound-only layers)."""
     profiles = profiles or {}
@@ -144,14 +172,29 @@ def roofline_figure(div_id: str, device: str, entries: list[tuple[Row, dict]],
             continue
         xs_all.append(x)
         ys_all.append(y)
-        t = model_traces.setdefault(r.backend, {
-            "type": "scatter", "mode": "markers+text", "name": f"models · {p(r.backend)}",
-            "x": [], "y": [], "text": [], "hovertext": [], "hoverinfo": "text", "textposition": "bottom center",
-            "textfont": {"size": 10, "color": "#555"},
-            "marker": {"color": colours[r.backend], "size": 13, "symbol": "circle",
-                       "line": {"color": "white", "width": 1.5}},
-            "meta": {"role": "models"}, "cliponaxis": False,
-        })
+        t = model_traces.setdefault(
+            r.backend,
+            {
+                "type": "scatter",
+                "mode": "markers+text",
+                "name": f"models · {p(r.backend)}",
+                "x": [],
+                "y": [],
+                "text": [],
+                "hovertext": [],
+                "hoverinfo": "text",
+                "textposition": "bottom center",
+                "textfont": {"size": 10, "color": "#555"},
+                "marker": {
+                    "color": colours[r.backend],
+                    "size": 13,
+                    "symbol": "circle",
+                    "line": {"color": "white", "width": 1.5},
+                },
+                "meta": {"role": "models"},
+                "cliponaxis": False,
+            },
+        )
         t["x"].append(x)
         t["y"].append(y)
         t["text"].append(p(r.model))
@@ -159,26 +202,42 @@ def roofline_figure(div_id: str, device: str, entries: list[tuple[Row, dict]],
             f"<b>{p(r.model)}</b><br>{p(r.backend)} · {p(r.precision_ran)} · batch {p(r.batch)}<br>"
             f"intensity {fmt(x, '.3g')} FLOP/byte<br>achieved {fmt_si(y, 'FLOP/s')}<br>"
             f"{fmt_si(num(a.get('flops')), 'FLOP')} · {fmt_si(num(a.get('bytes')), 'B')} moved<br>"
-            f"median {fmt_ms(r.median)} ms")
+            f"median {fmt_ms(r.median)} ms"
+        )
         pts, measured = _layer_points(profiles.get((r.model, r.backend, r.precision_ran)) or a)
         if pts:
             label = f"{r.model} · {r.backend} · {r.precision_ran}"
-            layer_traces.append((label, {
-                "type": "scatter", "mode": "markers",
-                "name": f"layers of {p(r.model)} · {p(r.backend)}" + ("" if measured else " (bound only)"),
-                "x": [t_["x"] for t_ in pts], "y": [t_["y"] for t_ in pts],
-                "hovertext": [
-                    f"<b>{p(t_['lay'].get('name'))}</b> ({p(t_['lay'].get('op_type'))})<br>"
-                    f"intensity {fmt(t_['x'], '.3g')} FLOP/byte · {p(t_['lay'].get('bound') or '?')}-bound<br>"
-                    + (f"measured {fmt_ms(t_['ms'])} ms · achieved {fmt_si(t_['y'], 'FLOP/s')}<br>" if t_["ms"]
-                       else "not profiled: drawn at its roofline bound<br>")
-                    + f"bound {fmt_ms(num(t_['lay'].get('bound_ms')))} ms"
-                    for t_ in pts],
-                "hoverinfo": "text",
-                "marker": {"color": colours[r.backend], "size": 7, "opacity": 0.65,
-                           "symbol": "circle" if measured else "circle-open"},
-                "meta": {"role": "layers", "model": p(label), "measured": measured},
-            }))
+            layer_traces.append(
+                (
+                    label,
+                    {
+                        "type": "scatter",
+                        "mode": "markers",
+                        "name": f"layers of {p(r.model)} · {p(r.backend)}" + ("" if measured else " (bound only)"),
+                        "x": [t_["x"] for t_ in pts],
+                        "y": [t_["y"] for t_ in pts],
+                        "hovertext": [
+                            f"<b>{p(t_['lay'].get('name'))}</b> ({p(t_['lay'].get('op_type'))})<br>"
+                            f"intensity {fmt(t_['x'], '.3g')} FLOP/byte · {p(t_['lay'].get('bound') or '?')}-bound<br>"
+                            + (
+                                f"measured {fmt_ms(t_['ms'])} ms · achieved {fmt_si(t_['y'], 'FLOP/s')}<br>"
+                                if t_["ms"]
+                                else "not profiled: drawn at its roofline bound<br>"
+                            )
+                            + f"bound {fmt_ms(num(t_['lay'].get('bound_ms')))} ms"
+                            for t_ in pts
+                        ],
+                        "hoverinfo": "text",
+                        "marker": {
+                            "color": colours[r.backend],
+                            "size": 7,
+                            "opacity": 0.65,
+                            "symbol": "circle" if measured else "circle-open",
+                        },
+                        "meta": {"role": "layers", "model": p(label), "measured": measured},
+                    },
+                )
+            )
             xs_all += [t_["x"] for t_ in pts]
             ys_all += [t_["y"] for t_ in pts]
     run_peak = max((pk for prec, pk in peaks.items() if prec in run_precs), default=None)
@@ -217,35 +276,53 @@ def roofline_figure(div_id: str, device: str, entries: list[tuple[Row, dict]],
     layout["xaxis"]["range"] = [math.log10(x_lo), math.log10(x_hi)]
     # label positions over all model points together, so nearby names do not overprint
     flat = [(t, i) for t in model_traces.values() for i in range(len(t["x"]))]
-    pos = label_positions([(t["x"][i], t["y"][i]) for t, i in flat], True, True,
-                          x_span=layout["xaxis"]["range"][1] - layout["xaxis"]["range"][0],
-                          y_span=y_span)
+    pos = label_positions(
+        [(t["x"][i], t["y"][i]) for t, i in flat],
+        True,
+        True,
+        x_span=layout["xaxis"]["range"][1] - layout["xaxis"]["range"][0],
+        y_span=y_span,
+    )
     for t in model_traces.values():
         t["textposition"] = ["top center"] * len(t["x"])
     for (t, i), ps in zip(flat, pos):
         t["textposition"][i] = ps
     if layer_traces:
-        buttons = [{"label": "layers: none", "method": "restyle",
-                    "args": ["visible", visible(None)]}]
+        buttons = [{"label": "layers: none", "method": "restyle", "args": ["visible", visible(None)]}]
         for i, (label, _) in enumerate(layer_traces):
             buttons.append({"label": f"layers: {p(label)}", "method": "restyle", "args": ["visible", visible(i)]})
-        layout["updatemenus"] = [{"type": "dropdown", "buttons": buttons, "active": first + 1, "x": 0, "xanchor": "left",
-                                  "y": 1.13, "yanchor": "top", "showactive": True, "bgcolor": "white",
-                                  "bordercolor": "#bbb"}]
+        layout["updatemenus"] = [
+            {
+                "type": "dropdown",
+                "buttons": buttons,
+                "active": first + 1,
+                "x": 0,
+                "xanchor": "left",
+                "y": 1.13,
+                "yanchor": "top",
+                "showactive": True,
+                "bgcolor": "white",
+                "bordercolor": "#bbb",
+            }
+        ]
     return Figure(div_id, data, layout, height=520)
 
 
 def roofline_section(rows: list[Row]) -> Section:
     with_analysis = [(r, a) for r in rows if r.ok and r.scenario != "profile" for a in [analysis_of(r.rec)] if a]
-    how = ("Each model is a point at its arithmetic intensity (FLOP per byte moved) and the FLOP/s it achieved; "
-           "the roofs are what the device allows (compute ceiling per precision, bandwidth slope below the ridge "
-           "point). Far below the roof means time lost to something other than arithmetic or memory traffic.")
+    how = (
+        "Each model is a point at its arithmetic intensity (FLOP per byte moved) and the FLOP/s it achieved; "
+        "the roofs are what the device allows (compute ceiling per precision, bandwidth slope below the ridge "
+        "point). Far below the roof means time lost to something other than arithmetic or memory traffic."
+    )
     if not with_analysis:
-        body = note("No roofline data in these results. It is filled in by <code>bench run</code> when the device "
-                    "has peak FLOP/s (and memory bandwidth) in <code>devices.yaml</code>: run on a catalogued "
-                    "device (<code>bench devices list</code>), or add <code>peak_flops</code> / "
-                    "<code>memory_bandwidth</code> to its entry (<code>bench devices calibrate --save</code> "
-                    "measures them on this machine), then <code>bench run</code> again.")
+        body = note(
+            "No roofline data in these results. It is filled in by <code>bench run</code> when the device "
+            "has peak FLOP/s (and memory bandwidth) in <code>devices.yaml</code>: run on a catalogued "
+            "device (<code>bench devices list</code>), or add <code>peak_flops</code> / "
+            "<code>memory_bandwidth</code> to its entry (<code>bench devices calibrate --save</code> "
+            "measures them on this machine), then <code>bench run</code> again."
+        )
         return Section("roofline", "Roofline", how, body, [])
     by_device: dict[str, list[tuple[Row, dict]]] = {}
     for r, a in with_analysis:
@@ -272,14 +349,24 @@ def roofline_section(rows: list[Row]) -> Section:
         figures.append(fig)
         has_layers = any(m.get("role") == "layers" for t in fig.data for m in [t.get("meta") or {}])
         warns = sorted({str(w) for _, a in latest for w in (a.get("warnings") or []) if isinstance(w, str)})
-        body.append(f"<h3>Device {h(spec)}</h3><p class=\"caption\">{len(latest)} model result(s), newest per "
-                    "model, backend and precision, batch as run."
-                    + (" Pick a model in the menu to show its layers (filled: profiled times; hollow: not "
-                       "profiled, drawn on their bound)." if has_layers else "")
-                    + (f" {fig.layout['meta']['above_roof']} point(s) lie above the roof: the device did better than "
-                       "the peak or bandwidth on record (a calibration taken under load, or a clock other than the "
-                       "datasheet's), so read the roof as a lower bound here." if fig.layout["meta"]["above_roof"]
-                       else "")
-                    + "</p>" + fig.div()
-                    + (note("Analysis notes: " + h("; ".join(warns[:6])) + ".", "warn") if warns else ""))
+        body.append(
+            f'<h3>Device {h(spec)}</h3><p class="caption">{len(latest)} model result(s), newest per '
+            "model, backend and precision, batch as run."
+            + (
+                " Pick a model in the menu to show its layers (filled: profiled times; hollow: not "
+                "profiled, drawn on their bound)."
+                if has_layers
+                else ""
+            )
+            + (
+                f" {fig.layout['meta']['above_roof']} point(s) lie above the roof: the device did better than "
+                "the peak or bandwidth on record (a calibration taken under load, or a clock other than the "
+                "datasheet's), so read the roof as a lower bound here."
+                if fig.layout["meta"]["above_roof"]
+                else ""
+            )
+            + "</p>"
+            + fig.div()
+            + (note("Analysis notes: " + h("; ".join(warns[:6])) + ".", "warn") if warns else "")
+        )
     return Section("roofline", "Roofline", how, "".join(body), figures)

@@ -35,8 +35,13 @@ def pareto(points: list[tuple[float, float]], lower_is_better: bool = True) -> l
     return sorted(front)
 
 
-def label_positions(points: list[tuple[float, float]], log_x: bool, log_y: bool = False,
-                    x_span: float | None = None, y_span: float | None = None) -> list[str]:
+def label_positions(
+    points: list[tuple[float, float]],
+    log_x: bool,
+    log_y: bool = False,
+    x_span: float | None = None,
+    y_span: float | None = None,
+) -> list[str]:
     """A text position per point: above, unless an already-labelled neighbour is too close (then below,
     then left or right), so names of nearby points do not print over each other."""
     import math
@@ -51,8 +56,9 @@ def label_positions(points: list[tuple[float, float]], log_x: bool, log_y: bool 
     out: list[str] = []
     for i in sorted(range(len(points)), key=lambda i: (xs[i], -ys[i])):
         near = {pos for (px, py, pos) in placed if abs(px - xs[i]) / xr < 0.12 and abs(py - ys[i]) / yr < 0.06}
-        pos = next((c for c in ("top center", "bottom center", "middle right", "middle left") if c not in near),
-                   "top center")
+        pos = next(
+            (c for c in ("top center", "bottom center", "middle right", "middle left") if c not in near), "top center"
+        )
         placed.append((xs[i], ys[i], pos))
         out.append((i, pos))
     return [pos for _, pos in sorted(out)]
@@ -64,8 +70,12 @@ def _top1_hover(r: Row) -> str:
     acc = r.accuracy or {}
     ci = f" [{r.top1_ci[0]:.1f}–{r.top1_ci[1]:.1f}]" if r.top1_ci else ""
     where = f" on {acc['images']} images of {p(str(acc.get('dataset') or '?'))[-50:]}" if acc.get("images") else ""
-    drop = (f"<br>drop vs fp32 {p((acc.get('reference') or {}).get('runtime', 'reference'))}: "
-            f"{fmt(acc.get('drop'), '.2f')} points" if acc.get("drop") is not None else "")
+    drop = (
+        f"<br>drop vs fp32 {p((acc.get('reference') or {}).get('runtime', 'reference'))}: "
+        f"{fmt(acc.get('drop'), '.2f')} points"
+        if acc.get("drop") is not None
+        else ""
+    )
     return f"top-1 {fmt(r.top1, '.1f')} %{ci} measured{where}{drop}"
 
 
@@ -75,8 +85,7 @@ def _marker_symbol(symbol: str, measured: bool) -> str:
 
 
 def _hover(r: Row, extra: str = "") -> str:
-    ci = (f"{fmt_ms(r.ci_low)}–{fmt_ms(r.ci_high)} ms" if r.ci_low is not None and r.ci_high is not None
-          else "–")
+    ci = f"{fmt_ms(r.ci_low)}–{fmt_ms(r.ci_high)} ms" if r.ci_low is not None and r.ci_high is not None else "–"
     prec = r.precision if r.precision_ran in ("", r.precision) else f"{r.precision} (ran {r.precision_ran})"
     lines = [
         f"<b>{p(r.model)}</b>",
@@ -94,9 +103,15 @@ def _hover(r: Row, extra: str = "") -> str:
     return "<br>".join(lines)
 
 
-def speed_figure(div_id: str, rows: list[Row], x_of: Callable[[Row], float | None], x_title: str,
-                 lower_is_better: bool, hover_extra: Callable[[Row], str] | None = None,
-                 show_ci: bool = False) -> Figure:
+def speed_figure(
+    div_id: str,
+    rows: list[Row],
+    x_of: Callable[[Row], float | None],
+    x_title: str,
+    lower_is_better: bool,
+    hover_extra: Callable[[Row], str] | None = None,
+    show_ci: bool = False,
+) -> Figure:
     colours = backend_colours(r.backend for r in rows)
     symbols = device_symbols(r.device for r in rows)
     label = len(rows) <= LABEL_POINTS_UP_TO
@@ -107,13 +122,15 @@ def speed_figure(div_id: str, rows: list[Row], x_of: Callable[[Row], float | Non
     multi_device = len(symbols) > 1
     mixed = len({r.top1_measured for r in rows}) > 1
     xs_all = [x_of(r) for r in rows]
-    positions = dict(zip((id(r) for r in rows), label_positions(
-        [(x, r.top1) for x, r in zip(xs_all, rows)], wants_log(xs_all))))
+    positions = dict(
+        zip((id(r) for r in rows), label_positions([(x, r.top1) for x, r in zip(xs_all, rows)], wants_log(xs_all)))
+    )
     for (backend, device, measured), grp in sorted(groups.items()):
         trace = {
             "type": "scatter",
             "mode": "markers+text" if label else "markers",
-            "name": p(backend) + (f" · {p(device)}" if multi_device else "")
+            "name": p(backend)
+            + (f" · {p(device)}" if multi_device else "")
             + ((" · measured" if measured else " · card") if mixed else ""),
             "legendgroup": p(backend),
             "x": [x_of(r) for r in grp],
@@ -123,24 +140,36 @@ def speed_figure(div_id: str, rows: list[Row], x_of: Callable[[Row], float | Non
             "textfont": {"size": 10, "color": "#555"},
             "hovertext": [_hover(r, hover_extra(r) if hover_extra else "") for r in grp],
             "hoverinfo": "text",
-            "marker": {"color": colours[backend], "symbol": _marker_symbol(symbols[device], measured),
-                       "size": 11, "line": {"color": colours[backend], "width": 1.5}},
+            "marker": {
+                "color": colours[backend],
+                "symbol": _marker_symbol(symbols[device], measured),
+                "size": 11,
+                "line": {"color": colours[backend], "width": 1.5},
+            },
             "meta": {"role": "points", "top1": "measured" if measured else "card"},
             "cliponaxis": False,
         }
         if measured and any(r.top1_ci for r in grp):  # its Wilson 95% interval
             trace["error_y"] = {
-                "type": "data", "symmetric": False, "thickness": 1, "width": 3, "color": colours[backend],
+                "type": "data",
+                "symmetric": False,
+                "thickness": 1,
+                "width": 3,
+                "color": colours[backend],
                 "array": [(r.top1_ci[1] - r.top1) if r.top1_ci else 0 for r in grp],
                 "arrayminus": [(r.top1 - r.top1_ci[0]) if r.top1_ci else 0 for r in grp],
             }
         if show_ci:
             trace["error_x"] = {
-                "type": "data", "symmetric": False, "thickness": 1, "width": 3, "color": colours[backend],
-                "array": [(r.ci_high - r.median) if r.ci_high is not None and r.median is not None else 0
-                          for r in grp],
-                "arrayminus": [(r.median - r.ci_low) if r.ci_low is not None and r.median is not None else 0
-                               for r in grp],
+                "type": "data",
+                "symmetric": False,
+                "thickness": 1,
+                "width": 3,
+                "color": colours[backend],
+                "array": [(r.ci_high - r.median) if r.ci_high is not None and r.median is not None else 0 for r in grp],
+                "arrayminus": [
+                    (r.median - r.ci_low) if r.ci_low is not None and r.median is not None else 0 for r in grp
+                ],
             }
         data.append(trace)
     for device in sorted(symbols):
@@ -148,12 +177,18 @@ def speed_figure(div_id: str, rows: list[Row], x_of: Callable[[Row], float | Non
         front = pareto(pts, lower_is_better)
         if len(front) < 1:
             continue
-        data.append({
-            "type": "scatter", "mode": "lines", "name": f"Pareto frontier · {p(device)}",
-            "x": [f[0] for f in front], "y": [f[1] for f in front],
-            "line": {"color": "#444", "dash": "dot", "width": 1.5, "shape": "linear"},
-            "hoverinfo": "skip", "meta": {"role": "pareto", "device": p(device)},
-        })
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "name": f"Pareto frontier · {p(device)}",
+                "x": [f[0] for f in front],
+                "y": [f[1] for f in front],
+                "line": {"color": "#444", "dash": "dot", "width": 1.5, "shape": "linear"},
+                "hoverinfo": "skip",
+                "meta": {"role": "pareto", "device": p(device)},
+            }
+        )
     xs = [x_of(r) for r in rows]
     measured = any(r.top1_measured for r in rows)
     layout = base_layout(
@@ -175,53 +210,96 @@ def speed_section(rows: list[Row]) -> Section:
     figures: list[Figure] = []
 
     if lat:
-        f = speed_figure("fig-speed-latency", lat, lambda r: r.median, "median latency, batch 1 (ms)",
-                         lower_is_better=True, show_ci=True)
+        f = speed_figure(
+            "fig-speed-latency",
+            lat,
+            lambda r: r.median,
+            "median latency, batch 1 (ms)",
+            lower_is_better=True,
+            show_ci=True,
+        )
         figures.append(f)
-        body.append(f'<h3>Top-1 against latency</h3><p class="caption">One point per stored result '
-                    f'({len(lat)}: latency scenario, batch 1, status ok); horizontal whiskers are the 95% CI of the '
-                    'median. Up and to the left is better.</p>' + f.div())
+        body.append(
+            f'<h3>Top-1 against latency</h3><p class="caption">One point per stored result '
+            f"({len(lat)}: latency scenario, batch 1, status ok); horizontal whiskers are the 95% CI of the "
+            "median. Up and to the left is better.</p>" + f.div()
+        )
     else:
-        body.append(note("No batch-1 latency results with a known top-1: run "
-                         "<code>bench run --model NAME --backend NAME</code> (latency scenario, batch 1 is the "
-                         "default)."))
+        body.append(
+            note(
+                "No batch-1 latency results with a known top-1: run "
+                "<code>bench run --model NAME --backend NAME</code> (latency scenario, batch 1 is the "
+                "default)."
+            )
+        )
     if thr:
-        f = speed_figure("fig-speed-throughput", thr, lambda r: r.throughput, "throughput (img/s)",
-                         lower_is_better=False,
-                         hover_extra=lambda r: "" if r.scenario == "throughput" else
-                         "(latency scenario: throughput = batch / median)")
+        f = speed_figure(
+            "fig-speed-throughput",
+            thr,
+            lambda r: r.throughput,
+            "throughput (img/s)",
+            lower_is_better=False,
+            hover_extra=lambda r: (
+                "" if r.scenario == "throughput" else "(latency scenario: throughput = batch / median)"
+            ),
+        )
         figures.append(f)
         n_thr = sum(r.scenario == "throughput" for r in thr)
-        body.append('<h3>Top-1 against throughput</h3><p class="caption">Every ok result with a throughput '
-                    f'({len(thr)}; {n_thr} from the throughput scenario, the rest are batch / median of a latency '
-                    'run). Up and to the right is better; use <code>--scenario throughput --batch 32</code> for '
-                    'the large-batch numbers papers quote.</p>' + f.div())
+        body.append(
+            '<h3>Top-1 against throughput</h3><p class="caption">Every ok result with a throughput '
+            f"({len(thr)}; {n_thr} from the throughput scenario, the rest are batch / median of a latency "
+            "run). Up and to the right is better; use <code>--scenario throughput --batch 32</code> for "
+            "the large-batch numbers papers quote.</p>" + f.div()
+        )
     if energy:
-        f = speed_figure("fig-speed-energy", energy, lambda r: r.energy_j, "energy per image (J/img)",
-                         lower_is_better=True)
+        f = speed_figure(
+            "fig-speed-energy", energy, lambda r: r.energy_j, "energy per image (J/img)", lower_is_better=True
+        )
         figures.append(f)
-        body.append(f'<h3>Top-1 against energy</h3><p class="caption">{len(energy)} result(s) with a '
-                    'hardware energy meter. Up and to the left is better.</p>' + f.div())
+        body.append(
+            f'<h3>Top-1 against energy</h3><p class="caption">{len(energy)} result(s) with a '
+            "hardware energy meter. Up and to the left is better.</p>" + f.div()
+        )
     else:
         reasons = sorted({r.energy_reason for r in ok if r.energy_reason})
         why = f" (the records say: {h('; '.join(reasons))})" if reasons else ""
-        body.append(note("No energy per image in these results" + why + ". Energy needs a hardware meter "
-                         "(NVML on NVIDIA GPUs); effbench never estimates it."))
+        body.append(
+            note(
+                "No energy per image in these results" + why + ". Energy needs a hardware meter "
+                "(NVML on NVIDIA GPUs); effbench never estimates it."
+            )
+        )
     n_measured = sum(r.top1_measured for r in ok if r.top1 is not None)
     datasets = sorted({str((r.accuracy or {}).get("dataset_hash", ""))[:12] for r in ok if r.accuracy})
     if n_measured:
-        body.insert(0, '<p class="caption">' + f"{n_measured} result(s) carry a top-1 measured on the very session "
-                    "that was timed (<code>bench run --eval DIR</code>): filled markers, with the Wilson 95% interval "
-                    "as vertical whiskers. Open markers are a model card's reported ImageNet top-1."
-                    + (f" The measured points come from {len(datasets)} different evaluation sets: compare "
-                       "accuracy only within one." if len(datasets) > 1 else "") + "</p>")
+        body.insert(
+            0,
+            '<p class="caption">' + f"{n_measured} result(s) carry a top-1 measured on the very session "
+            "that was timed (<code>bench run --eval DIR</code>): filled markers, with the Wilson 95% interval "
+            "as vertical whiskers. Open markers are a model card's reported ImageNet top-1."
+            + (
+                f" The measured points come from {len(datasets)} different evaluation sets: compare "
+                "accuracy only within one."
+                if len(datasets) > 1
+                else ""
+            )
+            + "</p>",
+        )
     if no_top1:
-        body.append(note(f"Not placed (no top-1 on a model card and none measured: add <code>--eval DIR</code>): "
-                         f"{h(', '.join(no_top1))}.", "warn"))
+        body.append(
+            note(
+                f"Not placed (no top-1 on a model card and none measured: add <code>--eval DIR</code>): "
+                f"{h(', '.join(no_top1))}.",
+                "warn",
+            )
+        )
     return Section(
-        "speed-accuracy", "Speed–accuracy",
+        "speed-accuracy",
+        "Speed–accuracy",
         "Each point is one stored result: top-1 (measured on the timed session where the record has it, else the "
         "model card's ImageNet number) against its "
         "speed; colour is the backend, symbol the device; the dotted line is each device's Pareto frontier "
         "(no other result is both faster and more accurate).",
-        "".join(body), figures)
+        "".join(body),
+        figures,
+    )

@@ -55,11 +55,14 @@ def _bars(label: str, ops: list[dict[str, Any]], unmapped: float | None) -> tupl
     key = (lambda o: o["measured_ms"] or 0) if measured else (lambda o: o["bound_ms"] or 0)
     ops = sorted(ops, key=key, reverse=True)
     if len(ops) > MAX_OP_TYPES:
-        rest = ops[MAX_OP_TYPES - 1:]
-        other = {"op_type": f"other ({len(rest)} types)", "count": sum(o["count"] for o in rest),
-                 "measured_ms": sum(o["measured_ms"] or 0 for o in rest) if measured else None,
-                 "bound_ms": sum(o["bound_ms"] or 0 for o in rest)}
-        ops = ops[:MAX_OP_TYPES - 1] + [other]
+        rest = ops[MAX_OP_TYPES - 1 :]
+        other = {
+            "op_type": f"other ({len(rest)} types)",
+            "count": sum(o["count"] for o in rest),
+            "measured_ms": sum(o["measured_ms"] or 0 for o in rest) if measured else None,
+            "bound_ms": sum(o["bound_ms"] or 0 for o in rest),
+        }
+        ops = ops[: MAX_OP_TYPES - 1] + [other]
     if unmapped and not listed_unmapped:
         ops.append({"op_type": "(not mapped to a layer)", "count": 0, "measured_ms": unmapped, "bound_ms": None})
     tot_m = sum(o["measured_ms"] or 0 for o in ops)
@@ -68,26 +71,47 @@ def _bars(label: str, ops: list[dict[str, Any]], unmapped: float | None) -> tupl
     ops_r = ops[::-1]
     traces = []
     if measured:
-        traces.append({
-            "type": "bar", "orientation": "h", "name": "measured", "y": cats,
-            "x": [o["measured_ms"] for o in ops_r], "marker": {"color": "#1f77b4"},
-            "text": [f"{(o['measured_ms'] or 0) / tot_m * 100:.0f} %" if tot_m else "" for o in ops_r],
-            "textposition": "outside", "cliponaxis": False,
-            "hovertext": [f"<b>{p(o['op_type'])}</b> ({o['count']} layers)<br>measured {fmt_ms(o['measured_ms'])}"
-                          f" ms = {fmt((o['measured_ms'] or 0) / tot_m * 100 if tot_m else None, '.3g')} % of "
-                          f"measured<br>roofline bound {fmt_ms(o['bound_ms'])} ms" for o in ops_r],
-            "hoverinfo": "text", "meta": {"role": "measured", "model": p(label)},
-        })
-    traces.append({
-        "type": "bar", "orientation": "h", "name": "roofline bound", "y": cats,
-        "x": [o["bound_ms"] for o in ops_r], "marker": {"color": "#bbbbbb", "line": {"color": "#888", "width": 1}},
-        "text": [f"{(o['bound_ms'] or 0) / tot_b * 100:.0f} %" if tot_b and o["bound_ms"] else "" for o in ops_r],
-        "textposition": "outside", "cliponaxis": False,
-        "hovertext": [f"<b>{p(o['op_type'])}</b> ({o['count']} layers)<br>roofline bound {fmt_ms(o['bound_ms'])} ms"
-                      f" = {fmt((o['bound_ms'] or 0) / tot_b * 100 if tot_b else None, '.3g')} % of the model's bound"
-                      for o in ops_r],
-        "hoverinfo": "text", "meta": {"role": "bound", "model": p(label)},
-    })
+        traces.append(
+            {
+                "type": "bar",
+                "orientation": "h",
+                "name": "measured",
+                "y": cats,
+                "x": [o["measured_ms"] for o in ops_r],
+                "marker": {"color": "#1f77b4"},
+                "text": [f"{(o['measured_ms'] or 0) / tot_m * 100:.0f} %" if tot_m else "" for o in ops_r],
+                "textposition": "outside",
+                "cliponaxis": False,
+                "hovertext": [
+                    f"<b>{p(o['op_type'])}</b> ({o['count']} layers)<br>measured {fmt_ms(o['measured_ms'])}"
+                    f" ms = {fmt((o['measured_ms'] or 0) / tot_m * 100 if tot_m else None, '.3g')} % of "
+                    f"measured<br>roofline bound {fmt_ms(o['bound_ms'])} ms"
+                    for o in ops_r
+                ],
+                "hoverinfo": "text",
+                "meta": {"role": "measured", "model": p(label)},
+            }
+        )
+    traces.append(
+        {
+            "type": "bar",
+            "orientation": "h",
+            "name": "roofline bound",
+            "y": cats,
+            "x": [o["bound_ms"] for o in ops_r],
+            "marker": {"color": "#bbbbbb", "line": {"color": "#888", "width": 1}},
+            "text": [f"{(o['bound_ms'] or 0) / tot_b * 100:.0f} %" if tot_b and o["bound_ms"] else "" for o in ops_r],
+            "textposition": "outside",
+            "cliponaxis": False,
+            "hovertext": [
+                f"<b>{p(o['op_type'])}</b> ({o['count']} layers)<br>roofline bound {fmt_ms(o['bound_ms'])} ms"
+                f" = {fmt((o['bound_ms'] or 0) / tot_b * 100 if tot_b else None, '.3g')} % of the model's bound"
+                for o in ops_r
+            ],
+            "hoverinfo": "text",
+            "meta": {"role": "bound", "model": p(label)},
+        }
+    )
     return traces, measured
 
 
@@ -101,22 +125,38 @@ def _top_layers(source: dict[str, Any]) -> str:
     rows = []
     for lay in layers:
         m, b = num(lay.get("measured_ms")), num(lay.get("bound_ms"))
-        rows.append([str(lay.get("name") or "?"), str(lay.get("op_type") or "?"), fmt_ms(m), fmt_ms(b),
-                     f"{m / b:.3g}×" if m and b else "–", str(lay.get("bound") or "–"),
-                     fmt(num(lay.get("intensity")), ".3g"), fmt_si(num(lay.get("achieved_flops_per_s")), "FLOP/s")])
-    return table(["layer", "op type", "measured ms", "bound ms", "measured / bound", "bound by",
-                  "FLOP/byte", "achieved"], rows, cls="data layers")
+        rows.append(
+            [
+                str(lay.get("name") or "?"),
+                str(lay.get("op_type") or "?"),
+                fmt_ms(m),
+                fmt_ms(b),
+                f"{m / b:.3g}×" if m and b else "–",
+                str(lay.get("bound") or "–"),
+                fmt(num(lay.get("intensity")), ".3g"),
+                fmt_si(num(lay.get("achieved_flops_per_s")), "FLOP/s"),
+            ]
+        )
+    return table(
+        ["layer", "op type", "measured ms", "bound ms", "measured / bound", "bound by", "FLOP/byte", "achieved"],
+        rows,
+        cls="data layers",
+    )
 
 
 def timeshare_section(rows: list[Row]) -> Section:
-    how = ("For each model, blue bars are the measured time per operator type (share of the profiled total), grey "
-           "bars the time the roofline allows for the same operators; a blue bar far longer than its grey one is "
-           "where the model loses time. The tables list the slowest layers.")
+    how = (
+        "For each model, blue bars are the measured time per operator type (share of the profiled total), grey "
+        "bars the time the roofline allows for the same operators; a blue bar far longer than its grey one is "
+        "where the model loses time. The tables list the slowest layers."
+    )
     sources = _sources(rows)
     if not sources:
-        body = note("No per-layer data in these results. Run <code>bench profile --model NAME --backend NAME</code> "
-                    "for measured per-layer times, or <code>bench run</code> on a device with peaks in "
-                    "<code>devices.yaml</code> for the roofline bounds per operator type.")
+        body = note(
+            "No per-layer data in these results. Run <code>bench profile --model NAME --backend NAME</code> "
+            "for measured per-layer times, or <code>bench run</code> on a device with peaks in "
+            "<code>devices.yaml</code> for the roofline bounds per operator type."
+        )
         return Section("where-time-goes", "Where the time goes", how, body, [])
     data: list[dict] = []
     groups: list[tuple[str, int, int]] = []
@@ -135,16 +175,21 @@ def timeshare_section(rows: list[Row]) -> Section:
         groups.append((label, start, len(data)))
         totals = ""
         if kind == "profile":
-            totals = (f" Profiled total {fmt_ms(num(src.get('profiled_total_ms')))} ms, timed median "
-                      f"{fmt_ms(num(src.get('timed_median_ms')))} ms.")
+            totals = (
+                f" Profiled total {fmt_ms(num(src.get('profiled_total_ms')))} ms, timed median "
+                f"{fmt_ms(num(src.get('timed_median_ms')))} ms."
+            )
         details.append(
-            f'<details{" open" if i == 0 else ""}><summary>{h(label)} — top {TOP_LAYERS} layers '
-            f'({"bench profile" if kind == "profile" else "roofline analysis of the run"}).{h(totals)}</summary>'
-            f"{_top_layers(src)}</details>")
+            f"<details{' open' if i == 0 else ''}><summary>{h(label)} — top {TOP_LAYERS} layers "
+            f"({'bench profile' if kind == 'profile' else 'roofline analysis of the run'}).{h(totals)}</summary>"
+            f"{_top_layers(src)}</details>"
+        )
     layout = base_layout(
         xaxis=axis("time per operator type (ms, batch as run)", rangemode="tozero"),
         yaxis={"automargin": True, "title": {"text": ""}},
-        barmode="group", bargap=0.25, legend={"orientation": "h", "x": 0, "y": -0.12},
+        barmode="group",
+        bargap=0.25,
+        legend={"orientation": "h", "x": 0, "y": -0.12},
         margin={"l": 20, "r": 50, "t": 60 if len(groups) > 1 else 20, "b": 70},
     )
     if len(groups) > 1:
@@ -152,10 +197,30 @@ def timeshare_section(rows: list[Row]) -> Section:
         for label, start, stop in groups:
             vis = [start <= j < stop for j in range(len(data))]
             buttons.append({"label": p(label), "method": "restyle", "args": ["visible", vis]})
-        layout["updatemenus"] = [{"type": "dropdown", "buttons": buttons, "active": 0, "x": 0, "xanchor": "left",
-                                  "y": 1.12, "yanchor": "top", "bgcolor": "white", "bordercolor": "#bbb"}]
+        layout["updatemenus"] = [
+            {
+                "type": "dropdown",
+                "buttons": buttons,
+                "active": 0,
+                "x": 0,
+                "xanchor": "left",
+                "y": 1.12,
+                "yanchor": "top",
+                "bgcolor": "white",
+                "bordercolor": "#bbb",
+            }
+        ]
     fig = Figure("fig-timeshare", data, layout, height=60 + 34 * (MAX_OP_TYPES + 1) + 80)
-    body = [f'<p class="caption">{len(groups)} model result(s); choose one in the menu.'
-            + (" Results without profiled times show the roofline bounds only: run <code>bench profile</code> for "
-               "measured per-layer times." if any_unmeasured else "") + "</p>", fig.div(), *details]
+    body = [
+        f'<p class="caption">{len(groups)} model result(s); choose one in the menu.'
+        + (
+            " Results without profiled times show the roofline bounds only: run <code>bench profile</code> for "
+            "measured per-layer times."
+            if any_unmeasured
+            else ""
+        )
+        + "</p>",
+        fig.div(),
+        *details,
+    ]
     return Section("where-time-goes", "Where the time goes", how, "".join(body), [fig])
