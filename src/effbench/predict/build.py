@@ -32,6 +32,7 @@ class ZooModel:
     onnx_path: str
     kernels: list[Kernel]
     flops: int
+    graph: Any = field(default=None, repr=False)  # the shaped graph, kept while a build cuts kernels out of it
 
     @property
     def key(self) -> str:
@@ -120,9 +121,7 @@ def zoo_model(name: str, input_size: int | None) -> ZooModel:
     art = build_artifact("onnx", ModelSource(spec), tuple(shape))
     graph = load(str(art.path), shape)
     kernels = detect(graph)
-    model = ZooModel(spec.id, shape, str(art.path), kernels, sum(k.flops for k in kernels))
-    model.graph = graph  # type: ignore[attr-defined]  # kept only while the build cuts kernels
-    return model
+    return ZooModel(spec.id, shape, str(art.path), kernels, sum(k.flops for k in kernels), graph)
 
 
 def kernel_jobs(models: list[ZooModel], directory: Path, measured: set[str]) -> tuple[list[dict], dict[str, Kernel]]:
@@ -140,7 +139,7 @@ def kernel_jobs(models: list[ZooModel], directory: Path, measured: set[str]) -> 
             path = directory / "kernels" / f"{k.signature}.onnx"
             if not path.exists():
                 tmp = path.with_suffix(f".{os.getpid()}.tmp")
-                onnx.save(cut(m.graph, k), str(tmp))  # type: ignore[attr-defined]
+                onnx.save(cut(m.graph, k), str(tmp))
                 tmp.replace(path)
             jobs.append({"path": str(path), "inputs": dict(zip(k.inputs, k.input_shapes)), "signature": k.signature})
     return jobs, seen
