@@ -22,11 +22,12 @@ system:
 bench: setup
 	$(BIN)/bench run --model efficientvit_m5 --backend openvino
 
-# Two processes for the tests that can share the two cores, then the timing-sensitive ones alone.
+# Two processes for the tests that can share the two cores, then the timing-sensitive ones alone;
+# each part has a hard limit, so a hung test ends the run with a failure instead of stalling CI.
 test: setup system
 	status=0; \
-	$(BIN)/python -m pytest -q -ra -n 2 -m "not serial" || status=$$?; \
-	$(BIN)/python -m pytest -q -ra -m serial || status=$$?; \
+	timeout -k 30 2400 $(BIN)/python -m pytest -q -ra -n 2 -m "not serial" || status=$$?; \
+	timeout -k 30 1200 $(BIN)/python -m pytest -q -ra -m serial || status=$$?; \
 	exit $$status
 
 test-fast: setup

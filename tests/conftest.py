@@ -1,3 +1,4 @@
+import faulthandler
 import json
 import os
 import subprocess
@@ -16,6 +17,8 @@ PLUGIN_ENV = {
         [str(PLUGINS / "entrypoints"), str(PLUGINS), *filter(None, [os.environ.get("PYTHONPATH")])]
     )
 }
+# above pytest-timeout's 600 s, which handles every hang that returns to Python
+WATCHDOG_S = 900
 FAST = ["--duration", "0.3", "--warmup", "0.1", "--warmup-iters", "3", "--min-iters", "5"]
 
 
@@ -37,6 +40,17 @@ def _isolated_cache(tmp_path_factory):
         os.environ.pop("EFFBENCH_CACHE", None)
     else:
         os.environ["EFFBENCH_CACHE"] = old
+
+
+@pytest.fixture(autouse=True)
+def _deadlock_watchdog():
+    """pytest-timeout's alarm cannot interrupt C code that holds the GIL (a runtime's destructor
+    joining its threads while one of them waits for the GIL); faulthandler's watchdog is a C thread:
+    it prints every thread's stack and ends the process, so a deadlock fails its test (pytest-xdist
+    replaces the worker) instead of stalling the run."""
+    faulthandler.dump_traceback_later(WATCHDOG_S, exit=True)
+    yield
+    faulthandler.cancel_dump_traceback_later()
 
 
 @pytest.fixture

@@ -52,62 +52,60 @@ class OpenVINOSession(Session):
         super().__init__()
         self.compiled, self.request, self.profiling = compiled, request, profiling
         self._inputs: Dict[str, np.ndarray] = {}
-        import openvino as ov
-
-        # The pybind methods themselves: the Python wrapper of infer() dispatches inputs and builds
-        # an OVDict of outputs on every call.
-        try:
-            self._start = ov._pyopenvino.InferRequest.start_async.__get__(request)
-            self._wait = request.wait
-            self._infer = None
-        except AttributeError:
-            self._infer = request.infer
+        self._start = _starter(request)
+        self._wait = request.wait
 
     def bind(self, inputs):
-        import openvino as ov
-
         self._inputs = {k: np.ascontiguousarray(v) for k, v in inputs.items()}
         values = list(self._inputs.values())
         for i, port in enumerate(self.compiled.inputs):
             arr = self._inputs.get(port.any_name, values[i])
-            self.request.set_input_tensor(i, ov.Tensor(arr, shared_memory=True))
+            self.request.set_input_tensor(i, _owned_tensor(arr))
 
     def run(self):
-        if self._infer is not None:
-            self._infer()
-        else:
-            self._start({}, None)
-            self._wait()
+        self._start()
+        self._wait()
 
     def outputs(self):
         return [np.array(self.request.get_output_tensor(i).data, copy=True) for i in range(len(self.compiled.outputs))]
 
     def run_throughput(self, duration_s, min_iters, requests):
-        import openvino as ov
-
+        """`requests` infer requests kept in flight, each restarted as soon as it is waited for (in
+        turn: they finish in the order they started on equal work). No Python callback: a callback
+        is released in a stream thread, which then needs the GIL, and can deadlock against the
+        compiled model's destructor (see _owned_tensor)."""
         n = requests or int(self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
-        queue = ov.AsyncInferQueue(self.compiled, n)
         values = list(self._inputs.values())
-        for req in queue:
+        pool = []
+        for _ in range(n):
+            req = self.compiled.create_infer_request()
             for i, _port in enumerate(self.compiled.inputs):
-                req.set_input_tensor(i, ov.Tensor(values[i], shared_memory=True))
+                req.set_input_tensor(i, _owned_tensor(values[i]))
+            pool.append(req)
         latencies: List[float] = []
-        queue.set_callback(lambda req, _ud: latencies.append(req.latency))
         batch = values[0].shape[0]
         done = 0
         t0 = time.perf_counter()
         deadline = t0 + duration_s
-        while done < min_iters or time.perf_counter() < deadline:
-            queue.start_async()
-            done += 1
-        queue.wait_all()
-        return ThroughputRun(
-            done * batch,
-            time.perf_counter() - t0,
-            latencies,
-            n,
-            {"streams": int(self.compiled.get_property("NUM_STREAMS"))},
-        )
+        starts = [_starter(req) for req in pool]
+        for start in starts:
+            start()
+        started, in_flight, turn = n, [True] * n, 0
+        while any(in_flight):
+            if in_flight[turn]:
+                req = pool[turn]
+                req.wait()
+                latencies.append(req.latency)
+                done += 1
+                if started < min_iters or time.perf_counter() < deadline:
+                    starts[turn]()
+                    started += 1
+                else:
+                    in_flight[turn] = False
+            turn = (turn + 1) % n
+        seconds = time.perf_counter() - t0
+        streams = int(self.compiled.get_property("NUM_STREAMS"))
+        return ThroughputRun(done * batch, seconds, latencies, n, {"streams": streams})
 
     def profile(self, iters):
         if not self.profiling:
@@ -151,9 +149,30 @@ class OpenVINOSession(Session):
     def close(self):
         # the bound methods hold the request (and through it the compiled model and its threads):
         # drop them too, or every closed session lives on in a long-running process
-        self._start = self._wait = self._infer = None
+        self._start = self._wait = None
         self.request = None
         self.compiled = None
+
+
+def _starter(request):
+    """start_async as the pybind method itself: the Python wrapper dispatches inputs on every call."""
+    import openvino as ov
+
+    try:
+        raw = ov._pyopenvino.InferRequest.start_async
+    except AttributeError:
+        return request.start_async
+    return lambda: raw(request, {}, None)
+
+
+def _owned_tensor(arr: np.ndarray):
+    """A tensor that owns a copy of the data, as benchmark_app binds them. A tensor sharing the numpy
+    array's memory is released through Python: when the compiled model's stream threads drop their
+    last reference while the main thread holds the GIL in the compiled model's destructor (joining
+    those threads), the process deadlocks."""
+    import openvino as ov
+
+    return ov.Tensor(arr, shared_memory=False)
 
 
 def _first(precisions: str) -> str:
