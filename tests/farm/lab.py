@@ -77,6 +77,11 @@ class Namespace:
         ns = cls(f"effb-test-{os.getpid()}")
         subprocess.run(["ip", "netns", "add", ns.name], check=True, capture_output=True, text=True)
         subprocess.run(["ip", "netns", "exec", ns.name, "ip", "link", "set", "lo", "up"], check=True)
+        links = ns.run(["ip", "-o", "link", "show"]).stdout.splitlines()
+        names = [ln.split(":")[1].strip() for ln in links if ln.strip()]
+        if names != ["lo"]:  # Ray would take any other interface's address instead of 127.0.0.1
+            ns.destroy()
+            raise RuntimeError(f"the test namespace {ns.name} has links {names}, not loopback only")
         return ns
 
     def argv(self, args) -> list[str]:

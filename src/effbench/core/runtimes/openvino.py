@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections import deque
 from typing import Any, Dict, List, Optional
 
 import numpy as np
@@ -57,10 +58,12 @@ class OpenVINOSession(Session):
 
     def bind(self, inputs):
         self._inputs = {k: np.ascontiguousarray(v) for k, v in inputs.items()}
+        self._bind_to(self.request)
+
+    def _bind_to(self, request):
         values = list(self._inputs.values())
         for i, port in enumerate(self.compiled.inputs):
-            arr = self._inputs.get(port.any_name, values[i])
-            self.request.set_input_tensor(i, _owned_tensor(arr))
+            request.set_input_tensor(i, _owned_tensor(self._inputs.get(port.any_name, values[i])))
 
     def run(self):
         self._start()
@@ -75,37 +78,27 @@ class OpenVINOSession(Session):
         is released in a stream thread, which then needs the GIL, and can deadlock against the
         compiled model's destructor (see _owned_tensor)."""
         n = requests or int(self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
-        values = list(self._inputs.values())
-        pool = []
-        for _ in range(n):
-            req = self.compiled.create_infer_request()
-            for i, _port in enumerate(self.compiled.inputs):
-                req.set_input_tensor(i, _owned_tensor(values[i]))
-            pool.append(req)
+        pool = [self.compiled.create_infer_request() for _ in range(n)]
+        for req in pool:
+            self._bind_to(req)
+        starts = [_starter(req) for req in pool]
         latencies: List[float] = []
-        batch = values[0].shape[0]
-        done = 0
         t0 = time.perf_counter()
         deadline = t0 + duration_s
-        starts = [_starter(req) for req in pool]
         for start in starts:
             start()
-        started, in_flight, turn = n, [True] * n, 0
-        while any(in_flight):
-            if in_flight[turn]:
-                req = pool[turn]
-                req.wait()
-                latencies.append(req.latency)
-                done += 1
-                if started < min_iters or time.perf_counter() < deadline:
-                    starts[turn]()
-                    started += 1
-                else:
-                    in_flight[turn] = False
-            turn = (turn + 1) % n
+        in_flight = deque(range(n))  # the order they were started in
+        while in_flight:
+            k = in_flight.popleft()
+            pool[k].wait()
+            latencies.append(pool[k].latency)
+            if len(latencies) + len(in_flight) < min_iters or time.perf_counter() < deadline:
+                starts[k]()
+                in_flight.append(k)
         seconds = time.perf_counter() - t0
         streams = int(self.compiled.get_property("NUM_STREAMS"))
-        return ThroughputRun(done * batch, seconds, latencies, n, {"streams": streams})
+        batch = next(iter(self._inputs.values())).shape[0]
+        return ThroughputRun(len(latencies) * batch, seconds, latencies, n, {"streams": streams})
 
     def profile(self, iters):
         if not self.profiling:
