@@ -306,9 +306,19 @@ class ResultSink:
         return 1
 
 
-def _local_workers(isolate: bool, backends: list[str]) -> dict:
-    """The local launcher, its fork server started at once with the runtimes these backends need:
-    its imports overlap the checks and the preparation this process does meanwhile."""
+def _early_fork_server(isolate: bool):
+    """The fork server, started before this process imports the harness: its imports (numpy, the
+    measuring code) overlap ours. Its runtimes follow once the cells are known (`_local_workers`)."""
+    if not isolate:
+        return None
+    from effbench.harness.forkserver import start_fork_server
+
+    return start_fork_server()
+
+
+def _local_workers(isolate: bool, backends: list[str], server=None) -> dict:
+    """The local launcher, on `server` (or a fork server started now), which is told to import the
+    runtimes these backends need: its imports overlap the checks and the preparation done here."""
     if not isolate:
         return {}
     from effbench.backends.registry import get_backend
@@ -321,7 +331,7 @@ def _local_workers(isolate: bool, backends: list[str]) -> dict:
             preload.extend(get_backend(name).preload)
         except EffbenchError:
             pass  # the checks say what is wrong with the name
-    workers = Workers(tuple(dict.fromkeys(preload)))
+    workers = Workers(tuple(dict.fromkeys(preload)), server)
     workers.start_server()
     return {LOCAL_LANE: workers}
 
@@ -443,14 +453,19 @@ def run(
     params = dict(locals())
     params["eval"] = params.pop("eval_dir")
     launchers: dict = {}
+    server = _early_fork_server(isolate)
     try:
-        _run(params, out, db, store_results, isolate, launchers)
+        _run(params, out, db, store_results, isolate, launchers, server)
     finally:
         for launcher in launchers.values():
             launcher.close()
+        if server is not None:
+            server.close()
 
 
-def _run(params: dict, out: Path | None, db: str | None, store_results: bool, isolate: bool, launchers: dict) -> None:
+def _run(
+    params: dict, out: Path | None, db: str | None, store_results: bool, isolate: bool, launchers: dict, server
+) -> None:
     from effbench.harness import failures
     from effbench.harness.prepare import check_cell, prepare
     from effbench.harness.scheduler import run_cells
@@ -458,7 +473,7 @@ def _run(params: dict, out: Path | None, db: str | None, store_results: bool, is
 
     cells = cells_from_run_options(params)
     check_out_writable(out)
-    launchers.update(_local_workers(isolate, [params["backend"]]))  # its start-up overlaps the checks below
+    launchers.update(_local_workers(isolate, [params["backend"]], server))  # its start-up overlaps the checks
     checked = [check_cell(cell) for cell in cells]  # unknown model / backend / option / precision: before any work
     store = Store(db) if store_results else None
     prepared: list = []
@@ -509,6 +524,15 @@ def sweep(
 ):
     """Run a matrix of cells: all prepared first, then measured back to back; each finished cell is stored
     at once, failures are recorded and the sweep goes on."""
+    server = None if farm else _early_fork_server(isolate)
+    try:
+        _sweep(file, db, resume, retry_failed, tag, out, isolate, farm, server)
+    finally:
+        if server is not None:
+            server.close()
+
+
+def _sweep(file: Path, db, resume: bool, retry_failed: bool, tag, out, isolate: bool, farm, server) -> None:
     from effbench.harness.scheduler import run_cells
     from effbench.harness.store import Store
     from effbench.harness.sweep import load_sweep
@@ -531,7 +555,7 @@ def sweep(
     )
     sink = ResultSink(out, store, f"sweep {file.name}")
     resume_cmd = _resume_command(file, redact(db) if db else None, farm, tag)
-    launchers = {} if farm else _local_workers(isolate, [c.backend for c in cells])
+    launchers = {} if farm else _local_workers(isolate, [c.backend for c in cells], server)
     try:
         if farm:
             from effbench.farm.submit import FarmInterrupted, run_on_farm

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-import select
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -19,12 +17,12 @@ from effbench.core.cell import Measured
 from effbench.core.protocol import loads
 from effbench.harness import failures
 from effbench.harness.assemble import assemble
+from effbench.harness.forkserver import BASE_PRELOAD, ForkServer, start_fork_server
 from effbench.harness.launchers import Event
 from effbench.harness.prepare import PreparedCell
 from effbench.harness.result import Result
 
 STDERR_TAIL = 2000
-BASE_PRELOAD = ("numpy", "effbench.harness.child", "effbench.harness.meters.energy")
 
 
 def outcome_to_result(
@@ -91,66 +89,6 @@ class _Reader(threading.Thread):
                         pass
 
 
-class ForkServer:
-    """The fork server process (harness.forkserver) and its control socket."""
-
-    def __init__(self, preload: tuple[str, ...]):
-        ours, theirs = socket.socketpair()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "effbench.harness.forkserver", str(theirs.fileno()), *preload],
-            pass_fds=(theirs.fileno(),),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        theirs.close()
-        self.sock = ours
-        self._buf = b""
-        self.ready = False
-
-    def _message(self, timeout: float | None) -> dict | None:
-        """The server's next JSON line; None on timeout or when it is gone."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while b"\n" not in self._buf:
-            left = None if deadline is None else deadline - time.monotonic()
-            if left is not None and left <= 0:
-                return None
-            readable, _, _ = select.select([self.sock], [], [], left)
-            if not readable:
-                return None
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                return None
-            self._buf += chunk
-        line, self._buf = self._buf.split(b"\n", 1)
-        return json.loads(line)
-
-    def wait_ready(self, timeout: float = 120.0) -> bool:
-        if not self.ready:
-            msg = self._message(timeout)
-            self.ready = bool(msg and msg.get("ready"))
-        return self.ready
-
-    def start(self, payload: dict, result_fd: int, stderr_fd: int) -> int:
-        socket.send_fds(self.sock, [json.dumps(payload).encode()], [result_fd, stderr_fd])
-        msg = self._message(60)
-        if not msg or "pid" not in msg:
-            raise OSError("the fork server did not start the worker")
-        return int(msg["pid"])
-
-    def wait_exit(self, timeout: float | None) -> int | None:
-        msg = self._message(timeout)
-        return int(msg["exit"]) if msg and "exit" in msg else None
-
-    def close(self) -> None:
-        """The server exits when its socket closes; it is reaped later (or by init), not waited for."""
-        try:
-            self.sock.close()
-        except OSError:
-            self.proc.kill()
-
-
 def _kill_group(pid: int) -> None:
     try:
         os.killpg(pid, signal.SIGKILL)
@@ -173,18 +111,19 @@ def fork_ok(device: str) -> bool:
 class Workers:
     """Each cell in a fresh worker process; a crash, a hang or a leak stays with its cell."""
 
-    def __init__(self, preload: tuple[str, ...] = ()):
+    def __init__(self, preload: tuple[str, ...] = (), server: ForkServer | None = None):
+        """`server`: one started earlier (`start_fork_server`), which is sent `preload`."""
         self.preload = tuple(dict.fromkeys(BASE_PRELOAD + tuple(preload)))
-        self.server: ForkServer | None = None
+        self.server = server
         self.server_failed = False
+        if server is not None:
+            server.preload(self.preload)
 
     def start_server(self) -> None:
         """Start the fork server now (its imports overlap whatever the harness does meanwhile)."""
-        if self.server is None and not self.server_failed and sys.platform.startswith("linux"):
-            try:
-                self.server = ForkServer(self.preload)
-            except OSError:
-                self.server_failed = True
+        if self.server is None and not self.server_failed:
+            self.server = start_fork_server(self.preload)
+            self.server_failed = self.server is None
 
     def _server(self) -> ForkServer | None:
         self.start_server()
