@@ -46,7 +46,7 @@ backends: [abort, hang, null]
 duration_s: 0.2
 warmup_s: 0.05
 min_iters: 5
-timeout_s: 20
+timeout_s: 8
 """,
     )
     r = bench("sweep", sweep, "--db", db, env=PLUGIN_ENV)
@@ -55,7 +55,7 @@ timeout_s: 20
     assert set(recs) == {"abort", "hang", "null"}
     assert recs["abort"]["status"] == "crashed"
     assert "SIGABRT" in recs["abort"]["error"]
-    assert recs["hang"]["status"] == "timeout" and "20 s" in recs["hang"]["error"]
+    assert recs["hang"]["status"] == "timeout" and "8 s" in recs["hang"]["error"]
     assert recs["null"]["status"] == "ok" and recs["null"]["iterations"] >= 5
     assert "crashed" in r.stdout and "timeout" in r.stdout
 

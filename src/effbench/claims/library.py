@@ -18,6 +18,7 @@ from typing import Iterable
 import yaml
 from pydantic import ValidationError
 
+from effbench import yamlfile
 from effbench.claims.schema import CardFile, Claim, Paper
 from effbench.errors import UsageError
 
@@ -73,7 +74,7 @@ def parse_card(text: str, origin: str) -> list[Entry]:
     from effbench.harness.sweep import describe_validation_error  # the sweep files' one-line message
 
     try:
-        data = yaml.safe_load(text)
+        data = yamlfile.safe_load(text)
     except yaml.YAMLError as e:
         raise _yaml_error(origin, e) from None
     if not isinstance(data, dict):

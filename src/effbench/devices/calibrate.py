@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 import yaml
 
+from effbench import yamlfile
 from effbench.errors import UsageError
 
 CPU_PRECISIONS = ("fp32", "bf16", "fp16")
@@ -367,7 +368,7 @@ def save_calibration(name: str, results: dict[str, Any], path: str | Path | None
     else:
         target = Path(path).expanduser()
     text = target.read_text() if target.is_file() else DEFAULT_FILE.read_text()
-    data = yaml.safe_load(text)
+    data = yamlfile.safe_load(text)
     if not isinstance(data, dict) or not isinstance(data.get("devices"), dict):
         raise UsageError(f"{target}: expected a top-level 'devices:' mapping; not saving the calibration")
     block = calibration_block(results)
@@ -377,7 +378,7 @@ def save_calibration(name: str, results: dict[str, Any], path: str | Path | None
     data["devices"][name] = new_entry
 
     new_text = _edit_in_place(text, name, entry is not None, new_entry, block)
-    if new_text is None or yaml.safe_load(new_text) != data:
+    if new_text is None or yamlfile.safe_load(new_text) != data:
         new_text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
     target.write_text(new_text)
     load_catalog(target)  # what was written must load

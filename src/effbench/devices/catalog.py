@@ -14,6 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from effbench import yamlfile
 from effbench.errors import UsageError
 
 ENV_VAR = "EFFBENCH_DEVICES"
@@ -218,7 +219,7 @@ _LOADED: dict[tuple, dict[str, DeviceSpec]] = {}  # parsed once per file version
 
 def parse_catalog(text: str, filename: str = LOCAL_FILE) -> dict[str, DeviceSpec]:
     try:
-        raw = yaml.safe_load(text)
+        raw = yamlfile.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

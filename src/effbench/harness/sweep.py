@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from effbench import yamlfile
 from effbench.errors import UsageError
 from effbench.harness.config import RunConfig
 
@@ -52,7 +53,7 @@ def load_sweep(path: str | Path, overrides: dict[str, Any] | None = None) -> lis
     if not p.is_file():
         raise UsageError(f"sweep file not found: {path}")
     try:
-        data = yaml.safe_load(p.read_text())
+        data = yamlfile.safe_load(p.read_text())
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
