@@ -48,4 +48,3 @@ def test_a_server_without_that_preload_forks_workers_without_it(null_cell):
         assert _measure(workers, null_cell).imported["torch"] is False
     finally:
         workers.close()
-
