@@ -20,6 +20,8 @@ PLUGIN_ENV = {
 # above pytest-timeout's 600 s, which handles every hang that returns to Python
 WATCHDOG_S = 900
 FAST = ["--duration", "0.3", "--warmup", "0.1", "--warmup-iters", "3", "--min-iters", "5"]
+# the three-layer CNN of tests/plugins/tiny_models.py at its own 32 px: a model that exports in seconds
+TINY_CNN = ["--model", "tiny_models:tiny_cnn", "--input-size", "32"]
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from effbench import load_results
-from tests.conftest import FAST, PLUGIN_ENV, bench, read_records
+from tests.conftest import FAST, PLUGIN_ENV, TINY_CNN, bench, read_records
 
 MODEL = "efficientvit_m0"
 REQUIRED = [
@@ -68,10 +68,7 @@ def test_second_run_reuses_cached_artifact(db, tmp_path):
     for out in outs:
         r = bench(
             "run",
-            "--model",
-            "tiny_models:tiny_cnn",
-            "--input-size",
-            "32",
+            *TINY_CNN,
             "--backend",
             "onnxruntime",
             *FAST,
@@ -128,10 +125,7 @@ def test_onnx_file_and_factory_models(tmp_path, db, _isolated_cache):
     assert rec["parity"]["reference"] == "onnxruntime" and rec["parity"]["ok"]
     r = bench(
         "run",
-        "--model",
-        "tiny_models:tiny_cnn",
-        "--input-size",
-        "32",
+        *TINY_CNN,
         "--backend",
         "ort",
         *FAST,
@@ -254,10 +248,7 @@ def test_torch_compile_runs_and_first_inference_holds_the_compilation(tmp_path, 
     out = tmp_path / "r.json"
     r = bench(
         "run",
-        "--model",
-        "tiny_models:tiny_cnn",
-        "--input-size",
-        "32",
+        *TINY_CNN,
         "--backend",
         "torch",
         "--compile",

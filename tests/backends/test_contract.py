@@ -15,7 +15,7 @@ from effbench.export.pipeline import BUILDERS
 from effbench.harness.config import PRECISIONS, RunConfig
 from effbench.harness.options import describe
 from effbench.harness.prepare import check_cell, prepare
-from tests.conftest import ROOT, bench, read_records
+from tests.conftest import ROOT, TINY_CNN, bench, read_records
 
 BACKENDS = sorted(all_backends())
 
@@ -77,10 +77,7 @@ def test_a_backend_in_one_file_plus_one_entry_point(tmp_path, db):
     out = tmp_path / "r.json"
     r = bench(
         "run",
-        "--model",
-        "tiny_models:tiny_cnn",
-        "--input-size",
-        "32",
+        *TINY_CNN,
         "--backend",
         "onnxref",
         "--duration",
