@@ -278,14 +278,16 @@ class ResultSink:
         self.spooled: list[tuple[str, Path | None, str]] = []
 
     def __call__(self, result) -> None:
+        from effbench.harness.interrupts import deferred_interrupt
         from effbench.harness.store import save_or_spool
 
-        self.records.append(result.to_dict())
-        if self.out is not None:
-            write_out(self.out, self.records)
-        where, path, why = save_or_spool(self.store, result)
-        if where in ("spool", "stdout"):
-            self.spooled.append((result.id, path, why or ""))
+        with deferred_interrupt():
+            self.records.append(result.to_dict())
+            if self.out is not None:
+                write_out(self.out, self.records)
+            where, path, why = save_or_spool(self.store, result)
+            if where in ("spool", "stdout"):
+                self.spooled.append((result.id, path, why or ""))
 
     def summary(self) -> int:
         """Print what happened to the results; 1 when some could only be spooled."""

@@ -77,6 +77,7 @@ def claim_meta(plan: Plan, run: str, side: str, round_: int) -> dict[str, Any]:
 def verify(plans: list[Plan], store, isolate: bool = True) -> list[Outcome]:
     """Run every plan's cells in order and judge each plan; results are stored one by one (a Ctrl-C
     keeps those already finished)."""
+    from effbench.harness.interrupts import deferred_interrupt
     from effbench.harness.scheduler import run_cells
     from effbench.harness.store import save_or_spool
 
@@ -91,10 +92,11 @@ def verify(plans: list[Plan], store, isolate: bool = True) -> list[Outcome]:
             return
         outcome, side = found
         result = result.with_extra(claim=claim_meta(outcome.plan, run, side, len(outcome.records[side])))
-        _, path, _ = save_or_spool(store, result)
-        if path is not None:
-            outcome.spooled.append(str(path))
-        outcome.records[side].append(result.to_dict())
+        with deferred_interrupt():
+            _, path, _ = save_or_spool(store, result)
+            if path is not None:
+                outcome.spooled.append(str(path))
+            outcome.records[side].append(result.to_dict())
 
     run_cells([cfg for o in outcomes for _, cfg in o.plan.cells], None, isolate=isolate, on_result=stored)
     for o in outcomes:
