@@ -1,45 +1,64 @@
-"""A Ctrl-C that lands while a result is being written: the result is stored, then the interrupt is delivered."""
+"""A Ctrl-C that lands while a result is being written: the result is stored, then the interrupt is delivered.
 
-import os
-import signal
+Each case runs in a fresh interpreter: a Ctrl-C is a process-level event, and a pytest worker that has
+run hundreds of tests (thread pools, runtimes, fork servers) is not the process a user interrupts.
+"""
 
-import pytest
+import json
+import subprocess
+import sys
 
+STORE_WRITE = """
+import json, os, signal, sys
 from effbench.cli import ResultSink
-from effbench.harness.interrupts import deferred_interrupt
 from effbench.harness.result import Result
 from effbench.harness.store import Store
 
-
-class InterruptedStore(Store):
-    """A real SQLite store that receives SIGINT in the middle of every write."""
-
+class InterruptedStore(Store):  # a real SQLite store that receives SIGINT in the middle of every write
     def add(self, result):
         os.kill(os.getpid(), signal.SIGINT)
         return super().add(result)
 
+db = sys.argv[1]
+sink = ResultSink(None, InterruptedStore(db), "t")
+try:
+    sink(Result(model="m", backend="null", config_hash="h1"))
+    interrupted = False
+except KeyboardInterrupt:
+    interrupted = True
+print(json.dumps({"interrupted": interrupted, "stored": [r["config_hash"] for r in Store(db).records()],
+                  "counted": len(sink.records), "spooled": len(sink.spooled)}))
+"""
+
+HANDLER = """
+import json, os, signal
+from effbench.harness.interrupts import deferred_interrupt
+
+seen = []
+signal.signal(signal.SIGINT, lambda signum, frame: seen.append(signum))
+with deferred_interrupt():
+    os.kill(os.getpid(), signal.SIGINT)
+    held = list(seen)
+print(json.dumps({"held": held, "after": seen, "restored": signal.getsignal(signal.SIGINT) is not None
+                  and signal.getsignal(signal.SIGINT) not in (signal.SIG_DFL, signal.default_int_handler)}))
+"""
+
+
+def _run(script: str, *args: str) -> dict:
+    proc = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
 
 def test_ctrl_c_during_the_store_write_keeps_the_result_and_the_count(tmp_path):
-    store = InterruptedStore(str(tmp_path / "results.db"))
-    sink = ResultSink(None, store, "t")
-    with pytest.raises(KeyboardInterrupt):
-        sink(Result(model="m", backend="null", config_hash="h1"))
-    assert [r["config_hash"] for r in Store(str(tmp_path / "results.db")).records()] == ["h1"]
-    assert len(sink.records) == 1 and not sink.spooled  # what the sweep says it stored is what is stored
+    out = _run(STORE_WRITE, str(tmp_path / "results.db"))
+    assert out["interrupted"]  # the Ctrl-C is not swallowed
+    assert out["stored"] == ["h1"]
+    assert out["counted"] == 1 and out["spooled"] == 0  # what the sweep says it stored is what is stored
 
 
 def test_the_interrupt_goes_to_the_handler_that_was_in_place():
-    seen = []
-
-    def handler(signum, frame):
-        seen.append(signum)
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        with deferred_interrupt():
-            os.kill(os.getpid(), signal.SIGINT)
-            assert seen == []  # held while the block runs
-        assert seen == [signal.SIGINT]
-        assert signal.getsignal(signal.SIGINT) is handler
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    out = _run(HANDLER)
+    assert out["held"] == []  # held while the block runs
+    assert out["after"] == [2]  # then delivered, once, to the handler that was there
+    assert out["restored"]
