@@ -119,10 +119,17 @@ _OPTION_NAMES = {
     "calib_size": "--calib-size",
     "eval_limit": "--eval-limit",
     "max_drop": "--max-drop",
+    "window_s": "--window",
+    "cooldown_timeout_s": "--cooldown-timeout",
+    "cooldown_s": "--cooldown",
 }
 _EXAMPLES = {
     "--batch": "--batch 1,8,32",
-    "--duration": "--duration 3",
+    "--duration": "--duration 3 or --duration 10m",
+    "--window": "--window 60s",
+    "--cooldown-timeout": "--cooldown-timeout 10m",
+    "--cooldown": "--cooldown 30s",
+    "--max-start-temp": "--max-start-temp 45",
     "--warmup": "--warmup 1",
     "--target-ci": "--target-ci 1%",
     "--cpus": "--cpus 0,1",
@@ -187,7 +194,7 @@ def _float(option: str, value) -> float | None:
 
 def cells_from_run_options(p: dict) -> list:
     """The cells of one `bench run` command line (one per batch size)."""
-    from effbench.harness.config import parse_int_list, parse_percent
+    from effbench.harness.config import parse_duration, parse_int_list, parse_percent
 
     try:
         batches = parse_int_list(p["batch"], "positive integer")
@@ -207,8 +214,14 @@ def cells_from_run_options(p: dict) -> list:
         max_drop = parse_percent(p.get("max_drop"))
     except ValueError as e:
         raise _bad("--max-drop", p.get("max_drop"), str(e)) from None
-    for opt in ("warmup", "duration", "max_duration", "energy_window", "timeout"):
+    for opt in ("warmup", "max_duration", "energy_window", "timeout"):
         _float("--" + opt.replace("_", "-"), p[opt])
+    durations = {}
+    for opt in ("duration", "window", "cooldown_timeout", "cooldown"):
+        try:
+            durations[opt] = parse_duration(p.get(opt))
+        except ValueError as e:
+            raise _bad("--" + opt.replace("_", "-"), p.get(opt), str(e)) from None
     options = _parse_opts(p["opt"])
     return [
         make_config(
@@ -222,7 +235,12 @@ def cells_from_run_options(p: dict) -> list:
             cpus=cpu_list,
             warmup_s=p["warmup"],
             warmup_iters=p["warmup_iters"],
-            duration_s=p["duration"],
+            duration_s=durations["duration"],
+            window_s=durations["window"],
+            max_start_temp=_float("--max-start-temp", p.get("max_start_temp")),
+            cooldown_timeout_s=durations["cooldown_timeout"] or default_of("cooldown_timeout_s"),
+            cooldown_s=durations["cooldown"] or 0.0,
+            telemetry=p.get("telemetry", default_of("telemetry")),
             min_iters=p["min_iters"],
             max_iters=p["max_iters"],
             target_ci=tci,
@@ -377,13 +395,32 @@ def run(
         help="fp32 | bf16 | fp16 | int8 (set explicitly in the runtime; int8 is calibrated).",
     ),
     scenario: str = typer.Option(
-        default_of("scenario"), "--scenario", help="latency (one request at a time) | throughput."
+        default_of("scenario"),
+        "--scenario",
+        help="latency (one at a time) | throughput (requests in flight) | sustained (slowdown over --duration).",
     ),
     threads: Optional[int] = typer.Option(default_of("threads"), "--threads", help="Runtime's own thread setting."),
     cpus: Optional[str] = typer.Option(None, "--cpus", help="Pin the worker to these CPUs, e.g. 0,1 or 0-3."),
     warmup: float = typer.Option(default_of("warmup_s"), "--warmup", help="Warm-up seconds (also --warmup-iters)."),
     warmup_iters: int = typer.Option(default_of("warmup_iters"), "--warmup-iters", help="Minimum warm-up iterations."),
-    duration: float = typer.Option(default_of("duration_s"), "--duration", help="Minimum measuring seconds."),
+    duration: str = typer.Option(
+        str(default_of("duration_s")), "--duration", help="Minimum measuring time: seconds, or 90s, 10m, 1h."
+    ),
+    window: Optional[str] = typer.Option(
+        None, "--window", help="Sustained scenario: window length, e.g. 60s (default: a tenth of --duration, <= 60s)."
+    ),
+    max_start_temp: Optional[float] = typer.Option(
+        None, "--max-start-temp", help="Thermal gate: wait until the hottest sensor is below this many C."
+    ),
+    cooldown_timeout: str = typer.Option(
+        str(default_of("cooldown_timeout_s")),
+        "--cooldown-timeout",
+        help="Thermal gate: wait at most this long (then go on, with a warning).",
+    ),
+    cooldown: Optional[str] = typer.Option(None, "--cooldown", help="Pause this long before each cell, e.g. 30s."),
+    telemetry: bool = typer.Option(
+        default_of("telemetry"), "--telemetry/--no-telemetry", help="Read temperatures, clocks and load around cells."
+    ),
     min_iters: int = typer.Option(default_of("min_iters"), "--min-iters", help="Minimum measured iterations."),
     max_iters: int = typer.Option(
         default_of("max_iters"), "--max-iters", help="Stop after this many iterations (bounds stored samples)."

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from effbench.core.settings import DEFAULTS, MeasureSettings
-from effbench.harness.config import RunConfig, parse_int_list, parse_percent
+from effbench.harness.config import RunConfig, parse_duration, parse_int_list, parse_percent
 from effbench.harness.defaults import RUN_DEFAULTS
 
 CLI_TO_FIELD = {
@@ -41,12 +41,18 @@ def test_cli_defaults_are_runconfig_defaults():
             "target_ci",
             "max_drop",
             "opt",
+            "duration",
+            "window",
+            "cooldown_timeout",
+            "cooldown",
         ):
             continue
         assert param.default == RunConfig.model_fields[field].default, name
         checked += 1
     assert checked >= 25
     assert params["batch"].default == str(RunConfig.model_fields["batch_size"].default)
+    for name in ("duration", "cooldown_timeout"):  # durations with units: the default parses to the field's
+        assert parse_duration(params[name].default) == RunConfig.model_fields[name + "_s"].default
 
 
 def test_runconfig_and_core_defaults_come_from_one_table():

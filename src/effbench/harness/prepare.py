@@ -264,6 +264,11 @@ def prepare(checked: Checked, event=None) -> PreparedCell:
         max_duration_s=cfg.max_duration_s,
         requests=cfg.requests,
         profile_iters=cfg.profile_iters,
+        window_s=cfg.window_s,
+        telemetry=cfg.telemetry,
+        max_start_temp=cfg.max_start_temp,
+        cooldown_timeout_s=cfg.cooldown_timeout_s,
+        cooldown_s=cfg.cooldown_s,
         runtime_options=backend.runtime_options(checked.options, exec_cfg),
     )
     event("prepare", 1.0, "cached" if art.cached else f"exported in {art.export_s:.1f} s")
