@@ -173,7 +173,9 @@ def make_config(**kw):
         return RunConfig(**kw)
     except ValidationError as e:
         err = e.errors()[0]
-        field = str(err["loc"][0]) if err["loc"] else "?"
+        if not err["loc"]:  # a rule over several options (a scenario's own check) names them itself
+            raise UsageError(str(err["msg"]).removeprefix("Value error, ")) from None
+        field = str(err["loc"][0])
         opt = _OPTION_NAMES.get(field, "--" + field.replace("_", "-"))
         raise _bad(opt, err.get("input"), err["msg"].lower().removeprefix("value error, ")) from None
 
@@ -194,6 +196,7 @@ def _float(option: str, value) -> float | None:
 
 def cells_from_run_options(p: dict) -> list:
     """The cells of one `bench run` command line (one per batch size)."""
+    from effbench.core.probes.gate import check_limit as gate_limit_problem
     from effbench.harness.config import parse_duration, parse_int_list, parse_percent
 
     try:
@@ -216,6 +219,10 @@ def cells_from_run_options(p: dict) -> list:
         raise _bad("--max-drop", p.get("max_drop"), str(e)) from None
     for opt in ("warmup", "max_duration", "energy_window", "timeout"):
         _float("--" + opt.replace("_", "-"), p[opt])
+    max_start_temp = _float("--max-start-temp", p.get("max_start_temp"))
+    why = gate_limit_problem(max_start_temp)
+    if why:
+        raise _bad("--max-start-temp", max_start_temp, why)
     durations = {}
     for opt in ("duration", "window", "cooldown_timeout", "cooldown"):
         try:
@@ -237,7 +244,7 @@ def cells_from_run_options(p: dict) -> list:
             warmup_iters=p["warmup_iters"],
             duration_s=durations["duration"],
             window_s=durations["window"],
-            max_start_temp=_float("--max-start-temp", p.get("max_start_temp")),
+            max_start_temp=max_start_temp,
             cooldown_timeout_s=durations["cooldown_timeout"] or default_of("cooldown_timeout_s"),
             cooldown_s=durations["cooldown"] or 0.0,
             telemetry=p.get("telemetry", default_of("telemetry")),

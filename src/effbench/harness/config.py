@@ -215,11 +215,11 @@ def parse_duration(text: str | float | None) -> float | None:
         num = t.rstrip("abcdefghijklmnopqrstuvwxyz")
         unit = t[len(num) :].strip() or "s"
         if unit not in _UNITS:
-            raise ValueError(f"unknown unit {unit!r}; use ms, s, m or h (e.g. 10m, 60s)")
+            raise ValueError(f"unknown unit {unit!r}; use ms, s, m or h")
         try:
             v = float(num) * _UNITS[unit]
         except ValueError:
-            raise ValueError(f"{text!r} is not a duration; e.g. 10m, 60s, 1.5h") from None
+            raise ValueError(f"{text!r} is not a duration") from None
     if not math.isfinite(v) or v <= 0:
         raise ValueError(f"{text!r} is not a positive duration")
     return v

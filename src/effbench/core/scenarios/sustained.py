@@ -191,7 +191,8 @@ class Sustained(Scenario):
                 if now >= w_end:
                     break
                 per_iter = (now - t0) / chunk
-                chunk = max(1, min(100_000, int(min(_CHUNK_S, w_end - now) / max(per_iter, 1e-8))))
+                # at most doubling: one unpreempted first chunk must not plan a chunk past the window
+                chunk = max(1, min(2 * chunk, 100_000, int(min(_CHUNK_S, w_end - now) / max(per_iter, 1e-8))))
                 ctx.progress(
                     "measure", min(1.0, (now - t_start) / settings.duration_s), "window %d/%d" % (w + 1, n_windows)
                 )
