@@ -36,7 +36,12 @@ LAZY = {
     "gate": ("effbench.gate.commands", "gate_command", "command", "CI regression verdicts: current vs a baseline."),
     "baseline": ("effbench.gate.commands", "baseline_app", "typer", "Save and list regression-gate baselines."),
     "ab": ("effbench.commands.ab", "ab_command", "command", "A/B runs, interleaved, with the gate's verdicts."),
-    "devices": ("effbench.devices.commands", "app", "typer", "Device catalog: list, detect, calibrate, check."),
+    "devices": (
+        "effbench.commands.devices",
+        "app",
+        "typer",
+        "Device catalog (list, detect, calibrate, check), settings (show, tune, reset), stability.",
+    ),
     "claims": ("effbench.claims.commands", "claims_app", "typer", "Re-measure published speed claims side by side."),
     "farm": ("effbench.farm.commands", "app", "typer", "A device farm on Ray: join, status."),
     "predictor": ("effbench.predict.commands", "app", "typer", "Build, validate and share latency predictors."),

@@ -18,6 +18,7 @@ from .scenarios import run_scenario
 from .session import Session
 from .settings import MeasureSettings
 from .timing import Progress
+from .tuning import tuned_summary
 
 
 @dataclass
@@ -75,7 +76,7 @@ def _before(settings: MeasureSettings, progress: Progress):
     if not settings.telemetry and settings.max_start_temp is None:
         return None, {}
     telemetry = Telemetry()
-    record: Dict[str, Any] = {"unavailable": telemetry.unavailable}
+    record: Dict[str, Any] = {"unavailable": telemetry.unavailable, "tuning": tuned_summary()}
     if settings.max_start_temp is not None:
         record["gate"] = gate.wait_until_cool(telemetry, settings.max_start_temp, settings.cooldown_timeout_s, progress)
     if settings.telemetry:
