@@ -29,6 +29,14 @@ def _need_root(command: str) -> None:
         )
 
 
+def _changes(values: dict[str, str], said: str, errors: list[str], verb: str) -> int:
+    for path, value in values.items():
+        console.print(f"{path}: {said} {value}")
+    for e in errors:
+        console.print(f"[yellow]could not {verb} {e}[/]")
+    return 1 if errors else 0
+
+
 @app.command("show")
 @one_line_errors
 def show_command() -> None:
@@ -55,12 +63,9 @@ def tune_command() -> int:
     """Set this device up for benchmarking (root): governor performance, turbo off, clocks pinned."""
     _need_root("tune")
     done = tuning.tune()
-    for path, old in done["changed"].items():
-        console.print(f"{path}: was {old}")
+    code = _changes(done["changed"], "was", done["errors"], "set")
     console.print(f"tuned: {len(done['changed'])} setting(s) changed; `sudo bench devices reset` restores them")
-    for e in done["errors"]:
-        console.print(f"[yellow]could not set {e}[/]")
-    return 1 if done["errors"] else 0
+    return code
 
 
 @app.command("reset")
@@ -72,11 +77,7 @@ def reset_command() -> int:
     if not done["was_tuned"]:
         console.print("not tuned by `bench devices tune`: nothing to restore")
         return 0
-    for path, old in done["restored"].items():
-        console.print(f"{path}: back to {old}")
-    for e in done["errors"]:
-        console.print(f"[yellow]could not restore {e}[/]")
-    return 1 if done["errors"] else 0
+    return _changes(done["restored"], "back to", done["errors"], "restore")
 
 
 @app.command("stability")

@@ -11,19 +11,15 @@ from __future__ import annotations
 import os
 from typing import Any, Dict, List, Optional
 
+from ..fingerprint import read_text as read_file
+
+__all__ = ["ROOT_ENV", "Probe", "entries", "millidegrees", "read_file", "read_number", "sys_root"]
+
 ROOT_ENV = "EFFBENCH_SYS_ROOT"
 
 
 def sys_root() -> str:
     return os.environ.get(ROOT_ENV) or "/"
-
-
-def read_file(path: str) -> Optional[str]:
-    try:
-        with open(path, "rb") as f:
-            return f.read().decode(errors="replace").replace("\x00", "").strip()
-    except OSError:
-        return None
 
 
 def read_number(path: str) -> Optional[float]:
