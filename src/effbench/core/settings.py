@@ -35,6 +35,9 @@ class MeasureSettings:
     cooldown_s: float = 0.0  # sleep this long before the cell starts (the pause between cells)
     # the backend's typed options as the runtime needs them, e.g. {"hint": "THROUGHPUT", "streams": 4}
     runtime_options: Dict[str, Any] = field(default_factory=dict)
+    # the harness's meters (energy windows) as typed values: energy, energy_windows, idle_s, power_hz,
+    # energy_window_s; the ssh agent ignores them
+    meters: Dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)
@@ -49,5 +52,7 @@ class MeasureSettings:
 
 
 DEFAULTS: Dict[str, Any] = {
-    f.name: f.default for f in fields(MeasureSettings) if f.name not in ("runtime", "input_shape", "runtime_options")
+    f.name: f.default
+    for f in fields(MeasureSettings)
+    if f.name not in ("runtime", "input_shape", "runtime_options", "meters")
 }
