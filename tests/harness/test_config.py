@@ -83,3 +83,28 @@ def test_percentages():
 def test_aliases_become_canonical_names_and_hash_alike():
     a, b = RunConfig(model="m", backend="ov"), RunConfig(model="m", backend="openvino")
     assert a.backend == "openvino" and a.config_hash() == b.config_hash()
+
+
+@pytest.mark.parametrize("text,seconds", [("10m", 600.0), ("60s", 60.0), ("1.5h", 5400.0), ("250ms", 0.25), ("3", 3.0)])
+def test_durations_take_units(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["10x", "m", "-3s", "0", "nan", "inf"])
+def test_bad_durations(text):
+    with pytest.raises(ValueError):
+        parse_duration(text)
+
+
+def test_a_sweep_file_may_give_durations_with_units_and_the_sustained_window(tmp_path):
+    from effbench.harness.sweep import load_sweep
+
+    f = tmp_path / "s.yaml"
+    f.write_text("models: [m]\nbackends: [null]\nscenarios: [latency, sustained]\nduration_s: 2m\nwindow_s: 20s\n")
+    cells = load_sweep(f)
+    assert [c.scenario for c in cells] == ["latency", "sustained"] and all(c.duration_s == 120.0 for c in cells)
+    assert cells[1].window_s == 20.0 and cells[0].config_hash() != cells[1].config_hash()
+    assert (
+        RunConfig(model="m", backend="null").config_hash()
+        == RunConfig(model="m", backend="null", cooldown_s=5).config_hash()
+    )

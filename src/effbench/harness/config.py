@@ -111,6 +111,13 @@ class RunConfig(BaseModel):
             )
         return sorted(set(v))
 
+    @field_validator("duration_s", "window_s", "cooldown_s", "cooldown_timeout_s", mode="before")
+    @classmethod
+    def _duration_units(cls, v):
+        if isinstance(v, str):  # a sweep file may say 10m or 60s
+            return parse_duration(v) if v.strip() else None
+        return v
+
     @field_validator("scenario")
     @classmethod
     def _known_scenario(cls, v):
