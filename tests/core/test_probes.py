@@ -178,3 +178,43 @@ def test_a_cell_records_telemetry_before_and_after_and_the_gate(board, monkeypat
     assert "nvml" in m.telemetry["unavailable"]
     off = measure_cell(_Idle, MeasureSettings(runtime="null", input_shape=[1], duration_s=0.02, telemetry=False), {})
     assert off.telemetry == {}
+
+
+def test_the_nvml_probe_reads_clocks_temperature_and_throttle_reasons(monkeypatch):
+    # No GPU here: a stand-in pynvml module answers the calls the probe makes (GPU runs check the real one)
+    import types
+
+    fake = types.ModuleType("pynvml")
+    fake.NVML_TEMPERATURE_GPU, fake.NVML_CLOCK_SM, fake.NVML_CLOCK_MEM = 0, 1, 2
+    fake.nvmlInit = lambda: None
+    fake.nvmlDeviceGetCount = lambda: 1
+    fake.nvmlDeviceGetHandleByIndex = lambda i: f"gpu{i}"
+    fake.nvmlDeviceGetTemperature = lambda h, sensor: 83
+    fake.nvmlDeviceGetClockInfo = lambda h, clock: {1: 1410, 2: 1593}[clock]
+    fake.nvmlDeviceGetMaxClockInfo = lambda h, clock: 1980
+    fake.nvmlDeviceGetPowerUsage = lambda h: 301_000
+
+    def no_throttle_api(h):
+        raise RuntimeError("not supported")
+
+    fake.nvmlDeviceGetCurrentClocksThrottleReasons = lambda h: 0x20 | 0x40 | 0x1
+    monkeypatch.setitem(__import__("sys").modules, "pynvml", fake)
+    from effbench.core.probes.nvml import Nvml
+
+    probe = Nvml()
+    assert probe.available()
+    gpu = probe.read()["gpus"]["0"]
+    assert gpu == {
+        "temp_c": 83,
+        "sm_mhz": 1410,
+        "mem_mhz": 1593,
+        "max_sm_mhz": 1980,
+        "power_w": 301.0,
+        "throttle": ["gpu_idle", "sw_thermal", "hw_thermal"],
+    }
+    assert probe.temperatures(probe.read()) == {"gpu0": 83.0}
+    t = Telemetry(probes=(Nvml,))
+    s = summary(t.snapshot(), t)
+    assert s["gpu_mhz"] == 1410.0 and s["gpu_throttle"] == ["hw_thermal", "sw_thermal"] and s["hottest_c"] == 83.0
+    fake.nvmlDeviceGetCurrentClocksThrottleReasons = no_throttle_api  # a field a driver lacks is left out
+    assert "throttle" not in probe.read()["gpus"]["0"]
