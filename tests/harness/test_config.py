@@ -108,3 +108,11 @@ def test_a_sweep_file_may_give_durations_with_units_and_the_sustained_window(tmp
         RunConfig(model="m", backend="null").config_hash()
         == RunConfig(model="m", backend="null", cooldown_s=5).config_hash()
     )
+
+
+def test_the_default_timeout_grows_to_cover_a_sustained_run_and_the_thermal_gate():
+    assert RunConfig(model="m", backend="null").timeout_s == RUN_DEFAULTS["timeout_s"]
+    long = RunConfig(model="m", backend="null", scenario="sustained", duration_s=600, max_start_temp=45)
+    assert long.timeout_s == RUN_DEFAULTS["timeout_s"] + 600 + RUN_DEFAULTS["cooldown_timeout_s"]
+    with pytest.raises(ValueError, match="shorter than the cell's sustained run"):
+        RunConfig(model="m", backend="null", cooldown_s=120, timeout_s=60)

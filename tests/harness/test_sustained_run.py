@@ -38,6 +38,7 @@ def test_sustained_on_onnxruntime_is_stored_with_its_windows_and_telemetry(tmp_p
         (["--max-start-temp", "5"], ["--max-start-temp", "25-105 C"]),
         (["--scenario", "sustaind"], ["--scenario", "sustained"]),
         (["--cooldown", "-3s"], ["--cooldown", "not a positive duration"]),
+        (["--scenario", "sustained", "--duration", "10m", "--timeout", "60"], ["--timeout 60 s is shorter", "600 s"]),
     ],
 )
 def test_bad_sustained_and_gate_input_is_one_line_exit_2(tmp_path, args, needles):

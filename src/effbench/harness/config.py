@@ -145,6 +145,23 @@ class RunConfig(BaseModel):
         why = get_scenario(self.scenario).check(settings)
         if why:
             raise ValueError(f"--scenario {self.scenario}: {why}")
+        return self._timeout_covers_the_waits()
+
+    def _timeout_covers_the_waits(self):
+        """A long sustained run, a pause and a thermal gate's wait all happen inside the cell's
+        --timeout: the default grows to cover them; a --timeout given that cannot is refused."""
+        waits = self.cooldown_s + (self.cooldown_timeout_s if self.max_start_temp is not None else 0.0)
+        if self.scenario == "sustained":
+            waits += self.duration_s
+        if not waits:
+            return self
+        if self.timeout_s == DEFAULTS["timeout_s"]:
+            self.timeout_s = DEFAULTS["timeout_s"] + waits
+        elif self.timeout_s < waits:
+            raise ValueError(
+                f"--timeout {self.timeout_s:g} s is shorter than the cell's sustained run, pause and thermal gate "
+                f"({waits:g} s): give a longer --timeout"
+            )
         return self
 
     @field_validator("options", mode="before")
