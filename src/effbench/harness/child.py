@@ -20,12 +20,16 @@ Progress = Callable[[str, float, str], None]
 
 def warm() -> None:
     """What every worker would otherwise redo: the backend registry (entry points) and the machine's
-    fingerprint facts. The fork server calls this once before forking workers."""
+    fingerprint facts, the telemetry probes' imports. The fork server calls this once before forking workers."""
     from effbench.backends.registry import all_backends
     from effbench.core.fingerprint import fingerprint
 
     all_backends()
     fingerprint()
+    try:  # the NVML telemetry probe's import (0.2 s), once here rather than in every worker
+        import pynvml  # noqa: F401
+    except ImportError:
+        pass
 
 
 def measure_payload(payload: dict[str, Any], progress: Progress | None = None) -> Measured:
