@@ -368,6 +368,14 @@ def _local_workers(isolate: bool, backends: list[str], server=None) -> dict:
     return {LOCAL_LANE: workers}
 
 
+def _say_once(records: list[dict]) -> None:
+    """What concerns a whole run rather than each result (a thermal gate with no sensor)."""
+    from effbench.harness.telemetry import gate_skipped_lines
+
+    for line in gate_skipped_lines(records):
+        console.print(f"[yellow]{line}[/]")
+
+
 def check_out_writable(path: Path | None) -> None:
     """--out must be writable before any work starts."""
     if path is None:
@@ -541,6 +549,7 @@ def _run(
     results = run_cells(cells, None, isolate=isolate, on_result=sink, launchers=launchers, prepared=prepared)
     records = [r.to_dict() for r in results]
     console.print(result_table(records, title="bench run"))
+    _say_once(records)
     for r in records:
         if r["status"] != "ok":
             error_line(f"{r['model']} on {r['backend']} (batch {r['batch_size']}): {r['status']}: {r['error']}")
@@ -629,6 +638,7 @@ def _sweep(file: Path, db, resume: bool, retry_failed: bool, tag, out, isolate: 
         for launcher in launchers.values():
             launcher.close()
     console.print(result_table(sink.records, title=f"sweep {file.name}"))
+    _say_once(sink.records)
     failed = sum(r["status"] not in ("ok", "lost") for r in sink.records)
     lost = sum(r["status"] == "lost" for r in sink.records)
     summary = (

@@ -45,3 +45,17 @@ def test_bad_sustained_and_gate_input_is_one_line_exit_2(tmp_path, args, needles
     r = bench("run", *NULL, *args, "--db", tmp_path / "r.db")
     one_line(r, 2, *needles)
     assert not (tmp_path / "r.db").exists()
+
+
+def test_with_no_thermal_sensor_the_gate_says_so_once_and_the_run_goes_on(tmp_path):
+    # this VM exposes no thermal zone and no hwmon sensor: the real "no sensor" case
+    out = tmp_path / "r.json"
+    r = bench(
+        "run", *NULL, "--batch", "1,2", "--duration", "0.05", "--warmup", "0", "--max-start-temp", "45",
+        "--no-store", "--out", out,
+    )  # fmt: skip
+    assert r.returncode == 0, r.output
+    assert r.stdout.count("thermal gate: no thermal sensor on cpu: the gate was off for 2 cell(s)") == 1
+    recs = read_records(out)
+    assert len(recs) == 2 and all("no thermal sensor" in rec["extra"]["telemetry"]["gate"]["skipped"] for rec in recs)
+    assert not any("thermal gate" in w for rec in recs for w in rec["warnings"])
