@@ -202,6 +202,7 @@ def _float(option: str, value) -> float | None:
 def cells_from_run_options(p: dict) -> list:
     """The cells of one `bench run` command line (one per batch size)."""
     from effbench.core.probes.gate import check_limit as gate_limit_problem
+    from effbench.core.scenarios import SCENARIOS
     from effbench.harness.config import parse_duration, parse_int_list, parse_percent
 
     try:
@@ -234,6 +235,9 @@ def cells_from_run_options(p: dict) -> list:
             durations[opt] = parse_duration(p.get(opt))
         except ValueError as e:
             raise _bad("--" + opt.replace("_", "-"), p.get(opt), str(e)) from None
+    windowed = [name for name, sc in SCENARIOS.items() if "window_s" in sc.own_settings]
+    if durations["window"] and p["scenario"] in SCENARIOS and p["scenario"] not in windowed:
+        raise _bad("--window", p.get("window"), f"only --scenario {' | '.join(windowed)} measures in windows")
     options = _parse_opts(p["opt"])
     return [
         make_config(

@@ -37,6 +37,7 @@ def test_sustained_on_onnxruntime_is_stored_with_its_windows_and_telemetry(tmp_p
         (["--scenario", "sustained", "--duration", "60s", "--window", "90s"], ["--window", "fewer than 2 windows"]),
         (["--max-start-temp", "5"], ["--max-start-temp", "25-105 C"]),
         (["--scenario", "sustaind"], ["--scenario", "sustained"]),
+        (["--window", "10s"], ["--window", "only --scenario sustained measures in windows"]),
         (["--cooldown", "-3s"], ["--cooldown", "not a positive duration"]),
         (["--scenario", "sustained", "--duration", "10m", "--timeout", "60"], ["--timeout 60 s is shorter", "600 s"]),
     ],

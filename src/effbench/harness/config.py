@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from effbench.core.probes import gate
 from effbench.core.scenarios import SCENARIOS as SCENARIO_REGISTRY
 from effbench.core.scenarios import get_scenario
+from effbench.core.scenarios import own_settings as scenario_settings
 from effbench.core.settings import MeasureSettings
 from effbench.harness.defaults import RUN_DEFAULTS as DEFAULTS
 
@@ -135,24 +136,25 @@ class RunConfig(BaseModel):
 
     @model_validator(mode="after")
     def _scenario_accepts(self):
+        scenario = get_scenario(self.scenario)
+        for name in set(scenario_settings()) - set(scenario.own_settings):
+            setattr(self, name, None)  # another scenario's setting (a sweep gives it to every cell): unused here
         settings = MeasureSettings(
             runtime=self.backend,
             input_shape=[self.batch_size],
             scenario=self.scenario,
             duration_s=self.duration_s,
-            window_s=self.window_s,
+            **{name: getattr(self, name) for name in scenario.own_settings},
         )
-        why = get_scenario(self.scenario).check(settings)
+        why = scenario.check(settings)
         if why:
             raise ValueError(f"--scenario {self.scenario}: {why}")
-        return self._timeout_covers_the_waits()
+        return self._timeout_covers_the_waits(scenario.certain_s(settings))
 
-    def _timeout_covers_the_waits(self):
+    def _timeout_covers_the_waits(self, scenario_s: float):
         """A long sustained run, a pause and a thermal gate's wait all happen inside the cell's
         --timeout: the default grows to cover them; a --timeout given that cannot is refused."""
-        waits = self.cooldown_s + (self.cooldown_timeout_s if self.max_start_temp is not None else 0.0)
-        if self.scenario == "sustained":
-            waits += self.duration_s
+        waits = scenario_s + self.cooldown_s + (self.cooldown_timeout_s if self.max_start_temp is not None else 0.0)
         if not waits:
             return self
         if self.timeout_s == DEFAULTS["timeout_s"]:

@@ -12,9 +12,9 @@ from ..session import Session
 from ..settings import MeasureSettings
 from ..timing import Measurement, Progress, first_inference, warmup
 from . import latency, sustained, throughput  # noqa: F401  (each registers itself)
-from .base import SCENARIOS, Context, Scenario, Timed, get_scenario, register
+from .base import SCENARIOS, Context, Scenario, Timed, get_scenario, own_settings, register
 
-__all__ = ["SCENARIOS", "Context", "Scenario", "Timed", "get_scenario", "register", "run_scenario"]
+__all__ = ["SCENARIOS", "Context", "Scenario", "Timed", "get_scenario", "own_settings", "register", "run_scenario"]
 
 
 def run_scenario(

@@ -10,7 +10,7 @@ one import line in `__init__.py` (so the ssh agent, which ships this package, ca
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Type
+from typing import Any, Callable, Dict, List, Optional, Tuple, Type
 
 import numpy as np
 
@@ -46,16 +46,26 @@ class Timed:
 class Scenario:
     name = ""
     help = ""  # one line for --help and `bench --scenario`
+    own_settings: Tuple[str, ...] = ()  # MeasureSettings fields only this scenario reads (others ignore them)
 
     def check(self, settings: MeasureSettings) -> Optional[str]:
         """Why these settings cannot run this scenario (found before any work), or None."""
         return None
+
+    def certain_s(self, settings: MeasureSettings) -> float:
+        """Seconds this scenario is sure to run beyond the usual (a cell's --timeout must cover them)."""
+        return 0.0
 
     def measure(self, session: Session, settings: MeasureSettings, ctx: Context) -> Timed:
         raise NotImplementedError
 
 
 SCENARIOS: Dict[str, Scenario] = {}
+
+
+def own_settings() -> Tuple[str, ...]:
+    """The settings some registered scenario reads and the others ignore."""
+    return tuple(sorted({name for sc in SCENARIOS.values() for name in sc.own_settings}))
 
 
 def register(cls: Type[Scenario]) -> Type[Scenario]:

@@ -155,6 +155,10 @@ def verdict(windows: List[Dict[str, Any]]) -> Dict[str, Any]:
 class Sustained(Scenario):
     name = "sustained"
     help = "continuous inference for --duration in --window windows: slowdown over time, throttled or not"
+    own_settings = ("window_s",)
+
+    def certain_s(self, settings: MeasureSettings) -> float:
+        return settings.duration_s
 
     def check(self, settings: MeasureSettings) -> Optional[str]:
         w = window_of(settings)
