@@ -199,11 +199,31 @@ def _float(option: str, value) -> float | None:
     return v
 
 
+_DURATIONS = ("duration", "window", "cooldown_timeout", "cooldown")
+
+
+def _duration(option: str, value) -> float | None:
+    """Seconds of a duration option: a number (checked like any number; its range is RunConfig's) or
+    a number with a unit (10m, 60s, 1.5h, 250ms)."""
+    from effbench.harness.config import parse_duration
+
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        try:
+            return parse_duration(value)
+        except ValueError as e:
+            raise _bad(option, value, str(e)) from None
+    return _float(option, number)
+
+
 def cells_from_run_options(p: dict) -> list:
     """The cells of one `bench run` command line (one per batch size)."""
     from effbench.core.probes.gate import check_limit as gate_limit_problem
     from effbench.core.scenarios import SCENARIOS
-    from effbench.harness.config import parse_duration, parse_int_list, parse_percent
+    from effbench.harness.config import parse_int_list, parse_percent
 
     try:
         batches = parse_int_list(p["batch"], "positive integer")
@@ -229,12 +249,7 @@ def cells_from_run_options(p: dict) -> list:
     why = gate_limit_problem(max_start_temp)
     if why:
         raise _bad("--max-start-temp", max_start_temp, why)
-    durations = {}
-    for opt in ("duration", "window", "cooldown_timeout", "cooldown"):
-        try:
-            durations[opt] = parse_duration(p.get(opt))
-        except ValueError as e:
-            raise _bad("--" + opt.replace("_", "-"), p.get(opt), str(e)) from None
+    durations = {opt: _duration("--" + opt.replace("_", "-"), p.get(opt)) for opt in _DURATIONS}
     windowed = [name for name, sc in SCENARIOS.items() if "window_s" in sc.own_settings]
     if durations["window"] and p["scenario"] in SCENARIOS and p["scenario"] not in windowed:
         raise _bad("--window", p.get("window"), f"only --scenario {' | '.join(windowed)} measures in windows")
