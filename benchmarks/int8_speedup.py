@@ -30,8 +30,8 @@ from effbench.accuracy.evaluate import evaluate
 from effbench.accuracy.preprocess import resolve_preprocess
 from effbench.backends.registry import get_backend
 from effbench.core.runtimes import open_session
+from effbench.core.scenarios import run_scenario
 from effbench.core.settings import MeasureSettings
-from effbench.core.timing import run_scenario
 from effbench.export.cache import get_or_build
 from effbench.export.pipeline import ModelSource, onnx_artifact, openvino_artifact
 from effbench.gate.stats import compare_samples

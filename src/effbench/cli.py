@@ -36,7 +36,12 @@ LAZY = {
     "gate": ("effbench.gate.commands", "gate_command", "command", "CI regression verdicts: current vs a baseline."),
     "baseline": ("effbench.gate.commands", "baseline_app", "typer", "Save and list regression-gate baselines."),
     "ab": ("effbench.commands.ab", "ab_command", "command", "A/B runs, interleaved, with the gate's verdicts."),
-    "devices": ("effbench.devices.commands", "app", "typer", "Device catalog: list, detect, calibrate, check."),
+    "devices": (
+        "effbench.commands.devices",
+        "app",
+        "typer",
+        "Device catalog (list, detect, calibrate, check), settings (show, tune, reset), stability.",
+    ),
     "claims": ("effbench.claims.commands", "claims_app", "typer", "Re-measure published speed claims side by side."),
     "farm": ("effbench.farm.commands", "app", "typer", "A device farm on Ray: join, status."),
     "predictor": ("effbench.predict.commands", "app", "typer", "Build, validate and share latency predictors."),
@@ -119,10 +124,17 @@ _OPTION_NAMES = {
     "calib_size": "--calib-size",
     "eval_limit": "--eval-limit",
     "max_drop": "--max-drop",
+    "window_s": "--window",
+    "cooldown_timeout_s": "--cooldown-timeout",
+    "cooldown_s": "--cooldown",
 }
 _EXAMPLES = {
     "--batch": "--batch 1,8,32",
-    "--duration": "--duration 3",
+    "--duration": "--duration 3 or --duration 10m",
+    "--window": "--window 60s",
+    "--cooldown-timeout": "--cooldown-timeout 10m",
+    "--cooldown": "--cooldown 30s",
+    "--max-start-temp": "--max-start-temp 45",
     "--warmup": "--warmup 1",
     "--target-ci": "--target-ci 1%",
     "--cpus": "--cpus 0,1",
@@ -166,7 +178,9 @@ def make_config(**kw):
         return RunConfig(**kw)
     except ValidationError as e:
         err = e.errors()[0]
-        field = str(err["loc"][0]) if err["loc"] else "?"
+        if not err["loc"]:  # a rule over several options (a scenario's own check) names them itself
+            raise UsageError(str(err["msg"]).removeprefix("Value error, ")) from None
+        field = str(err["loc"][0])
         opt = _OPTION_NAMES.get(field, "--" + field.replace("_", "-"))
         raise _bad(opt, err.get("input"), err["msg"].lower().removeprefix("value error, ")) from None
 
@@ -185,8 +199,30 @@ def _float(option: str, value) -> float | None:
     return v
 
 
+_DURATIONS = ("duration", "window", "cooldown_timeout", "cooldown")
+
+
+def _duration(option: str, value) -> float | None:
+    """Seconds of a duration option: a number (checked like any number; its range is RunConfig's) or
+    a number with a unit (10m, 60s, 1.5h, 250ms)."""
+    from effbench.harness.config import parse_duration
+
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        try:
+            return parse_duration(value)
+        except ValueError as e:
+            raise _bad(option, value, str(e)) from None
+    return _float(option, number)
+
+
 def cells_from_run_options(p: dict) -> list:
     """The cells of one `bench run` command line (one per batch size)."""
+    from effbench.core.probes.gate import check_limit as gate_limit_problem
+    from effbench.core.scenarios import SCENARIOS
     from effbench.harness.config import parse_int_list, parse_percent
 
     try:
@@ -207,8 +243,16 @@ def cells_from_run_options(p: dict) -> list:
         max_drop = parse_percent(p.get("max_drop"))
     except ValueError as e:
         raise _bad("--max-drop", p.get("max_drop"), str(e)) from None
-    for opt in ("warmup", "duration", "max_duration", "energy_window", "timeout"):
+    for opt in ("warmup", "max_duration", "energy_window", "timeout"):
         _float("--" + opt.replace("_", "-"), p[opt])
+    max_start_temp = _float("--max-start-temp", p.get("max_start_temp"))
+    why = gate_limit_problem(max_start_temp)
+    if why:
+        raise _bad("--max-start-temp", max_start_temp, why)
+    durations = {opt: _duration("--" + opt.replace("_", "-"), p.get(opt)) for opt in _DURATIONS}
+    windowed = [name for name, sc in SCENARIOS.items() if "window_s" in sc.own_settings]
+    if durations["window"] and p["scenario"] in SCENARIOS and p["scenario"] not in windowed:
+        raise _bad("--window", p.get("window"), f"only --scenario {' | '.join(windowed)} measures in windows")
     options = _parse_opts(p["opt"])
     return [
         make_config(
@@ -222,7 +266,12 @@ def cells_from_run_options(p: dict) -> list:
             cpus=cpu_list,
             warmup_s=p["warmup"],
             warmup_iters=p["warmup_iters"],
-            duration_s=p["duration"],
+            duration_s=durations["duration"],
+            window_s=durations["window"],
+            max_start_temp=max_start_temp,
+            cooldown_timeout_s=durations["cooldown_timeout"] or default_of("cooldown_timeout_s"),
+            cooldown_s=durations["cooldown"] or 0.0,
+            telemetry=p.get("telemetry", default_of("telemetry")),
             min_iters=p["min_iters"],
             max_iters=p["max_iters"],
             target_ci=tci,
@@ -338,6 +387,14 @@ def _local_workers(isolate: bool, backends: list[str], server=None) -> dict:
     return {LOCAL_LANE: workers}
 
 
+def _say_once(records: list[dict]) -> None:
+    """What concerns a whole run rather than each result (a thermal gate with no sensor)."""
+    from effbench.harness.telemetry import gate_skipped_lines
+
+    for line in gate_skipped_lines(records):
+        console.print(f"[yellow]{line}[/]")
+
+
 def check_out_writable(path: Path | None) -> None:
     """--out must be writable before any work starts."""
     if path is None:
@@ -377,13 +434,32 @@ def run(
         help="fp32 | bf16 | fp16 | int8 (set explicitly in the runtime; int8 is calibrated).",
     ),
     scenario: str = typer.Option(
-        default_of("scenario"), "--scenario", help="latency (one request at a time) | throughput."
+        default_of("scenario"),
+        "--scenario",
+        help="latency (one at a time) | throughput (requests in flight) | sustained (slowdown over --duration).",
     ),
     threads: Optional[int] = typer.Option(default_of("threads"), "--threads", help="Runtime's own thread setting."),
     cpus: Optional[str] = typer.Option(None, "--cpus", help="Pin the worker to these CPUs, e.g. 0,1 or 0-3."),
     warmup: float = typer.Option(default_of("warmup_s"), "--warmup", help="Warm-up seconds (also --warmup-iters)."),
     warmup_iters: int = typer.Option(default_of("warmup_iters"), "--warmup-iters", help="Minimum warm-up iterations."),
-    duration: float = typer.Option(default_of("duration_s"), "--duration", help="Minimum measuring seconds."),
+    duration: str = typer.Option(
+        str(default_of("duration_s")), "--duration", help="Minimum measuring time: seconds, or 90s, 10m, 1h."
+    ),
+    window: Optional[str] = typer.Option(
+        None, "--window", help="Sustained scenario: window length, e.g. 60s (default: a tenth of --duration, <= 60s)."
+    ),
+    max_start_temp: Optional[float] = typer.Option(
+        None, "--max-start-temp", help="Thermal gate: wait until the hottest sensor is below this many C."
+    ),
+    cooldown_timeout: str = typer.Option(
+        str(default_of("cooldown_timeout_s")),
+        "--cooldown-timeout",
+        help="Thermal gate: wait at most this long (then go on, with a warning).",
+    ),
+    cooldown: Optional[str] = typer.Option(None, "--cooldown", help="Pause this long before each cell, e.g. 30s."),
+    telemetry: bool = typer.Option(
+        default_of("telemetry"), "--telemetry/--no-telemetry", help="Read temperatures, clocks and load around cells."
+    ),
     min_iters: int = typer.Option(default_of("min_iters"), "--min-iters", help="Minimum measured iterations."),
     max_iters: int = typer.Option(
         default_of("max_iters"), "--max-iters", help="Stop after this many iterations (bounds stored samples)."
@@ -492,6 +568,7 @@ def _run(
     results = run_cells(cells, None, isolate=isolate, on_result=sink, launchers=launchers, prepared=prepared)
     records = [r.to_dict() for r in results]
     console.print(result_table(records, title="bench run"))
+    _say_once(records)
     for r in records:
         if r["status"] != "ok":
             error_line(f"{r['model']} on {r['backend']} (batch {r['batch_size']}): {r['status']}: {r['error']}")
@@ -580,6 +657,7 @@ def _sweep(file: Path, db, resume: bool, retry_failed: bool, tag, out, isolate: 
         for launcher in launchers.values():
             launcher.close()
     console.print(result_table(sink.records, title=f"sweep {file.name}"))
+    _say_once(sink.records)
     failed = sum(r["status"] not in ("ok", "lost") for r in sink.records)
     lost = sum(r["status"] == "lost" for r in sink.records)
     summary = (

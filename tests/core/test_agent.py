@@ -136,3 +136,35 @@ def test_probe_names_the_runtimes(tmp_path):
     ans = json.loads(r.stdout.decode().splitlines()[-1])
     assert set(ans["runtimes"]) == {"onnxruntime", "openvino", "coreml"}
     assert ans["runtimes"]["onnxruntime"]["version"] and ans["disk_free_gib"] > 0
+
+
+def test_shipped_core_runs_the_sustained_scenario_with_telemetry_and_the_gate(tmp_path, onnx_model, monkeypatch):
+    # a board's thermal zone, built here (this VM has none), read by the agent's own probes
+    zone = tmp_path / "sys-root" / "sys/class/thermal/thermal_zone0"
+    zone.mkdir(parents=True)
+    (zone / "type").write_text("soc-thermal\n")
+    (zone / "temp").write_text("41500\n")
+    monkeypatch.setenv("EFFBENCH_SYS_ROOT", str(tmp_path / "sys-root"))
+    buf = io.BytesIO()
+    np.save(buf, np.zeros((1, 3, 8, 8), np.float32))
+    settings = {
+        "runtime": "onnxruntime",
+        "input_shape": [1, 3, 8, 8],
+        "threads": 1,
+        "scenario": "sustained",
+        "duration_s": 0.6,
+        "window_s": 0.2,
+        "warmup_s": 0.01,
+        "max_start_temp": 45.0,
+        "cooldown_timeout_s": 5.0,
+    }
+    request = json.dumps({"artifact": str(onnx_model[1]), "settings": settings}).encode() + b"\n"
+    r = _agent(_shipped(tmp_path), ["--run"], request + buf.getvalue())
+    assert r.returncode == 0, r.stderr.decode()
+    res = json.loads(r.stdout.decode().splitlines()[-1])
+    s = res["scenario_summary"]
+    assert len(s["windows"]) == 3 and all(w["telemetry"]["hottest_c"] == 41.5 for w in s["windows"])
+    assert isinstance(s["throttled"], bool) and s["last_first"]["ratio"] > 0
+    t = res["telemetry"]
+    assert t["gate"]["met"] is True and t["gate"]["sensor"] == "soc-thermal"
+    assert t["before"]["thermal"]["zones"]["soc-thermal"]["kind"] == "soc" and "load" in t["after"]

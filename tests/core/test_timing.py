@@ -5,9 +5,10 @@ import time
 import numpy as np
 import pytest
 
+from effbench.core.scenarios import run_scenario
 from effbench.core.session import Session
 from effbench.core.settings import MeasureSettings
-from effbench.core.timing import measure, run_scenario, warmup
+from effbench.core.timing import measure, warmup
 
 pytestmark = pytest.mark.serial  # asserts timings: make test runs it alone
 

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from effbench.core.settings import DEFAULTS, MeasureSettings
-from effbench.harness.config import RunConfig, parse_int_list, parse_percent
+from effbench.harness.config import RunConfig, parse_duration, parse_int_list, parse_percent
 from effbench.harness.defaults import RUN_DEFAULTS
 
 CLI_TO_FIELD = {
@@ -41,12 +41,18 @@ def test_cli_defaults_are_runconfig_defaults():
             "target_ci",
             "max_drop",
             "opt",
+            "duration",
+            "window",
+            "cooldown_timeout",
+            "cooldown",
         ):
             continue
         assert param.default == RunConfig.model_fields[field].default, name
         checked += 1
     assert checked >= 25
     assert params["batch"].default == str(RunConfig.model_fields["batch_size"].default)
+    for name in ("duration", "cooldown_timeout"):  # durations with units: the default parses to the field's
+        assert parse_duration(params[name].default) == RunConfig.model_fields[name + "_s"].default
 
 
 def test_runconfig_and_core_defaults_come_from_one_table():
@@ -77,3 +83,36 @@ def test_percentages():
 def test_aliases_become_canonical_names_and_hash_alike():
     a, b = RunConfig(model="m", backend="ov"), RunConfig(model="m", backend="openvino")
     assert a.backend == "openvino" and a.config_hash() == b.config_hash()
+
+
+@pytest.mark.parametrize("text,seconds", [("10m", 600.0), ("60s", 60.0), ("1.5h", 5400.0), ("250ms", 0.25), ("3", 3.0)])
+def test_durations_take_units(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["10x", "m", "-3s", "0", "nan", "inf"])
+def test_bad_durations(text):
+    with pytest.raises(ValueError):
+        parse_duration(text)
+
+
+def test_a_sweep_file_may_give_durations_with_units_and_the_sustained_window(tmp_path):
+    from effbench.harness.sweep import load_sweep
+
+    f = tmp_path / "s.yaml"
+    f.write_text("models: [m]\nbackends: [null]\nscenarios: [latency, sustained]\nduration_s: 2m\nwindow_s: 20s\n")
+    cells = load_sweep(f)
+    assert [c.scenario for c in cells] == ["latency", "sustained"] and all(c.duration_s == 120.0 for c in cells)
+    assert cells[1].window_s == 20.0 and cells[0].window_s is None  # the latency cell has no windows
+    assert (
+        RunConfig(model="m", backend="null").config_hash()
+        == RunConfig(model="m", backend="null", cooldown_s=5).config_hash()
+    )
+
+
+def test_the_default_timeout_grows_to_cover_a_sustained_run_and_the_thermal_gate():
+    assert RunConfig(model="m", backend="null").timeout_s == RUN_DEFAULTS["timeout_s"]
+    long = RunConfig(model="m", backend="null", scenario="sustained", duration_s=600, max_start_temp=45)
+    assert long.timeout_s == RUN_DEFAULTS["timeout_s"] + 600 + RUN_DEFAULTS["cooldown_timeout_s"]
+    with pytest.raises(ValueError, match="shorter than the cell's sustained run"):
+        RunConfig(model="m", backend="null", cooldown_s=120, timeout_s=60)

@@ -13,9 +13,12 @@ import numpy as np
 
 from .fingerprint import fingerprint, loadavg
 from .memory import MemoryMeter
+from .probes import Telemetry, gate
+from .scenarios import run_scenario
 from .session import Session
 from .settings import MeasureSettings
-from .timing import Progress, run_scenario
+from .timing import Progress
+from .tuning import tuned_summary
 
 
 @dataclass
@@ -46,6 +49,9 @@ class Measured:
     runtime_graph: Optional[List[Dict[str, Any]]] = None
     after: Dict[str, Any] = field(default_factory=dict)  # what the caller's after-hook returned (energy, accuracy)
     imported: Dict[str, bool] = field(default_factory=dict)  # heavy modules present in this process
+    scenario_summary: Dict[str, Any] = field(default_factory=dict)  # the scenario's own summary
+    # {"before", "after": probe snapshots, "unavailable": {probe: why}, "gate": the thermal gate's wait}
+    telemetry: Dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)
@@ -62,6 +68,23 @@ def _imported() -> Dict[str, bool]:
     return {name: name in sys.modules for name in ("torch", "timm")}
 
 
+def _before(settings: MeasureSettings, progress: Progress):
+    """Cool-down pause, thermal gate and the first telemetry reading, before anything is loaded."""
+    if settings.cooldown_s > 0:
+        progress("cooldown", 0.0, "%.0f s pause before the cell" % settings.cooldown_s)
+        time.sleep(settings.cooldown_s)
+    if not settings.telemetry and settings.max_start_temp is None:
+        return None, {}
+    telemetry = Telemetry()
+    record: Dict[str, Any] = {"unavailable": telemetry.unavailable, "tuning": tuned_summary()}
+    if settings.max_start_temp is not None:
+        record["gate"] = gate.wait_until_cool(telemetry, settings.max_start_temp, settings.cooldown_timeout_s, progress)
+    if settings.telemetry:
+        record["before"] = telemetry.snapshot()
+        return telemetry, record
+    return None, record
+
+
 def measure_cell(
     open_session: Callable[[], Session],
     settings: MeasureSettings,
@@ -74,6 +97,7 @@ def measure_cell(
     progress = progress or (lambda *a: None)
     if settings.cpus and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, settings.cpus)  # before any runtime starts its thread pool
+    telemetry, record = _before(settings, progress)
     load_before = loadavg()
     mem = MemoryMeter()
     progress("load", 0.0, settings.runtime)
@@ -85,7 +109,9 @@ def measure_cell(
         load_s = time.perf_counter() - t0
         mem.end_load()
         progress("load", 1.0, "%.2f s" % load_s)
-        m = run_scenario(session, settings, progress)
+        m = run_scenario(session, settings, progress, telemetry)
+        if telemetry is not None:
+            record["after"] = telemetry.snapshot()
         layers = graph = None
         if settings.profile_iters:
             progress("profile", 0.0, "per-layer times")
@@ -134,4 +160,6 @@ def measure_cell(
         runtime_graph=graph,
         after=extra or {},
         imported=_imported(),
+        scenario_summary=m.summary,
+        telemetry=record,
     )

@@ -16,7 +16,7 @@ class MeasureSettings:
     input_shape: List[int]  # N, C, H, W
     device: str = "cpu"
     precision: str = "fp32"
-    scenario: str = "latency"  # latency | throughput
+    scenario: str = "latency"  # a name in effbench.core.scenarios.SCENARIOS
     threads: Optional[int] = None
     cpus: Optional[List[int]] = None
     warmup_s: float = 1.0
@@ -28,8 +28,16 @@ class MeasureSettings:
     max_duration_s: float = 60.0
     requests: Optional[int] = None  # in-flight requests in the throughput scenario
     profile_iters: Optional[int] = None  # per-layer profile after the measurement
+    window_s: Optional[float] = None  # the sustained scenario's window (None: a tenth of duration_s, at most 60 s)
+    telemetry: bool = True  # read the device's probes before and after the cell (and per window)
+    max_start_temp: Optional[float] = None  # thermal gate: wait until the hottest zone is below this, in C
+    cooldown_timeout_s: float = 600.0  # ... for at most this long, then go on with a warning
+    cooldown_s: float = 0.0  # sleep this long before the cell starts (the pause between cells)
     # the backend's typed options as the runtime needs them, e.g. {"hint": "THROUGHPUT", "streams": 4}
     runtime_options: Dict[str, Any] = field(default_factory=dict)
+    # the harness's meters (energy windows) as typed values: energy, energy_windows, idle_s, power_hz,
+    # energy_window_s; the ssh agent ignores them
+    meters: Dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)
@@ -44,5 +52,7 @@ class MeasureSettings:
 
 
 DEFAULTS: Dict[str, Any] = {
-    f.name: f.default for f in fields(MeasureSettings) if f.name not in ("runtime", "input_shape", "runtime_options")
+    f.name: f.default
+    for f in fields(MeasureSettings)
+    if f.name not in ("runtime", "input_shape", "runtime_options", "meters")
 }

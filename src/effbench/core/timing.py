@@ -1,5 +1,6 @@
 """Timing loops: first inference, warm-up, then measure until duration and count are both met
-(and, with a target, until the median's CI is narrow enough, bounded by max_duration).
+(and, with a target, until the median's CI is narrow enough, bounded by max_duration). The
+scenarios (effbench.core.scenarios) are built from these loops.
 
 Samples go into a preallocated int64 buffer in nanoseconds; the buffer only grows between chunks,
 outside any timed region.
@@ -9,12 +10,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
 from .session import Session, ThroughputRun
-from .settings import MeasureSettings
 from .stats import rel_half_width
 
 Progress = Callable[[str, float, str], None]  # (phase, fraction done 0..1, detail)
@@ -34,6 +34,7 @@ class Measurement:
     target_met: Optional[bool] = None
     throughput: Optional[ThroughputRun] = None
     notes: List[str] = field(default_factory=list)
+    summary: Dict[str, Any] = field(default_factory=dict)  # the scenario's own summary
 
 
 def first_inference(session: Session) -> int:
@@ -111,27 +112,3 @@ def measure(
         reached = rel_half_width(samples)
         met = reached <= target_ci
     return samples, time.perf_counter() - t_start, reached, met
-
-
-def run_scenario(session: Session, settings: MeasureSettings, progress: Optional[Progress] = None) -> Measurement:
-    first = first_inference(session)
-    w_iters, w_s = warmup(session, settings.warmup_s, settings.warmup_iters, progress)
-    notes: List[str] = []
-    if settings.scenario == "throughput":
-        tp = session.run_throughput(settings.duration_s, settings.min_iters, settings.requests)
-        if tp is not None:
-            samples = (np.asarray(tp.request_latencies_ms, dtype=np.float64) * 1e6).astype(np.int64)
-            return Measurement(samples, first, w_iters, w_s, tp.seconds, throughput=tp, notes=notes)
-        notes.append("runtime has no concurrent mode here: throughput from synchronous batched runs")
-    samples, secs, reached, met = measure(
-        session,
-        settings.duration_s,
-        settings.min_iters,
-        settings.target_ci,
-        settings.max_duration_s,
-        progress,
-        settings.max_iters,
-    )
-    if samples.size >= settings.max_iters and secs < settings.duration_s:
-        notes.append("stopped at --max-iters %d after %.2f s" % (settings.max_iters, secs))
-    return Measurement(samples, first, w_iters, w_s, secs, settings.target_ci, reached, met, None, notes)

@@ -15,6 +15,7 @@ from effbench.harness.env import harness_environment
 from effbench.harness.parity import compare
 from effbench.harness.prepare import PreparedCell
 from effbench.harness.result import Energy, Memory, Result, Timing
+from effbench.harness.telemetry import telemetry_warnings
 
 
 def assemble(
@@ -85,6 +86,11 @@ def assemble(
         "settings": m.settings,
         "imported": m.imported,
     }
+    if m.scenario_summary:
+        extra["scenario"] = m.scenario_summary
+    if m.telemetry:
+        extra["telemetry"] = m.telemetry
+        warnings.extend(telemetry_warnings(m.telemetry))
     macs = ideal_ms = roofline_ms = efficiency = None
     analysis = None
     if p.analysis_onnx:

@@ -13,7 +13,6 @@ from effbench.backends.registry import get_backend
 from effbench.core.cell import Measured, measure_cell
 from effbench.core.protocol import Channel
 from effbench.core.settings import MeasureSettings
-from effbench.harness.config import RunConfig
 from effbench.harness.failures import classify
 
 Progress = Callable[[str, float, str], None]
@@ -21,28 +20,31 @@ Progress = Callable[[str, float, str], None]
 
 def warm() -> None:
     """What every worker would otherwise redo: the backend registry (entry points) and the machine's
-    fingerprint facts. The fork server calls this once before forking workers."""
+    fingerprint facts, the telemetry probes' imports. The fork server calls this once before forking workers."""
     from effbench.backends.registry import all_backends
     from effbench.core.fingerprint import fingerprint
 
     all_backends()
     fingerprint()
+    try:  # the NVML telemetry probe's import (0.2 s), once here rather than in every worker
+        import pynvml  # noqa: F401
+    except ImportError:
+        pass
 
 
 def measure_payload(payload: dict[str, Any], progress: Progress | None = None) -> Measured:
     """Measure the cell a PreparedCell.payload() describes."""
-    from effbench.harness.meters.energy import idle_before_run, measure_energy
+    from effbench.harness.meters.energy import EnergyPlan, idle_before_run, measure_energy
 
-    cfg = RunConfig.model_validate(payload["config"])
     backend = get_backend(payload["backend"])
     settings = MeasureSettings.from_dict(payload["settings"])
     artifact = ArtifactRef.from_dict(payload["artifact"])
     inputs = {payload["input_name"]: np.load(payload["inputs_path"])}
-    exec_cfg = cfg.model_copy(update={"device": settings.device})
-    idle = idle_before_run(exec_cfg)  # before loading, while the device is really idle
+    plan = EnergyPlan.of(settings)  # the settings are the whole payload: no option string is read here
+    idle = idle_before_run(plan)  # before loading, while the device is really idle
 
     def after(session) -> dict[str, Any]:
-        out = {"energy": measure_energy(session, exec_cfg, progress, idle)}
+        out = {"energy": measure_energy(session, plan, progress, idle)}
         if payload.get("eval"):  # accuracy on the very session that was timed, after the timing
             from effbench.accuracy.data import PreparedImages
             from effbench.accuracy.evaluate import evaluate

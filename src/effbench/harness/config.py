@@ -12,16 +12,33 @@ import math
 import os
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from effbench.core.probes import gate
+from effbench.core.scenarios import SCENARIOS as SCENARIO_REGISTRY
+from effbench.core.scenarios import get_scenario
+from effbench.core.scenarios import own_settings as scenario_settings
+from effbench.core.settings import MeasureSettings
 from effbench.harness.defaults import RUN_DEFAULTS as DEFAULTS
 
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
-SCENARIOS = ("latency", "throughput")
+SCENARIOS = tuple(sorted(SCENARIO_REGISTRY))
 MAX_BATCH = 4096
 
 # Options that change what is measured go into the configuration hash; these do not.
-_NOT_HASHED = {"tag", "timeout_s", "db", "devices_file"}
+# The thermal gate, pauses and telemetry set the conditions, not what is measured.
+_NOT_HASHED = {
+    "tag",
+    "timeout_s",
+    "db",
+    "devices_file",
+    "telemetry",
+    "max_start_temp",
+    "cooldown_timeout_s",
+    "cooldown_s",
+}
+# hashed only when set, so configurations from before these options keep their hashes
+_HASHED_WHEN_SET = {"window_s"}
 
 
 class RunConfig(BaseModel):
@@ -30,7 +47,7 @@ class RunConfig(BaseModel):
     model: str
     backend: str
     device: str = DEFAULTS["device"]
-    scenario: Literal["latency", "throughput"] = DEFAULTS["scenario"]
+    scenario: str = DEFAULTS["scenario"]  # a registered scenario (effbench.core.scenarios)
     batch_size: int = Field(DEFAULTS["batch_size"], ge=1, le=MAX_BATCH)
     precision: Literal["fp32", "fp16", "bf16", "int8"] = DEFAULTS["precision"]
     threads: int | None = Field(DEFAULTS["threads"], ge=1, le=1024)
@@ -44,6 +61,11 @@ class RunConfig(BaseModel):
     max_duration_s: float = Field(DEFAULTS["max_duration_s"], gt=0, le=86_400)
     requests: int | None = Field(DEFAULTS["requests"], ge=1, le=1024)  # in-flight requests (throughput)
     profile_iters: int | None = Field(DEFAULTS["profile_iters"], ge=1, le=100_000)
+    window_s: float | None = Field(DEFAULTS["window_s"], gt=0, le=86_400)  # sustained scenario's window
+    telemetry: bool = DEFAULTS["telemetry"]
+    max_start_temp: float | None = DEFAULTS["max_start_temp"]  # thermal gate, C
+    cooldown_timeout_s: float = Field(DEFAULTS["cooldown_timeout_s"], ge=0, le=86_400)
+    cooldown_s: float = Field(DEFAULTS["cooldown_s"], ge=0, le=86_400)
     compile: bool = DEFAULTS["compile"]
     pretrained: bool = DEFAULTS["pretrained"]
     weights: str | None = DEFAULTS["weights"]  # a state_dict file (--weights), resolved to an absolute path
@@ -90,6 +112,60 @@ class RunConfig(BaseModel):
             )
         return sorted(set(v))
 
+    @field_validator("duration_s", "window_s", "cooldown_s", "cooldown_timeout_s", mode="before")
+    @classmethod
+    def _duration_units(cls, v):
+        if isinstance(v, str):  # a sweep file may say 10m or 60s
+            return parse_duration(v) if v.strip() else None
+        return v
+
+    @field_validator("scenario")
+    @classmethod
+    def _known_scenario(cls, v):
+        if v not in SCENARIO_REGISTRY:
+            raise ValueError(f"unknown scenario; known: {', '.join(SCENARIOS)}")
+        return v
+
+    @field_validator("max_start_temp")
+    @classmethod
+    def _plausible_temp(cls, v):
+        why = gate.check_limit(v)
+        if why:
+            raise ValueError(why)
+        return v
+
+    @model_validator(mode="after")
+    def _scenario_accepts(self):
+        scenario = get_scenario(self.scenario)
+        for name in set(scenario_settings()) - set(scenario.own_settings):
+            setattr(self, name, None)  # another scenario's setting (a sweep gives it to every cell): unused here
+        settings = MeasureSettings(
+            runtime=self.backend,
+            input_shape=[self.batch_size],
+            scenario=self.scenario,
+            duration_s=self.duration_s,
+            **{name: getattr(self, name) for name in scenario.own_settings},
+        )
+        why = scenario.check(settings)
+        if why:
+            raise ValueError(f"--scenario {self.scenario}: {why}")
+        return self._timeout_covers_the_waits(scenario.certain_s(settings))
+
+    def _timeout_covers_the_waits(self, scenario_s: float):
+        """A long sustained run, a pause and a thermal gate's wait all happen inside the cell's
+        --timeout: the default grows to cover them; a --timeout given that cannot is refused."""
+        waits = scenario_s + self.cooldown_s + (self.cooldown_timeout_s if self.max_start_temp is not None else 0.0)
+        if not waits:
+            return self
+        if self.timeout_s == DEFAULTS["timeout_s"]:
+            self.timeout_s = DEFAULTS["timeout_s"] + waits
+        elif self.timeout_s < waits:
+            raise ValueError(
+                f"--timeout {self.timeout_s:g} s is shorter than the cell's sustained run, pause and thermal gate "
+                f"({waits:g} s): give a longer --timeout"
+            )
+        return self
+
     @field_validator("options", mode="before")
     @classmethod
     def _option_strings(cls, v):
@@ -110,7 +186,11 @@ class RunConfig(BaseModel):
         return os.path.abspath(os.path.expanduser(v)) if v else v
 
     def config_hash(self) -> str:
-        data = {k: v for k, v in self.model_dump().items() if k not in _NOT_HASHED}
+        data = {
+            k: v
+            for k, v in self.model_dump().items()
+            if k not in _NOT_HASHED and not (k in _HASHED_WHEN_SET and v is None)
+        }
         blob = json.dumps(data, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
@@ -144,6 +224,30 @@ def parse_percent(text: str | float | None) -> float | None:
             v /= 100
     if not math.isfinite(v):
         raise ValueError(f"{text!r} is not a finite percentage")
+    return v
+
+
+_UNITS = {"ms": 0.001, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str | float | None) -> float | None:
+    """'10m' -> 600.0, '60s' -> 60.0, '1.5h' -> 5400.0, '250ms' -> 0.25, '3' -> 3.0 (seconds)."""
+    if text is None or text == "":
+        return None
+    if isinstance(text, (int, float)):
+        v = float(text)
+    else:
+        t = str(text).strip().lower()
+        num = t.rstrip("abcdefghijklmnopqrstuvwxyz")
+        unit = t[len(num) :].strip() or "s"
+        if unit not in _UNITS:
+            raise ValueError(f"unknown unit {unit!r}; use ms, s, m or h")
+        try:
+            v = float(num) * _UNITS[unit]
+        except ValueError:
+            raise ValueError(f"{text!r} is not a duration") from None
+    if not math.isfinite(v) or v <= 0:
+        raise ValueError(f"{text!r} is not a positive duration")
     return v
 
 

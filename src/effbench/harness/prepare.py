@@ -22,6 +22,7 @@ from effbench.export.cache import Artifact, NotCached, building_allowed, cache_k
 from effbench.harness import evaluation
 from effbench.harness.config import RunConfig
 from effbench.harness.evaluation import EvalPlan
+from effbench.harness.meters.energy import meter_options
 from effbench.harness.options import CommonOptions, parse_all
 from effbench.models.registry import ModelSpec, check_buildable, resolve
 from effbench.paths import cache_root
@@ -63,9 +64,9 @@ class PreparedCell:
     evaluation: EvalPlan | None = None  # --eval images and their reference, int8 calibration (host side)
 
     def payload(self) -> dict[str, Any]:
-        """What a measuring process needs (JSON-able)."""
+        """What a measuring process needs (JSON-able): the settings are the whole measurement; the rest
+        says where the artifact, the input and (with --eval) the images are."""
         out = {
-            "config": self.cfg.to_dict() | {"db": None},
             "backend": self.backend,
             "settings": self.settings.to_dict(),
             "artifact": self.artifact.to_dict(),
@@ -264,7 +265,13 @@ def prepare(checked: Checked, event=None) -> PreparedCell:
         max_duration_s=cfg.max_duration_s,
         requests=cfg.requests,
         profile_iters=cfg.profile_iters,
+        window_s=cfg.window_s,
+        telemetry=cfg.telemetry,
+        max_start_temp=cfg.max_start_temp,
+        cooldown_timeout_s=cfg.cooldown_timeout_s,
+        cooldown_s=cfg.cooldown_s,
         runtime_options=backend.runtime_options(checked.options, exec_cfg),
+        meters=meter_options(checked.common, cfg.energy_window_s),
     )
     event("prepare", 1.0, "cached" if art.cached else f"exported in {art.export_s:.1f} s")
     return PreparedCell(

@@ -78,7 +78,8 @@ def _measure_one(backend, path: str, inputs: dict[str, list[int]], window: Windo
     """{median_ns, iters} of the graph's latency, or (with window.profile_iters) {kernel_ns, layers}: the
     median over profiled inferences of the summed time of its non-boundary layers."""
     from effbench.backends.base import ArtifactRef
-    from effbench.core.timing import run_scenario, warmup
+    from effbench.core.scenarios import run_scenario
+    from effbench.core.timing import warmup
 
     shapes = list(inputs.values())
     settings = window.settings(backend.name, shapes[0], threads, runtime_options)

@@ -10,6 +10,7 @@ from typing import Any
 from effbench.reports.common import Section, fmt, fmt_ms, h, script_json
 from effbench.reports.data import Query, Row, latest_per_cell, num, to_rows
 from effbench.reports.views.claims import claims_section
+from effbench.reports.views.device_stability import device_stability_section
 from effbench.reports.views.environment import environment_section
 from effbench.reports.views.gap import gap_section
 from effbench.reports.views.matrix import matrix_section, reference_backend
@@ -18,6 +19,7 @@ from effbench.reports.views.prediction import prediction_section
 from effbench.reports.views.roofline import roofline_section
 from effbench.reports.views.speed import speed_section
 from effbench.reports.views.stability import stability_section
+from effbench.reports.views.sustained import sustained_section
 from effbench.reports.views.timeshare import timeshare_section
 
 # Every view, in page order: (id, builder). The ids are the page anchors tests and links rely on.
@@ -31,6 +33,8 @@ VIEW_IDS = [
     "backend-matrix",
     "claims",
     "stability",
+    "sustained",
+    "device-stability",
     "environment",
     "results",
 ]
@@ -144,6 +148,8 @@ def build_sections(rows: list[Row], reference: str | None = None) -> list[Sectio
         matrix_section(rows, reference),
         claims_section(rows),
         stability_section(rows),
+        sustained_section(rows),
+        device_stability_section(rows),
         environment_section(rows),
         results_section(rows),
     ]

@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 
 from effbench.backends.nvml import decode_throttle_reasons
+from effbench.core.settings import MeasureSettings
+from effbench.errors import UsageError
 from effbench.harness.config import RunConfig
 from effbench.harness.meters import energy
 from effbench.harness.meters.energy import (
@@ -21,6 +23,7 @@ from effbench.harness.meters.energy import (
     run_window,
     summarize,
 )
+from effbench.harness.options import parse_common
 
 from .recorded import RecordedMeter, constant_power_traces, piecewise_traces
 
@@ -207,9 +210,21 @@ class VirtualSession:
 
 
 def cfg(**kw):
+    """The energy plan a worker reads from the cell's MeasureSettings, made from run options as
+    prepare makes it (typed --opt values, never strings)."""
     base = dict(model="m", backend="torch", device="cuda:0", batch_size=4, energy_window_s=5.0, options={"idle_s": "1"})
     base.update(kw)
-    return RunConfig(**base)
+    return plan_of(RunConfig(**base))
+
+
+def plan_of(c: RunConfig) -> energy.EnergyPlan:
+    settings = MeasureSettings(
+        runtime=c.backend,
+        input_shape=[c.batch_size, 3, 8, 8],
+        device=c.device,
+        meters=energy.meter_options(parse_common(c.options), c.energy_window_s),
+    )
+    return energy.EnergyPlan.of(settings)
 
 
 def test_measure_energy_runs_idle_then_windows_after_the_latency_run(monkeypatch):
@@ -240,12 +255,9 @@ def test_energy_windows_option_overrides_the_default(monkeypatch):
     assert out["idle_w"] is None and "dynamic" not in out
 
 
-def test_bad_energy_options_make_energy_unavailable_not_the_cell(monkeypatch):
-    e, p = constant_power_traces(100.0, 60.0, E_DT, P_DT)
-    meter = RecordedMeter(e, p)
-    monkeypatch.setattr(energy, "open_meter", lambda device: (meter, None))
-    out = energy.measure_energy(VirtualSession(meter), cfg(options={"energy_windows": "many"}))
-    assert out == {"available": False, "reason": "energy not measured: invalid --opt energy_windows='many'"}
+def test_bad_energy_options_are_refused_before_any_work():
+    with pytest.raises(UsageError, match="energy_windows"):
+        cfg(options={"energy_windows": "many"})
 
 
 def test_energy_can_be_switched_off_and_is_skipped_for_the_null_backend(monkeypatch):

@@ -12,6 +12,8 @@ from effbench.backends.cuda_util import match_uuid, normalize_uuid
 from effbench.harness.config import RunConfig
 from effbench.harness.meters import energy, rapl
 
+from .test_energy import plan_of
+
 
 def write_zone(root, name, label, energy_uj, max_uj=1000):
     z = root / name
@@ -65,7 +67,7 @@ def test_unreadable_counters_give_the_rapl_reason(tmp_path):
 
 def test_cpu_cells_without_rapl_say_why(monkeypatch, tmp_path):
     monkeypatch.setattr(rapl, "POWERCAP", tmp_path)
-    cfg = RunConfig(model="m", backend="torch", device="cpu")
+    cfg = plan_of(RunConfig(model="m", backend="torch", device="cpu"))
     assert energy.measure_energy(None, cfg) == {"available": False, "reason": rapl.UNREADABLE}
 
 
@@ -88,13 +90,15 @@ def test_cpu_cells_with_rapl_measure_package_energy(monkeypatch, tmp_path):
             uj[0] += int(65 * n / 128 * 1e6)
             (z / "energy_uj").write_text(f"{uj[0]}\n")
 
-    cfg = RunConfig(
-        model="m",
-        backend="torch",
-        device="cpu",
-        batch_size=2,
-        energy_window_s=2.0,
-        options={"idle_s": "0", "energy": "1"},
+    cfg = plan_of(
+        RunConfig(
+            model="m",
+            backend="torch",
+            device="cpu",
+            batch_size=2,
+            energy_window_s=2.0,
+            options={"idle_s": "0", "energy": "1"},
+        )
     )
     out = energy.measure_energy(Session(), cfg)
     assert out["available"] and out["meter"] == "rapl" and out["cross_check"] is None
@@ -131,6 +135,6 @@ def _nvml_usable() -> bool:
 def test_no_nvidia_driver_gives_the_reason():
     assert nvml.init() == (None, "energy unavailable: no NVIDIA driver")
     assert nvml.open_meter("cuda:0") == (None, "energy unavailable: no NVIDIA driver")
-    cfg = RunConfig(model="m", backend="torch", device="cuda:0")
+    cfg = plan_of(RunConfig(model="m", backend="torch", device="cuda:0"))
     assert energy.measure_energy(None, cfg) == {"available": False, "reason": "energy unavailable: no NVIDIA driver"}
     assert nvml.memory_for_cuda_device(0) is None

@@ -1,7 +1,7 @@
 """Energy per image from hardware counters, measured in windows of its own after the latency run.
 
 Never inside the timed latency loop: the runner calls `measure_energy` after measurement, and it
-runs the session's own `timed_loop` for repeated windows of at least `cfg.energy_window_s`.
+runs the session's own `timed_loop` for repeated windows of at least `EnergyPlan.energy_window_s`.
 
 CUDA cells (NVML, `nvml.py`):
   - primary figure: the cumulative energy counter (nvmlDeviceGetTotalEnergyConsumption, mJ,
@@ -369,16 +369,36 @@ class _Workload:
         return n
 
 
-def _opt(cfg, key: str, default: Any, conv: Callable[[Any], Any]) -> Any:
-    from effbench.errors import UsageError
+@dataclass(frozen=True)
+class EnergyPlan:
+    """What the energy windows need, read from the cell's MeasureSettings (`meters`: the typed
+    `--opt energy*`, `idle_s`, `power_hz` values and `--energy-window`), never from option strings."""
 
-    raw = (cfg.options or {}).get(key)
-    if raw is None or raw == "":
-        return default
-    try:
-        return conv(raw)
-    except (TypeError, ValueError):
-        raise UsageError(f"invalid --opt {key}={raw!r}") from None
+    device: str
+    backend: str
+    batch_size: int
+    energy_window_s: float = 10.0
+    energy: bool | None = None  # None: on for CUDA, off for the CPU (RAPL)
+    energy_windows: int | None = None
+    idle_s: float = 2.0
+    power_hz: float = 20.0
+
+    @classmethod
+    def of(cls, settings: Any) -> EnergyPlan:
+        m = dict(settings.meters or {})
+        batch = int(settings.input_shape[0]) if settings.input_shape else 1
+        return cls(settings.device, settings.runtime, batch, **{k: v for k, v in m.items() if v is not None})
+
+
+def meter_options(common: Any, energy_window_s: float) -> dict[str, Any]:
+    """MeasureSettings.meters of the harness's typed common options (harness/options.CommonOptions)."""
+    return {
+        "energy_window_s": float(energy_window_s),
+        "energy": common.energy,
+        "energy_windows": common.energy_windows,
+        "idle_s": common.idle_s,
+        "power_hz": common.power_hz,
+    }
 
 
 def open_meter(device: str):
@@ -395,24 +415,23 @@ def open_meter(device: str):
     return None, f"energy unavailable: no energy meter for device {device!r}"
 
 
-def energy_enabled(cfg) -> bool:
+def energy_enabled(plan: EnergyPlan) -> bool:
     """On by default on GPUs; CPU package energy (RAPL) is opt-in with --opt energy=1, since its
     windows add tens of seconds to every CPU cell."""
-    default = "1" if str(cfg.device).startswith("cuda") else "0"
-    return str((cfg.options or {}).get("energy", default)).lower() not in ("0", "off", "false", "no")
+    return plan.energy if plan.energy is not None else str(plan.device).startswith("cuda")
 
 
-def idle_before_run(cfg) -> dict[str, Any] | None:
-    """Idle power of cfg.device measured now (call it before loading the model), for
+def idle_before_run(plan: EnergyPlan) -> dict[str, Any] | None:
+    """Idle power of plan.device measured now (call it before loading the model), for
     `measure_energy(..., idle=...)`; None where there is no meter or energy is off."""
-    if not energy_enabled(cfg) or cfg.backend == "null":
+    if not energy_enabled(plan) or plan.backend == "null":
         return None
-    meter, _ = open_meter(cfg.device)
+    meter, _ = open_meter(plan.device)
     if meter is None:
         return None
     try:
-        seconds = _opt(cfg, "idle_s", 2.0, float)
-        hz = min(50.0, max(1.0, _opt(cfg, "power_hz", 20.0, float)))
+        seconds = plan.idle_s
+        hz = min(50.0, max(1.0, plan.power_hz))
         sampler = ThreadSampler(meter, hz) if getattr(meter, "has_power", False) else PollingSampler(meter, hz)
         idle = measure_idle(meter, seconds, sampler)
         idle["when"] = "before the model was loaded"
@@ -423,25 +442,25 @@ def idle_before_run(cfg) -> dict[str, Any] | None:
         meter.close()
 
 
-def measure_energy(session, cfg, event=None, idle: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Energy per image of `session` on cfg.device, or {"available": False, "reason": ...}.
+def measure_energy(session, plan: EnergyPlan, event=None, idle: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Energy per image of `session` on plan.device, or {"available": False, "reason": ...}.
 
     `idle`: an idle measurement taken earlier (e.g. before the latency run, from `measure_idle`);
     without it idle power is measured here, just before the windows.
     """
     event = event or (lambda *a: None)
-    if cfg.backend == "null":
+    if plan.backend == "null":
         return {"available": False, "reason": "energy not measured for the null backend (it does no work)"}
-    meter, reason = open_meter(cfg.device)
+    meter, reason = open_meter(plan.device)
     if meter is None:
         return {"available": False, "reason": reason}
-    if not energy_enabled(cfg):
+    if not energy_enabled(plan):
         meter.close()
-        how = "--opt energy=1 to measure it" if not str(cfg.device).startswith("cuda") else "--opt energy=0 given"
+        how = "--opt energy=1 to measure it" if not str(plan.device).startswith("cuda") else "--opt energy=0 given"
         return {"available": False, "reason": f"energy not measured ({how})"}
     saved_info = dict(getattr(session, "runtime_info", {}) or {})
     try:
-        return _measure(session, cfg, event, meter, idle)
+        return _measure(session, plan, event, meter, idle)
     except Exception as e:  # the latency result stands; energy says why it is missing
         from effbench.errors import UsageError
 
@@ -456,15 +475,15 @@ def measure_energy(session, cfg, event=None, idle: dict[str, Any] | None = None)
         meter.close()
 
 
-def _measure(session, cfg, event, meter, idle) -> dict[str, Any]:
-    window_s = float(cfg.energy_window_s)
-    n_windows = _opt(cfg, "energy_windows", default_windows(window_s), int)
+def _measure(session, plan: EnergyPlan, event, meter, idle) -> dict[str, Any]:
+    window_s = float(plan.energy_window_s)
+    n_windows = plan.energy_windows or default_windows(window_s)
     if n_windows < 1:
         from effbench.errors import UsageError
 
         raise UsageError("--opt energy_windows must be at least 1")
-    idle_s = _opt(cfg, "idle_s", 2.0, float)
-    hz = min(50.0, max(1.0, _opt(cfg, "power_hz", 20.0, float)))
+    idle_s = plan.idle_s
+    hz = min(50.0, max(1.0, plan.power_hz))
     is_gpu = getattr(meter, "kind", "") == "nvml"
     sampler_cls = ThreadSampler if getattr(meter, "has_power", False) else PollingSampler
 
@@ -478,7 +497,7 @@ def _measure(session, cfg, event, meter, idle) -> dict[str, Any]:
     step = _Workload(session, meter.clock)
     for k in range(n_windows):
         event("energy", k / n_windows, f"window {k + 1}/{n_windows} ({window_s:g} s)")
-        windows.append(run_window(meter, step, window_s, sampler_cls(meter, hz), cfg.batch_size))
+        windows.append(run_window(meter, step, window_s, sampler_cls(meter, hz), plan.batch_size))
         if is_gpu:
             clocks.append(meter.clocks())
     event("energy", 1.0, f"{n_windows} window(s)")
