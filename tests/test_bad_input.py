@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from effbench.harness.store import Store
 from tests.conftest import bench, one_line
 
 NULL = ["--model", "efficientvit_m0", "--backend", "null"]
@@ -284,3 +285,34 @@ def test_a_store_on_a_full_filesystem_loses_nothing(tmp_path):
         assert [x["id"] for x in json.loads(r.stdout)] == [rec["id"]]
     finally:
         subprocess.run(["umount", "-l", str(small)], capture_output=True)
+
+
+def test_a_segfaulting_factory_is_the_cells_crashed_record(tmp_path):
+    """The model is built in a process of its own: `bench run` survives the crash, says so in one
+    line, exits 1 and stores the record."""
+    db = tmp_path / "r.db"
+    r = bench(
+        "run", "--model", "tiny_models:segfault_model", "--backend", "ort", "--input-size", "16", *FAST, "--db", db
+    )
+    line = one_line(r, 1, "crashed", "SIGSEGV")
+    assert "tiny_models:segfault_model" in line
+    (rec,) = Store(str(db)).records()
+    assert rec["status"] == "crashed" and "SIGSEGV" in rec["error"] and rec["backend"] == "onnxruntime"
+
+
+def test_a_sweep_measures_every_cell_beside_a_crashing_and_a_hanging_factory(tmp_path):
+    """Failed cells are records, not a failed sweep (exit 0, as for a crashing runtime)."""
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text(
+        "models: [tiny_models:segfault_model, tiny_models:hanging_model, tiny_models:tiny_cnn]\n"
+        "backends: [ort]\ninput_size: 32\nduration_s: 0.1\nwarmup_s: 0.02\nmin_iters: 3\ntimeout_s: 20\n"
+    )
+    db = tmp_path / "r.db"
+    r = bench("sweep", sweep, "--db", db)
+    assert r.returncode == 0 and "Traceback" not in r.output and "BrokenProcessPool" not in r.output, r.output
+    recs = {x["model"]: x for x in Store(str(db)).records()}
+    assert recs["tiny_models:segfault_model"]["status"] == "crashed"
+    assert "SIGSEGV" in recs["tiny_models:segfault_model"]["error"]
+    assert recs["tiny_models:hanging_model"]["status"] == "timeout"
+    assert "20 s" in recs["tiny_models:hanging_model"]["error"]
+    assert recs["tiny_models:tiny_cnn"]["status"] == "ok" and recs["tiny_models:tiny_cnn"]["iterations"] >= 3

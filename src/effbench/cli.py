@@ -468,9 +468,8 @@ def run(
 def _run(
     params: dict, out: Path | None, db: str | None, store_results: bool, isolate: bool, launchers: dict, server
 ) -> None:
-    from effbench.harness import failures
-    from effbench.harness.prepare import check_cell, prepare
-    from effbench.harness.scheduler import run_cells
+    from effbench.harness.prepare import check_cell
+    from effbench.harness.scheduler import prepare_cells, run_cells
     from effbench.harness.store import Store
 
     cells = cells_from_run_options(params)
@@ -478,18 +477,15 @@ def _run(
     launchers.update(_local_workers(isolate, [params["backend"]], server))  # its start-up overlaps the checks
     checked = [check_cell(cell) for cell in cells]  # unknown model / backend / option / precision: before any work
     store = Store(db) if store_results else None
-    prepared: list = []
-    for c in checked:
-        try:  # a factory that returns no module, a weights file that does not fit: exit 2 before measuring
-            prepared.append(prepare(c))
-        except UsageError:
-            raise
-        except Exception as e:  # an export that fails is the cell's failed record (the run goes on)
-            prepared.append(
-                failures.failed_result(c.cfg.to_dict(), failures.classify(e), config_hash=c.cfg.config_hash())
-            )
+    # built in a process of its own: a factory that returns no module or a weights file that does not
+    # fit is exit 2 before measuring; one that fails or crashes is the cell's record (the run goes on)
+    prepared = prepare_cells(cells, checked=checked)
     sink = ResultSink(out, store, "bench run")
-    results = run_cells(cells, None, isolate=isolate, on_result=sink, launchers=launchers, prepared=prepared)
+    try:
+        results = run_cells(cells, None, isolate=isolate, on_result=sink, launchers=launchers, prepared=prepared)
+    except KeyboardInterrupt:
+        sink.summary()  # a result spooled on the way out is named with its import command
+        raise
     records = [r.to_dict() for r in results]
     console.print(result_table(records, title="bench run"))
     for r in records:

@@ -89,7 +89,7 @@ class _Reader(threading.Thread):
                         pass
 
 
-def _kill_group(pid: int) -> None:
+def kill_group(pid: int) -> None:
     try:
         os.killpg(pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
@@ -168,11 +168,11 @@ class Workers:
         try:
             code = server.wait_exit(timeout)
         except BaseException:  # Ctrl-C: take the worker down with us
-            _kill_group(pid)
+            kill_group(pid)
             server.wait_exit(10)
             raise
         if code is None:
-            _kill_group(pid)
+            kill_group(pid)
             server.wait_exit(10)
         return code
 
@@ -192,11 +192,11 @@ class Workers:
         try:
             return proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            _kill_group(proc.pid)
+            kill_group(proc.pid)
             proc.wait()
             return None
         except BaseException:
-            _kill_group(proc.pid)
+            kill_group(proc.pid)
             proc.wait()
             raise
 
