@@ -316,3 +316,19 @@ def test_a_sweep_measures_every_cell_beside_a_crashing_and_a_hanging_factory(tmp
     assert recs["tiny_models:hanging_model"]["status"] == "timeout"
     assert "20 s" in recs["tiny_models:hanging_model"]["error"]
     assert recs["tiny_models:tiny_cnn"]["status"] == "ok" and recs["tiny_models:tiny_cnn"]["iterations"] >= 3
+
+
+def test_results_import_takes_every_complete_record_and_names_each_bad_line(tmp_path, cli):
+    from effbench.harness.result import Result
+
+    lines = [json.dumps(Result(model=f"m{i}", backend="null").to_dict()) for i in range(3)]
+    cut = json.dumps(Result(model="m3", backend="null").to_dict())[:80]
+    spooled = tmp_path / "unstored.jsonl"
+    spooled.write_text("\n".join([lines[0], '{"id": "../../x", "model": "m"}', lines[1], cut, lines[2]]) + "\n")
+    db = str(tmp_path / "r.db")
+    r = cli("results", "import", spooled, "--db", db)
+    assert r.returncode == 1 and "Traceback" not in r.output
+    bad = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(bad) == 2 and "line 2:" in bad[0] and "line 4:" in bad[1] and "cut short" in bad[1]
+    assert "imported 3 record(s)" in r.stdout and "2 skipped" in r.stdout
+    assert sorted(x["model"] for x in Store(db).records()) == ["m0", "m1", "m2"]

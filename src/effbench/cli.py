@@ -718,16 +718,24 @@ def results_import(
     file: Path = typer.Argument(..., help="A spool file (.jsonl) or a `bench run --out` file (.json)."),
     db: Optional[str] = typer.Option(None, "--db", envvar="EFFBENCH_DB", help="Results database."),
 ):
-    """Add records from a spool or --out file to the store (records already there are skipped)."""
+    """Add records from a spool or --out file to the store (records already there are skipped; a bad
+    line is reported by its number and skipped, the others are imported; exit 1 when any was skipped)."""
+    from rich.markup import escape
+
     from effbench.harness.spool import read_records
     from effbench.harness.store import Store
 
-    records = read_records(file)
+    records, skipped = read_records(file)
     store = Store(db)
     added, present = store.import_records(records)
+    for problem in skipped:
+        error_line(escape(f"{problem}: skipped"))
     console.print(
-        f"imported {added} record(s) into {store.display_url}" + (f"; {present} were already there" if present else "")
+        f"imported {added} record(s) into {store.display_url}"
+        + (f"; {present} were already there" if present else "")
+        + (f"; {len(skipped)} skipped" if skipped else "")
     )
+    return 1 if skipped else 0
 
 
 def _click_classes(name: str) -> tuple[type, ...]:
