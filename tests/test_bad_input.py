@@ -31,6 +31,7 @@ def files(tmp_path_factory):
 
     d = tmp_path_factory.mktemp("bad-input")
     (d / "random.onnx").write_bytes(os.urandom(4096))
+    (d / "empty.onnx").write_bytes(b"")
     (d / "random.db").write_bytes(os.urandom(8192))
     (d / "a-file").write_text("not a directory")
     (d / "weights.pth").write_bytes(b"not a state dict")
@@ -90,6 +91,7 @@ CASES = [
     (["run", *NULL, "--max-drop", "lots"], 2, ["invalid --max-drop 'lots'"]),
     (["run", "--model", "{d}/missing.onnx", "--backend", "ort"], 2, ["ONNX file not found"]),
     (["run", "--model", "{d}/random.onnx", "--backend", "ort"], 2, ["cannot read ONNX file"]),
+    (["run", "--model", "{d}/empty.onnx", "--backend", "ort"], 2, ["empty.onnx is empty (0 bytes)", "re-export"]),
     (["run", "--model", "{d}/fails-checker.onnx", "--backend", "ort"], 2, ["fails the ONNX checker", "fix"]),
     (["run", "--model", "{d}/fixed.onnx", "--backend", "ort", "--batch", "4"], 2, ["fixed batch of 1", "--batch 1"]),
     (["run", "--model", "tiny_models:missing", "--backend", "ort"], 2, ["has no factory 'missing'"]),
@@ -113,12 +115,17 @@ CASES = [
     (["run", *NULL, "--db", "{d}/newer.db"], 2, ["newer effbench", "schema 99"]),
     (["run", *NULL, "--db", "{d}"], 2, ["is a directory"]),
     (["results", "--db", "{d}/random.db"], 2, ["not a SQLite database"]),
-    (["results", "--db", "{d}/nothing-here.db"], 1, ["no results database"]),
+    (["results", "--db", "{d}/nothing-here.db"], 2, ["no results database"]),
     (["results", "--since", "garbage"], 2, ["invalid --since 'garbage'"]),
     (["results", "--format", "xml"], 2, ["unknown --format 'xml'"]),
     (["results", "import", "{d}/random.db"], 2, ["not JSON Lines"]),
     (["report", "--db", "{d}/random.db"], 2, ["not a SQLite database"]),
-    (["report", "--db", "{d}/nothing-here.db"], 1, ["no results database"]),
+    (["report", "--db", "{d}/nothing-here.db"], 2, ["no results database"]),
+    (
+        ["gate", "--baseline", "{d}/baseline.json", "--current", "db", "--db", "{d}/nothing-here.db"],
+        2,
+        ["no results database"],
+    ),
     (
         ["gate", "--baseline", "{d}/baseline.json", "--current", "db", "--db", "{d}/random.db"],
         2,
@@ -139,6 +146,12 @@ def test_catalog(args, code, needles, files, tmp_path, cli):
     if args[0] == "run":
         args = [args[0], *FAST, *args[1:]]  # the case's own value of an option wins
     one_line(cli(*args), code, *[n.replace("{d}", str(files)) for n in needles])
+
+
+def test_did_you_mean_lists_distinct_names(cli):
+    line = one_line(cli("run", "--model", "efficientvit_m00", "--backend", "null"), 2, "did you mean")
+    names = line.split("did you mean ")[1].rstrip("?").split(", ")
+    assert len(names) == len(set(names)) >= 2 and "efficientvit_m0" in names
 
 
 def test_catalog_is_large_enough():

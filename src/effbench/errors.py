@@ -17,3 +17,10 @@ class RunFailed(EffbenchError):
     """The run itself failed (export, load, inference)."""
 
     exit_code = 1
+
+
+def close_matches(word: str, choices, n: int = 3, cutoff: float = 0.6) -> list[str]:
+    """The distinct names among `choices` closest to `word`, for a "did you mean" hint."""
+    import difflib
+
+    return difflib.get_close_matches(word, list(dict.fromkeys(choices)), n=n, cutoff=cutoff)

@@ -93,4 +93,6 @@ def read_records(path: str | Path) -> tuple[list[dict[str, Any]], list[str]]:
             skipped.append(f"{path}: {where}: {why}")
         else:
             records.append(item)
+    if skipped and not records:
+        raise UsageError(f"{skipped[0]} (no effbench record in the file: pass a spool .jsonl or an --out .json file)")
     return records, skipped

@@ -101,8 +101,8 @@ def resolve_url(db: str | None, must_exist: bool = False) -> str:
     if "://" in db:
         return db
     path = Path(db).expanduser()
-    if must_exist and not path.is_file():
-        raise EffbenchError(
+    if must_exist and not path.is_file():  # a read command on a store that is not there: bad input (exit 2)
+        raise UsageError(
             f"no results database at {path}: run `bench run ...` first, or point --db (or EFFBENCH_DB) at one"
         )
     if path.is_dir():
