@@ -84,7 +84,7 @@ def read_records(path: str | Path) -> tuple[list[dict[str, Any]], list[str]]:
             if line.strip():
                 try:
                     numbered.append((f"line {n}", json.loads(line)))
-                except ValueError as e:
+                except json.JSONDecodeError as e:
                     numbered.append((f"line {n}", ValueError(f"not complete JSON ({e.msg}; cut short?)")))
     records, skipped = [], []
     for where, item in numbered:
