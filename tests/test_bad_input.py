@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from effbench.harness.store import Store
-from tests.conftest import bench, one_line
+from tests.conftest import TINY_CNN, bench, one_line
 
 NULL = ["--model", "efficientvit_m0", "--backend", "null"]
 FAST = ["--duration", "0.1", "--warmup", "0.02", "--warmup-iters", "2", "--min-iters", "3"]
@@ -345,3 +345,20 @@ def test_results_import_takes_every_complete_record_and_names_each_bad_line(tmp_
     assert len(bad) == 2 and "line 2:" in bad[0] and "line 4:" in bad[1] and "cut short" in bad[1]
     assert "imported 3 record(s)" in r.stdout and "2 skipped" in r.stdout
     assert sorted(x["model"] for x in Store(db).records()) == ["m0", "m1", "m2"]
+
+
+def test_eval_on_class_folders_the_model_does_not_have_is_refused(tmp_path, cli):
+    """cat/ and dog/ are not the tiny CNN's classes 0 and 1: exit 2 naming the folders and the fix,
+    instead of a meaningless top-1."""
+    from PIL import Image
+
+    root = tmp_path / "pets"
+    for name in ("cat", "dog"):
+        (root / name).mkdir(parents=True)
+        Image.new("RGB", (40, 40)).save(root / name / "a.png")
+    args = ["run", *TINY_CNN, "--backend", "ort", *FAST, "--db", str(tmp_path / "r.db"), "--eval", str(root)]
+    one_line(cli(*args), 2, "2 class folders (cat, dog)", "10 outputs", "--eval-labels")
+    labels = tmp_path / "labels.txt"
+    labels.write_text("cat 3\ndog 5\n")
+    r = cli(*args, "--eval-labels", str(labels))
+    assert r.returncode == 0, r.output
