@@ -4,6 +4,7 @@ happened, the result is found afterwards (store, spool or --out)."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import signal
@@ -43,6 +44,10 @@ def files(tmp_path_factory):
     )
     onnx.save(helper.make_model(graph), d / "fails-checker.onnx")  # one tensor produced twice
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
+    torch.save(model.state_dict(), d / "other-model.pth")  # the tiny CNN's names, other shapes
+    whole = (d / "other-model.pth").read_bytes()
+    (d / "cut.pth").write_bytes(whole[: len(whole) // 2])
+    torch.save({"state_dict": model.state_dict(), "args": argparse.Namespace(lr=0.1)}, d / "pickle.pth")
     torch.onnx.export(model, (torch.randn(1, 3, 16, 16),), str(d / "fixed.onnx"), input_names=["x"], dynamo=False)
     with sqlite3.connect(d / "foreign.db") as conn:
         conn.execute("CREATE TABLE results (run INTEGER, score REAL)")
@@ -105,7 +110,22 @@ CASES = [
     (
         ["run", "--model", "tiny_models:tiny_cnn", "--backend", "ort", "--weights", "{d}/weights.pth"],
         2,
-        ["cannot read weights file"],
+        ["weights.pth is corrupt", "neither a torch.save archive"],
+    ),
+    (
+        ["run", "--model", "tiny_models:tiny_cnn", "--backend", "ort", "--weights", "{d}/cut.pth"],
+        2,
+        ["cut.pth is corrupt"],
+    ),
+    (
+        ["run", "--model", "tiny_models:tiny_cnn", "--backend", "ort", "--weights", "{d}/other-model.pth"],
+        2,
+        ["does not fit the model", "tensor '0.weight'", "[4, 3, 3, 3] in the file", "[8, 3, 3, 3] in the model"],
+    ),
+    (
+        ["run", "--model", "tiny_models:tiny_cnn", "--backend", "ort", "--weights", "{d}/pickle.pth"],
+        2,
+        ["holds more than tensors", "state_dict()"],
     ),
     (["run", "--model", "tiny_models:tiny_cnn", "--backend", "ort", "--pretrained"], 2, ["--pretrained"]),
     (["run", *NULL, "--out", "{d}/a-file/r.json"], 2, ["cannot write --out"]),
