@@ -60,6 +60,10 @@ def files(tmp_path_factory):
         "devices:\n  pi5:\n    kind: cpu\n    ssh:\n      host: pi@pi5.local\n"
         f"      identity_file: {d / 'no-such-key'}\n"
     )
+    (d / "devices-badhost.yaml").write_text("devices:\n  pi5:\n    kind: cpu\n    ssh:\n      host: pi 5.local\n")
+    (d / "devices-typo.yaml").write_text(
+        "devices:\n  pi5:\n    kind: cpu\n    ssh:\n      host: pi5.local\n      identityfile: ~/.ssh/id\n"
+    )
     (d / "baseline.json").write_text(json.dumps({"schema": "effbench-baseline", "schema_version": 1, "cells": []}))
     return d
 
@@ -155,6 +159,12 @@ CASES = [
     (["sweep", "{d}/bad.yaml"], 2, ["not valid YAML"]),
     (["sweep", "{d}/zero-batch.yaml"], 2, ["batches[1]"]),
     (["devices", "list", "--devices-file", "{d}/devices-nokey.yaml"], 2, ["no-such-key", "ssh-keygen"]),
+    (["devices", "list", "--devices-file", "{d}/devices-badhost.yaml"], 2, ["device 'pi5'", "'pi 5.local'"]),
+    (
+        ["devices", "list", "--devices-file", "{d}/devices-typo.yaml"],
+        2,
+        ["unknown key 'ssh.identityfile'", "did you mean 'identity_file'"],
+    ),
 ]
 
 
@@ -172,6 +182,25 @@ def test_did_you_mean_lists_distinct_names(cli):
     line = one_line(cli("run", "--model", "efficientvit_m00", "--backend", "null"), 2, "did you mean")
     names = line.split("did you mean ")[1].rstrip("?").split(", ")
     assert len(names) == len(set(names)) >= 2 and "efficientvit_m0" in names
+
+
+@pytest.mark.parametrize("device", ["pi5", "cpu"])
+def test_a_bad_ssh_block_stops_a_run_before_any_work(device, files, tmp_path, cli):
+    """The whole devices file is validated when it is loaded: exit 2 and nothing stored, whichever
+    device the run names (not a `skipped` record once the cell runs)."""
+    db = tmp_path / "r.db"
+    r = cli(
+        "run",
+        *NULL,
+        *FAST,
+        "--device",
+        device,
+        "--db",
+        db,
+        env={"EFFBENCH_DEVICES": str(files / "devices-badhost.yaml")},
+    )
+    one_line(r, 2, "devices-badhost.yaml", "'pi 5.local'")
+    assert not db.exists() or not Store(str(db)).records()
 
 
 def test_catalog_is_large_enough():
