@@ -411,3 +411,39 @@ def test_eval_on_class_folders_the_model_does_not_have_is_refused(tmp_path, cli)
     labels.write_text("cat 3\ndog 5\n")
     r = cli(*args, "--eval-labels", str(labels))
     assert r.returncode == 0, r.output
+
+
+def _files_under(root: Path) -> dict[str, bytes]:
+    return {str(p): p.read_bytes() for p in root.rglob("*") if p.is_file() and not p.is_symlink()}
+
+
+def test_a_shared_predictor_file_never_chooses_where_it_is_written(tmp_path, cli):
+    """Hostile predictor files (a traversal id, an absolute id, a backend that is a path, a symlink
+    planted where the predictor goes) install nothing outside the predictors folder."""
+    from effbench.predict.predictor import new_data, predictor_id
+
+    state, outside = tmp_path / "state", tmp_path / "outside"
+    outside.mkdir()
+    (outside / "precious.json").write_text("keep me")
+    env = {"EFFBENCH_STATE": str(state)}
+    hostile = {
+        "traversal": {"id": "../../outside/evil"},
+        "absolute": {"id": str(outside / "evil")},
+        "path-backend": {"backend": "../../outside/x", "id": predictor_id("../../outside/x", "cpu")},
+    }
+    for name, fields in hostile.items():
+        (tmp_path / f"{name}.json").write_text(json.dumps(new_data("openvino", "cpu", {"cpu": "y"}) | fields))
+    before = _files_under(tmp_path)
+    for name in hostile:
+        one_line(cli("predictor", "import", tmp_path / f"{name}.json", env=env), 2, f"{name}.json")
+    assert _files_under(tmp_path) == before  # nothing written anywhere
+    predictors = state / "predictors"
+    predictors.mkdir(parents=True)
+    (predictors / "openvino-cpu.json").symlink_to(outside / "precious.json")
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps(new_data("openvino", "cpu", {"cpu": "y"})))
+    assert cli("predictor", "import", good, "--force", env=env).returncode == 0
+    assert (outside / "precious.json").read_text() == "keep me"
+    installed = predictors / "openvino-cpu.json"
+    assert not installed.is_symlink() and json.loads(installed.read_text())["id"] == "openvino-cpu"
+    assert sorted(p.name for p in outside.iterdir()) == ["precious.json"]
