@@ -9,7 +9,8 @@ the artifact cache; the harness then prepares the cells from the cache, building
 
 Protocol: the harness writes the cells' configurations (a JSON list) on the process's stdin; the
 process answers on the pipe it is given, one JSON line per event: {"start": k} before cell k and
-{"done": k, "outcome": ..., "usage": bool} after it (outcome None when it was built).
+{"done": k, "outcome": ...} after it: {"status": "built", "built": what the record keeps of the
+build (export time, fresh or cached)}, or the cell's failure {"status", "error", "extra", "usage"}.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Optional
+from typing import Any
 
 from effbench.errors import UsageError
 from effbench.harness import failures
@@ -31,7 +32,8 @@ from effbench.harness.config import RunConfig
 from effbench.harness.launchers.local import STDERR_TAIL, kill_group
 from effbench.harness.prepare import check_cell, prepare
 
-Outcome = Optional[dict[str, Any]]  # None: built; else {"status", "error", "extra"} (+ "usage": True)
+Outcome = dict[str, Any]  # {"status": "built", "built": {...}} or a failure (failures.classify + "usage")
+BUILT = "built"
 BUILDER = "model build process"
 _STARTUP_S = 120.0  # the process's own imports, before the first cell's timeout starts
 
@@ -124,10 +126,7 @@ def _follow(fd: int, cells: list[RunConfig]) -> tuple[dict[int, Outcome], int | 
                 current = int(msg["start"])
                 deadline = time.monotonic() + cells[current].timeout_s
             else:
-                outcome = msg.get("outcome")
-                if outcome is not None and msg.get("usage"):
-                    outcome["usage"] = True
-                outcomes[int(msg["done"])] = outcome
+                outcomes[int(msg["done"])] = msg["outcome"]
                 current = None
 
 
@@ -150,7 +149,7 @@ def build_in_processes(cells: list[RunConfig], groups: list[list[int]], workers:
 
 def usage_error(outcome: Outcome) -> UsageError | None:
     """The bad-input error a cell's build reported (a factory that returns no module ...)."""
-    return UsageError(outcome["error"]) if outcome and outcome.get("usage") else None
+    return UsageError(outcome["error"]) if outcome.get("usage") else None
 
 
 def _send(out, msg: dict[str, Any]) -> None:
@@ -164,10 +163,15 @@ def main(argv: list[str]) -> int:
         for k, data in enumerate(cells):
             _send(out, {"start": k})
             try:
-                prepare(check_cell(RunConfig.model_validate(data)))
-                _send(out, {"done": k, "outcome": None})
+                cell = prepare(check_cell(RunConfig.model_validate(data)))
+                built = {
+                    "artifact_cached": cell.artifact_cached,
+                    "export_s": cell.export_s,
+                    "prepare_s": cell.prepare_s,
+                }
+                _send(out, {"done": k, "outcome": {"status": BUILT, "built": built}})
             except Exception as e:  # the cell's record; the next cell is built all the same
-                _send(out, {"done": k, "outcome": failures.classify(e), "usage": isinstance(e, UsageError)})
+                _send(out, {"done": k, "outcome": {**failures.classify(e), "usage": isinstance(e, UsageError)}})
     return 0
 
 

@@ -14,6 +14,7 @@ GPUs) share one lane: a GPU cell still drives the host CPU.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 from collections import defaultdict
@@ -29,7 +30,7 @@ from effbench.export.cache import NotCached, cached_only
 from effbench.harness import failures
 from effbench.harness.config import RunConfig
 from effbench.harness.prepare import Checked, PreparedCell, check_cell, prepare
-from effbench.harness.prepare_pool import build_in_processes, usage_error
+from effbench.harness.prepare_pool import BUILT, build_in_processes, usage_error
 from effbench.harness.result import Result
 from effbench.harness.store import Store, save_or_spool
 
@@ -93,20 +94,22 @@ def prepare_cells(
         for i, outcome in sorted(built.items()):
             if checked is not None and (bad := usage_error(outcome)):
                 raise bad
-            out[i] = _failed(cells[i], outcome) if outcome else _from_cache(cells[i], ok[i])
+            built = outcome["status"] == BUILT
+            out[i] = _from_cache(cells[i], ok[i], outcome["built"]) if built else _failed(cells[i], outcome)
     return [o for o in out if o is not None]
 
 
 def _failed(cfg: RunConfig, outcome: dict) -> Result:
-    outcome = {k: v for k, v in outcome.items() if k != "usage"}
+    outcome = {k: v for k, v in outcome.items() if k in ("status", "error", "extra")}
     return failures.failed_result(cfg.to_dict(), outcome, config_hash=cfg.config_hash())
 
 
-def _from_cache(cfg: RunConfig, checked: Checked) -> PreparedCell | Result:
-    """A cell its build process built: everything is in the cache now."""
+def _from_cache(cfg: RunConfig, checked: Checked, built: dict) -> PreparedCell | Result:
+    """A cell its build process built: everything is in the cache now; the record keeps what the
+    build did (a fresh export and its time), not that the harness then found it cached."""
     try:
         with cached_only():
-            return prepare(checked)
+            return dataclasses.replace(prepare(checked), **built)
     except NotCached as e:
         return _failed(
             cfg,
