@@ -29,7 +29,7 @@ from typing import Any
 from effbench.errors import UsageError
 from effbench.harness import failures
 from effbench.harness.config import RunConfig
-from effbench.harness.launchers.local import STDERR_TAIL, kill_group
+from effbench.harness.launchers.local import STDERR_TAIL, kill_group, spawn_module
 from effbench.harness.prepare import check_cell, prepare
 
 Outcome = dict[str, Any]  # {"status": "built", "built": {...}} or a failure (failures.classify + "usage")
@@ -65,24 +65,14 @@ class _Pool:
         """Outcomes of the cells this process got to (at least the first, unless interrupted)."""
         read_fd, write_fd = os.pipe()
         errfile = tempfile.TemporaryFile()
+        request = [c.to_dict() | {"db": None} for c in cells]
         try:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "effbench.harness.prepare_pool", str(write_fd)],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.DEVNULL,
-                stderr=errfile,
-                pass_fds=(write_fd,),
-                env=dict(os.environ, PYTHONUNBUFFERED="1"),
-                start_new_session=True,  # a timeout kills it and whatever it started
-            )
+            proc = spawn_module("effbench.harness.prepare_pool", request, write_fd, errfile)
         finally:
             os.close(write_fd)
         with self.lock:
             self.procs.add(proc)
         try:
-            assert proc.stdin is not None
-            proc.stdin.write(json.dumps([c.to_dict() | {"db": None} for c in cells]).encode())
-            proc.stdin.close()
             outcomes, current, timed_out = _follow(read_fd, cells)
             if timed_out:
                 kill_group(proc.pid)

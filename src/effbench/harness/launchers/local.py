@@ -89,6 +89,24 @@ class _Reader(threading.Thread):
                         pass
 
 
+def spawn_module(module: str, request: Any, write_fd: int, errfile) -> subprocess.Popen:
+    """`python -m module WRITE_FD` in a session of its own (a timeout kills it and whatever it
+    started), `request` as JSON on its stdin, its answers on write_fd, its stderr to errfile."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", module, str(write_fd)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=errfile,
+        pass_fds=(write_fd,),
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+        start_new_session=True,
+    )
+    assert proc.stdin is not None
+    proc.stdin.write(json.dumps(request).encode())
+    proc.stdin.close()
+    return proc
+
+
 def kill_group(pid: int) -> None:
     try:
         os.killpg(pid, signal.SIGKILL)
@@ -177,18 +195,7 @@ class Workers:
         return code
 
     def _run_spawned(self, payload: dict, write_fd: int, errfile, timeout: float) -> int | None:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "effbench.harness.worker", str(write_fd)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            stderr=errfile,
-            pass_fds=(write_fd,),
-            env=dict(os.environ, PYTHONUNBUFFERED="1"),
-            start_new_session=True,
-        )
-        assert proc.stdin is not None
-        proc.stdin.write(json.dumps(payload).encode())
-        proc.stdin.close()
+        proc = spawn_module("effbench.harness.worker", payload, write_fd, errfile)
         try:
             return proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
