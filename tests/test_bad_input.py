@@ -60,6 +60,7 @@ def files(tmp_path_factory):
         "devices:\n  pi5:\n    kind: cpu\n    ssh:\n      host: pi@pi5.local\n"
         f"      identity_file: {d / 'no-such-key'}\n"
     )
+    (d / "devices-traversal.yaml").write_text("devices:\n  ../../boards/pi:\n    kind: cpu\n")
     (d / "devices-badhost.yaml").write_text("devices:\n  pi5:\n    kind: cpu\n    ssh:\n      host: pi 5.local\n")
     (d / "devices-typo.yaml").write_text(
         "devices:\n  pi5:\n    kind: cpu\n    ssh:\n      host: pi5.local\n      identityfile: ~/.ssh/id\n"
@@ -182,6 +183,7 @@ CASES = [
     (["sweep", "{d}/zero-batch.yaml"], 2, ["batches[1]"]),
     (["devices", "list", "--devices-file", "{d}/devices-nokey.yaml"], 2, ["no-such-key", "ssh-keygen"]),
     (["devices", "list", "--devices-file", "{d}/devices-badhost.yaml"], 2, ["device 'pi5'", "'pi 5.local'"]),
+    (["devices", "list", "--devices-file", "{d}/devices-traversal.yaml"], 2, ["device name '../../boards/pi'"]),
     (
         ["devices", "list", "--devices-file", "{d}/devices-typo.yaml"],
         2,

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from effbench import yamlfile
 from effbench.devices.remote import RemoteTarget
-from effbench.errors import UsageError, close_matches
+from effbench.errors import UsageError, close_matches, safe_name
 
 ENV_VAR = "EFFBENCH_DEVICES"
 LOCAL_FILE = "devices.yaml"
@@ -232,6 +232,7 @@ def parse_catalog(text: str, filename: str = LOCAL_FILE) -> dict[str, DeviceSpec
 
 
 def _parse_entry(name: str, entry: Any, filename: str) -> DeviceSpec:
+    safe_name(name, "device name", filename)  # it names files (predictors, caches) and farm resources
     where = f"{filename}: device '{name}'"
     if not isinstance(entry, dict):
         raise UsageError(f"{where}: entry must be a mapping with at least 'kind' (got {_got(entry)})")
