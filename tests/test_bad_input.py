@@ -471,3 +471,16 @@ def test_a_shared_predictor_file_never_chooses_where_it_is_written(tmp_path, cli
     installed = predictors / "openvino-cpu.json"
     assert not installed.is_symlink() and json.loads(installed.read_text())["id"] == "openvino-cpu"
     assert sorted(p.name for p in outside.iterdir()) == ["precious.json"]
+
+
+def test_the_exit_code_rule_of_read_commands(tmp_path, cli):
+    """README: a store that is not there is bad input (2, nothing created); an existing store where
+    nothing matches is not (`bench results` says so, exit 0; `bench report` has nothing to draw, 1)."""
+    missing, empty = tmp_path / "nowhere" / "r.db", tmp_path / "empty.db"
+    for args in (["results"], ["report"], ["gate", "--baseline", "db:tag=a", "--current", "db:tag=b"]):
+        one_line(cli(*args, "--db", missing), 2, "no results database")
+    assert not missing.parent.exists()
+    Store(str(empty))
+    r = cli("results", "--db", empty)
+    assert r.returncode == 0 and "no stored results match" in r.stdout
+    one_line(cli("report", "--db", empty, "-o", tmp_path / "x.html"), 1, "no stored results")
