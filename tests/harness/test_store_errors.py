@@ -131,3 +131,13 @@ def test_ctrl_c_while_waiting_for_a_locked_store_names_the_spool_file(tmp_path):
     (spooled,) = spool.glob("*.jsonl")
     assert str(spooled) in err and f"bench results import {spooled}" in err
     assert json.loads(spooled.read_text())["status"] == "ok"
+
+
+def test_postgresql_errors_are_told_apart_by_their_class():
+    pg = pytest.importorskip("psycopg.errors", reason="psycopg 3 not installed (pip install 'effbench[farm]')")
+    from sqlalchemy.exc import OperationalError
+
+    assert store_errors.is_busy(OperationalError("UPDATE ...", {}, pg.LockNotAvailable("busy")))
+    assert store_errors.is_busy(OperationalError("UPDATE ...", {}, pg.DeadlockDetected("x")))
+    assert not store_errors.is_busy(OperationalError("INSERT ... busy", {}, pg.ReadOnlySqlTransaction("busy")))
+    assert not store_errors.is_busy(OperationalError("INSERT ... busy", {}, pg.DiskFull("busy")))
