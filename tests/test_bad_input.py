@@ -4,6 +4,7 @@ happened, the result is found afterwards (store, spool or --out)."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import signal
@@ -15,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import bench, one_line
+from effbench.harness.store import Store
+from tests.conftest import TINY_CNN, bench, one_line
 
 NULL = ["--model", "efficientvit_m0", "--backend", "null"]
 FAST = ["--duration", "0.1", "--warmup", "0.02", "--warmup-iters", "2", "--min-iters", "3"]
@@ -30,6 +32,7 @@ def files(tmp_path_factory):
 
     d = tmp_path_factory.mktemp("bad-input")
     (d / "random.onnx").write_bytes(os.urandom(4096))
+    (d / "empty.onnx").write_bytes(b"")
     (d / "random.db").write_bytes(os.urandom(8192))
     (d / "a-file").write_text("not a directory")
     (d / "weights.pth").write_bytes(b"not a state dict")
@@ -41,6 +44,10 @@ def files(tmp_path_factory):
     )
     onnx.save(helper.make_model(graph), d / "fails-checker.onnx")  # one tensor produced twice
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
+    torch.save(model.state_dict(), d / "other-model.pth")  # the tiny CNN's names, other shapes
+    whole = (d / "other-model.pth").read_bytes()
+    (d / "cut.pth").write_bytes(whole[: len(whole) // 2])
+    torch.save({"state_dict": model.state_dict(), "args": argparse.Namespace(lr=0.1)}, d / "pickle.pth")
     torch.onnx.export(model, (torch.randn(1, 3, 16, 16),), str(d / "fixed.onnx"), input_names=["x"], dynamo=False)
     with sqlite3.connect(d / "foreign.db") as conn:
         conn.execute("CREATE TABLE results (run INTEGER, score REAL)")
@@ -52,6 +59,11 @@ def files(tmp_path_factory):
     (d / "devices-nokey.yaml").write_text(
         "devices:\n  pi5:\n    kind: cpu\n    ssh:\n      host: pi@pi5.local\n"
         f"      identity_file: {d / 'no-such-key'}\n"
+    )
+    (d / "devices-traversal.yaml").write_text("devices:\n  ../../boards/pi:\n    kind: cpu\n")
+    (d / "devices-badhost.yaml").write_text("devices:\n  pi5:\n    kind: cpu\n    ssh:\n      host: pi 5.local\n")
+    (d / "devices-typo.yaml").write_text(
+        "devices:\n  pi5:\n    kind: cpu\n    ssh:\n      host: pi5.local\n      identityfile: ~/.ssh/id\n"
     )
     (d / "baseline.json").write_text(json.dumps({"schema": "effbench-baseline", "schema_version": 1, "cells": []}))
     return d
@@ -89,6 +101,7 @@ CASES = [
     (["run", *NULL, "--max-drop", "lots"], 2, ["invalid --max-drop 'lots'"]),
     (["run", "--model", "{d}/missing.onnx", "--backend", "ort"], 2, ["ONNX file not found"]),
     (["run", "--model", "{d}/random.onnx", "--backend", "ort"], 2, ["cannot read ONNX file"]),
+    (["run", "--model", "{d}/empty.onnx", "--backend", "ort"], 2, ["empty.onnx is empty (0 bytes)", "re-export"]),
     (["run", "--model", "{d}/fails-checker.onnx", "--backend", "ort"], 2, ["fails the ONNX checker", "fix"]),
     (["run", "--model", "{d}/fixed.onnx", "--backend", "ort", "--batch", "4"], 2, ["fixed batch of 1", "--batch 1"]),
     (["run", "--model", "tiny_models:missing", "--backend", "ort"], 2, ["has no factory 'missing'"]),
@@ -102,7 +115,22 @@ CASES = [
     (
         ["run", "--model", "tiny_models:tiny_cnn", "--backend", "ort", "--weights", "{d}/weights.pth"],
         2,
-        ["cannot read weights file"],
+        ["weights.pth is corrupt", "neither a torch.save archive"],
+    ),
+    (
+        ["run", "--model", "tiny_models:tiny_cnn", "--backend", "ort", "--weights", "{d}/cut.pth"],
+        2,
+        ["cut.pth is corrupt"],
+    ),
+    (
+        ["run", "--model", "tiny_models:tiny_cnn", "--backend", "ort", "--weights", "{d}/other-model.pth"],
+        2,
+        ["does not fit the model", "tensor '0.weight'", "[4, 3, 3, 3] in the file", "[8, 3, 3, 3] in the model"],
+    ),
+    (
+        ["run", "--model", "tiny_models:tiny_cnn", "--backend", "ort", "--weights", "{d}/pickle.pth"],
+        2,
+        ["holds more than tensors", "state_dict()"],
     ),
     (["run", "--model", "tiny_models:tiny_cnn", "--backend", "ort", "--pretrained"], 2, ["--pretrained"]),
     (["run", *NULL, "--out", "{d}/a-file/r.json"], 2, ["cannot write --out"]),
@@ -112,21 +140,55 @@ CASES = [
     (["run", *NULL, "--db", "{d}/newer.db"], 2, ["newer effbench", "schema 99"]),
     (["run", *NULL, "--db", "{d}"], 2, ["is a directory"]),
     (["results", "--db", "{d}/random.db"], 2, ["not a SQLite database"]),
-    (["results", "--db", "{d}/nothing-here.db"], 1, ["no results database"]),
+    (["results", "--db", "{d}/nothing-here.db"], 2, ["no results database"]),
     (["results", "--since", "garbage"], 2, ["invalid --since 'garbage'"]),
     (["results", "--format", "xml"], 2, ["unknown --format 'xml'"]),
     (["results", "import", "{d}/random.db"], 2, ["not JSON Lines"]),
     (["report", "--db", "{d}/random.db"], 2, ["not a SQLite database"]),
-    (["report", "--db", "{d}/nothing-here.db"], 1, ["no results database"]),
+    (["report", "--db", "{d}/nothing-here.db"], 2, ["no results database"]),
+    (
+        ["gate", "--baseline", "{d}/baseline.json", "--current", "db", "--db", "{d}/nothing-here.db"],
+        2,
+        ["no results database"],
+    ),
     (
         ["gate", "--baseline", "{d}/baseline.json", "--current", "db", "--db", "{d}/random.db"],
         2,
         ["not a SQLite database"],
     ),
+    (["results", "import", "{d}/no-such.jsonl"], 2, ["cannot read", "no-such.jsonl"]),
+    (["results", "import", "{d}/bad.yaml"], 2, ["bad.yaml: line 1", "no effbench record"]),
+    (["claims", "verify", "nosuchclaim"], 2, ["unknown claim 'nosuchclaim'"]),
+    (["claims", "show", "efficientvit-m5-vs-mobilenetv3-large-cpux"], 2, ["did you mean"]),
+    (["claims", "list", "--claims-dir", "{d}/bad.yaml"], 2, ["not valid YAML"]),
+    (
+        ["claims", "verify", "efficientvit-m5-vs-mobilenetv3-large-cpu", "--backend", "nosuch"],
+        2,
+        ["unknown backend 'nosuch'"],
+    ),
+    (["predictor", "import", "{d}/no-such.json"], 2, ["predictor file", "not found"]),
+    (["predictor", "import", "{d}/bad.yaml"], 2, ["is not a predictor file"]),
+    (
+        ["predict", "--model", "efficientvit_m0", "--backend", "ov", "--predictor", "{d}/bad.yaml"],
+        2,
+        ["not a predictor"],
+    ),
+    (["farm", "start", "192.0.2.1:6379"], 2, ["not an address of this host"]),
+    (["farm", "start", "127.0.0.1:99999"], 2, ["port must be a number"]),
+    (["farm", "start", "nosuchhost.invalid"], 2, ["cannot resolve host"]),
+    (["farm", "join", "127.0.0.1:6379"], 2, ["no --device given"]),
+    (["farm", "join", "127.0.0.1:1", "--device", "local-cpu"], 1, ["farm head 127.0.0.1:1 does not answer"]),
     (["sweep", "{d}/no-such.yaml"], 2, ["sweep file not found"]),
     (["sweep", "{d}/bad.yaml"], 2, ["not valid YAML"]),
     (["sweep", "{d}/zero-batch.yaml"], 2, ["batches[1]"]),
     (["devices", "list", "--devices-file", "{d}/devices-nokey.yaml"], 2, ["no-such-key", "ssh-keygen"]),
+    (["devices", "list", "--devices-file", "{d}/devices-badhost.yaml"], 2, ["device 'pi5'", "'pi 5.local'"]),
+    (["devices", "list", "--devices-file", "{d}/devices-traversal.yaml"], 2, ["device name '../../boards/pi'"]),
+    (
+        ["devices", "list", "--devices-file", "{d}/devices-typo.yaml"],
+        2,
+        ["unknown key 'ssh.identityfile'", "did you mean 'identity_file'"],
+    ),
 ]
 
 
@@ -138,6 +200,31 @@ def test_catalog(args, code, needles, files, tmp_path, cli):
     if args[0] == "run":
         args = [args[0], *FAST, *args[1:]]  # the case's own value of an option wins
     one_line(cli(*args), code, *[n.replace("{d}", str(files)) for n in needles])
+
+
+def test_did_you_mean_lists_distinct_names(cli):
+    line = one_line(cli("run", "--model", "efficientvit_m00", "--backend", "null"), 2, "did you mean")
+    names = line.split("did you mean ")[1].rstrip("?").split(", ")
+    assert len(names) == len(set(names)) >= 2 and "efficientvit_m0" in names
+
+
+@pytest.mark.parametrize("device", ["pi5", "cpu"])
+def test_a_bad_ssh_block_stops_a_run_before_any_work(device, files, tmp_path, cli):
+    """The whole devices file is validated when it is loaded: exit 2 and nothing stored, whichever
+    device the run names (not a `skipped` record once the cell runs)."""
+    db = tmp_path / "r.db"
+    r = cli(
+        "run",
+        *NULL,
+        *FAST,
+        "--device",
+        device,
+        "--db",
+        db,
+        env={"EFFBENCH_DEVICES": str(files / "devices-badhost.yaml")},
+    )
+    one_line(r, 2, "devices-badhost.yaml", "'pi 5.local'")
+    assert not db.exists() or not Store(str(db)).records()
 
 
 def test_catalog_is_large_enough():
@@ -284,3 +371,116 @@ def test_a_store_on_a_full_filesystem_loses_nothing(tmp_path):
         assert [x["id"] for x in json.loads(r.stdout)] == [rec["id"]]
     finally:
         subprocess.run(["umount", "-l", str(small)], capture_output=True)
+
+
+def test_a_segfaulting_factory_is_the_cells_crashed_record(tmp_path):
+    """The model is built in a process of its own: `bench run` survives the crash, says so in one
+    line, exits 1 and stores the record."""
+    db = tmp_path / "r.db"
+    r = bench(
+        "run", "--model", "tiny_models:segfault_model", "--backend", "ort", "--input-size", "16", *FAST, "--db", db
+    )
+    line = one_line(r, 1, "crashed", "SIGSEGV")
+    assert "tiny_models:segfault_model" in line
+    (rec,) = Store(str(db)).records()
+    assert rec["status"] == "crashed" and "SIGSEGV" in rec["error"] and rec["backend"] == "onnxruntime"
+
+
+def test_a_sweep_measures_every_cell_beside_a_crashing_and_a_hanging_factory(tmp_path):
+    """Failed cells are records, not a failed sweep (exit 0, as for a crashing runtime)."""
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text(
+        "models: [tiny_models:segfault_model, tiny_models:hanging_model, tiny_models:tiny_cnn]\n"
+        "backends: [ort]\ninput_size: 32\nduration_s: 0.1\nwarmup_s: 0.02\nmin_iters: 3\ntimeout_s: 20\n"
+    )
+    db = tmp_path / "r.db"
+    r = bench("sweep", sweep, "--db", db)
+    assert r.returncode == 0 and "Traceback" not in r.output and "BrokenProcessPool" not in r.output, r.output
+    recs = {x["model"]: x for x in Store(str(db)).records()}
+    assert recs["tiny_models:segfault_model"]["status"] == "crashed"
+    assert "SIGSEGV" in recs["tiny_models:segfault_model"]["error"]
+    assert recs["tiny_models:hanging_model"]["status"] == "timeout"
+    assert "20 s" in recs["tiny_models:hanging_model"]["error"]
+    assert recs["tiny_models:tiny_cnn"]["status"] == "ok" and recs["tiny_models:tiny_cnn"]["iterations"] >= 3
+
+
+def test_results_import_takes_every_complete_record_and_names_each_bad_line(tmp_path, cli):
+    from effbench.harness.result import Result
+
+    lines = [json.dumps(Result(model=f"m{i}", backend="null").to_dict()) for i in range(3)]
+    cut = json.dumps(Result(model="m3", backend="null").to_dict())[:80]
+    spooled = tmp_path / "unstored.jsonl"
+    spooled.write_text("\n".join([lines[0], '{"id": "../../x", "model": "m"}', lines[1], cut, lines[2]]) + "\n")
+    db = str(tmp_path / "r.db")
+    r = cli("results", "import", spooled, "--db", db)
+    assert r.returncode == 1 and "Traceback" not in r.output
+    bad = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(bad) == 2 and "line 2:" in bad[0] and "line 4:" in bad[1] and "cut short" in bad[1]
+    assert "imported 3 record(s)" in r.stdout and "2 skipped" in r.stdout
+    assert sorted(x["model"] for x in Store(db).records()) == ["m0", "m1", "m2"]
+
+
+def test_eval_on_class_folders_the_model_does_not_have_is_refused(tmp_path, cli):
+    """cat/ and dog/ are not the tiny CNN's classes 0 and 1: exit 2 naming the folders and the fix,
+    instead of a meaningless top-1."""
+    from PIL import Image
+
+    root = tmp_path / "pets"
+    for name in ("cat", "dog"):
+        (root / name).mkdir(parents=True)
+        Image.new("RGB", (40, 40)).save(root / name / "a.png")
+    args = ["run", *TINY_CNN, "--backend", "ort", *FAST, "--db", str(tmp_path / "r.db"), "--eval", str(root)]
+    one_line(cli(*args), 2, "2 class folders (cat, dog)", "10 outputs", "--eval-labels")
+    labels = tmp_path / "labels.txt"
+    labels.write_text("cat 3\ndog 5\n")
+    r = cli(*args, "--eval-labels", str(labels))
+    assert r.returncode == 0, r.output
+
+
+def _files_under(root: Path) -> dict[str, bytes]:
+    return {str(p): p.read_bytes() for p in root.rglob("*") if p.is_file() and not p.is_symlink()}
+
+
+def test_a_shared_predictor_file_never_chooses_where_it_is_written(tmp_path, cli):
+    """Hostile predictor files (a traversal id, an absolute id, a backend that is a path, a symlink
+    planted where the predictor goes) install nothing outside the predictors folder."""
+    from effbench.predict.predictor import new_data, predictor_id
+
+    state, outside = tmp_path / "state", tmp_path / "outside"
+    outside.mkdir()
+    (outside / "precious.json").write_text("keep me")
+    env = {"EFFBENCH_STATE": str(state)}
+    hostile = {
+        "traversal": {"id": "../../outside/evil"},
+        "absolute": {"id": str(outside / "evil")},
+        "path-backend": {"backend": "../../outside/x", "id": predictor_id("../../outside/x", "cpu")},
+    }
+    for name, fields in hostile.items():
+        (tmp_path / f"{name}.json").write_text(json.dumps(new_data("openvino", "cpu", {"cpu": "y"}) | fields))
+    before = _files_under(tmp_path)
+    for name in hostile:
+        one_line(cli("predictor", "import", tmp_path / f"{name}.json", env=env), 2, f"{name}.json")
+    assert _files_under(tmp_path) == before  # nothing written anywhere
+    predictors = state / "predictors"
+    predictors.mkdir(parents=True)
+    (predictors / "openvino-cpu.json").symlink_to(outside / "precious.json")
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps(new_data("openvino", "cpu", {"cpu": "y"})))
+    assert cli("predictor", "import", good, "--force", env=env).returncode == 0
+    assert (outside / "precious.json").read_text() == "keep me"
+    installed = predictors / "openvino-cpu.json"
+    assert not installed.is_symlink() and json.loads(installed.read_text())["id"] == "openvino-cpu"
+    assert sorted(p.name for p in outside.iterdir()) == ["precious.json"]
+
+
+def test_the_exit_code_rule_of_read_commands(tmp_path, cli):
+    """README: a store that is not there is bad input (2, nothing created); an existing store where
+    nothing matches is not (`bench results` says so, exit 0; `bench report` has nothing to draw, 1)."""
+    missing, empty = tmp_path / "nowhere" / "r.db", tmp_path / "empty.db"
+    for args in (["results"], ["report"], ["gate", "--baseline", "db:tag=a", "--current", "db:tag=b"]):
+        one_line(cli(*args, "--db", missing), 2, "no results database")
+    assert not missing.parent.exists()
+    Store(str(empty))
+    r = cli("results", "--db", empty)
+    assert r.returncode == 0 and "no stored results match" in r.stdout
+    one_line(cli("report", "--db", empty, "-o", tmp_path / "x.html"), 1, "no stored results")

@@ -544,9 +544,8 @@ def run(
 def _run(
     params: dict, out: Path | None, db: str | None, store_results: bool, isolate: bool, launchers: dict, server
 ) -> None:
-    from effbench.harness import failures
-    from effbench.harness.prepare import check_cell, prepare
-    from effbench.harness.scheduler import run_cells
+    from effbench.harness.prepare import check_cell
+    from effbench.harness.scheduler import prepare_cells, run_cells
     from effbench.harness.store import Store
 
     cells = cells_from_run_options(params)
@@ -554,18 +553,15 @@ def _run(
     launchers.update(_local_workers(isolate, [params["backend"]], server))  # its start-up overlaps the checks
     checked = [check_cell(cell) for cell in cells]  # unknown model / backend / option / precision: before any work
     store = Store(db) if store_results else None
-    prepared: list = []
-    for c in checked:
-        try:  # a factory that returns no module, a weights file that does not fit: exit 2 before measuring
-            prepared.append(prepare(c))
-        except UsageError:
-            raise
-        except Exception as e:  # an export that fails is the cell's failed record (the run goes on)
-            prepared.append(
-                failures.failed_result(c.cfg.to_dict(), failures.classify(e), config_hash=c.cfg.config_hash())
-            )
+    # built in a process of its own: a factory that returns no module or a weights file that does not
+    # fit is exit 2 before measuring; one that fails or crashes is the cell's record (the run goes on)
+    prepared = prepare_cells(cells, checked=checked)
     sink = ResultSink(out, store, "bench run")
-    results = run_cells(cells, None, isolate=isolate, on_result=sink, launchers=launchers, prepared=prepared)
+    try:
+        results = run_cells(cells, None, isolate=isolate, on_result=sink, launchers=launchers, prepared=prepared)
+    except KeyboardInterrupt:
+        sink.summary()  # a result spooled on the way out is named with its import command
+        raise
     records = [r.to_dict() for r in results]
     console.print(result_table(records, title="bench run"))
     _say_once(records)
@@ -800,16 +796,24 @@ def results_import(
     file: Path = typer.Argument(..., help="A spool file (.jsonl) or a `bench run --out` file (.json)."),
     db: Optional[str] = typer.Option(None, "--db", envvar="EFFBENCH_DB", help="Results database."),
 ):
-    """Add records from a spool or --out file to the store (records already there are skipped)."""
+    """Add records from a spool or --out file to the store (records already there are skipped; a bad
+    line is reported by its number and skipped, the others are imported; exit 1 when any was skipped)."""
+    from rich.markup import escape
+
     from effbench.harness.spool import read_records
     from effbench.harness.store import Store
 
-    records = read_records(file)
+    records, skipped = read_records(file)
     store = Store(db)
     added, present = store.import_records(records)
+    for problem in skipped:
+        error_line(escape(f"{problem}: skipped"))
     console.print(
-        f"imported {added} record(s) into {store.display_url}" + (f"; {present} were already there" if present else "")
+        f"imported {added} record(s) into {store.display_url}"
+        + (f"; {present} were already there" if present else "")
+        + (f"; {len(skipped)} skipped" if skipped else "")
     )
+    return 1 if skipped else 0
 
 
 def _click_classes(name: str) -> tuple[type, ...]:

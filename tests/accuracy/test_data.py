@@ -189,3 +189,14 @@ def test_labels_file_problems(tmp_path):
     bad_json = tmp_path / "l.json"
     bad_json.write_text('{"n01": "zero"}')
     _one_line_error(lambda: find_images(root, labels_file=bad_json), "JSON object of name -> class index")
+
+
+def test_class_folders_the_model_cannot_be_mapped_to_need_a_labels_file(tmp_path):
+    root = tmp_path / "pets"
+    for name in ("cat", "dog"):
+        (root / name).mkdir(parents=True)
+        Image.new("RGB", (8, 8)).save(root / name / "a.png")
+    _one_line_error(lambda: find_images(root, num_classes=1000), "2 class folders (cat, dog)", "--eval-labels")
+    labels = tmp_path / "labels.txt"
+    labels.write_text("cat 281\ndog 207\n")
+    assert find_images(root, labels_file=labels, num_classes=1000).labels == [281, 207]

@@ -204,20 +204,22 @@ def test_bad_entries_give_one_line_usage_errors(tmp_path, text, expected):
         assert part in msg, msg
 
 
-def test_ssh_fields_are_kept():
+def test_ssh_fields_are_kept_and_unknown_ones_refused():
     spec = parse_catalog(
         "devices:\n  pi:\n    kind: cpu\n    ssh: pi@raspberrypi.local\n"
         "  box:\n    kind: gpu\n    ssh: {host: gpu-box, port: 2222, python: /opt/py/bin/python,"
-        " workdir: /srv/bench, jump: bastion}\n"
+        " workdir: /srv/bench, options: [-J, bastion]}\n"
     )
     assert spec["pi"].ssh.host == "pi@raspberrypi.local"
     box = spec["box"].ssh
-    assert (box.port, box.python, box.workdir, box.model_extra["jump"]) == (
+    assert (box.port, box.python, box.workdir, box.options) == (
         2222,
         "/opt/py/bin/python",
         "/srv/bench",
-        "bastion",
+        ["-J", "bastion"],
     )
+    with pytest.raises(UsageError, match="unknown key 'ssh.jump'.*options"):  # the runner would refuse it at run time
+        parse_catalog("devices:\n  box:\n    kind: gpu\n    ssh: {host: gpu-box, jump: bastion}\n")
 
 
 # --- detection ---------------------------------------------------------------------------

@@ -1,5 +1,9 @@
 """Models and backends that exist only for the test suite."""
 
+import os
+import signal
+import time
+
 import torch
 from torch import nn
 
@@ -28,3 +32,15 @@ class _Svd(nn.Module):
 def svd_model() -> nn.Module:
     """The TorchScript ONNX exporter has no symbolic for aten::linalg_svd: an export that fails."""
     return _Svd()
+
+
+def segfault_model() -> nn.Module:
+    """A factory whose native code crashes the process that builds it."""
+    os.kill(os.getpid(), signal.SIGSEGV)
+    raise AssertionError("unreachable")
+
+
+def hanging_model() -> nn.Module:
+    """A factory that never returns (a download that stalls, a lock never released)."""
+    time.sleep(3600)
+    raise AssertionError("unreachable")

@@ -87,7 +87,7 @@ def test_empty_store_one_line_exit_1(tmp_path):
 def test_missing_database_is_not_created(tmp_path):
     db = tmp_path / "nowhere" / "results.db"
     res = bench("report", "--db", db)
-    assert res.returncode == 1 and "no results database at" in res.stderr
+    assert res.returncode == 2 and "no results database at" in res.stderr  # bad input (README: exit codes)
     assert not db.exists() and not db.parent.exists()
 
 

@@ -106,10 +106,13 @@ def find_images(
                 f"{option} {root}: class folder '{empty[0]}' has no images (every sub-folder is a "
                 "class: add images to it or remove it)"
             )
-        if num_classes is not None and len(classes) > num_classes:
+        if num_classes is not None and len(classes) != num_classes:
+            # folder order is the model's class order only for the folders it was trained on (all of them)
+            shown = ", ".join(classes[:3]) + (", ..." if len(classes) > 3 else "")
             raise UsageError(
-                f"{option} {root} has {len(classes)} class folders but the model has {num_classes} "
-                f"outputs: pass {labels_option} FILE mapping folder names to the model's class indices"
+                f"{option} {root} has {len(classes)} class folders ({shown}) but the model has {num_classes} "
+                f"outputs, so folder order cannot say which output each folder is: pass {labels_option} FILE "
+                f"mapping folder names to the model's class indices (a line per folder, e.g. '{classes[0]} 0')"
             )
         index = {c: i for i, c in enumerate(classes)}
         images.labels = [index[c] for c in folder_of]

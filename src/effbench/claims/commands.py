@@ -195,13 +195,16 @@ def verify_command(
             f"[bold]{e.name}[/]: {len(ps)} runtime/device pair(s) x {rounds} round(s) = {cells} cells "
             f"(interleaved A B, B A ...), stored with tag {claim_tag(e.name)}"
         )
+        spool_files: list[str] = []
         try:
-            outcomes = verify(ps, store, isolate=isolate)
+            outcomes = verify(ps, store, isolate=isolate, spooled=spool_files)
         except KeyboardInterrupt:
             console.print(
                 f"\n[yellow]interrupted:[/] finished cells are stored in {store.display_url} with tag "
                 f"{claim_tag(e.name)}"
             )
+            if spool_files:
+                _spooled_line(sorted(set(spool_files)))
             raise typer.Exit(130) from None
         console.print(verify_table(outcomes))
         code = max(code, _exit_code(outcomes, fail_on))
@@ -212,10 +215,7 @@ def verify_command(
             f"report: bench report --tag {claim_tag(e.name)}[/]"
         )
         if spooled:
-            error_line(
-                f"could not store every result: saved to {', '.join(spooled)}; import with "
-                f"`bench results import {spooled[0]}`"
-            )
+            _spooled_line(spooled)
             code = max(code, 1)
     if json_out:
         try:
@@ -233,3 +233,9 @@ def _check_first_cells(plans) -> None:
     for p in plans:
         for side in ("A", "B"):
             check_cell(next(c for s, c in p.cells if s == side))
+
+
+def _spooled_line(files: list[str]) -> None:
+    error_line(
+        f"could not store every result: saved to {', '.join(files)}; import with `bench results import {files[0]}`"
+    )

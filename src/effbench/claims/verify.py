@@ -74,9 +74,10 @@ def claim_meta(plan: Plan, run: str, side: str, round_: int) -> dict[str, Any]:
     }
 
 
-def verify(plans: list[Plan], store, isolate: bool = True) -> list[Outcome]:
+def verify(plans: list[Plan], store, isolate: bool = True, spooled: list[str] | None = None) -> list[Outcome]:
     """Run every plan's cells in order and judge each plan; results are stored one by one (a Ctrl-C
-    keeps those already finished)."""
+    keeps those already finished). `spooled` collects the spool files as they are written, for a
+    caller interrupted before the outcomes come back."""
     from effbench.harness.interrupts import deferred_interrupt
     from effbench.harness.scheduler import run_cells
     from effbench.harness.store import save_or_spool
@@ -96,6 +97,8 @@ def verify(plans: list[Plan], store, isolate: bool = True) -> list[Outcome]:
             _, path, _ = save_or_spool(store, result)
             if path is not None:
                 outcome.spooled.append(str(path))
+                if spooled is not None:
+                    spooled.append(str(path))
             outcome.records[side].append(result.to_dict())
 
     run_cells([cfg for o in outcomes for _, cfg in o.plan.cells], None, isolate=isolate, on_result=stored)

@@ -15,7 +15,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from effbench import yamlfile
-from effbench.errors import UsageError
+from effbench.devices.remote import RemoteTarget
+from effbench.errors import UsageError, close_matches, safe_name
 
 ENV_VAR = "EFFBENCH_DEVICES"
 LOCAL_FILE = "devices.yaml"
@@ -72,9 +73,9 @@ class Peak(BaseModel):
 
 
 class SshSpec(BaseModel):
-    """Where a remote device is reached. Extra keys are kept for the remote runner."""
+    """Where a remote device is reached (every key the remote runner reads, and no other)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="forbid")
 
     host: str  # "host" or "user@host"
     user: str | None = None
@@ -231,6 +232,7 @@ def parse_catalog(text: str, filename: str = LOCAL_FILE) -> dict[str, DeviceSpec
 
 
 def _parse_entry(name: str, entry: Any, filename: str) -> DeviceSpec:
+    safe_name(name, "device name", filename)  # it names files (predictors, caches) and farm resources
     where = f"{filename}: device '{name}'"
     if not isinstance(entry, dict):
         raise UsageError(f"{where}: entry must be a mapping with at least 'kind' (got {_got(entry)})")
@@ -241,6 +243,11 @@ def _parse_entry(name: str, entry: Any, filename: str) -> DeviceSpec:
         spec = DeviceSpec.model_validate({**entry, "name": name})
     except ValidationError as e:
         raise UsageError(f"{where}: {_describe(e)}") from None
+    if spec.ssh is not None:  # the whole ssh block, as the remote runner will read it: now, not when a cell runs
+        try:
+            RemoteTarget.from_spec(spec)
+        except UsageError as e:
+            raise UsageError(f"{filename}: {e}") from None
     if spec.detect:
         if spec.kind != "cpu":
             raise UsageError(f"{where}: detect: true is only supported for kind cpu (got kind {spec.kind})")
@@ -295,7 +302,9 @@ def _describe(e: ValidationError) -> str:
     elif kind == "extra_forbidden":
         parent, _, key = loc.rpartition(".")
         allowed = _allowed_keys(parent)
-        msg = f"unknown key '{loc}' (expected one of: {', '.join(allowed)})"
+        close = close_matches(key, allowed, n=1, cutoff=0.6)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        msg = f"unknown key '{loc}' ({hint}expected one of: {', '.join(allowed)})"
     elif kind == "value_error" and err.get("ctx", {}).get("error") and "not a number" not in str(err["ctx"]["error"]):
         msg = f"{loc}: {err['ctx']['error']}"
     else:
@@ -309,6 +318,8 @@ def _describe(e: ValidationError) -> str:
 def _allowed_keys(parent: str) -> list[str]:
     if parent.startswith("peak_flops.") or parent == "memory_bandwidth":
         return list(Peak.model_fields)
+    if parent == "ssh":
+        return list(SshSpec.model_fields)
     return [k for k in DeviceSpec.model_fields if k not in ("name", "detected")]
 
 

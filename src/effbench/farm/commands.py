@@ -20,12 +20,16 @@ DEVICE_HELP = "A device this host owns or reaches over ssh, named as in its devi
 CPUS_HELP = "CPUs Ray may use on this host: keep it small, Ray's own work must not load the CPU being measured."
 
 
-def _plan(node_ip: str, devices: list[str], num_cpus: int, devices_file, temp_dir, object_store_mb, **kw):
+def _plan(node_ip: str, devices: list[str], num_cpus: int, devices_file, temp_dir, object_store_mb, checks=(), **kw):
+    """The node's plan once its input is checked, then `checks` (its addresses): all before Ray starts,
+    so that a mistake costs seconds and leaves no process behind."""
     from effbench.farm.node import NodePlan, check_devices
 
     if num_cpus < 0:
         raise UsageError("--num-cpus must be 0 or more")
     check_devices(devices, devices_file)
+    for check in checks:
+        check()
     return NodePlan(
         node_ip=node_ip,
         devices=devices,
@@ -70,7 +74,7 @@ def start_command(
     background: bool = typer.Option(False, "--background", help="Return once the node is up."),
 ):
     """Start the farm's head node here (it may own devices too)."""
-    from effbench.farm.node import parse_address
+    from effbench.farm.node import check_own_address, check_port_free, parse_address
 
     ip, port = parse_address(address, "head address")
     return _run(
@@ -83,6 +87,7 @@ def start_command(
             object_store_mb,
             head_port=port,
             dashboard=dashboard,
+            checks=(lambda: check_own_address(ip, "head address"), lambda: check_port_free(ip, port)),
         ),
         background,
     )
@@ -103,7 +108,7 @@ def join_command(
     background: bool = typer.Option(False, "--background", help="Return once the node is up."),
 ):
     """Join the farm with the devices this host owns (or reaches over ssh as a proxy)."""
-    from effbench.farm.node import parse_address, parse_ip, route_address
+    from effbench.farm.node import check_head_answers, check_own_address, parse_address, parse_ip, route_address
 
     head_ip, head_port = parse_address(head, "head address")
     ip = parse_ip(node_ip, "--node-ip") if node_ip else route_address(head_ip, head_port)
@@ -111,7 +116,14 @@ def join_command(
         raise UsageError("no --device given: a farm node advertises the devices it owns, e.g. --device raspberry-pi-5")
     return _run(
         _plan(
-            ip, list(device), num_cpus, devices_file, temp_dir, object_store_mb, head_address=f"{head_ip}:{head_port}"
+            ip,
+            list(device),
+            num_cpus,
+            devices_file,
+            temp_dir,
+            object_store_mb,
+            head_address=f"{head_ip}:{head_port}",
+            checks=(lambda: check_own_address(ip, "--node-ip"), lambda: check_head_answers(head_ip, head_port)),
         ),
         background,
     )

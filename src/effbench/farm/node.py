@@ -27,6 +27,7 @@ DEFAULT_PORT = 6379
 READY_MARKER = "will now block forever"  # what `ray start --block` prints once the node is up
 START_TIMEOUT_S = 120.0
 STOP_GRACE_S = 30.0
+HEAD_CHECK_S = 5.0  # a head that does not accept a TCP connection in this long is not there
 
 
 def parse_ip(text: str, what: str) -> str:
@@ -72,6 +73,41 @@ def route_address(head_ip: str, head_port: int) -> str:
         except OSError as e:
             raise UsageError(f"no route to the farm head {head_ip}: {e.strerror or e}; give --node-ip") from None
         return s.getsockname()[0]
+
+
+def check_own_address(ip: str, what: str) -> None:
+    """`ip` must be an address of this host (Ray would start, wait and fail otherwise)."""
+    with socket.socket(socket.AF_INET6 if ":" in ip else socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((ip, 0))
+        except OSError as e:
+            raise UsageError(
+                f"{what} {ip} is not an address of this host ({e.strerror or e}): give one of its own "
+                "addresses (`ip -brief address` lists them)"
+            ) from None
+
+
+def check_port_free(ip: str, port: int) -> None:
+    with socket.socket(socket.AF_INET6 if ":" in ip else socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((ip, port))
+        except OSError as e:
+            raise UsageError(
+                f"port {port} on {ip} is taken ({e.strerror or e}): a farm head running already? "
+                "(`bench farm status`, `bench farm stop`), or give another port"
+            ) from None
+
+
+def check_head_answers(ip: str, port: int, timeout_s: float = HEAD_CHECK_S) -> None:
+    """The head must accept a connection before this node starts Ray (which would wait 120 s)."""
+    try:
+        socket.create_connection((ip, port), timeout=timeout_s).close()
+    except OSError as e:
+        why = e.strerror or ("no answer in %.0f s" % timeout_s if isinstance(e, TimeoutError) else str(e))
+        raise EffbenchError(
+            f"the farm head {ip}:{port} does not answer ({why}): start it there first with "
+            f"`bench farm start {ip}:{port}`, or check the address"
+        ) from None
 
 
 @dataclass

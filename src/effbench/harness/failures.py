@@ -45,19 +45,19 @@ def describe_exit(code: int) -> str:
     return f"exited with code {code}"
 
 
-def crashed(code: int, stderr_tail: str) -> dict[str, Any]:
+def crashed(code: int, stderr_tail: str, who: str = "worker") -> dict[str, Any]:
     last = stderr_tail.splitlines()[-1] if stderr_tail else ""
     return {
         "status": "crashed",
-        "error": f"worker {describe_exit(code)}" + (f": {last}" if last else ""),
+        "error": f"{who} {describe_exit(code)}" + (f": {last}" if last else ""),
         "extra": {"exit_code": code, "stderr_tail": stderr_tail},
     }
 
 
-def timed_out(seconds: float, stderr_tail: str = "") -> dict[str, Any]:
+def timed_out(seconds: float, stderr_tail: str = "", who: str = "worker") -> dict[str, Any]:
     return {
         "status": "timeout",
-        "error": f"worker still running after {seconds:.0f} s (killed)",
+        "error": f"{who} still running after {seconds:.0f} s (killed; --timeout sets the limit)",
         "extra": {"stderr_tail": stderr_tail},
     }
 

@@ -5,6 +5,13 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+_pending = threading.Event()
+
+
+def pending() -> bool:
+    """A Ctrl-C is being held back: a write still in progress should stop waiting (and spool)."""
+    return _pending.is_set()
+
 
 @contextmanager
 def deferred_interrupt() -> Iterator[None]:
@@ -14,11 +21,17 @@ def deferred_interrupt() -> Iterator[None]:
         yield
         return
     caught: list = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append((signum, frame)))
+
+    def hold(signum, frame) -> None:
+        caught.append((signum, frame))
+        _pending.set()
+
+    previous = signal.signal(signal.SIGINT, hold)
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+        _pending.clear()
         if caught:
             if callable(previous):
                 previous(*caught[0])

@@ -2,9 +2,10 @@
 soon as it is finished.
 
 Prepare: every cell is checked and prepared from the cache in this process; cells whose artifacts,
-references or analyses must be built are built in worker processes, in parallel where the machine
-allows (one job per model, so a model's ONNX export happens once), before any measuring starts: no
-measuring window ever shares the CPU with an export.
+references or analyses must be built are built in processes of their own (prepare_pool: a crash
+there is the cell's record), in parallel where the machine allows (one process per model, so a
+model's ONNX export happens once), before any measuring starts: no measuring window ever shares the
+CPU with an export.
 
 Measure: cells are grouped into lanes, one per device; lanes run concurrently, the cells of a lane
 one after another, so a device is never shared by two measurements. All local cells (CPU and local
@@ -13,10 +14,10 @@ GPUs) share one lane: a GPU cell still drives the host CPU.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 from collections import defaultdict
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -24,11 +25,12 @@ from typing import Callable
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from effbench.console import err_console
-from effbench.errors import EffbenchError
+from effbench.errors import EffbenchError, UsageError
 from effbench.export.cache import NotCached, cached_only
 from effbench.harness import failures
 from effbench.harness.config import RunConfig
-from effbench.harness.prepare import PreparedCell, check_cell, prepare
+from effbench.harness.prepare import Checked, PreparedCell, check_cell, prepare
+from effbench.harness.prepare_pool import BUILT, build_in_processes, usage_error
 from effbench.harness.result import Result
 from effbench.harness.store import Store, save_or_spool
 
@@ -60,66 +62,71 @@ def lane_of(cell: PreparedCell) -> str:
     return cell.cfg.device if cell.target is not None and cell.target.execution == "remote" else LOCAL_LANE
 
 
-def _prepare_job(cfgs: list[dict]) -> list[str | None]:
-    """In a worker process: build what the cells of one model need; the error of each that failed."""
-    errors: list[str | None] = []
-    for data in cfgs:
-        try:
-            prepare(check_cell(RunConfig.model_validate(data)))
-            errors.append(None)
-        except Exception as e:
-            errors.append(repr(e))
-    return errors
-
-
 def _model_group(cfg: RunConfig) -> tuple:
     return (cfg.model, cfg.input_size, cfg.batch_size, cfg.seed, cfg.weights, cfg.pretrained)
 
 
-def prepare_cells(cells: list[RunConfig], progress=None) -> list[PreparedCell | Result]:
-    """A PreparedCell per cell, or the failed Result of a cell that could not be prepared."""
+def prepare_cells(
+    cells: list[RunConfig], progress=None, checked: list[Checked] | None = None
+) -> list[PreparedCell | Result]:
+    """A PreparedCell per cell, or the failed Result of a cell that could not be prepared. Cells
+    whose artifacts are cached are prepared here (nothing built, no torch imported); the others are
+    built in processes of their own (prepare_pool). `checked`: the cells already checked by a caller
+    that refuses bad input up front; a build that finds bad input then raises its UsageError too."""
     out: list[PreparedCell | Result | None] = [None] * len(cells)
-    checked = {}
+    ok: dict[int, Checked] = {}
     missing: dict[tuple, list[int]] = defaultdict(list)
     for i, cfg in enumerate(cells):
         try:
-            checked[i] = check_cell(cfg)
+            ok[i] = checked[i] if checked is not None else check_cell(cfg)
             with cached_only():
-                out[i] = prepare(checked[i])
+                out[i] = prepare(ok[i])
         except NotCached:
             missing[_model_group(cfg)].append(i)
         except Exception as e:
-            out[i] = failures.failed_result(cfg.to_dict(), failures.classify(e), config_hash=cfg.config_hash())
+            if checked is not None and isinstance(e, UsageError):
+                raise
+            out[i] = _failed(cfg, failures.classify(e))
         if progress:
             progress(i)
     if missing:
-        _build(cells, missing)
-        for idxs in missing.values():
-            for i in idxs:
-                try:
-                    out[i] = prepare(checked[i])  # built now: cached; or builds here, with the error it gives
-                except Exception as e:
-                    out[i] = failures.failed_result(
-                        cells[i].to_dict(), failures.classify(e), config_hash=cells[i].config_hash()
-                    )
+        built = build_in_processes(cells, list(missing.values()), _prepare_workers(len(missing)))
+        for i, outcome in sorted(built.items()):
+            if checked is not None and (bad := usage_error(outcome)):
+                raise bad
+            built = outcome["status"] == BUILT
+            out[i] = _from_cache(cells[i], ok[i], outcome["built"]) if built else _failed(cells[i], outcome)
     return [o for o in out if o is not None]
 
 
-def _build(cells: list[RunConfig], missing: dict[tuple, list[int]]) -> None:
-    groups = list(missing.values())
-    workers = min(
-        len(groups),
-        MAX_PREPARE_WORKERS,
-        max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)),
-    )
-    if workers <= 1:
-        return  # prepared in this process by the caller, one model after another
-    import multiprocessing
+def _failed(cfg: RunConfig, outcome: dict) -> Result:
+    outcome = {k: v for k, v in outcome.items() if k in ("status", "error", "extra")}
+    return failures.failed_result(cfg.to_dict(), outcome, config_hash=cfg.config_hash())
 
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [pool.submit(_prepare_job, [cells[i].model_dump() for i in idxs]) for idxs in groups]
-        for f in as_completed(futures):
-            f.result()
+
+def _from_cache(cfg: RunConfig, checked: Checked, built: dict) -> PreparedCell | Result:
+    """A cell its build process built: everything is in the cache now; the record keeps what the
+    build did (a fresh export and its time), not that the harness then found it cached."""
+    try:
+        with cached_only():
+            return dataclasses.replace(prepare(checked), **built)
+    except NotCached as e:
+        return _failed(
+            cfg,
+            {
+                "status": "failed",
+                "error": f"built, but not found in the artifact cache afterwards ({e}): is EFFBENCH_CACHE "
+                "changing while the run prepares?",
+                "extra": {},
+            },
+        )
+    except Exception as e:
+        return _failed(cfg, failures.classify(e))
+
+
+def _prepare_workers(groups: int) -> int:
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(groups, MAX_PREPARE_WORKERS, cpus))
 
 
 def _launcher(lane: str, cell: PreparedCell, isolate: bool, pool: dict):

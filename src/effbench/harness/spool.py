@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -42,8 +43,24 @@ def append(record: dict[str, Any]) -> Path | None:
     return None
 
 
-def read_records(path: str | Path) -> list[dict[str, Any]]:
-    """Records from a spool file (JSON Lines) or a `bench run --out` file (a JSON list)."""
+_ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+
+
+def _problem(record: Any) -> str | None:
+    """Why `record` is not an effbench result (None when it is one)."""
+    if not isinstance(record, dict):
+        return f"a JSON {type(record).__name__}, not a record"
+    if "model" not in record or "id" not in record:
+        return "not an effbench result (no id/model)"
+    if not isinstance(record["id"], str) or not _ID.match(record["id"]):
+        return f"id {str(record['id'])[:40]!r} is not a result id (letters, digits, - and _, at most 32)"
+    return None
+
+
+def read_records(path: str | Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """(the complete records, one line per thing skipped) from a spool file (JSON Lines: each line on
+    its own, by its line number) or a `bench run --out` file (a JSON list: by record number). A file
+    that cannot be read at all is a UsageError."""
     from effbench.errors import UsageError
 
     p = Path(path)
@@ -55,17 +72,27 @@ def read_records(path: str | Path) -> list[dict[str, Any]]:
         raise UsageError(
             f"cannot read {path}: {e.strerror or e} (pass a spool .jsonl or an --out .json file)"
         ) from None
-    text = text.strip()
-    if not text:
-        return []
-    try:
-        if text.startswith("["):
-            records = json.loads(text)
+    if text.lstrip().startswith("["):
+        try:
+            items = json.loads(text)
+        except ValueError as e:
+            raise UsageError(f"{path} is not a JSON list of records: {e}") from None
+        numbered = [(f"record {i}", item) for i, item in enumerate(items, 1)]
+    else:
+        numbered = []
+        for n, line in enumerate(text.splitlines(), 1):
+            if line.strip():
+                try:
+                    numbered.append((f"line {n}", json.loads(line)))
+                except json.JSONDecodeError as e:
+                    numbered.append((f"line {n}", ValueError(f"not complete JSON ({e.msg}; cut short?)")))
+    records, skipped = [], []
+    for where, item in numbered:
+        why = str(item) if isinstance(item, ValueError) else _problem(item)
+        if why:
+            skipped.append(f"{path}: {where}: {why}")
         else:
-            records = [json.loads(line) for line in text.splitlines() if line.strip()]
-    except ValueError as e:
-        raise UsageError(f"{path} is not JSON Lines or a JSON list of records: {e}") from None
-    bad = [i for i, r in enumerate(records) if not isinstance(r, dict) or "id" not in r or "model" not in r]
-    if bad:
-        raise UsageError(f"{path}: record {bad[0] + 1} is not an effbench result (no id/model)")
-    return records
+            records.append(item)
+    if skipped and not records:
+        raise UsageError(f"{skipped[0]} (no effbench record in the file: pass a spool .jsonl or an --out .json file)")
+    return records, skipped

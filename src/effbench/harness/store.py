@@ -1,4 +1,4 @@
-"""Results store: SQLAlchemy Core over any URL; SQLite (WAL, retries on busy) by default,
+"""Results store: SQLAlchemy Core over any URL; SQLite (WAL, a bounded wait while busy) by default,
 PostgreSQL (postgresql+psycopg://) for a team.
 
 Each row keeps the whole record as JSON plus the columns that are filtered on. A record is written
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import time
 from pathlib import Path
 from typing import Any, Iterable
@@ -31,9 +30,10 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from effbench.errors import EffbenchError, UsageError
+from effbench.harness import store_errors
 from effbench.harness.result import Result
 from effbench.harness.urls import redact
 
@@ -101,8 +101,8 @@ def resolve_url(db: str | None, must_exist: bool = False) -> str:
     if "://" in db:
         return db
     path = Path(db).expanduser()
-    if must_exist and not path.is_file():
-        raise EffbenchError(
+    if must_exist and not path.is_file():  # a read command on a store that is not there: bad input (exit 2)
+        raise UsageError(
             f"no results database at {path}: run `bench run ...` first, or point --db (or EFFBENCH_DB) at one"
         )
     if path.is_dir():
@@ -122,8 +122,7 @@ def resolve_url(db: str | None, must_exist: bool = False) -> str:
 
 
 def _reason(e: BaseException) -> str:
-    orig = getattr(e, "orig", None) or e
-    return " ".join(str(orig).split())[:240] or type(orig).__name__
+    return store_errors.describe(e, lambda s: s)
 
 
 class Store:
@@ -133,7 +132,9 @@ class Store:
         sqlite = self.url.startswith("sqlite")
         try:
             self.engine = create_engine(
-                self.url, connect_args={"timeout": 30} if sqlite else {}, pool_pre_ping=not sqlite
+                self.url,
+                connect_args={"timeout": store_errors.SQLITE_BUSY_TIMEOUT_S} if sqlite else {},
+                pool_pre_ping=not sqlite,
             )
         except Exception as e:
             raise UsageError(
@@ -222,15 +223,8 @@ class Store:
             row = conn.execute(select(schema_table.c.version)).first()
         return int(row[0]) if row else 1
 
-    def _retry(self, fn, attempts: int = 20):
-        for i in range(attempts):
-            try:
-                return fn()
-            except OperationalError as e:
-                msg = str(e).lower()
-                if ("locked" not in msg and "busy" not in msg) or i == attempts - 1:
-                    raise
-                time.sleep(0.05 * (1.5**i) * (0.5 + random.random()))
+    def _retry(self, fn):
+        return store_errors.retry_busy(fn, self.display_url or "the results database")
 
     # --- writing --------------------------------------------------------------------------------
 
@@ -375,7 +369,7 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
         cur.execute("PRAGMA journal_mode=WAL")
     except Exception:  # a read-only database cannot switch journals; reads still work
         pass
-    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute(f"PRAGMA busy_timeout={int(store_errors.SQLITE_BUSY_TIMEOUT_S * 1000)}")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.close()
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import sys
+import zipfile
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -125,24 +126,67 @@ def _pretrained_failure(name: str, e: Exception) -> str:
     )
 
 
+_LEGACY_TORCH_MAGIC = b"\x80\x02"  # the pickle protocol-2 header of torch.save's pre-1.6 format
+
+
+def _first_line(e: BaseException) -> str:
+    return str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+
+
+def _corrupt(path, detail: str) -> UsageError:
+    return UsageError(f"weights file {path} is corrupt ({detail}): save it again or download it again")
+
+
+def _torch_state(p: Path):
+    """torch.load(weights_only=True) of a file first checked to be a whole torch.save file, so that a
+    damaged file is called damaged, and a pickle of more than tensors is refused for what it is (never
+    with PyTorch's hint to load it with weights_only=False, which would run its code)."""
+    import pickle
+
+    import torch
+
+    if zipfile.is_zipfile(p):
+        try:
+            with zipfile.ZipFile(p) as z:
+                bad = z.testzip()
+        except (zipfile.BadZipFile, OSError, EOFError) as e:
+            raise _corrupt(p, f"a damaged zip archive: {e}") from None
+        if bad is not None:
+            raise _corrupt(p, f"member {bad} fails its checksum")
+    else:
+        try:
+            with open(p, "rb") as f:
+                head = f.read(2)
+        except OSError as e:
+            raise UsageError(f"cannot read weights file {p}: {e.strerror or e}") from None
+        if head != _LEGACY_TORCH_MAGIC:
+            raise _corrupt(p, "neither a torch.save archive nor a legacy torch file")
+    try:
+        return torch.load(str(p), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        lines = [ln.strip() for ln in str(e).splitlines() if "WeightsUnpickler error" in ln]
+        detail = lines[0] if lines else type(e).__name__
+        raise UsageError(
+            f"weights file {p} holds more than tensors ({detail[:160]}); effbench loads state_dicts only, never "
+            "arbitrary pickles: save the weights alone with torch.save(model.state_dict(), FILE)"
+        ) from None
+    except Exception as e:
+        raise _corrupt(p, f"{type(e).__name__}: {_first_line(e)}") from None
+
+
 def read_state_dict(path: str) -> dict:
     """A state_dict from a .pth/.pt file (a bare state_dict, or a checkpoint with 'state_dict',
     'model' or 'model_state_dict') or a .safetensors file."""
     p = Path(path)
-    try:
-        if p.suffix == ".safetensors":
-            from safetensors.torch import load_file
+    if p.suffix == ".safetensors":
+        from safetensors.torch import load_file
 
+        try:
             state = load_file(str(p))
-        else:
-            import torch
-
-            state = torch.load(str(p), map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise UsageError(
-            f"cannot read weights file {path}: {str(e).splitlines()[0][:200] if str(e) else type(e).__name__} "
-            "(expected a state_dict saved with torch.save, or .safetensors)"
-        ) from None
+        except Exception as e:
+            raise _corrupt(p, f"not a readable .safetensors file: {_first_line(e)}") from None
+    else:
+        state = _torch_state(p)
     if isinstance(state, dict):
         for key in ("state_dict", "model", "model_state_dict", "module"):
             if key in state and isinstance(state[key], dict):
@@ -155,6 +199,13 @@ def read_state_dict(path: str) -> dict:
 
 def load_weights(model, path: str) -> None:
     state = read_state_dict(path)
+    own = model.state_dict()
+    for name, tensor in state.items():
+        if name in own and hasattr(tensor, "shape") and tuple(tensor.shape) != tuple(own[name].shape):
+            raise UsageError(
+                f"weights file {path} does not fit the model: tensor {name!r} has shape {list(tensor.shape)} "
+                f"in the file and {list(own[name].shape)} in the model (weights of another model or size?)"
+            )
     result = model.load_state_dict(state, strict=False)
     missing, unexpected = list(result.missing_keys), list(result.unexpected_keys)
     if missing or unexpected:

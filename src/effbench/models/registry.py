@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from effbench.errors import UsageError
+from effbench.errors import UsageError, close_matches
 from effbench.models.cards import CARDS, ModelCard
 
 _FACTORY_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
@@ -141,8 +141,7 @@ def _resolve_timm(name: str, input_size: int | None, explicit: bool) -> ModelSpe
     if shape is None:
         import timm
 
-        choices = list(CARDS) + timm.list_models()
-        close = difflib.get_close_matches(name, choices, n=3, cutoff=0.6)
+        close = close_matches(name, [*CARDS, *timm.list_models()])  # a card is a timm model too: once
         hint = f"; did you mean {', '.join(close)}?" if close else "; `bench models` lists the cards"
         raise UsageError(f"unknown model {name!r}{hint}")
     model_id = f"timm:{name}" if explicit and not card else name
@@ -162,6 +161,9 @@ def _resolve_onnx(path: str, input_size: int | None) -> ModelSpec:
         raise UsageError(f"cannot read ONNX file {path}: {why} (is it a valid .onnx model?)") from None
     inits = {i.name for i in model.graph.initializer}
     inputs = [i for i in model.graph.input if i.name not in inits]
+    if not inputs:
+        what = "is empty (0 bytes)" if p.stat().st_size == 0 else "has no graph inputs"
+        raise UsageError(f"ONNX file {path} {what}: re-export the model (an export cut short?)")
     if len(inputs) != 1:
         raise UsageError(f"{path}: expected one image input, found {len(inputs)} ({', '.join(i.name for i in inputs)})")
     dims = inputs[0].type.tensor_type.shape.dim

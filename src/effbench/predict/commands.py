@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Optional
 
@@ -173,17 +172,20 @@ def import_command(
     force: bool = typer.Option(False, "--force", help="Replace an installed predictor of the same backend and device."),
 ):
     """Install a predictor file, so `bench predict` uses it without the device."""
+    from effbench.paths import write_confined
     from effbench.predict.predictor import Predictor, predictors_dir
 
-    predictor = Predictor.read(file)
-    target = predictors_dir() / f"{predictor.id}.json"
-    if target.exists() and not force:
+    predictor = Predictor.read(file)  # its id checked: a plain name, the one its backend and device give
+    name = f"{predictor.id}.json"
+    if (predictors_dir() / name).exists() and not force:
         raise UsageError(
             f"a predictor for {predictor.backend} on {predictor.device} is installed already; "
             "pass --force to replace it"
         )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(file, target)
+    try:
+        write_confined(predictors_dir(), name, Path(file).read_bytes())
+    except OSError as e:
+        raise UsageError(f"cannot install {file} in {predictors_dir()}: {e.strerror or e}") from None
     _say(f"imported predictor {predictor.id} ({predictor.backend} on {predictor.device})")
 
 

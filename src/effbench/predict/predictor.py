@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from effbench.errors import UsageError
+from effbench.errors import UsageError, safe_name
 from effbench.predict.kernels import Kernel, features_of
 
 FORMAT = "effbench-predictor"
@@ -310,6 +310,15 @@ class Predictor:
         for key in ("id", "backend", "device", "identity", "table", "regressors", "correction"):
             if key not in data:
                 raise UsageError(f"{path} is an incomplete predictor file (no {key!r}); rebuild or re-export it")
+        for key in ("backend", "device"):
+            if not isinstance(data[key], str):
+                raise UsageError(f"{path}: {key} must be a name (got {type(data[key]).__name__})")
+        if data["id"] != predictor_id(data["backend"], data["device"]):
+            raise UsageError(
+                f"{path}: id {str(data['id'])[:60]!r} is not the id of its backend and device "
+                f"({predictor_id(data['backend'], data['device'])!r}); export the predictor again"
+            )
+        safe_name(data["id"], "id", path)
         return cls(data)
 
 

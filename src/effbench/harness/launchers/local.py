@@ -89,7 +89,25 @@ class _Reader(threading.Thread):
                         pass
 
 
-def _kill_group(pid: int) -> None:
+def spawn_module(module: str, request: Any, write_fd: int, errfile) -> subprocess.Popen:
+    """`python -m module WRITE_FD` in a session of its own (a timeout kills it and whatever it
+    started), `request` as JSON on its stdin, its answers on write_fd, its stderr to errfile."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", module, str(write_fd)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=errfile,
+        pass_fds=(write_fd,),
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+        start_new_session=True,
+    )
+    assert proc.stdin is not None
+    proc.stdin.write(json.dumps(request).encode())
+    proc.stdin.close()
+    return proc
+
+
+def kill_group(pid: int) -> None:
     try:
         os.killpg(pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
@@ -168,35 +186,24 @@ class Workers:
         try:
             code = server.wait_exit(timeout)
         except BaseException:  # Ctrl-C: take the worker down with us
-            _kill_group(pid)
+            kill_group(pid)
             server.wait_exit(10)
             raise
         if code is None:
-            _kill_group(pid)
+            kill_group(pid)
             server.wait_exit(10)
         return code
 
     def _run_spawned(self, payload: dict, write_fd: int, errfile, timeout: float) -> int | None:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "effbench.harness.worker", str(write_fd)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            stderr=errfile,
-            pass_fds=(write_fd,),
-            env=dict(os.environ, PYTHONUNBUFFERED="1"),
-            start_new_session=True,
-        )
-        assert proc.stdin is not None
-        proc.stdin.write(json.dumps(payload).encode())
-        proc.stdin.close()
+        proc = spawn_module("effbench.harness.worker", payload, write_fd, errfile)
         try:
             return proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            _kill_group(proc.pid)
+            kill_group(proc.pid)
             proc.wait()
             return None
         except BaseException:
-            _kill_group(proc.pid)
+            kill_group(proc.pid)
             proc.wait()
             raise
 
