@@ -1,0 +1,183 @@
+"""Stored records -> one history per cell (keyed by the configuration hash), oldest run first.
+
+A cell's history is every run of one configuration over time. Each point keeps what the site shows
+and where it comes from: the run's id, date, git commit and tag, its median with the 95% CI, and the
+runtime versions it ran with (a comparison names them when they differ).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from effbench.reports.data import CELL_KEYS, num, text
+
+# Configuration fields that say how a run was done, not what was measured: left out of "settings".
+_NOT_SETTINGS = {"tag", "db", "devices_file", "timeout_s", "model", "backend", "device", "scenario", "precision"}
+_MAX_SAMPLES = 400  # raw samples a point keeps for the change test (a window of runs pools them)
+
+
+@dataclass
+class Point:
+    """One run of a cell."""
+
+    id: str
+    created_at: str
+    status: str
+    median: float | None
+    ci_low: float | None
+    ci_high: float | None
+    n: int | None
+    commit: str
+    tag: str
+    versions: dict[str, str]
+    error: str = ""
+    samples: list[float] = field(default_factory=list, repr=False)  # for change tests; not written out
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok" and self.median is not None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "t": self.created_at,
+            "status": self.status,
+            "median": self.median,
+            "ci": [self.ci_low, self.ci_high] if self.ci_low is not None and self.ci_high is not None else None,
+            "n": self.n,
+            "commit": self.commit,
+            "tag": self.tag,
+            "versions": self.versions,
+            **({"error": self.error[:300]} if self.error else {}),
+        }
+
+
+@dataclass
+class CellHistory:
+    key: str  # the configuration hash (a hash of the cell's fields for records without one)
+    model: str
+    backend: str
+    device: str
+    scenario: str
+    batch: int | None
+    precision: str
+    resolution: int | None
+    settings: dict[str, Any]
+    points: list[Point]  # oldest first
+
+    @property
+    def ok_points(self) -> list[Point]:
+        return [p for p in self.points if p.ok]
+
+    @property
+    def latest(self) -> Point | None:
+        ok = self.ok_points
+        return ok[-1] if ok else (self.points[-1] if self.points else None)
+
+    @property
+    def precision_ran(self) -> str:
+        return self.settings.get("precision_ran") or self.precision
+
+    def describe(self) -> dict[str, Any]:
+        """The fields the index and every filter use."""
+        return {
+            "key": self.key,
+            "model": self.model,
+            "backend": self.backend,
+            "device": self.device,
+            "scenario": self.scenario,
+            "batch": self.batch,
+            "precision": self.precision,
+            "resolution": self.resolution,
+        }
+
+
+def _versions(rec: dict[str, Any]) -> dict[str, str]:
+    env = rec.get("env") if isinstance(rec.get("env"), dict) else {}
+    versions = env.get("versions") if isinstance(env.get("versions"), dict) else {}
+    runtime = rec.get("runtime") if isinstance(rec.get("runtime"), dict) else {}
+    out = {str(k): text(v) for k, v in versions.items() if v}
+    if runtime.get("version"):
+        out["runtime"] = text(runtime.get("version"))
+    return out
+
+
+def _commit(rec: dict[str, Any]) -> str:
+    env = rec.get("env") if isinstance(rec.get("env"), dict) else {}
+    return text(env.get("git_commit"))
+
+
+def _samples(rec: dict[str, Any]) -> list[float]:
+    raw = rec.get("samples_ms")
+    if not isinstance(raw, list):
+        return []
+    vals = [v for v in (num(x) for x in raw[:_MAX_SAMPLES]) if v is not None]
+    return vals
+
+
+def to_point(rec: dict[str, Any]) -> Point:
+    lat = rec.get("latency_ms") if isinstance(rec.get("latency_ms"), dict) else {}
+    n = num(lat.get("n"))
+    return Point(
+        id=text(rec.get("id")),
+        created_at=text(rec.get("created_at")),
+        status=text(rec.get("status")) or "?",
+        median=num(lat.get("median")),
+        ci_low=num(lat.get("ci95_low")),
+        ci_high=num(lat.get("ci95_high")),
+        n=int(n) if n is not None else None,
+        commit=_commit(rec),
+        tag=text(rec.get("tag")),
+        versions=_versions(rec),
+        error=text(rec.get("error")),
+        samples=_samples(rec),
+    )
+
+
+def cell_key(rec: dict[str, Any]) -> str:
+    if rec.get("config_hash"):
+        return text(rec["config_hash"])
+    blob = json.dumps([rec.get(k) for k in CELL_KEYS], default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _settings(rec: dict[str, Any]) -> dict[str, Any]:
+    config = rec.get("config") if isinstance(rec.get("config"), dict) else {}
+    out = {k: v for k, v in config.items() if k not in _NOT_SETTINGS and v not in (None, {}, [])}
+    if rec.get("precision_ran"):
+        out["precision_ran"] = rec["precision_ran"]
+    return out
+
+
+def histories(records: list[dict[str, Any]]) -> list[CellHistory]:
+    """One history per cell, in a stable order; profile records (per-layer timing runs) are left out."""
+    by_key: dict[str, list[dict[str, Any]]] = {}
+    for rec in records:
+        if isinstance(rec, dict) and not rec.get("profiled"):
+            by_key.setdefault(cell_key(rec), []).append(rec)
+    out: list[CellHistory] = []
+    for key, recs in by_key.items():
+        recs.sort(key=lambda r: text(r.get("created_at")))
+        newest = recs[-1]
+        config = newest.get("config") if isinstance(newest.get("config"), dict) else {}
+        batch = newest.get("batch_size")
+        resolution = num(config.get("input_size"))
+        out.append(
+            CellHistory(
+                key=key,
+                model=text(newest.get("model")) or "?",
+                backend=text(newest.get("backend")) or "?",
+                device=text(newest.get("device")) or "?",
+                scenario=text(newest.get("scenario")) or "latency",
+                batch=int(batch) if isinstance(batch, (int, float)) else None,
+                precision=text(newest.get("precision")) or "fp32",
+                resolution=int(resolution) if resolution is not None else None,
+                settings=_settings(newest),
+                points=[to_point(r) for r in recs],
+            )
+        )
+    out.sort(key=lambda c: (c.model, c.device, c.backend, c.scenario, c.batch or 0, c.precision, c.key))
+    return out
