@@ -12,15 +12,15 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from effbench.errors import EffbenchError, UsageError
+from effbench.errors import UsageError
 from effbench.harness.result import RECORD_SCHEMA
 from effbench.harness.store import Store, parse_since
 from effbench.reports.data import to_row
-from effbench.reports.html import plotly_js, report_css
+from effbench.reports.html import report_css
 from effbench.site.changes import DEFAULT_THRESHOLD, find_changes
 from effbench.site.feed import atom, regressions
 from effbench.site.history import cell_key, histories
-from effbench.site.layout import cell_path, render
+from effbench.site.layout import PLOTLY, cell_path, render
 from effbench.site.pages import SITE_PAGES, SiteContext
 
 MARKER = ".effbench-site"  # a directory holding it was written by `bench site build` (its old pages may go)
@@ -55,21 +55,24 @@ def _newer_schema(records: list[dict[str, Any]]) -> None:
     versions = [r.get("schema") for r in records if isinstance(r.get("schema"), int)]
     newest = max(versions, default=0)
     if newest > RECORD_SCHEMA:
-        raise EffbenchError(
+        raise UsageError(
             f"the store holds results of record schema {newest}; this effbench reads up to {RECORD_SCHEMA}: "
             "upgrade effbench to build the site"
         )
 
 
-def _write(path: Path, text: str) -> int:
+def _write_bytes(path: Path, data: bytes) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = text.encode("utf-8")
     path.write_bytes(data)
     return len(data)
 
 
-def _asset(name: str) -> str:
-    return resources.files("effbench.site").joinpath(f"assets/{name}").read_text(encoding="utf-8")
+def _write(path: Path, text: str) -> int:
+    return _write_bytes(path, text.encode("utf-8"))
+
+
+def _copy_asset(out: Path, name: str) -> None:
+    _write_bytes(out / "assets" / name, resources.files("effbench.site").joinpath(f"assets/{name}").read_bytes())
 
 
 def build_site(out: Path, db: str | None = None, since: str | None = None, threshold: float = DEFAULT_THRESHOLD):
@@ -137,10 +140,13 @@ def build_site(out: Path, db: str | None = None, since: str | None = None, thres
             sizes[page.path] = _write(out / page.path, render(page, generated))
             plots = plots or bool(page.figures)
     _write(out / "assets" / "report.css", report_css())
-    _write(out / "assets" / "site.css", _asset("site.css"))
-    _write(out / "assets" / "site.js", _asset("site.js"))
-    if plots:
-        _write(out / "assets" / "plotly.min.js", plotly_js())
+    _copy_asset(out, "site.css")
+    _copy_asset(out, "site.js")
+    if plots:  # plotly.js's basic bundle (scatter, bar, pie: what the shared views draw), 1.2 MB, not 4.8
+        for name in (PLOTLY, "plotly-basic.LICENSE.txt"):
+            (out / "assets" / name).write_bytes(
+                resources.files("effbench.site").joinpath(f"assets/{name}").read_bytes()
+            )
     largest = max(sizes.items(), key=lambda kv: kv[1])
     return BuildSummary(
         path=out,
