@@ -122,7 +122,7 @@ def build_site(out: Path, db: str | None = None, since: str | None = None, thres
         doc = {
             **c.describe(),
             "settings": c.settings,
-            "points": [p.to_json() for p in c.points],
+            "points": c.points_json,
             "changes": [ch.to_json() for ch in changes[c.key]],
         }
         _write(out / "data" / "cells" / f"{c.key}.json", json.dumps(doc, separators=(",", ":"), default=str))

@@ -26,11 +26,12 @@ from effbench.gate.stats import compare_samples, min_samples
 from effbench.gate.verdict import IMPROVEMENT, REGRESSION, decide
 from effbench.site.history import CellHistory, Point
 
-PENALTY = 3.0
+PENALTY = 5.0  # per change, times log(n): 3% of flat 24-run series give a candidate, 95% of 10% steps are found exactly
 MIN_RUNS = 2
-WINDOW = 5
+WINDOW = 3  # runs each side of a change whose samples are compared
 ALPHA = 0.01
-MIN_BLOCK = 5
+MIN_BLOCK = 10
+N_BOOT = 1000  # bootstrap resamples (the gate's 2000 halved: a site confirms hundreds of changes at once)
 DEFAULT_THRESHOLD = 0.05
 
 
@@ -109,7 +110,7 @@ def _confirm(old: list[Point], new: list[Point], threshold: float) -> tuple[floa
     a, b = _pooled(old), _pooled(new)
     need = min_samples(MIN_BLOCK)
     if len(a) >= need and len(b) >= need:
-        cmp = compare_samples(a, b, min_block_size=MIN_BLOCK)
+        cmp = compare_samples(a, b, min_block_size=MIN_BLOCK, n_boot=N_BOOT)
         verdict, why = decide(cmp.ratio, cmp.ci_low, cmp.ci_high, cmp.p_value, alpha=ALPHA, threshold=threshold)
         return cmp.ratio, cmp.ci_low, cmp.ci_high, "gate: block medians, Mann-Whitney U, block bootstrap", verdict, why
     med = lambda ps, f: float(np.median([f(p) for p in ps]))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from effbench.reports.data import CELL_KEYS, num, text
@@ -34,11 +35,15 @@ class Point:
     tag: str
     versions: dict[str, str]
     error: str = ""
-    samples: list[float] = field(default_factory=list, repr=False)  # for change tests; not written out
+    raw_samples: list[Any] = field(default_factory=list, repr=False)  # as stored; read only by a change test
 
     @property
     def ok(self) -> bool:
         return self.status == "ok" and self.median is not None
+
+    @property
+    def samples(self) -> list[float]:
+        return [v for v in (num(x) for x in self.raw_samples[:_MAX_SAMPLES]) if v is not None]
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -68,9 +73,14 @@ class CellHistory:
     settings: dict[str, Any]
     points: list[Point]  # oldest first
 
-    @property
+    @cached_property
     def ok_points(self) -> list[Point]:
         return [p for p in self.points if p.ok]
+
+    @cached_property
+    def points_json(self) -> list[dict[str, Any]]:
+        """The points as written to the cell's data file (and embedded in its page)."""
+        return [p.to_json() for p in self.points]
 
     @property
     def latest(self) -> Point | None:
@@ -110,14 +120,6 @@ def _commit(rec: dict[str, Any]) -> str:
     return text(env.get("git_commit"))
 
 
-def _samples(rec: dict[str, Any]) -> list[float]:
-    raw = rec.get("samples_ms")
-    if not isinstance(raw, list):
-        return []
-    vals = [v for v in (num(x) for x in raw[:_MAX_SAMPLES]) if v is not None]
-    return vals
-
-
 def to_point(rec: dict[str, Any]) -> Point:
     lat = rec.get("latency_ms") if isinstance(rec.get("latency_ms"), dict) else {}
     n = num(lat.get("n"))
@@ -133,7 +135,7 @@ def to_point(rec: dict[str, Any]) -> Point:
         tag=text(rec.get("tag")),
         versions=_versions(rec),
         error=text(rec.get("error")),
-        samples=_samples(rec),
+        raw_samples=rec["samples_ms"] if isinstance(rec.get("samples_ms"), list) else [],
     )
 
 

@@ -295,7 +295,7 @@ class CellPages(Publisher[SiteContext, Page]):
             )
             data = {
                 "cell": desc,
-                "points": [p.to_json() for p in c.points],
+                "points": c.points_json,
                 "changes": [ch.to_json() for ch in changes],
             }
             pages.append(Page(cell_path(c.key), f"{c.model} · {c.backend} · {c.device}", body, data=data, kind="cell"))
