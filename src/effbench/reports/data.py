@@ -29,6 +29,11 @@ def num(value: Any) -> float | None:
     return f if math.isfinite(f) else None
 
 
+def mapping(value: Any) -> dict[str, Any]:
+    """A record's block when it is a dict, else an empty one (old, partial or foreign records)."""
+    return value if isinstance(value, dict) else {}
+
+
 def text(value: Any) -> str:
     return "" if value is None else str(value)
 

@@ -52,8 +52,8 @@ def check_out_dir(path: Path) -> None:
 
 
 def _newer_schema(records: list[dict[str, Any]]) -> None:
-    versions = [r.get("schema") for r in records if isinstance(r.get("schema"), int)]
-    newest = max(versions, default=0)
+    versions = [r["schema"] for r in records if isinstance(r.get("schema"), int)]
+    newest: int = max(versions, default=0)
     if newest > RECORD_SCHEMA:
         raise UsageError(
             f"the store holds results of record schema {newest}; this effbench reads up to {RECORD_SCHEMA}: "
@@ -93,7 +93,7 @@ def build_site(out: Path, db: str | None = None, since: str | None = None, thres
         latest={k: to_row(r) for k, r in newest.items()},
         records=newest,
         threshold=threshold,
-        source=store.display_url,
+        source=str(store.display_url),
     )
 
     if (out / MARKER).exists():

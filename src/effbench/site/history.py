@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from effbench.reports.data import CELL_KEYS, num, text
+from effbench.reports.data import CELL_KEYS, mapping, num, text
 
 # Configuration fields that say how a run was done, not what was measured: left out of "settings".
 _NOT_SETTINGS = {"tag", "db", "devices_file", "timeout_s", "model", "backend", "device", "scenario", "precision"}
@@ -106,9 +106,9 @@ class CellHistory:
 
 
 def _versions(rec: dict[str, Any]) -> dict[str, str]:
-    env = rec.get("env") if isinstance(rec.get("env"), dict) else {}
-    versions = env.get("versions") if isinstance(env.get("versions"), dict) else {}
-    runtime = rec.get("runtime") if isinstance(rec.get("runtime"), dict) else {}
+    env = mapping(rec.get("env"))
+    versions = mapping(env.get("versions"))
+    runtime = mapping(rec.get("runtime"))
     out = {str(k): text(v) for k, v in versions.items() if v}
     if runtime.get("version"):
         out["runtime"] = text(runtime.get("version"))
@@ -116,12 +116,12 @@ def _versions(rec: dict[str, Any]) -> dict[str, str]:
 
 
 def _commit(rec: dict[str, Any]) -> str:
-    env = rec.get("env") if isinstance(rec.get("env"), dict) else {}
+    env = mapping(rec.get("env"))
     return text(env.get("git_commit"))
 
 
 def to_point(rec: dict[str, Any]) -> Point:
-    lat = rec.get("latency_ms") if isinstance(rec.get("latency_ms"), dict) else {}
+    lat = mapping(rec.get("latency_ms"))
     n = num(lat.get("n"))
     return Point(
         id=text(rec.get("id")),
@@ -147,7 +147,7 @@ def cell_key(rec: dict[str, Any]) -> str:
 
 
 def _settings(rec: dict[str, Any]) -> dict[str, Any]:
-    config = rec.get("config") if isinstance(rec.get("config"), dict) else {}
+    config = mapping(rec.get("config"))
     out = {k: v for k, v in config.items() if k not in _NOT_SETTINGS and v not in (None, {}, [])}
     if rec.get("precision_ran"):
         out["precision_ran"] = rec["precision_ran"]
@@ -164,7 +164,7 @@ def histories(records: list[dict[str, Any]]) -> list[CellHistory]:
     for key, recs in by_key.items():
         recs.sort(key=lambda r: text(r.get("created_at")))
         newest = recs[-1]
-        config = newest.get("config") if isinstance(newest.get("config"), dict) else {}
+        config = mapping(newest.get("config"))
         batch = newest.get("batch_size")
         resolution = num(config.get("input_size"))
         out.append(

@@ -10,13 +10,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from effbench.reports.common import fmt_si, h
-from effbench.reports.data import Row
+from effbench.reports.data import Row, mapping
 from effbench.reports.publish import Publisher, ViewContext, publish_views, report_views
 from effbench.site.changes import Change
 from effbench.site.history import CellHistory
 from effbench.site.layout import Page, cell_path, change_text, history_svg, median_ci, provenance, slug
 
-MODEL_VIEWS = ["speed-accuracy", "precision", "claims"]  # the report views a model page shows
+MODEL_VIEWS = ["speed-accuracy", "precision", "prediction", "claims"]  # the report views a model page shows
 
 
 @dataclass
@@ -145,7 +145,7 @@ class OverviewPage(Publisher[SiteContext, Page]):
 
 
 def _fingerprint(rec: dict[str, Any]) -> list[tuple[str, str]]:
-    env = rec.get("env") if isinstance(rec.get("env"), dict) else {}
+    env = mapping(rec.get("env"))
     keys = ("cpu_model", "logical_cpus", "memory_gib", "os_name", "os", "machine", "governor", "hostname")
     out = [(k, str(env[k])) for k in keys if env.get(k) not in (None, "")]
     gpu = env.get("gpu")
@@ -155,8 +155,8 @@ def _fingerprint(rec: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def _peaks(rec: dict[str, Any]) -> list[tuple[str, str]]:
-    extra = rec.get("extra") if isinstance(rec.get("extra"), dict) else {}
-    a = extra.get("analysis") if isinstance(extra.get("analysis"), dict) else None
+    extra = mapping(rec.get("extra"))
+    a = mapping(extra.get("analysis"))
     if not a:
         return []
     out = [("catalog entry", str(a.get("device_spec") or "?"))]
