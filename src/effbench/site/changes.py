@@ -11,7 +11,8 @@ Confirming (what makes a change "real", coloured on the pages and eligible for t
 samples of up to WINDOW runs on each side are compared exactly as `bench gate` compares a baseline
 with a candidate (block medians, Mann-Whitney U, block-bootstrap CI of the ratio of medians;
 `gate.verdict.decide`). Runs stored without samples fall back to their medians' 95% CIs: real when the
-two sides' intervals do not overlap and the ratio clears the threshold.
+two sides' intervals do not overlap and the ratio clears the threshold. Either way every run on the new
+level must lie beyond every run of the old one within the window, so one odd run never makes a change.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ PENALTY = 5.0  # per change, times log(n): 3% of flat 24-run series give a candi
 MIN_RUNS = 2
 WINDOW = 3  # runs each side of a change whose samples are compared
 ALPHA = 0.01
-MIN_BLOCK = 10
+MIN_BLOCK = 5  # the gate's smallest block; blocks grow so each side has the gate's minimum of 10 (cost is per block)
 N_BOOT = 1000  # bootstrap resamples (the gate's 2000 halved: a site confirms hundreds of changes at once)
 DEFAULT_THRESHOLD = 0.05
 
@@ -108,9 +109,9 @@ def _pooled(points: list[Point]) -> list[float]:
 def _confirm(old: list[Point], new: list[Point], threshold: float) -> tuple[float, float, float, str, str, str]:
     """(ratio, ci_low, ci_high, method, verdict, why) for the runs just before and just after a change."""
     a, b = _pooled(old), _pooled(new)
-    need = min_samples(MIN_BLOCK)
-    if len(a) >= need and len(b) >= need:
-        cmp = compare_samples(a, b, min_block_size=MIN_BLOCK, n_boot=N_BOOT)
+    if min(len(a), len(b)) >= min_samples(MIN_BLOCK):
+        block = max(MIN_BLOCK, min(len(a), len(b)) // min_samples(1))
+        cmp = compare_samples(a, b, min_block_size=block, n_boot=N_BOOT)
         verdict, why = decide(cmp.ratio, cmp.ci_low, cmp.ci_high, cmp.p_value, alpha=ALPHA, threshold=threshold)
         return cmp.ratio, cmp.ci_low, cmp.ci_high, "gate: block medians, Mann-Whitney U, block bootstrap", verdict, why
     med = lambda ps, f: float(np.median([f(p) for p in ps]))
@@ -133,6 +134,13 @@ def _confirm(old: list[Point], new: list[Point], threshold: float) -> tuple[floa
     return ratio, ci_low, ci_high, "95% CIs of the runs' medians (no raw samples stored)", verdict, why
 
 
+def _separated(old: list[Point], new: list[Point], up: bool) -> bool:
+    """Every run on the new level lies beyond every run of the old one (in the direction of the step)."""
+    before = [p.median for p in old if p.median is not None]
+    after = [p.median for p in new if p.median is not None]
+    return min(after) > max(before) if up else max(after) < min(before)
+
+
 def find_changes(cell: CellHistory, threshold: float = DEFAULT_THRESHOLD) -> list[Change]:
     ok = cell.ok_points
     values = np.log(np.array([p.median for p in ok if p.median is not None], dtype=np.float64).clip(min=1e-12))
@@ -143,5 +151,7 @@ def find_changes(cell: CellHistory, threshold: float = DEFAULT_THRESHOLD) -> lis
         old = ok[max(bounds[i], cut - WINDOW) : cut]
         new = ok[cut : min(bounds[i + 2], cut + WINDOW)]
         ratio, lo, hi, method, verdict, why = _confirm(old, new, threshold)
+        if verdict in (REGRESSION, IMPROVEMENT) and not _separated(old, new, ratio > 1):
+            verdict, why = "no change", f"{why}; but the runs either side overlap (one odd run is not a new level)"
         changes.append(Change(cut, ok[cut - 1], ok[cut], ratio, lo, hi, method, verdict, why))
     return changes
