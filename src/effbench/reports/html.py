@@ -58,6 +58,28 @@ def _header(rows: list[Row], query: Query | None, generated: str) -> str:
     )
 
 
+def section_html(s: Section) -> str:
+    """A view's section as the report and the site place it."""
+    return (
+        f'<section class="view" id="{h(s.id)}" aria-labelledby="{h(s.id)}-title">'
+        f'<h2 id="{h(s.id)}-title">{h(s.title)}</h2><p class="how">{s.how}</p>{s.body}</section>'
+    )
+
+
+def page_head(title: str, extra: str) -> str:
+    """The doctype and <head> every effbench page opens with; `extra` is trusted HTML (styles, scripts)."""
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="generator" content="effbench">
+<title>{h(title)}</title>
+<link rel="icon" href="data:,">
+{extra}
+</head>"""
+
+
 def render_html(
     records: list[dict[str, Any]],
     query: Query | None = None,
@@ -70,22 +92,9 @@ def render_html(
     generated = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     toc = "".join(f'<li><a href="#{h(s.id)}">{h(s.title)}</a></li>' for s in sections)
     figures = {f.div_id: f.to_json() for s in sections for f in s.figures}
-    body = "".join(
-        f'<section class="view" id="{h(s.id)}" aria-labelledby="{h(s.id)}-title">'
-        f'<h2 id="{h(s.id)}-title">{h(s.title)}</h2><p class="how">{s.how}</p>{s.body}</section>'
-        for s in sections
-    )
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="generator" content="effbench">
-<title>{h(title)}</title>
-<link rel="icon" href="data:,">
-<style>{report_css()}</style>
-<script>{plotly_js()}</script>
-</head>
+    body = "".join(section_html(s) for s in sections)
+    head = page_head(title, f"<style>{report_css()}</style>\n<script>{plotly_js()}</script>")
+    return f"""{head}
 <body>
 {_header(rows, query, generated)}
 <nav class="toc" aria-label="views"><div class="inner"><ol>{toc}</ol></div></nav>

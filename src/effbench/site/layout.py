@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from effbench.reports.common import Figure, Section, fmt_ms, h, script_json
+from effbench.reports.html import page_head, section_html
 from effbench.site.changes import Change
 from effbench.site.history import CellHistory, Point
 
@@ -66,24 +67,15 @@ def nav(root: str) -> str:
 def render(page: Page, generated: str) -> str:
     root = page.root
     figures = {f.div_id: f.to_json() for f in page.figures}
-    sections = "".join(
-        f'<section class="view" id="{h(s.id)}"><h2>{h(s.title)}</h2><p class="how">{s.how}</p>{s.body}</section>'
-        for s in page.sections
+    sections = "".join(section_html(s) for s in page.sections)
+    plotly = f'\n<script src="{root}assets/{PLOTLY}"></script>' if figures else ""
+    head = (
+        f'<link rel="stylesheet" href="{root}assets/report.css">\n'
+        f'<link rel="stylesheet" href="{root}assets/site.css">\n'
+        '<link rel="alternate" type="application/atom+xml" title="effbench regressions" '
+        f'href="{root}regressions.xml">{plotly}'
     )
-    plotly = f'<script src="{root}assets/{PLOTLY}"></script>' if figures else ""
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="generator" content="effbench site">
-<title>{h(page.title)} · effbench</title>
-<link rel="icon" href="data:,">
-<link rel="stylesheet" href="{root}assets/report.css">
-<link rel="stylesheet" href="{root}assets/site.css">
-<link rel="alternate" type="application/atom+xml" title="effbench regressions" href="{root}regressions.xml">
-{plotly}
-</head>
+    return f"""{page_head(f"{page.title} · effbench", head)}
 <body data-kind="{h(page.kind)}">
 <header class="top"><div class="inner"><h1><span class="brand">effbench</span> {h(page.title)}</h1>
 <nav class="site">{nav(root)}</nav><p class="meta">Generated {h(generated)} from the results store. Every filter
