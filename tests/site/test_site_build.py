@@ -98,7 +98,9 @@ def test_empty_store_builds_a_site_that_says_so(tmp_path):
     res = bench("site", "build", tmp_path / "site", "--db", tmp_path / "empty.db")
     assert res.returncode == 0, res.output
     assert "no results" in res.output
-    assert "holds no results yet" in (tmp_path / "site" / "index.html").read_text()
+    assert "No results in" in (tmp_path / "site" / "index.html").read_text()
+    res = bench("site", "build", tmp_path / "later", "--db", tmp_path / "empty.db", "--since", "yesterday")
+    assert res.returncode == 2 and "--since" in res.output and not (tmp_path / "later").exists()
 
 
 def test_dir_that_is_a_file_or_not_writable_is_refused(site_store, tmp_path):

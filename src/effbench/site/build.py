@@ -76,8 +76,8 @@ def _copy_asset(out: Path, name: str) -> None:
 
 
 def build_site(out: Path, db: str | None = None, since: str | None = None, threshold: float = DEFAULT_THRESHOLD):
-    check_out_dir(out)
     since_at = parse_since(since)
+    check_out_dir(out)
     store = Store(db, must_exist=True)
     records = store.records(since=since_at)
     _newer_schema(records)
@@ -93,7 +93,7 @@ def build_site(out: Path, db: str | None = None, since: str | None = None, thres
         latest={k: to_row(r) for k, r in newest.items()},
         records=newest,
         threshold=threshold,
-        source=str(store.display_url),
+        source=str(store.display_url) + (f" since {since_at}" if since_at else ""),
     )
 
     if (out / MARKER).exists():

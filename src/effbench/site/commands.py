@@ -37,7 +37,8 @@ def build_command(
     keyed by configuration hash, plus an index), then the pages, regressions.json and regressions.xml."""
     s = build_site(out, db=db, since=since, threshold=threshold / 100)
     if not s.cells:
-        console.print(f"wrote {out}: the store holds no results yet (the site says so)", highlight=False)
+        what = f"no results since {since}" if since else "no results yet"
+        console.print(f"wrote {out}: the store holds {what} (the site says so)", highlight=False)
         return
     console.print(
         f"wrote {out}: {s.results} result(s), {s.cells} cell histories, {s.pages} page(s), "

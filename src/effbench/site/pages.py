@@ -119,9 +119,8 @@ class OverviewPage(Publisher[SiteContext, Page]):
     def publish(self, ctx: SiteContext) -> list[Page]:
         if not ctx.cells:
             body = (
-                '<p class="note warn">The store holds no results yet '
-                f"({h(ctx.source)}): run <code>bench run ...</code> or <code>bench sweep ...</code>, then "
-                "<code>bench site build</code> again.</p>"
+                f'<p class="note warn">No results in {h(ctx.source)} yet: run <code>bench run ...</code> or '
+                "<code>bench sweep ...</code>, then <code>bench site build</code> again.</p>"
             )
             return [Page("index.html", "results", body, data={"cells": {}}, kind="overview")]
         devices = sorted({c.device for c in ctx.cells})
