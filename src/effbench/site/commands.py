@@ -30,7 +30,7 @@ def build_command(
         "--threshold",
         min=0.0,
         max=1000.0,
-        help="A change is real, and a slowdown a regression, only when its 95%% CI clears this many percent.",
+        help="A change is real, and a slowdown a regression, only when its 95% CI clears this many percent.",
     ),
 ):
     """Write a static site (no server, no network request when opened): data/ (one JSON per cell history,
