@@ -4,6 +4,7 @@ index), then the pages generated from the same histories, the regressions feed a
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import json
 import os
 import shutil
@@ -131,7 +132,8 @@ def build_site(out: Path, db: str | None = None, since: str | None = None, thres
 
     regs = regressions(cells, changes)
     _write(out / "regressions.json", json.dumps({**meta, "threshold": threshold, "regressions": regs}, indent=1))
-    _write(out / "regressions.xml", atom(regs, now, f"effbench-site:{store.display_url}"))
+    site_id = "urn:effbench-site:" + hashlib.sha1(str(store.display_url).encode()).hexdigest()[:16]
+    _write(out / "regressions.xml", atom(regs, now, site_id))
 
     sizes: dict[str, int] = {}
     plots = False
