@@ -29,6 +29,10 @@ def test_every_cell_of_the_store_has_its_history(real_site, report_store):
     assert {c["key"] for c in index["cells"]} == hashes
     failed = [c for c in index["cells"] if c["latest"]["status"] != "ok"]
     assert failed and "fp16" in failed[0]["latest"]["error"]
+    # the device page: this machine's fingerprint and the peaks its runs were analysed against
+    device = next(r["device"] for r in report_store.records if r["status"] == "ok")
+    html = next((real_site / "devices").glob("*.html")).read_text()
+    assert f"device {device}" in html and "cpu_model" in html and "FLOP/s" in html
 
 
 def test_pages_open_without_errors_and_show_hostile_text_as_text(real_site):
