@@ -75,11 +75,15 @@ def test_date_range_filter_hides_older_cells(built_site, browser):
 def test_two_cells_compared_name_every_difference(built_site, browser):
     a, b = built_site.store.cells[0], built_site.store.cells[1]
     o = Opened(browser, _url(built_site, "index.html", f"#a={a['key']}&b={b['key']}"))
+    o.page.wait_for_selector("#compare table", timeout=30_000)
     text = o.page.locator("#compare").inner_text()
     assert "difference(s)" in text and a["model"] in text and b["model"] in text
     rows = o.page.locator("#compare tbody tr").all_inner_texts()
     assert any(r.startswith("model") for r in rows)
     assert not any(r.startswith("device") for r in rows)  # the same device is no difference
+    o = Opened(browser, _url(built_site, "index.html", f"#a={a['key']}&b=0000000000000000"))
+    o.page.wait_for_function("document.getElementById('compare').textContent.includes('No cell')")
+    assert "0000000000000000" in o.page.locator("#compare").inner_text()
 
 
 def test_cell_history_a_b_and_date_range_from_the_url(built_site, browser):

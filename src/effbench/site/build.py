@@ -16,6 +16,7 @@ from typing import Any
 from effbench.errors import UsageError
 from effbench.harness.result import RECORD_SCHEMA
 from effbench.harness.store import Store, parse_since
+from effbench.reports.common import script_json
 from effbench.reports.data import to_row
 from effbench.reports.html import report_css
 from effbench.site.changes import DEFAULT_THRESHOLD, find_changes
@@ -127,6 +128,12 @@ def build_site(out: Path, db: str | None = None, since: str | None = None, thres
             "changes": [ch.to_json() for ch in changes[c.key]],
         }
         _write(out / "data" / "cells" / f"{c.key}.json", json.dumps(doc, separators=(",", ":"), default=str))
+        # the same cell's summary as a script: a page opened from disk may load a script, never fetch JSON
+        _write(
+            out / "data" / "compare" / f"{c.key}.js",
+            f"(window.effbenchCells = window.effbenchCells || {{}})[{script_json(c.key)}] = "
+            f"{script_json(c.summary())};",
+        )
     meta = {"generated": now.isoformat(timespec="seconds"), "store": store.display_url, "since": since_at}
     _write(out / "data" / "index.json", json.dumps({**meta, "cells": index}, separators=(",", ":"), default=str))
 

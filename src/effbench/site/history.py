@@ -91,6 +91,17 @@ class CellHistory:
     def precision_ran(self) -> str:
         return self.settings.get("precision_ran") or self.precision
 
+    def summary(self) -> dict[str, Any]:
+        """What a comparison of two cells reads: every field that can differ between them."""
+        latest = self.latest
+        return {
+            **self.describe(),
+            "settings": self.settings,
+            "versions": latest.versions if latest else {},
+            "median": latest.median if latest else None,
+            "ci": [latest.ci_low, latest.ci_high] if latest and latest.ci_low is not None else None,
+        }
+
     def describe(self) -> dict[str, Any]:
         """The fields the index and every filter use."""
         return {

@@ -98,21 +98,6 @@ def cell_table(ctx: SiteContext, cells: list[CellHistory], root: str) -> str:
     )
 
 
-def _compare_data(ctx: SiteContext, cells: list[CellHistory]) -> dict[str, Any]:
-    """What the A|B comparison of two cells reads: every field that can differ between them."""
-    out: dict[str, Any] = {}
-    for c in cells:
-        latest = c.latest
-        out[c.key] = {
-            **c.describe(),
-            "settings": c.settings,
-            "versions": latest.versions if latest else {},
-            "median": latest.median if latest else None,
-            "ci": [latest.ci_low, latest.ci_high] if latest and latest.ci_low is not None else None,
-        }
-    return out
-
-
 class OverviewPage(Publisher[SiteContext, Page]):
     id = "overview"
 
@@ -122,7 +107,7 @@ class OverviewPage(Publisher[SiteContext, Page]):
                 f'<p class="note warn">No results in {h(ctx.source)} yet: run <code>bench run ...</code> or '
                 "<code>bench sweep ...</code>, then <code>bench site build</code> again.</p>"
             )
-            return [Page("index.html", "results", body, data={"cells": {}}, kind="overview")]
+            return [Page("index.html", "results", body, kind="overview")]
         devices = sorted({c.device for c in ctx.cells})
         models = sorted({c.model for c in ctx.cells})
         backends = sorted({c.backend for c in ctx.cells})
@@ -140,7 +125,7 @@ class OverviewPage(Publisher[SiteContext, Page]):
             "configuration hashes); every difference in runtime version, precision, device or settings is "
             "listed.</p>"
         )
-        return [Page("index.html", "results", body, data={"cells": _compare_data(ctx, ctx.cells)}, kind="overview")]
+        return [Page("index.html", "results", body, kind="overview")]
 
 
 def _fingerprint(rec: dict[str, Any]) -> list[tuple[str, str]]:

@@ -78,14 +78,29 @@
     return "B / A median ratio " + r.toFixed(3) + " (" + (r >= 1 ? "+" : "") + ((r - 1) * 100).toFixed(1) + "%)";
   }
 
+  var loading = 0, tried = {};
+
   function compareCells() {
     var box = document.getElementById("compare");
     if (!box) return;
     box.textContent = "";
-    var cells = data.cells || {};
     if (!params.a || !params.b) return;
+    var cells = window.effbenchCells || {};
+    var missing = [params.a, params.b].filter(function (k) { return !cells[k] && !tried[k]; });
+    if (missing.length) {  // each cell's summary is a small script beside the data (data/compare/)
+      loading += missing.length;
+      missing.forEach(function (key) {
+        tried[key] = true;
+        var s = document.createElement("script");
+        s.src = "data/compare/" + encodeURIComponent(key) + ".js";
+        s.onload = s.onerror = function () { if (--loading === 0) compareCells(); };
+        document.head.appendChild(s);
+      });
+      return;
+    }
+    if (loading) return;
     var a = cells[params.a], b = cells[params.b];
-    if (!a || !b) { box.textContent = "No cell with key " + (!a ? params.a : params.b) + " on this page."; return; }
+    if (!a || !b) { box.textContent = "No cell with key " + (!a ? params.a : params.b) + " in this site."; return; }
     var diffs = differences(a, b);
     var h = document.createElement("h2");
     h.textContent = "A: " + a.model + " · " + a.backend + " · " + a.device + "  vs  B: " + b.model + " · " + b.backend + " · " + b.device;
