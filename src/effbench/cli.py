@@ -33,6 +33,7 @@ LAZY = {
         "command",
         "HTML dashboard, Markdown summary or CSV of stored results.",
     ),
+    "site": ("effbench.site.commands", "app", "typer", "A static results site: history, change points, feed."),
     "gate": ("effbench.gate.commands", "gate_command", "command", "CI regression verdicts: current vs a baseline."),
     "baseline": ("effbench.gate.commands", "baseline_app", "typer", "Save and list regression-gate baselines."),
     "ab": ("effbench.commands.ab", "ab_command", "command", "A/B runs, interleaved, with the gate's verdicts."),

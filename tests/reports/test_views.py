@@ -215,3 +215,24 @@ def test_devices_scenarios_and_energy_together():
     assert "crashed: segfault in plugin" in html
     speedup = figs["fig-matrix-speedup"]["data"][0]
     assert "speed-up vs torch" in speedup["colorbar"]["title"]["text"]  # torch is the default reference
+
+
+def test_int8_without_measured_top1_is_not_drawn_at_the_fp32_card():
+    fp32 = _rec()
+    int8 = _rec(id="i" * 32, precision="int8", precision_ran="int8", latency_ms={"median": 1.0, "n": 4})
+    top1, source = top1_of(int8)
+    assert top1 is None and "fp32" in source and "--eval" in source
+    html = render_html([fp32, int8])
+    traces = [t for t in _figures(html)["fig-speed-latency"]["data"] if t.get("meta", {}).get("role") == "points"]
+    assert [t["x"] for t in traces] == [[2.0]]  # only the fp32 point; the int8 one is not placed at 1.0 ms
+    assert "Not placed: integer-precision results without a measured top-1" in html
+    # measured on the timed session: drawn at its own top-1, its precision named in the legend
+    int8["accuracy"] = {"top1": 70.1, "top1_ci": [69.0, 71.2], "images": 1000}
+    traces = [
+        t
+        for t in _figures(render_html([fp32, int8]))["fig-speed-latency"]["data"]
+        if t.get("meta", {}).get("role") == "points"
+    ]
+    by_precision = {t["meta"]["precision"]: t for t in traces}
+    assert by_precision["int8"]["y"] == [70.1] and by_precision["fp32"]["y"] != [70.1]
+    assert "int8" in by_precision["int8"]["name"] and "fp32" in by_precision["fp32"]["name"]

@@ -230,39 +230,22 @@ class Store:
 
     def add(self, result: Result | dict[str, Any]) -> str:
         rec = result.to_dict() if isinstance(result, Result) else dict(result)
-        lat = rec.get("latency_ms") or {}
-        row = {
-            "id": rec["id"],
-            "created_at": rec.get("created_at"),
-            "config_hash": rec.get("config_hash"),
-            "model": rec.get("model"),
-            "backend": rec.get("backend"),
-            "device": rec.get("device"),
-            "scenario": rec.get("scenario"),
-            "batch_size": rec.get("batch_size"),
-            "precision": rec.get("precision"),
-            "precision_ran": rec.get("precision_ran"),
-            "status": rec.get("status"),
-            "tag": rec.get("tag"),
-            "median_ms": lat.get("median"),
-            "throughput_per_s": rec.get("throughput_per_s"),
-            "top1": (rec.get("accuracy") or {}).get("top1"),
-            "record": json.dumps(rec, default=str, allow_nan=True),
-        }
+        self._write([_row(rec)])
+        return rec["id"]
 
+    def add_many(self, results: Iterable[Result | dict]) -> None:
+        """All in one transaction: every record lands, or none does."""
+        self._write([_row(r.to_dict() if isinstance(r, Result) else dict(r)) for r in results])
+
+    def _write(self, rows: list[dict[str, Any]]) -> None:
         def write():
             with self.engine.begin() as conn:
-                conn.execute(insert(results_table).values(**row))
+                conn.execute(insert(results_table), rows)
 
         try:
             self._retry(write)
         except (SQLAlchemyError, OSError) as e:
             raise StoreWriteError(f"could not write to {self.display_url}: {redact(_reason(e))}") from None
-        return rec["id"]
-
-    def add_many(self, results: Iterable[Result | dict]) -> None:
-        for r in results:
-            self.add(r)
 
     def import_records(self, records: list[dict[str, Any]]) -> tuple[int, int]:
         """(added, already there) — importing the same file twice adds nothing the second time."""
@@ -338,6 +321,29 @@ class Store:
 
     def dataframe(self, **filters):
         return records_to_dataframe(self.records(**filters))
+
+
+def _row(rec: dict[str, Any]) -> dict[str, Any]:
+    """A record as a row of the results table: the columns the store filters on, plus the whole record."""
+    lat = rec.get("latency_ms") or {}
+    return {
+        "id": rec["id"],
+        "created_at": rec.get("created_at"),
+        "config_hash": rec.get("config_hash"),
+        "model": rec.get("model"),
+        "backend": rec.get("backend"),
+        "device": rec.get("device"),
+        "scenario": rec.get("scenario"),
+        "batch_size": rec.get("batch_size"),
+        "precision": rec.get("precision"),
+        "precision_ran": rec.get("precision_ran"),
+        "status": rec.get("status"),
+        "tag": rec.get("tag"),
+        "median_ms": lat.get("median"),
+        "throughput_per_s": rec.get("throughput_per_s"),
+        "top1": (rec.get("accuracy") or {}).get("top1"),
+        "record": json.dumps(rec, default=str, allow_nan=True),
+    }
 
 
 def parse_since(since: str | None) -> str | None:

@@ -29,6 +29,11 @@ def num(value: Any) -> float | None:
     return f if math.isfinite(f) else None
 
 
+def mapping(value: Any) -> dict[str, Any]:
+    """A record's block when it is a dict, else an empty one (old, partial or foreign records)."""
+    return value if isinstance(value, dict) else {}
+
+
 def text(value: Any) -> str:
     return "" if value is None else str(value)
 
@@ -62,8 +67,19 @@ def interval_of(value: Any) -> tuple[float, float] | None:
     return None
 
 
+def low_precision(rec: dict[str, Any]) -> str | None:
+    """The integer precision a record ran at (int8, int4, ...), else None: a model card's fp32 top-1 says
+    nothing about it."""
+    for key in ("precision_ran", "precision"):
+        value = text(rec.get(key)).lower()
+        if value.startswith(("int", "uint")):
+            return value
+    return None
+
+
 def top1_of(rec: dict[str, Any]) -> tuple[float | None, str | None]:
-    """(top-1 %, where it comes from): a measured value in the record wins over the card."""
+    """(top-1 %, where it comes from): a measured value in the record wins over the card; an integer-precision
+    result without a measured top-1 has none (None, and why), never the fp32 card's number."""
     acc = accuracy_of(rec)
     if acc is not None:
         return num(acc["top1"]), "measured"
@@ -73,6 +89,9 @@ def top1_of(rec: dict[str, Any]) -> tuple[float | None, str | None]:
         return measured, "measured"
     card = _card(text(rec.get("model")))
     if card is not None and card.top1 is not None:
+        low = low_precision(rec)
+        if low:
+            return None, f"not measured: the card's {card.top1:g} % is fp32, not {low} (add --eval DIR)"
         return float(card.top1), f"card: {card.source}"
     return None, None
 

@@ -18,7 +18,7 @@ from effbench.reports.common import (
     p,
     wants_log,
 )
-from effbench.reports.data import Row
+from effbench.reports.data import Row, low_precision
 
 LABEL_POINTS_UP_TO = 40  # model names next to the points when there are few enough
 
@@ -116,21 +116,23 @@ def speed_figure(
     symbols = device_symbols(r.device for r in rows)
     label = len(rows) <= LABEL_POINTS_UP_TO
     data: list[dict] = []
-    groups: dict[tuple[str, str, bool], list[Row]] = {}
-    for r in rows:  # measured and card points apart: a trace has one marker symbol
-        groups.setdefault((r.backend, r.device, r.top1_measured), []).append(r)
+    groups: dict[tuple[str, str, str, bool], list[Row]] = {}
+    for r in rows:  # measured and card points apart (a trace has one marker symbol); each precision its own trace
+        groups.setdefault((r.backend, r.device, r.precision_ran or r.precision, r.top1_measured), []).append(r)
     multi_device = len(symbols) > 1
     mixed = len({r.top1_measured for r in rows}) > 1
+    multi_precision = len({g[2] for g in groups}) > 1 or any(g[2] != "fp32" for g in groups)
     xs_all = [x_of(r) for r in rows]
     positions = dict(
         zip((id(r) for r in rows), label_positions([(x, r.top1) for x, r in zip(xs_all, rows)], wants_log(xs_all)))
     )
-    for (backend, device, measured), grp in sorted(groups.items()):
+    for (backend, device, precision, measured), grp in sorted(groups.items()):
         trace = {
             "type": "scatter",
             "mode": "markers+text" if label else "markers",
             "name": p(backend)
             + (f" · {p(device)}" if multi_device else "")
+            + (f" · {p(precision)}" if multi_precision else "")
             + ((" · measured" if measured else " · card") if mixed else ""),
             "legendgroup": p(backend),
             "x": [x_of(r) for r in grp],
@@ -146,7 +148,7 @@ def speed_figure(
                 "size": 11,
                 "line": {"color": colours[backend], "width": 1.5},
             },
-            "meta": {"role": "points", "top1": "measured" if measured else "card"},
+            "meta": {"role": "points", "top1": "measured" if measured else "card", "precision": p(precision)},
             "cliponaxis": False,
         }
         if measured and any(r.top1_ci for r in grp):  # its Wilson 95% interval
@@ -202,7 +204,8 @@ def speed_figure(
 
 def speed_section(rows: list[Row]) -> Section:
     ok = [r for r in rows if r.ok and r.scenario != "profile"]
-    no_top1 = sorted({r.model for r in ok if r.top1 is None})
+    unmeasured_low = sorted({r.label for r in ok if r.top1 is None and low_precision(r.rec)})
+    no_top1 = sorted({r.model for r in ok if r.top1 is None and not low_precision(r.rec)})
     lat = [r for r in ok if r.is_latency_b1 and r.median is not None and r.top1 is not None]
     thr = [r for r in ok if r.throughput is not None and r.top1 is not None]
     energy = [r for r in ok if r.energy_j is not None and r.top1 is not None]
@@ -293,12 +296,21 @@ def speed_section(rows: list[Row]) -> Section:
                 "warn",
             )
         )
+    if unmeasured_low:
+        body.append(
+            note(
+                "Not placed: integer-precision results without a measured top-1 (the model card's number is the "
+                f"fp32 model's; measure with <code>--eval DIR</code>): {h(', '.join(unmeasured_low))}.",
+                "warn",
+            )
+        )
     return Section(
         "speed-accuracy",
         "Speed–accuracy",
         "Each point is one stored result: top-1 (measured on the timed session where the record has it, else the "
         "model card's ImageNet number) against its "
-        "speed; colour is the backend, symbol the device; the dotted line is each device's Pareto frontier "
+        "speed; colour is the backend, symbol the device, the legend names the precision that ran; the dotted "
+        "line is each device's Pareto frontier "
         "(no other result is both faster and more accurate).",
         "".join(body),
         figures,
