@@ -125,6 +125,7 @@ _OPTION_NAMES = {
     "eval_limit": "--eval-limit",
     "max_drop": "--max-drop",
     "window_s": "--window",
+    "latency_bound_ms": "--latency-bound",
     "cooldown_timeout_s": "--cooldown-timeout",
     "cooldown_s": "--cooldown",
 }
@@ -132,6 +133,9 @@ _EXAMPLES = {
     "--batch": "--batch 1,8,32",
     "--duration": "--duration 3 or --duration 10m",
     "--window": "--window 60s",
+    "--target-qps": "--target-qps 100",
+    "--latency-bound": "--latency-bound 15ms",
+    "--samples-per-query": "--samples-per-query 8",
     "--cooldown-timeout": "--cooldown-timeout 10m",
     "--cooldown": "--cooldown 30s",
     "--max-start-temp": "--max-start-temp 45",
@@ -235,6 +239,7 @@ def cells_from_run_options(p: dict) -> list:
         except ValueError as e:
             raise _bad("--" + opt.replace("_", "-"), p.get(opt), str(e)) from None
     options = _parse_opts(p["opt"])
+    bound_ms = parse_latency_bound(p.get("latency_bound"))
     return [
         make_config(
             model=p["model"],
@@ -249,6 +254,9 @@ def cells_from_run_options(p: dict) -> list:
             warmup_iters=p["warmup_iters"],
             duration_s=durations["duration"],
             window_s=durations["window"],
+            target_qps=_float("--target-qps", p.get("target_qps")),
+            latency_bound_ms=bound_ms,
+            samples_per_query=p.get("samples_per_query") or default_of("samples_per_query"),
             max_start_temp=max_start_temp,
             cooldown_timeout_s=durations["cooldown_timeout"] or default_of("cooldown_timeout_s"),
             cooldown_s=durations["cooldown"] or 0.0,
@@ -284,6 +292,24 @@ def cells_from_run_options(p: dict) -> list:
         )
         for b in batches
     ]
+
+
+def parse_latency_bound(text: str | None) -> float | None:
+    """--latency-bound in ms: '15ms', '0.015s', or a bare number of milliseconds."""
+    from effbench.harness.config import parse_duration
+
+    if text is None:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        try:
+            return (parse_duration(text) or 0.0) * 1000
+        except ValueError as e:
+            raise _bad("--latency-bound", text, str(e)) from None
+    if not value > 0 or value == float("inf"):
+        raise _bad("--latency-bound", text, "must be a positive latency")
+    return value
 
 
 def parse_run_args(text: str) -> list:
@@ -409,7 +435,8 @@ def run(
     scenario: str = typer.Option(
         default_of("scenario"),
         "--scenario",
-        help="latency (one at a time) | throughput (requests in flight) | sustained (slowdown over --duration).",
+        help="latency (one at a time) | throughput (requests in flight) | sustained (slowdown over --duration) | "
+        "MLPerf LoadGen's singlestream | multistream | server | offline.",
     ),
     threads: Optional[int] = typer.Option(default_of("threads"), "--threads", help="Runtime's own thread setting."),
     cpus: Optional[str] = typer.Option(None, "--cpus", help="Pin the worker to these CPUs, e.g. 0,1 or 0-3."),
@@ -420,6 +447,15 @@ def run(
     ),
     window: Optional[str] = typer.Option(
         None, "--window", help="Sustained scenario: window length, e.g. 60s (default: a tenth of --duration, <= 60s)."
+    ),
+    target_qps: Optional[str] = typer.Option(
+        None, "--target-qps", help="LoadGen server: queries/s offered (default: half a short latency run's rate)."
+    ),
+    latency_bound: Optional[str] = typer.Option(
+        None, "--latency-bound", help="LoadGen server: the p99 bound, e.g. 15ms (a bare number is ms)."
+    ),
+    samples_per_query: int = typer.Option(
+        default_of("samples_per_query"), "--samples-per-query", help="LoadGen multistream: frames per query."
     ),
     max_start_temp: Optional[float] = typer.Option(
         None, "--max-start-temp", help="Thermal gate: wait until the hottest sensor is below this many C."

@@ -51,6 +51,11 @@ class Scenario:
         """Why these settings cannot run this scenario (found before any work), or None."""
         return None
 
+    def unavailable(self, execution: str) -> Optional[str]:
+        """Why this scenario cannot run where the cell executes ("cpu", "cuda:N", "remote"), found
+        before any work; None where it can."""
+        return None
+
     def measure(self, session: Session, settings: MeasureSettings, ctx: Context) -> Timed:
         raise NotImplementedError
 
