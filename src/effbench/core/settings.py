@@ -54,5 +54,7 @@ class MeasureSettings:
 
 
 DEFAULTS: Dict[str, Any] = {
-    f.name: f.default for f in fields(MeasureSettings) if f.name not in ("runtime", "input_shape", "runtime_options", "loadgen_dir")
+    f.name: f.default
+    for f in fields(MeasureSettings)
+    if f.name not in ("runtime", "input_shape", "runtime_options", "loadgen_dir")
 }
