@@ -256,7 +256,7 @@ def cells_from_run_options(p: dict) -> list:
             window_s=durations["window"],
             target_qps=_float("--target-qps", p.get("target_qps")),
             latency_bound_ms=bound_ms,
-            samples_per_query=p.get("samples_per_query") or default_of("samples_per_query"),
+            samples_per_query=p.get("samples_per_query", default_of("samples_per_query")),
             max_start_temp=max_start_temp,
             cooldown_timeout_s=durations["cooldown_timeout"] or default_of("cooldown_timeout_s"),
             cooldown_s=durations["cooldown"] or 0.0,

@@ -36,6 +36,8 @@ INSTALL = "pip install mlcommons-loadgen==6.0.17 (x86-64 wheels only)"
 EARLY_STOPPING_MIN_QUERIES = {"singlestream": 64, "multistream": 662, "server": 662, "offline": 1}
 PROBE_S = 0.5  # the short latency run that sets a default server / offline rate
 SERVER_LOAD = 0.5  # default server QPS: this fraction of the rate one-at-a-time inference sustains
+# default offline expected QPS: above that rate, so the one query lasts the minimum duration (else INVALID)
+OFFLINE_LOAD = 1.5
 RESULT_KEYS = (
     "result_validity",
     "result_invalid_reason",
@@ -300,6 +302,9 @@ class MultiStream(LoadGenScenario):
 
     def configure(self, lg: Any, ts: Any, settings: MeasureSettings, session: Session, notes: List[str]) -> None:
         ts.multi_stream_samples_per_query = settings.samples_per_query
+        # LoadGen pre-generates queries for the duration from this estimate: too high and the run ends short
+        per_query_s = settings.samples_per_query / _rate_of_latency_run(session)
+        ts.multi_stream_expected_latency_ns = max(1, int(per_query_s * 1e9 * 0.5))
 
 
 def _default_rate(settings: MeasureSettings, session: Session, fraction: float, what: str, notes: List[str]) -> float:
@@ -335,4 +340,4 @@ class Offline(LoadGenScenario):
     help = "MLPerf LoadGen Offline: all samples in one query, samples/s"
 
     def configure(self, lg: Any, ts: Any, settings: MeasureSettings, session: Session, notes: List[str]) -> None:
-        ts.offline_expected_qps = _default_rate(settings, session, 1.0, "offline expected", notes)
+        ts.offline_expected_qps = _default_rate(settings, session, OFFLINE_LOAD, "offline expected", notes)
