@@ -36,6 +36,12 @@ LAZY = {
     "gate": ("effbench.gate.commands", "gate_command", "command", "CI regression verdicts: current vs a baseline."),
     "baseline": ("effbench.gate.commands", "baseline_app", "typer", "Save and list regression-gate baselines."),
     "ab": ("effbench.commands.ab", "ab_command", "command", "A/B runs, interleaved, with the gate's verdicts."),
+    "max-qps": (
+        "effbench.commands.max_qps",
+        "max_qps_command",
+        "command",
+        "The highest LoadGen Server QPS whose p99 meets a bound (bracketing search).",
+    ),
     "devices": (
         "effbench.commands.devices",
         "app",
@@ -135,6 +141,7 @@ _EXAMPLES = {
     "--window": "--window 60s",
     "--target-qps": "--target-qps 100",
     "--latency-bound": "--latency-bound 15ms",
+    "--p99": "--p99 15ms",
     "--samples-per-query": "--samples-per-query 8",
     "--cooldown-timeout": "--cooldown-timeout 10m",
     "--cooldown": "--cooldown 30s",
@@ -294,7 +301,7 @@ def cells_from_run_options(p: dict) -> list:
     ]
 
 
-def parse_latency_bound(text: str | None) -> float | None:
+def parse_latency_bound(text: str | None, option: str = "--latency-bound") -> float | None:
     """--latency-bound in ms: '15ms', '0.015s', or a bare number of milliseconds."""
     from effbench.harness.config import parse_duration
 
@@ -306,9 +313,9 @@ def parse_latency_bound(text: str | None) -> float | None:
         try:
             return (parse_duration(text) or 0.0) * 1000
         except ValueError as e:
-            raise _bad("--latency-bound", text, str(e)) from None
+            raise _bad(option, text, str(e)) from None
     if not value > 0 or value == float("inf"):
-        raise _bad("--latency-bound", text, "must be a positive latency")
+        raise _bad(option, text, "must be a positive latency")
     return value
 
 
