@@ -14,6 +14,7 @@ from effbench.reports.views.device_stability import device_stability_section
 from effbench.reports.views.environment import environment_section
 from effbench.reports.views.gap import gap_section
 from effbench.reports.views.matrix import matrix_section, reference_backend
+from effbench.reports.views.max_qps import max_qps_section
 from effbench.reports.views.precision import precision_section
 from effbench.reports.views.prediction import prediction_section
 from effbench.reports.views.roofline import roofline_section
@@ -34,6 +35,7 @@ VIEW_IDS = [
     "claims",
     "stability",
     "sustained",
+    "max-qps",
     "device-stability",
     "environment",
     "results",
@@ -149,6 +151,7 @@ def build_sections(rows: list[Row], reference: str | None = None) -> list[Sectio
         claims_section(rows),
         stability_section(rows),
         sustained_section(rows),
+        max_qps_section(rows),
         device_stability_section(rows),
         environment_section(rows),
         results_section(rows),
