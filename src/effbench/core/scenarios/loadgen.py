@@ -34,6 +34,8 @@ INSTALL = "pip install mlcommons-loadgen==6.0.17 (x86-64 wheels only)"
 # The fewest queries LoadGen's early stopping accepts at its percentile with no query over the bound
 # (90th: 64; 99th: 662), so that the default run can be VALID.
 EARLY_STOPPING_MIN_QUERIES = {"singlestream": 64, "multistream": 662, "server": 662, "offline": 1}
+# LoadGen's own cost per query is microseconds: an estimate below this would pre-generate millions
+MIN_EXPECTED_NS = 20_000
 PROBE_S = 0.5  # the short latency run that sets a default server / offline rate
 SERVER_LOAD = 0.5  # default server QPS: this fraction of the rate one-at-a-time inference sustains
 # default offline expected QPS: above that rate, so the one query lasts the minimum duration (else INVALID)
@@ -286,11 +288,20 @@ class LoadGenScenario(Scenario):
         return Timed(samples, seconds, summary=summary, notes=notes)
 
 
+def _expected_latency_ns(session: Session, samples_per_query: int) -> int:
+    """LoadGen pre-generates a (single/multi)stream run's queries from this estimate: one too high
+    ends the run before the minimum duration (INVALID), so it is half of what a short latency run says."""
+    return max(MIN_EXPECTED_NS, int(samples_per_query / _rate_of_latency_run(session) * 1e9 * 0.5))
+
+
 @register
 class SingleStream(LoadGenScenario):
     name = "singlestream"
     lg_name = "SingleStream"
     help = "MLPerf LoadGen SingleStream: one query at a time, p90 with early stopping"
+
+    def configure(self, lg: Any, ts: Any, settings: MeasureSettings, session: Session, notes: List[str]) -> None:
+        ts.single_stream_expected_latency_ns = _expected_latency_ns(session, 1)
 
 
 @register
@@ -302,9 +313,7 @@ class MultiStream(LoadGenScenario):
 
     def configure(self, lg: Any, ts: Any, settings: MeasureSettings, session: Session, notes: List[str]) -> None:
         ts.multi_stream_samples_per_query = settings.samples_per_query
-        # LoadGen pre-generates queries for the duration from this estimate: too high and the run ends short
-        per_query_s = settings.samples_per_query / _rate_of_latency_run(session)
-        ts.multi_stream_expected_latency_ns = max(1, int(per_query_s * 1e9 * 0.5))
+        ts.multi_stream_expected_latency_ns = _expected_latency_ns(session, settings.samples_per_query)
 
 
 def _default_rate(settings: MeasureSettings, session: Session, fraction: float, what: str, notes: List[str]) -> float:
