@@ -150,7 +150,7 @@ _EXAMPLES = {
     "--target-ci": "--target-ci 1%",
     "--cpus": "--cpus 0,1",
     "--threads": "--threads 2",
-    "--input-size": "--input-size 224",
+    "--input-size": "--input-size 224 or 160,224,288",
     "--timeout": "--timeout 900",
     "--max-duration": "--max-duration 60",
     "--min-iters": "--min-iters 30",
@@ -221,6 +221,7 @@ def cells_from_run_options(p: dict) -> list:
         raise _bad("--batch", p["batch"], f"{e}; expected a comma list of positive integers") from None
     if len(set(batches)) != len(batches):
         raise _bad("--batch", p["batch"], "a batch size is listed twice")
+    sizes = _input_sizes(p.get("input_size"))
     try:
         cpu_list = parse_int_list(p["cpus"], "CPU index", allow_ranges=True, minimum=0) if p["cpus"] else None
     except ValueError as e:
@@ -276,7 +277,7 @@ def cells_from_run_options(p: dict) -> list:
             compile=p["compile"],
             pretrained=p["pretrained"],
             weights=p["weights"],
-            input_size=p["input_size"],
+            input_size=size,
             parity=p["parity"],
             seed=p["seed"],
             channels_last=p["channels_last"],
@@ -297,8 +298,24 @@ def cells_from_run_options(p: dict) -> list:
             mean=p.get("mean"),
             std=p.get("std"),
         )
+        for size in sizes
         for b in batches
     ]
+
+
+def _input_sizes(text) -> list[int | None]:
+    """--input-size 224 or a list, 160,224,288 (one cell each); [None]: the model's own."""
+    from effbench.harness.config import parse_int_list
+
+    if text is None or text == "":
+        return [None]
+    try:
+        sizes: list[int | None] = list(parse_int_list(str(text), "size in pixels"))
+    except ValueError as e:
+        raise _bad("--input-size", text, f"{e}; expected a size or a comma list of sizes") from None
+    if len(set(sizes)) != len(sizes):
+        raise _bad("--input-size", text, "a size is listed twice")
+    return sizes
 
 
 def parse_latency_bound(text: str | None, option: str = "--latency-bound") -> float | None:
@@ -497,7 +514,9 @@ def run(
     ),
     weights: Optional[str] = typer.Option(None, "--weights", help="A state_dict (.pth/.pt or .safetensors) to load."),
     seed: int = typer.Option(default_of("seed"), "--seed", help="Seed of random weights and inputs."),
-    input_size: Optional[int] = typer.Option(None, "--input-size", help="Override the input resolution."),
+    input_size: Optional[str] = typer.Option(
+        None, "--input-size", help="Input resolution, or a list: 160,224,288 (one cell each; export cached per size)."
+    ),
     parity: bool = typer.Option(
         default_of("parity"), "--parity/--no-parity", help="Compare outputs with the reference."
     ),

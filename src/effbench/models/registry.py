@@ -17,6 +17,7 @@ from typing import Any
 
 from effbench.errors import UsageError
 from effbench.models.cards import CARDS, ModelCard
+from effbench.models.input_size import check_onnx_size, check_timm_size
 
 _FACTORY_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 MAX_INPUT_SIZE = 4096
@@ -123,6 +124,8 @@ def resolve(text: str, input_size: int | None = None, weights: str | None = None
     elif text in CARDS:
         card = CARDS[text]
         spec = ModelSpec(text, "timm", card.timm_name, _with_size(card.input_shape, input_size), card)
+        if input_size:
+            check_timm_size(text, card.timm_name, card.input_shape, input_size, _timm_version() or "none")
     else:
         spec = _resolve_timm(text, input_size, explicit=False)
     if weights:
@@ -146,6 +149,8 @@ def _resolve_timm(name: str, input_size: int | None, explicit: bool) -> ModelSpe
         hint = f"; did you mean {', '.join(close)}?" if close else "; `bench models` lists the cards"
         raise UsageError(f"unknown model {name!r}{hint}")
     model_id = f"timm:{name}" if explicit and not card else name
+    if input_size:
+        check_timm_size(model_id, name, shape, input_size, _timm_version() or "none")
     return ModelSpec(model_id, "timm", name, _with_size(shape, input_size), card)
 
 
@@ -175,6 +180,8 @@ def _resolve_onnx(path: str, input_size: int | None) -> ModelSpec:
             chw.append(input_size)
         else:
             raise UsageError(f"{path}: input {inputs[0].name!r} has a dynamic spatial size; pass --input-size N")
+    if input_size and dims[2].dim_value > 0 and dims[3].dim_value > 0:
+        check_onnx_size(path, (dims[2].dim_value, dims[3].dim_value), input_size)
     shape = (chw[0], chw[1], chw[2]) if not input_size else (chw[0], input_size, input_size)
     return ModelSpec(
         p.stem, "onnx", str(p.resolve()), shape, None, inputs[0].name, {"static_batch": dims[0].dim_value or None}

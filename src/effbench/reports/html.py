@@ -17,6 +17,7 @@ from effbench.reports.views.matrix import matrix_section, reference_backend
 from effbench.reports.views.max_qps import max_qps_section
 from effbench.reports.views.precision import precision_section
 from effbench.reports.views.prediction import prediction_section
+from effbench.reports.views.resolution import resolution_section
 from effbench.reports.views.roofline import roofline_section
 from effbench.reports.views.speed import speed_section
 from effbench.reports.views.stability import stability_section
@@ -36,6 +37,7 @@ VIEW_IDS = [
     "stability",
     "sustained",
     "max-qps",
+    "resolution",
     "device-stability",
     "environment",
     "results",
@@ -152,6 +154,7 @@ def build_sections(rows: list[Row], reference: str | None = None) -> list[Sectio
         stability_section(rows),
         sustained_section(rows),
         max_qps_section(rows),
+        resolution_section(rows),
         device_stability_section(rows),
         environment_section(rows),
         results_section(rows),
