@@ -561,8 +561,14 @@ def run(
     ),
     isolate: bool = typer.Option(True, "--isolate/--in-process", help="Run each cell in its own worker process."),
     store_results: bool = typer.Option(True, "--store/--no-store", help="Write results to the database."),
+    dynamic: bool = typer.Option(
+        False,
+        "--dynamic",
+        help="Also export one graph with dynamic batch/height/width and measure it at each listed shape "
+        "(first run after a shape switch, steady latency) against the static cells (onnxruntime).",
+    ),
 ):
-    """Export, run and measure one model on one backend (one cell per batch size)."""
+    """Export, run and measure one model on one backend (one cell per batch size and input size)."""
     params = dict(locals())
     params["eval"] = params.pop("eval_dir")
     launchers: dict = {}
@@ -588,6 +594,11 @@ def _run(
     check_out_writable(out)
     launchers.update(_local_workers(isolate, [params["backend"]], server))  # its start-up overlaps the checks
     checked = [check_cell(cell) for cell in cells]  # unknown model / backend / option / precision: before any work
+    if params.get("dynamic"):
+        from effbench.harness.dynamic_shapes import check as check_dynamic
+
+        for c in checked:
+            check_dynamic(c)
     store = Store(db) if store_results else None
     prepared: list = []
     for c in checked:
@@ -600,7 +611,12 @@ def _run(
                 failures.failed_result(c.cfg.to_dict(), failures.classify(e), config_hash=c.cfg.config_hash())
             )
     sink = ResultSink(out, store, "bench run")
-    results = run_cells(cells, None, isolate=isolate, on_result=sink, launchers=launchers, prepared=prepared)
+    on_result = sink
+    if params.get("dynamic"):
+        from effbench.harness.dynamic_shapes import with_dynamic
+
+        on_result = with_dynamic(sink, prepared, cells[0].duration_s)
+    results = run_cells(cells, None, isolate=isolate, on_result=on_result, launchers=launchers, prepared=prepared)
     records = [r.to_dict() for r in results]
     console.print(result_table(records, title="bench run"))
     for r in records:

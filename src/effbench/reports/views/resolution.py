@@ -1,6 +1,7 @@
 """Latency against input resolution (`--input-size 160,224,288`, a sweep's `resolutions:`): one
 line per model, backend, device, batch and precision, the newest result at each size, its median
-with the 95% CI. Self-contained: reads the size each record's configuration asked for."""
+with the 95% CI; and the dynamic-shape penalty where `--dynamic` measured one. Self-contained: reads
+the size each record's configuration asked for and `extra.dynamic`."""
 
 from __future__ import annotations
 
@@ -27,14 +28,47 @@ def series(rows: list[Row]) -> dict[str, dict[int, Row]]:
     return {k: v for k, v in out.items() if len(v) >= 2}
 
 
+def _dynamic_table(rows: list[Row]) -> str:
+    """The dynamic-shape penalty (`--dynamic`): per static cell, the dynamic artifact's steady latency
+    at the same shape, their ratio and the first run after a shape switch."""
+    body = []
+    for r in rows:
+        d = (r.rec.get("extra") or {}).get("dynamic")
+        if not r.ok or not d:
+            continue
+        body.append(
+            [
+                f"{r.model} | {r.backend} | {r.device} | {r.precision}",
+                "x".join(map(str, d.get("shape") or [])),
+                fmt_ms(d.get("static_median_ms")),
+                fmt_ms(d.get("steady_median_ms")),
+                f"x{d['penalty']:.2f}" if d.get("penalty") else "–",
+                fmt_ms(d.get("first_after_switch_ms")),
+            ]
+        )
+    if not body:
+        return ""
+    head = [
+        "cell",
+        "shape",
+        "static median (ms)",
+        "dynamic median (ms)",
+        "dynamic penalty",
+        "first run after a switch (ms)",
+    ]
+    return "<h3>Dynamic shapes</h3>" + table(head, body)
+
+
 def resolution_section(rows: list[Row]) -> Section:
     how = (
         "Median latency against the input resolution (<code>--input-size 160,224,288</code> or a sweep's "
         "<code>resolutions:</code>), with its 95% CI: how each model's cost grows with the pixels it is given."
     )
     lines = series(rows)
+    dynamic = _dynamic_table(rows)
     if not lines:
-        return Section("resolution", "Resolution", how, note("No model measured at two resolutions or more."), [])
+        body = note("No model measured at two resolutions or more.") + dynamic
+        return Section("resolution", "Resolution", how, body, [])
     data: list[dict[str, Any]] = []
     body_rows = []
     for label, by_size in sorted(lines.items()):
@@ -69,4 +103,4 @@ def resolution_section(rows: list[Row]) -> Section:
     width = max(len(r) for r in body_rows)
     head = ["cell", *(f"size {i + 1}" for i in range(width - 1))]
     body_rows = [r + [""] * (width - len(r)) for r in body_rows]
-    return Section("resolution", "Resolution", how, fig.div() + table(head, body_rows), [fig])
+    return Section("resolution", "Resolution", how, fig.div() + table(head, body_rows) + dynamic, [fig])
