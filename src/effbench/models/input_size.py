@@ -8,10 +8,10 @@ no torch import."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from effbench.errors import UsageError
+from effbench.models.memo import remembered
 from effbench.paths import cache_root
 
 
@@ -33,7 +33,8 @@ def _try_on_meta(name: str, size: int, channels: int) -> str | None:
     import timm
     import torch
 
-    if not timm.get_pretrained_cfg(name) or not timm.get_pretrained_cfg(name).fixed_input_size:
+    cfg = timm.get_pretrained_cfg(name)
+    if cfg is None or not cfg.fixed_input_size:
         return None
     try:
         with torch.device("meta"):
@@ -46,22 +47,9 @@ def _try_on_meta(name: str, size: int, channels: int) -> str | None:
 def check_timm_size(model: str, timm_name: str, native: tuple[int, int, int], input_size: int, version: str) -> None:
     if (native[1], native[2]) == (input_size, input_size):
         return
-    path = _verdicts_path(version)
-    try:
-        verdicts = json.loads(path.read_text())
-    except (OSError, ValueError):
-        verdicts = {}
-    key = f"{timm_name}@{input_size}"
-    if key not in verdicts:
-        verdicts[key] = _try_on_meta(timm_name, input_size, native[0])
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{id(verdicts)}.tmp")
-            tmp.write_text(json.dumps(verdicts))
-            tmp.replace(path)
-        except OSError:
-            pass
-    why = verdicts[key]
+    why = remembered(
+        _verdicts_path(version), f"{timm_name}@{input_size}", lambda: _try_on_meta(timm_name, input_size, native[0])
+    )
     if why:
         raise UsageError(
             f"{model} takes only {native[1]}x{native[2]} inputs (its timm definition is sized for that resolution: "

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import difflib
 import importlib.util
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 from effbench.errors import UsageError
 from effbench.models.cards import CARDS, ModelCard
 from effbench.models.input_size import check_onnx_size, check_timm_size
+from effbench.models.memo import remembered
 
 _FACTORY_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 MAX_INPUT_SIZE = 4096
@@ -77,27 +77,16 @@ def timm_input_shape(name: str) -> tuple[int, int, int] | None:
     version = _timm_version()
     if version is None:
         raise UsageError("timm is not installed: pip install timm (or pass an .onnx file)")
-    path = _timm_index_path(version)
-    try:
-        index = json.loads(path.read_text())
-    except (OSError, ValueError):
-        index = {}
-    if name in index:
-        return tuple(index[name]) if index[name] else None  # type: ignore[return-value]
-    import timm
 
-    shape = None
-    if timm.is_model(name):
+    def lookup() -> list[int] | None:
+        import timm
+
+        if not timm.is_model(name):
+            return None
         cfg = timm.get_pretrained_cfg(name)
-        shape = list(cfg.input_size) if cfg and cfg.input_size else [3, 224, 224]
-    index[name] = shape
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{id(index)}.tmp")
-        tmp.write_text(json.dumps(index))
-        tmp.replace(path)
-    except OSError:
-        pass  # an unwritable cache only costs the next lookup a timm import
+        return list(cfg.input_size) if cfg and cfg.input_size else [3, 224, 224]
+
+    shape = remembered(_timm_index_path(version), name, lookup)
     return tuple(shape) if shape else None  # type: ignore[return-value]
 
 
