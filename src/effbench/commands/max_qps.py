@@ -10,7 +10,7 @@ from typing import Optional
 import typer
 
 from effbench.console import console, error_line, result_table
-from effbench.errors import UsageError
+from effbench.errors import RunFailed, UsageError
 
 
 def _percent(text: str) -> float:
@@ -73,7 +73,7 @@ def max_qps_command(
         rec = res.to_dict()
         offered = qps or ((rec.get("extra") or {}).get("scenario") or {}).get("settings", {}).get("target_qps")
         if offered is None:
-            raise UsageError(f"the probe failed before LoadGen ran: {rec.get('status')}: {rec.get('error')}")
+            raise RunFailed(f"the first probe failed before LoadGen ran: {rec.get('status')}: {rec.get('error')}")
         p = probe_of(rec, float(offered), bound_ms)
         results.append(res)
         return float(offered), p
