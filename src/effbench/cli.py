@@ -37,6 +37,12 @@ LAZY = {
     "gate": ("effbench.gate.commands", "gate_command", "command", "CI regression verdicts: current vs a baseline."),
     "baseline": ("effbench.gate.commands", "baseline_app", "typer", "Save and list regression-gate baselines."),
     "ab": ("effbench.commands.ab", "ab_command", "command", "A/B runs, interleaved, with the gate's verdicts."),
+    "max-qps": (
+        "effbench.commands.max_qps",
+        "max_qps_command",
+        "command",
+        "The highest LoadGen Server QPS whose p99 meets a bound (bracketing search).",
+    ),
     "devices": (
         "effbench.commands.devices",
         "app",
@@ -126,6 +132,7 @@ _OPTION_NAMES = {
     "eval_limit": "--eval-limit",
     "max_drop": "--max-drop",
     "window_s": "--window",
+    "latency_bound_ms": "--latency-bound",
     "cooldown_timeout_s": "--cooldown-timeout",
     "cooldown_s": "--cooldown",
 }
@@ -133,6 +140,10 @@ _EXAMPLES = {
     "--batch": "--batch 1,8,32",
     "--duration": "--duration 3 or --duration 10m",
     "--window": "--window 60s",
+    "--target-qps": "--target-qps 100",
+    "--latency-bound": "--latency-bound 15ms",
+    "--p99": "--p99 15ms",
+    "--samples-per-query": "--samples-per-query 8",
     "--cooldown-timeout": "--cooldown-timeout 10m",
     "--cooldown": "--cooldown 30s",
     "--max-start-temp": "--max-start-temp 45",
@@ -140,7 +151,7 @@ _EXAMPLES = {
     "--target-ci": "--target-ci 1%",
     "--cpus": "--cpus 0,1",
     "--threads": "--threads 2",
-    "--input-size": "--input-size 224",
+    "--input-size": "--input-size 224 or 160,224,288",
     "--timeout": "--timeout 900",
     "--max-duration": "--max-duration 60",
     "--min-iters": "--min-iters 30",
@@ -232,6 +243,7 @@ def cells_from_run_options(p: dict) -> list:
         raise _bad("--batch", p["batch"], f"{e}; expected a comma list of positive integers") from None
     if len(set(batches)) != len(batches):
         raise _bad("--batch", p["batch"], "a batch size is listed twice")
+    sizes = _input_sizes(p.get("input_size"))
     try:
         cpu_list = parse_int_list(p["cpus"], "CPU index", allow_ranges=True, minimum=0) if p["cpus"] else None
     except ValueError as e:
@@ -255,6 +267,7 @@ def cells_from_run_options(p: dict) -> list:
     if durations["window"] and p["scenario"] in SCENARIOS and p["scenario"] not in windowed:
         raise _bad("--window", p.get("window"), f"only --scenario {' | '.join(windowed)} measures in windows")
     options = _parse_opts(p["opt"])
+    bound_ms = parse_latency_bound(p.get("latency_bound"))
     return [
         make_config(
             model=p["model"],
@@ -269,6 +282,9 @@ def cells_from_run_options(p: dict) -> list:
             warmup_iters=p["warmup_iters"],
             duration_s=durations["duration"],
             window_s=durations["window"],
+            target_qps=_float("--target-qps", p.get("target_qps")),
+            latency_bound_ms=bound_ms,
+            samples_per_query=p.get("samples_per_query", default_of("samples_per_query")),
             max_start_temp=max_start_temp,
             cooldown_timeout_s=durations["cooldown_timeout"] or default_of("cooldown_timeout_s"),
             cooldown_s=durations["cooldown"] or 0.0,
@@ -281,7 +297,7 @@ def cells_from_run_options(p: dict) -> list:
             compile=p["compile"],
             pretrained=p["pretrained"],
             weights=p["weights"],
-            input_size=p["input_size"],
+            input_size=size,
             parity=p["parity"],
             seed=p["seed"],
             channels_last=p["channels_last"],
@@ -302,8 +318,42 @@ def cells_from_run_options(p: dict) -> list:
             mean=p.get("mean"),
             std=p.get("std"),
         )
+        for size in sizes
         for b in batches
     ]
+
+
+def _input_sizes(text) -> list[int | None]:
+    """--input-size 224 or a list, 160,224,288 (one cell each); [None]: the model's own."""
+    from effbench.harness.config import parse_int_list
+
+    if text is None or text == "":
+        return [None]
+    try:
+        sizes: list[int | None] = list(parse_int_list(str(text), "size in pixels"))
+    except ValueError as e:
+        raise _bad("--input-size", text, f"{e}; expected a size or a comma list of sizes") from None
+    if len(set(sizes)) != len(sizes):
+        raise _bad("--input-size", text, "a size is listed twice")
+    return sizes
+
+
+def parse_latency_bound(text: str | None, option: str = "--latency-bound") -> float | None:
+    """--latency-bound in ms: '15ms', '0.015s', or a bare number of milliseconds."""
+    from effbench.harness.config import parse_duration
+
+    if text is None:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        try:
+            return (parse_duration(text) or 0.0) * 1000
+        except ValueError as e:
+            raise _bad(option, text, str(e)) from None
+    if not value > 0 or value == float("inf"):
+        raise _bad(option, text, "must be a positive latency")
+    return value
 
 
 def parse_run_args(text: str) -> list:
@@ -437,7 +487,8 @@ def run(
     scenario: str = typer.Option(
         default_of("scenario"),
         "--scenario",
-        help="latency (one at a time) | throughput (requests in flight) | sustained (slowdown over --duration).",
+        help="latency (one at a time) | throughput (requests in flight) | sustained (slowdown over --duration) | "
+        "MLPerf LoadGen's singlestream | multistream | server | offline.",
     ),
     threads: Optional[int] = typer.Option(default_of("threads"), "--threads", help="Runtime's own thread setting."),
     cpus: Optional[str] = typer.Option(None, "--cpus", help="Pin the worker to these CPUs, e.g. 0,1 or 0-3."),
@@ -448,6 +499,15 @@ def run(
     ),
     window: Optional[str] = typer.Option(
         None, "--window", help="Sustained scenario: window length, e.g. 60s (default: a tenth of --duration, <= 60s)."
+    ),
+    target_qps: Optional[str] = typer.Option(
+        None, "--target-qps", help="LoadGen server: queries/s offered (default: half a short latency run's rate)."
+    ),
+    latency_bound: Optional[str] = typer.Option(
+        None, "--latency-bound", help="LoadGen server: the p99 bound, e.g. 15ms (a bare number is ms)."
+    ),
+    samples_per_query: int = typer.Option(
+        default_of("samples_per_query"), "--samples-per-query", help="LoadGen multistream: frames per query."
     ),
     max_start_temp: Optional[float] = typer.Option(
         None, "--max-start-temp", help="Thermal gate: wait until the hottest sensor is below this many C."
@@ -482,7 +542,9 @@ def run(
     ),
     weights: Optional[str] = typer.Option(None, "--weights", help="A state_dict (.pth/.pt or .safetensors) to load."),
     seed: int = typer.Option(default_of("seed"), "--seed", help="Seed of random weights and inputs."),
-    input_size: Optional[int] = typer.Option(None, "--input-size", help="Override the input resolution."),
+    input_size: Optional[str] = typer.Option(
+        None, "--input-size", help="Input resolution, or a list: 160,224,288 (one cell each; export cached per size)."
+    ),
     parity: bool = typer.Option(
         default_of("parity"), "--parity/--no-parity", help="Compare outputs with the reference."
     ),
@@ -527,8 +589,14 @@ def run(
     ),
     isolate: bool = typer.Option(True, "--isolate/--in-process", help="Run each cell in its own worker process."),
     store_results: bool = typer.Option(True, "--store/--no-store", help="Write results to the database."),
+    dynamic: bool = typer.Option(
+        False,
+        "--dynamic",
+        help="Also export one graph with dynamic batch/height/width and measure it at each listed shape "
+        "(first run after a shape switch, steady latency) against the static cells (onnxruntime).",
+    ),
 ):
-    """Export, run and measure one model on one backend (one cell per batch size)."""
+    """Export, run and measure one model on one backend (one cell per batch size and input size)."""
     params = dict(locals())
     params["eval"] = params.pop("eval_dir")
     launchers: dict = {}
@@ -553,13 +621,23 @@ def _run(
     check_out_writable(out)
     launchers.update(_local_workers(isolate, [params["backend"]], server))  # its start-up overlaps the checks
     checked = [check_cell(cell) for cell in cells]  # unknown model / backend / option / precision: before any work
+    if params.get("dynamic"):
+        from effbench.harness.dynamic_shapes import check as check_dynamic
+
+        for c in checked:
+            check_dynamic(c)
     store = Store(db) if store_results else None
     # built in a process of its own: a factory that returns no module or a weights file that does not
     # fit is exit 2 before measuring; one that fails or crashes is the cell's record (the run goes on)
     prepared = prepare_cells(cells, checked=checked)
     sink = ResultSink(out, store, "bench run")
+    on_result = sink
+    if params.get("dynamic"):
+        from effbench.harness.dynamic_shapes import with_dynamic
+
+        on_result = with_dynamic(sink, prepared, cells[0].duration_s)
     try:
-        results = run_cells(cells, None, isolate=isolate, on_result=sink, launchers=launchers, prepared=prepared)
+        results = run_cells(cells, None, isolate=isolate, on_result=on_result, launchers=launchers, prepared=prepared)
     except KeyboardInterrupt:
         sink.summary()  # a result spooled on the way out is named with its import command
         raise

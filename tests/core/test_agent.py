@@ -18,7 +18,14 @@ import effbench.core as core
 
 CORE = Path(core.__file__).parent
 FILES = sorted(CORE.rglob("*.py"))
-RUNTIME_MODULES = {"onnxruntime", "openvino", "coremltools", "onnx", "pynvml"}  # imported inside functions only
+RUNTIME_MODULES = {
+    "onnxruntime",
+    "openvino",
+    "coremltools",
+    "onnx",
+    "pynvml",
+    "mlperf_loadgen",
+}  # inside functions only
 
 
 def _imports(tree: ast.AST, top_level_only: bool) -> set[str]:

@@ -33,6 +33,11 @@ class MeasureSettings:
     max_start_temp: Optional[float] = None  # thermal gate: wait until the hottest zone is below this, in C
     cooldown_timeout_s: float = 600.0  # ... for at most this long, then go on with a warning
     cooldown_s: float = 0.0  # sleep this long before the cell starts (the pause between cells)
+    # MLPerf LoadGen scenarios (core/scenarios/loadgen.py)
+    target_qps: Optional[float] = None  # server: queries/s offered (None: half a short latency run's rate)
+    latency_bound_ms: Optional[float] = None  # server: the p99 bound LoadGen checks (None: LoadGen's 100 ms)
+    samples_per_query: int = 8  # multistream: frames per query
+    loadgen_dir: Optional[str] = None  # where LoadGen writes its logs (kept beside the result)
     # the backend's typed options as the runtime needs them, e.g. {"hint": "THROUGHPUT", "streams": 4}
     runtime_options: Dict[str, Any] = field(default_factory=dict)
     # the harness's meters (energy windows) as typed values: energy, energy_windows, idle_s, power_hz,
@@ -54,5 +59,5 @@ class MeasureSettings:
 DEFAULTS: Dict[str, Any] = {
     f.name: f.default
     for f in fields(MeasureSettings)
-    if f.name not in ("runtime", "input_shape", "runtime_options", "meters")
+    if f.name not in ("runtime", "input_shape", "runtime_options", "meters", "loadgen_dir")
 }

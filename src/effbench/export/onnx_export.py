@@ -18,8 +18,15 @@ def _first_line(e: BaseException) -> str:
     return lines[0][:300] if lines else type(e).__name__
 
 
-def export_torch_to_onnx(model, input_shape: tuple[int, ...], target: Path, exporter: str = "torchscript") -> None:
-    """Export `model` for one fixed input shape (N, C, H, W) and write a shape-inferred, checked graph."""
+# --dynamic: batch, height and width left free (the output's batch follows)
+DYNAMIC_AXES = {"input": {0: "batch", 2: "height", 3: "width"}, "output": {0: "batch"}}
+
+
+def export_torch_to_onnx(
+    model, input_shape: tuple[int, ...], target: Path, exporter: str = "torchscript", dynamic: bool = False
+) -> None:
+    """Export `model` for one fixed input shape (N, C, H, W), or with dynamic batch, height and width
+    traced at that shape, and write a shape-inferred, checked graph."""
     import torch
 
     x = torch.randn(*input_shape)
@@ -34,6 +41,7 @@ def export_torch_to_onnx(model, input_shape: tuple[int, ...], target: Path, expo
                 input_names=["input"],
                 output_names=["output"],
                 opset_version=OPSET,
+                dynamic_axes=DYNAMIC_AXES if dynamic else None,
                 dynamo=(exporter == "dynamo"),
             )
     except Exception as e:

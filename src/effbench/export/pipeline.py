@@ -59,7 +59,10 @@ def _params_of(src: ModelSource) -> int:
     return count_params(src.module())
 
 
-def onnx_artifact(src: ModelSource, input_shape: tuple[int, ...], exporter: str = "torchscript", **_) -> Artifact:
+def onnx_artifact(
+    src: ModelSource, input_shape: tuple[int, ...], exporter: str = "torchscript", dynamic: bool = False, **_
+) -> Artifact:
+    """The ONNX graph for `input_shape`; `dynamic`: batch, height and width left free (traced at that shape)."""
     from effbench.export import onnx_export
 
     if src.spec.kind == "onnx":
@@ -77,10 +80,11 @@ def onnx_artifact(src: ModelSource, input_shape: tuple[int, ...], exporter: str 
         "opset": onnx_export.OPSET,
         "timm": _version("timm"),
         "onnx": _version("onnx"),
+        **({"dynamic": "batch,height,width"} if dynamic else {}),
     }
 
     def build(target: Path) -> dict[str, Any]:
-        onnx_export.export_torch_to_onnx(src.module(), input_shape, target, exporter)
+        onnx_export.export_torch_to_onnx(src.module(), input_shape, target, exporter, dynamic)
         return {"params": _params_of(src)}
 
     return get_or_build("onnx", parts, "model.onnx", build)

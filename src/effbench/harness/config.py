@@ -37,8 +37,8 @@ _NOT_HASHED = {
     "cooldown_timeout_s",
     "cooldown_s",
 }
-# hashed only when set, so configurations from before these options keep their hashes
-_HASHED_WHEN_SET = {"window_s"}
+# hashed only when not at their default, so configurations from before these options keep their hashes
+_HASHED_WHEN_SET = {"window_s", "target_qps", "latency_bound_ms", "samples_per_query"}
 
 
 class RunConfig(BaseModel):
@@ -62,6 +62,9 @@ class RunConfig(BaseModel):
     requests: int | None = Field(DEFAULTS["requests"], ge=1, le=1024)  # in-flight requests (throughput)
     profile_iters: int | None = Field(DEFAULTS["profile_iters"], ge=1, le=100_000)
     window_s: float | None = Field(DEFAULTS["window_s"], gt=0, le=86_400)  # sustained scenario's window
+    target_qps: float | None = Field(DEFAULTS["target_qps"], gt=0, le=10_000_000)  # LoadGen server
+    latency_bound_ms: float | None = Field(DEFAULTS["latency_bound_ms"], gt=0, le=3_600_000)  # LoadGen server p99
+    samples_per_query: int = Field(DEFAULTS["samples_per_query"], ge=1, le=4096)  # LoadGen multistream
     telemetry: bool = DEFAULTS["telemetry"]
     max_start_temp: float | None = DEFAULTS["max_start_temp"]  # thermal gate, C
     cooldown_timeout_s: float = Field(DEFAULTS["cooldown_timeout_s"], ge=0, le=86_400)
@@ -138,7 +141,9 @@ class RunConfig(BaseModel):
     def _scenario_accepts(self):
         scenario = get_scenario(self.scenario)
         for name in set(scenario_settings()) - set(scenario.own_settings):
-            setattr(self, name, None)  # another scenario's setting (a sweep gives it to every cell): unused here
+            # another scenario's setting (a sweep gives it to every cell): unused here, and back at its default
+            # so that it neither reaches the worker nor changes the configuration hash
+            setattr(self, name, DEFAULTS[name])
         settings = MeasureSettings(
             runtime=self.backend,
             input_shape=[self.batch_size],
@@ -189,7 +194,7 @@ class RunConfig(BaseModel):
         data = {
             k: v
             for k, v in self.model_dump().items()
-            if k not in _NOT_HASHED and not (k in _HASHED_WHEN_SET and v is None)
+            if k not in _NOT_HASHED and not (k in _HASHED_WHEN_SET and v == DEFAULTS[k])
         }
         blob = json.dumps(data, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:16]

@@ -16,10 +16,11 @@ import numpy as np
 
 from effbench.backends.base import ArtifactRef, Backend, BackendOptions
 from effbench.backends.registry import get_backend
+from effbench.core.scenarios import get_scenario
 from effbench.core.settings import MeasureSettings
 from effbench.errors import UsageError
 from effbench.export.cache import Artifact, NotCached, building_allowed, cache_key, check_writable
-from effbench.harness import evaluation
+from effbench.harness import evaluation, loadgen_logs
 from effbench.harness.config import RunConfig
 from effbench.harness.evaluation import EvalPlan
 from effbench.harness.meters.energy import meter_options
@@ -84,6 +85,9 @@ def check_cell(cfg: RunConfig) -> Checked:
 
     backend = get_backend(cfg.backend)
     target = resolve_target(cfg.device, cfg.devices_file)
+    why_not = get_scenario(cfg.scenario).unavailable(target.execution)
+    if why_not:
+        raise UsageError(f"--scenario {cfg.scenario} on device {cfg.device!r}: {why_not}")
     if target.execution == "remote":
         if backend.core_runtime is None:
             from effbench.core.runtimes import RUNTIMES
@@ -270,6 +274,10 @@ def prepare(checked: Checked, event=None) -> PreparedCell:
         max_start_temp=cfg.max_start_temp,
         cooldown_timeout_s=cfg.cooldown_timeout_s,
         cooldown_s=cfg.cooldown_s,
+        target_qps=cfg.target_qps,
+        latency_bound_ms=cfg.latency_bound_ms,
+        samples_per_query=cfg.samples_per_query,
+        loadgen_dir=loadgen_logs.new_dir(cfg),
         runtime_options=backend.runtime_options(checked.options, exec_cfg),
         meters=meter_options(checked.common, cfg.energy_window_s),
     )

@@ -17,7 +17,7 @@ from effbench import yamlfile
 from effbench.errors import UsageError
 from effbench.harness.config import RunConfig
 
-_MATRIX_KEYS = {"models", "backends", "batches", "precisions", "scenarios", "devices"}
+_MATRIX_KEYS = {"models", "backends", "batches", "precisions", "scenarios", "devices", "resolutions"}
 
 
 class SweepFile(BaseModel):
@@ -29,6 +29,7 @@ class SweepFile(BaseModel):
     precisions: list[str] = Field(default_factory=lambda: ["fp32"])
     scenarios: list[str] = Field(default_factory=lambda: ["latency"])
     devices: list[str] = Field(default_factory=lambda: ["cpu"])
+    resolutions: list[Annotated[int, Field(ge=8, le=4096)]] | None = None  # input sizes, one cell each
 
     def run_options(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
@@ -71,8 +72,11 @@ def load_sweep(path: str | Path, overrides: dict[str, Any] | None = None) -> lis
         raise UsageError(describe_validation_error(str(path), e)) from None
     opts = {**sweep.run_options(), **(overrides or {})}
     cells = []
-    for model, backend, device, batch, precision, scenario in itertools.product(
-        sweep.models, sweep.backends, sweep.devices, sweep.batches, sweep.precisions, sweep.scenarios
+    if sweep.resolutions and "input_size" in opts:
+        raise UsageError(f"{path}: give either 'resolutions' or 'input_size', not both")
+    sizes: list[int | None] = list(sweep.resolutions) if sweep.resolutions else [opts.pop("input_size", None)]
+    for model, backend, device, batch, precision, scenario, size in itertools.product(
+        sweep.models, sweep.backends, sweep.devices, sweep.batches, sweep.precisions, sweep.scenarios, sizes
     ):
         try:
             cells.append(
@@ -84,6 +88,7 @@ def load_sweep(path: str | Path, overrides: dict[str, Any] | None = None) -> lis
                         "batch_size": batch,
                         "precision": precision,
                         "scenario": scenario,
+                        "input_size": size,
                         **opts,
                     }
                 )

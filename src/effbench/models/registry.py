@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import difflib
 import importlib.util
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +16,8 @@ from typing import Any
 
 from effbench.errors import UsageError, close_matches
 from effbench.models.cards import CARDS, ModelCard
+from effbench.models.input_size import check_onnx_size, check_timm_size
+from effbench.models.memo import remembered
 
 _FACTORY_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 MAX_INPUT_SIZE = 4096
@@ -76,27 +77,16 @@ def timm_input_shape(name: str) -> tuple[int, int, int] | None:
     version = _timm_version()
     if version is None:
         raise UsageError("timm is not installed: pip install timm (or pass an .onnx file)")
-    path = _timm_index_path(version)
-    try:
-        index = json.loads(path.read_text())
-    except (OSError, ValueError):
-        index = {}
-    if name in index:
-        return tuple(index[name]) if index[name] else None  # type: ignore[return-value]
-    import timm
 
-    shape = None
-    if timm.is_model(name):
+    def lookup() -> list[int] | None:
+        import timm
+
+        if not timm.is_model(name):
+            return None
         cfg = timm.get_pretrained_cfg(name)
-        shape = list(cfg.input_size) if cfg and cfg.input_size else [3, 224, 224]
-    index[name] = shape
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{id(index)}.tmp")
-        tmp.write_text(json.dumps(index))
-        tmp.replace(path)
-    except OSError:
-        pass  # an unwritable cache only costs the next lookup a timm import
+        return list(cfg.input_size) if cfg and cfg.input_size else [3, 224, 224]
+
+    shape = remembered(_timm_index_path(version), name, lookup)
     return tuple(shape) if shape else None  # type: ignore[return-value]
 
 
@@ -123,6 +113,8 @@ def resolve(text: str, input_size: int | None = None, weights: str | None = None
     elif text in CARDS:
         card = CARDS[text]
         spec = ModelSpec(text, "timm", card.timm_name, _with_size(card.input_shape, input_size), card)
+        if input_size:
+            check_timm_size(text, card.timm_name, card.input_shape, input_size, _timm_version() or "none")
     else:
         spec = _resolve_timm(text, input_size, explicit=False)
     if weights:
@@ -145,6 +137,8 @@ def _resolve_timm(name: str, input_size: int | None, explicit: bool) -> ModelSpe
         hint = f"; did you mean {', '.join(close)}?" if close else "; `bench models` lists the cards"
         raise UsageError(f"unknown model {name!r}{hint}")
     model_id = f"timm:{name}" if explicit and not card else name
+    if input_size:
+        check_timm_size(model_id, name, shape, input_size, _timm_version() or "none")
     return ModelSpec(model_id, "timm", name, _with_size(shape, input_size), card)
 
 
@@ -177,6 +171,8 @@ def _resolve_onnx(path: str, input_size: int | None) -> ModelSpec:
             chw.append(input_size)
         else:
             raise UsageError(f"{path}: input {inputs[0].name!r} has a dynamic spatial size; pass --input-size N")
+    if input_size and dims[2].dim_value > 0 and dims[3].dim_value > 0:
+        check_onnx_size(path, (dims[2].dim_value, dims[3].dim_value), input_size)
     shape = (chw[0], chw[1], chw[2]) if not input_size else (chw[0], input_size, input_size)
     return ModelSpec(
         p.stem, "onnx", str(p.resolve()), shape, None, inputs[0].name, {"static_batch": dims[0].dim_value or None}

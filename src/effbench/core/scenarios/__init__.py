@@ -11,7 +11,7 @@ from ..probes import Telemetry
 from ..session import Session
 from ..settings import MeasureSettings
 from ..timing import Measurement, Progress, first_inference, warmup
-from . import latency, sustained, throughput  # noqa: F401  (each registers itself)
+from . import latency, loadgen, sustained, throughput  # noqa: F401  (each registers itself)
 from .base import SCENARIOS, Context, Scenario, Timed, get_scenario, own_settings, register
 
 __all__ = ["SCENARIOS", "Context", "Scenario", "Timed", "get_scenario", "own_settings", "register", "run_scenario"]

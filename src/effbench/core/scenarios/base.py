@@ -56,6 +56,11 @@ class Scenario:
         """Seconds this scenario is sure to run beyond the usual (a cell's --timeout must cover them)."""
         return 0.0
 
+    def unavailable(self, execution: str) -> Optional[str]:
+        """Why this scenario cannot run where the cell executes ("cpu", "cuda:N", "remote"), found
+        before any work; None where it can."""
+        return None
+
     def measure(self, session: Session, settings: MeasureSettings, ctx: Context) -> Timed:
         raise NotImplementedError
 
