@@ -1,5 +1,9 @@
 """What the GPU code says and does on any machine, GPU or not (these run everywhere)."""
 
+import sys
+from pathlib import Path
+
+import onnxruntime as ort
 import pytest
 
 from effbench.backends.cuda_util import ChunkStats, cuda_index, cuda_unavailable_reason, is_cuda
@@ -29,12 +33,11 @@ def test_without_a_gpu_every_gpu_backend_says_why():
 
 def test_tensorrt_says_it_runs_on_cuda_only_or_is_missing():
     reason = get_backend("tensorrt").unavailable_reason("cpu")
+    assert reason is not None
     assert reason == "tensorrt not installed (pip install tensorrt)" or "CUDA devices only" in reason
 
 
 def test_onnxruntime_gpu_reason_names_the_package():
-    import onnxruntime as ort
-
     reason = get_backend("onnxruntime").unavailable_reason("cuda:0")
     if "CUDAExecutionProvider" not in ort.get_available_providers():
         assert reason == ("onnxruntime-gpu not installed: CUDAExecutionProvider missing (pip install onnxruntime-gpu)")
@@ -45,8 +48,8 @@ def test_onnxruntime_gpu_reason_names_the_package():
 def test_torch_precisions_per_device():
     torch_b = get_backend("torch")
     assert torch_b.check_precision("fp16", "cuda:0") is None
-    assert "CUDA devices only" in torch_b.check_precision("fp16", "cpu")
-    assert "int8" in torch_b.check_precision("int8", "cuda:0")
+    assert "CUDA devices only" in (torch_b.check_precision("fp16", "cpu") or "")
+    assert "int8" in (torch_b.check_precision("int8", "cuda:0") or "")
 
 
 def test_chunk_stats_keep_recent_chunks_only():
@@ -59,9 +62,6 @@ def test_chunk_stats_keep_recent_chunks_only():
 
 
 def test_bench_backends_lists_the_gpu_backends_with_their_reasons():
-    import sys
-    from pathlib import Path
-
     if not (Path(sys.executable).parent / "bench").exists():
         pytest.skip("the bench console script is not installed (pip install -e .)")
     r = bench("backends", "--device", "cuda:0")
