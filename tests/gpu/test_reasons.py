@@ -6,10 +6,10 @@ from pathlib import Path
 import onnxruntime as ort
 import pytest
 
-from effbench.backends.cuda_util import ChunkStats, cuda_index, cuda_unavailable_reason, is_cuda
+from effbench.backends.cuda_util import NO_DEVICE, ChunkStats, cuda_index, cuda_unavailable_reason, is_cuda
 from effbench.backends.registry import get_backend
 from effbench.errors import UsageError
-from tests.conftest import bench
+from tests.conftest import TINY_CNN, bench, one_line
 from tests.gpu._requirements import CUDA_REASON
 
 
@@ -23,7 +23,7 @@ def test_device_names():
 
 @pytest.mark.skipif(CUDA_REASON is None, reason="a CUDA device is present")
 def test_without_a_gpu_every_gpu_backend_says_why():
-    assert CUDA_REASON in ("no CUDA device", "torch built without CUDA (install a CUDA build of torch)")
+    assert CUDA_REASON in (NO_DEVICE, "torch built without CUDA (install a CUDA build of torch)")
     assert get_backend("torch").unavailable_reason("cuda:0") == CUDA_REASON
     assert get_backend("torch").unavailable_reason("cpu") is None  # the CPU is untouched
     trt = get_backend("trt")
@@ -69,3 +69,13 @@ def test_bench_backends_lists_the_gpu_backends_with_their_reasons():
     assert "tensorrt" in r.output and "trt" in r.output
     if CUDA_REASON:
         assert CUDA_REASON in r.output.replace("\n", " ") or "not installed" in r.output
+
+
+def test_bench_run_on_tensorrt_without_it_is_one_line_naming_what_to_install(cli):
+    reason = get_backend("trt").unavailable_reason("cuda:0")
+    if reason is None:
+        pytest.skip("TensorRT, CUDA and the driver are all usable here")
+    r = cli("run", *TINY_CNN, "--backend", "trt", "--device", "cuda:0")
+    line = one_line(r, 2, "tensorrt")
+    assert reason in line
+    assert any(fix in line for fix in ("pip install", "driver", "CUDA build of torch", "nvidia-smi"))

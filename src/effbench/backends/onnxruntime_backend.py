@@ -106,6 +106,7 @@ class OnnxRuntimeBackend(Backend):
                 "trt_timing_cache_enable": True,
                 "trt_timing_cache_path": cache,
             }
+            build_lock_dir = str(cache_root() / "tensorrt" / "locks")
             if options.workspace_mb:
                 trt_opts["trt_max_workspace_size"] = int(options.workspace_mb * 2**20)
             providers = [
@@ -118,6 +119,7 @@ class OnnxRuntimeBackend(Backend):
             "device_id": dev,
             "execution_provider": EPS[ep],
             "precision_ran": precision if ep == "tensorrt" else "fp32",
+            **({"build_lock_dir": build_lock_dir} if ep == "tensorrt" else {}),
         }
 
     def map_profile(self, layers, graph, runtime_graph):
