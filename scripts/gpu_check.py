@@ -123,7 +123,8 @@ def skip_reason(cfg: RunConfig) -> str | None:
 
 def cmd_env() -> int:
     print(f"python      {sys.version.split()[0]} ({sys.executable})")
-    missing_req, missing_opt = [], []
+    missing_req: list[str] = []
+    missing_opt: list[str] = []
     for mod, required in PACKAGES:
         if not _have(mod):
             (missing_req if required else missing_opt).append(mod)

@@ -10,7 +10,7 @@ import importlib
 import json
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, List, Optional
 
 import typer
 from typer.core import TyperGroup
@@ -94,7 +94,7 @@ results_app = typer.Typer(
 )
 app.add_typer(results_app, name="results")
 
-_GROUP = []
+_GROUP: list[Any] = []
 
 
 def _click_group():
@@ -734,9 +734,9 @@ def results_import(
     )
 
 
-def _click_classes(name: str) -> tuple[type, ...]:
+def _click_classes(name: str) -> tuple[type[BaseException], ...]:
     """Typer vendors its own click (typer._click) in newer releases; accept either."""
-    found = []
+    found: list[type[BaseException]] = []
     for module in ("typer._click.exceptions", "typer.exceptions", "click.exceptions"):
         try:
             cls = getattr(importlib.import_module(module), name, None)
@@ -758,7 +758,7 @@ def main(argv: list[str] | None = None) -> int:
     except _click_classes("UsageError") as e:
         ctx = getattr(e, "ctx", None)
         cmd = ctx.command_path if ctx else "bench"
-        error_line(f"{e.format_message()} (see `{cmd} --help`)")
+        error_line(f"{getattr(e, 'format_message', e.__str__)()} (see `{cmd} --help`)")
         return 2
     except _click_classes("Exit") as e:
         return getattr(e, "exit_code", 0)

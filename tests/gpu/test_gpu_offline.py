@@ -90,7 +90,7 @@ def test_a_dynamic_input_gets_its_profile_and_int8_its_calibration_profile():
     assert got == {"input": "in0", "shape": [4, 3, 32, 32], "calibration_profile": True}
     assert [c[0] for c in net.calls] == ["set_shape", "add_optimization_profile", "set_calibration_profile"]
     fp16 = _Recorder([(-1, 3, 32, 32)])
-    assert shape_profile(fp16, fp16, fp16, (1, 3, 32, 32), calibrating=False)["calibration_profile"] is False
+    assert (shape_profile(fp16, fp16, fp16, (1, 3, 32, 32), calibrating=False) or {})["calibration_profile"] is False
     assert ("set_calibration_profile",) not in fp16.calls
     static = _Recorder([(1, 3, 32, 32)])
     assert shape_profile(static, static, static, (1, 3, 32, 32), calibrating=True) is None and not static.calls

@@ -133,7 +133,7 @@ def read_state_dict(path: str) -> dict:
         if p.suffix == ".safetensors":
             from safetensors.torch import load_file
 
-            state = load_file(str(p))
+            state: Any = load_file(str(p))
         else:
             import torch
 

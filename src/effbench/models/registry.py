@@ -82,7 +82,7 @@ def timm_input_shape(name: str) -> tuple[int, int, int] | None:
     except (OSError, ValueError):
         index = {}
     if name in index:
-        return tuple(index[name]) if index[name] else None  # type: ignore[return-value]
+        return tuple(index[name]) if index[name] else None
     import timm
 
     shape = None

@@ -8,7 +8,7 @@ from importlib import resources
 from typing import Any
 
 from effbench.reports.common import Section, fmt, fmt_ms, h, script_json
-from effbench.reports.data import Query, Row, latest_per_cell, num, to_rows
+from effbench.reports.data import Query, Row, as_dict, latest_per_cell, num, to_rows
 from effbench.reports.views.claims import claims_section
 from effbench.reports.views.environment import environment_section
 from effbench.reports.views.gap import gap_section
@@ -78,7 +78,7 @@ def results_section(rows: list[Row]) -> Section:
         notes = ([r.error] if r.error else []) + r.warnings
         status = f'<span class="{"" if r.ok else "status-bad"}">{h(r.status)}</span>'
         prec = r.precision if r.precision_ran in ("", r.precision) else f"{r.precision} → {r.precision_ran}"
-        mem = r.rec.get("memory") if isinstance(r.rec.get("memory"), dict) else {}
+        mem = as_dict(r.rec.get("memory"))
         cells_html = [
             (h(r.model), "name"),
             (h(r.backend), ""),

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from effbench.reports.common import Figure, Section, axis, backend_colours, base_layout, fmt_ms, h, note, p, table
-from effbench.reports.data import Row, interval_of, latest_per_cell, num
+from effbench.reports.data import Row, as_dict, interval_of, latest_per_cell, num
 
 MIN_SAMPLES_FOR_CI = 50
 
@@ -110,8 +110,8 @@ def precision_pairs(rows: list[Row]) -> list[PrecisionPair]:
         fp32, int8 = pair["fp32"], pair["int8"]
         ratio, ratio_ci = _ratio(fp32, int8)
         drop, drop_ci, drop_p, basis = _drop(fp32, int8)
-        quant = int8.rec.get("quantization") if isinstance(int8.rec.get("quantization"), dict) else {}
-        calib = quant.get("calibration") if isinstance(quant.get("calibration"), dict) else {}
+        quant = as_dict(int8.rec.get("quantization"))
+        calib = as_dict(quant.get("calibration"))
         out.append(
             PrecisionPair(
                 fp32,
