@@ -106,6 +106,9 @@ def result_table(records: list[dict], title: str = "results") -> Table:
         if r.get("artifact_cached"):
             notes.append("artifact from cache")
         notes.extend(r.get("warnings") or [])
+        placement = (r.get("runtime") or {}).get("placement") or {}
+        if placement.get("summary"):
+            notes.append(placement["summary"])
         prec = r.get("precision", "")
         if r.get("precision_ran") and r["precision_ran"] != prec:
             prec = f"{prec}→{r['precision_ran']}"
