@@ -35,7 +35,7 @@ import numpy as np
 from effbench.backends.tensorrt_backend import capturing_logger, create, major, strongly_typed_only, trt_version
 from effbench.core.gpu import gpu_build_lock
 from effbench.errors import RunFailed, UsageError
-from effbench.export.cache import Artifact, cache_root, get_or_build
+from effbench.export.cache import Artifact, NotCached, cache_root, cached_only, get_or_build
 
 __all__ = ["engine_artifact", "major", "strongly_typed_only", "trt_version"]
 
@@ -419,13 +419,20 @@ def engine_artifact(
     calib = calibration_id(opts.get("calib_dir"), opts["calib_batches"]) if precision == "int8" else None
     converter = "modelopt" if strongly_typed_only(version) and precision != "fp32" else None
     parts = engine_parts(onnx_art.key, precision, gpu, version, opts, calib, converter)
-
-    def build(target: Path) -> dict[str, Any]:
+    try:
+        with cached_only():
+            art = get_or_build("tensorrt", parts, ENGINE_FILE, lambda target: None)
+    except NotCached:  # build under the GPU's lock; after a wait, an engine another process built is a cache hit
         lock_key = gpu.get("uuid") or f"{gpu.get('name')}-cuda{device_index}"
         with gpu_build_lock(str(cache_root() / "tensorrt" / "locks"), lock_key) as lock:
-            return build_engine_file(onnx_art.file, target, precision, opts, device_index, input_shape, gpu, lock)
-
-    art = get_or_build("tensorrt", parts, ENGINE_FILE, build)
+            art = get_or_build(
+                "tensorrt",
+                parts,
+                ENGINE_FILE,
+                lambda target: build_engine_file(
+                    onnx_art.file, target, precision, opts, device_index, input_shape, gpu, lock
+                ),
+            )
     art.meta["onnx_path"] = str(onnx_art.path)
     art.meta["onnx_key"] = onnx_art.key
     art.meta["gpu"] = gpu
