@@ -6,6 +6,7 @@ logger/builder, a CUDA event, an NVML handle) a small stand-in takes its place, 
 from __future__ import annotations
 
 import multiprocessing
+import sys
 import time
 from types import SimpleNamespace
 from typing import Any
@@ -15,7 +16,7 @@ import pytest
 
 from effbench.backends import nvml
 from effbench.backends.cuda_util import EventPool, cuda_timed_loop
-from effbench.backends.tensorrt_backend import DRIVER_HINT, capturing_logger, create, creation_failure
+from effbench.backends.tensorrt_backend import DRIVER_HINT, capturing_logger, create, creation_failure, runtime_probe
 from effbench.core.gpu import cuda_device_uuid, gpu_build_lock, lock_name, nvml_uuid
 from effbench.core.runtimes.onnxruntime import OnnxRuntimeSession
 from effbench.errors import RunFailed
@@ -59,6 +60,19 @@ def test_a_builder_that_returns_none_without_a_message_still_says_which():
         create(trt, "Builder", capturing_logger(trt))
     logger = SimpleNamespace(errors=[])
     assert creation_failure("Runtime", logger, TypeError("factory function returned nullptr")).endswith("nullptr")
+
+
+def test_the_usability_probe_creates_a_runtime_and_reports_why_it_could_not(monkeypatch):
+    said = "CUDA initialization failure with error: 35"
+    monkeypatch.setitem(sys.modules, "tensorrt", _fake_trt(said, raises=True))
+    runtime_probe.cache_clear()
+    try:
+        assert runtime_probe() == f"TensorRT could not create its Runtime: {said}{DRIVER_HINT}"
+        runtime_probe.cache_clear()
+        monkeypatch.setitem(sys.modules, "tensorrt", SimpleNamespace(ILogger=_ILogger, Runtime=lambda log: object()))
+        assert runtime_probe() is None
+    finally:
+        runtime_probe.cache_clear()
 
 
 # --- TensorRT: optimisation and calibration profiles ---------------------------------------------
