@@ -33,7 +33,7 @@ test: setup system
 test-fast: setup
 	$(BIN)/python -m pytest -q -ra -m "not slow"
 
-# ruff (lint + format), mypy on the core, harness and backends, the layer contract, Python 3.8 in the core
+# ruff (lint + format), mypy (the whole package, tests/gpu, scripts), the layer contract, Python 3.8 in the core
 lint: setup
 	$(BIN)/ruff check src tests benchmarks scripts examples
 	$(BIN)/ruff format --check src tests benchmarks scripts examples

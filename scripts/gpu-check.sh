@@ -2,9 +2,10 @@
 # One GPU check of effbench, in well under 4 minutes on an H100/H200:
 #   efficientvit_m5 batch-1 latency (torch eager, CUDA graph, fp16), batch-256 throughput with
 #   NVML energy (counter vs integrated power, idle power, throttle reasons), the TensorRT and
-#   ONNX Runtime GPU cells where those packages exist, then `pytest tests/gpu`.
+#   ONNX Runtime GPU cells where those packages exist (TensorRT fp32 needs no ModelOpt; fp16/int8 on
+#   TensorRT 11 report "unusable" with the reason without it), then `pytest tests/gpu`.
 # Every step runs on its own; a failing step is reported and the next one runs. Figures come from
-# effbench itself (effbench.harness.runner.run_cell). Usage, from the repository root:
+# effbench itself (scripts/gpu_check.py: the harness `bench run` uses). Usage, from the repository root:
 #   bash scripts/gpu-check.sh            (PYTHON=/path/to/python to choose the interpreter)
 set -u
 
@@ -43,7 +44,7 @@ from effbench.backends.registry import all_backends
 for n, b in sorted(all_backends().items()):
     print(f'{n:12} {b.version() or \"-\":12} {b.unavailable_reason(\"cuda:0\") or \"usable on cuda:0\"}')"
 
-STEPS="$("$PY" scripts/gpu_check.py steps 2>/dev/null || echo "eager_b1 graph_b1 fp16_b1 b256_energy trt_fp16_b1 ort_cuda_b1")"
+STEPS="$("$PY" scripts/gpu_check.py steps 2>/dev/null || echo "eager_b1 graph_b1 fp16_b1 b256_energy trt_fp32_b1 trt_fp16_b1 trt_int8_b1 ort_cuda_b1")"
 for s in $STEPS; do
   step "$s" "$PY" scripts/gpu_check.py cell "$s" "$OUT/$s.json"
 done

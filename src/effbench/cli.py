@@ -10,7 +10,7 @@ import importlib
 import json
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import TYPE_CHECKING, Any, Callable, List, Optional
 
 import typer
 from typer.core import TyperGroup
@@ -18,6 +18,9 @@ from typer.core import TyperGroup
 from effbench.console import console, error_line, one_line_errors, result_table
 from effbench.errors import EffbenchError, UsageError
 from effbench.harness.defaults import default_of
+
+if TYPE_CHECKING:
+    from effbench.harness.result import Result
 
 # name -> (module, attribute, "typer" app or "command" function, short help for `bench --help`)
 LAZY = {
@@ -106,7 +109,7 @@ results_app = typer.Typer(
 )
 app.add_typer(results_app, name="results")
 
-_GROUP = []
+_GROUP: list[Any] = []
 
 
 def _click_group():
@@ -631,7 +634,7 @@ def _run(
     # fit is exit 2 before measuring; one that fails or crashes is the cell's record (the run goes on)
     prepared = prepare_cells(cells, checked=checked)
     sink = ResultSink(out, store, "bench run")
-    on_result = sink
+    on_result: Callable[[Result], None] = sink
     if params.get("dynamic"):
         from effbench.harness.dynamic_shapes import with_dynamic
 
@@ -895,9 +898,9 @@ def results_import(
     return 1 if skipped else 0
 
 
-def _click_classes(name: str) -> tuple[type, ...]:
+def _click_classes(name: str) -> tuple[type[BaseException], ...]:
     """Typer vendors its own click (typer._click) in newer releases; accept either."""
-    found = []
+    found: list[type[BaseException]] = []
     for module in ("typer._click.exceptions", "typer.exceptions", "click.exceptions"):
         try:
             cls = getattr(importlib.import_module(module), name, None)
@@ -919,7 +922,7 @@ def main(argv: list[str] | None = None) -> int:
     except _click_classes("UsageError") as e:
         ctx = getattr(e, "ctx", None)
         cmd = ctx.command_path if ctx else "bench"
-        error_line(f"{e.format_message()} (see `{cmd} --help`)")
+        error_line(f"{getattr(e, 'format_message', e.__str__)()} (see `{cmd} --help`)")
         return 2
     except _click_classes("Exit") as e:
         return getattr(e, "exit_code", 0)

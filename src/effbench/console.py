@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import Any, cast
 
-from rich.console import Console
+from rich.console import Console, JustifyMethod
 from rich.table import Table
 
 # Piped output (CI logs, files) gets a wide table instead of one folded into 80 columns.
@@ -38,7 +38,7 @@ def one_line_errors(fn):
         except Exception as exc:  # an input nobody foresaw: still one line
             message, code = f"unexpected {type(exc).__name__}: {exc}", 2
         else:
-            message = None
+            message = ""
         if message:
             error_line(escape(message))
         if code:
@@ -89,7 +89,7 @@ def result_table(records: list[dict], title: str = "results") -> Table:
         *([("top-1 %", "right")] if with_accuracy else []),
         ("notes", "left"),
     ]:
-        t.add_column(col, justify=just, overflow="fold")
+        t.add_column(col, justify=cast(JustifyMethod, just), overflow="fold")
     for r in records:
         lat = r.get("latency_ms") or {}
         par = r.get("parity")
@@ -106,6 +106,9 @@ def result_table(records: list[dict], title: str = "results") -> Table:
         if r.get("artifact_cached"):
             notes.append("artifact from cache")
         notes.extend(r.get("warnings") or [])
+        placement = (r.get("runtime") or {}).get("placement") or {}
+        if placement.get("summary"):
+            notes.append(placement["summary"])
         prec = r.get("precision", "")
         if r.get("precision_ran") and r["precision_ran"] != prec:
             prec = f"{prec}→{r['precision_ran']}"

@@ -52,7 +52,7 @@ class ImageList:
 
 
 def _class_files(folder: Path) -> list[Path]:
-    out = []
+    out: list[Path] = []
     for dirpath, _dirs, names in sorted(os.walk(folder, followlinks=True)):
         out.extend(Path(dirpath) / n for n in sorted(names) if is_image(n))
     return out
@@ -339,7 +339,8 @@ def prepare_images(
 
     def build(target: Path) -> None:
         pixels = np.empty((len(chosen), *preprocess.size, preprocess.channels), np.uint8)
-        kept, skipped = [], []
+        kept: list[Any] = []
+        skipped: list[Any] = []
         for i in chosen:
             f = images.files[i]
             try:
@@ -373,7 +374,7 @@ def prepare_images(
         )
 
     art = get_or_build("images", parts, "pixels.npy", build)
-    out = PreparedImages.open(art.path.parent)
+    out = PreparedImages.open(art.file.parent)
     out.root, out.labels_source = str(images.root), images.labels_source  # this call's, not the cache's first
     if progress:
         progress("prepare", 1.0, f"{len(out)} images" + (" (cached)" if art.cached else ""))

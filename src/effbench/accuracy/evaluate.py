@@ -164,7 +164,7 @@ def cached_reference(parts: dict[str, Any], compute: Callable[[], Predictions]) 
         target.write_text(json.dumps(compute().to_dict()))
 
     art = get_or_build("reference-eval", parts, "predictions.json", build)
-    return Predictions.from_dict(json.loads(art.path.read_text())), art.cached
+    return Predictions.from_dict(json.loads(art.file.read_text())), art.cached
 
 
 def _rate(correct: np.ndarray) -> tuple[float, list[float]]:

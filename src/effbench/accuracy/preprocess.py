@@ -110,7 +110,7 @@ class Preprocess:
 
     def normalize(self, pixels: np.ndarray) -> np.ndarray:
         """N x H x W x C uint8 -> N x C x H x W float32, ToTensor then Normalize."""
-        x = np.asarray(pixels).astype(np.float32) / np.float32(255)
+        x: np.ndarray = np.asarray(pixels).astype(np.float32) / np.float32(255)
         x = (x - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
         return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
 
@@ -151,7 +151,8 @@ def resolve_preprocess(
         if isinstance(timm_model, str):
             import timm
 
-            cfg = resolve_data_config({}, pretrained_cfg=timm.get_pretrained_cfg(timm_model).to_dict())
+            pretrained = timm.get_pretrained_cfg(timm_model)
+            cfg = resolve_data_config({}, pretrained_cfg=pretrained.to_dict() if pretrained is not None else None)
             name = timm_model
         else:
             cfg = resolve_data_config({}, model=timm_model)
@@ -165,7 +166,7 @@ def resolve_preprocess(
             std=tuple(cfg["std"]),
             source=f"timm data config of {name}",
         )
-    given = {
+    given: dict[str, Any] = {
         k: v
         for k, v in dict(
             crop_pct=crop_pct,

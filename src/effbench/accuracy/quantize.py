@@ -219,6 +219,7 @@ def quantize_openvino(
             if max_drop is None:
                 quantized = nncf.quantize(model, nncf.Dataset(batches), **kwargs)
             else:
+                assert validation is not None and validation.labels is not None  # refused above otherwise
                 items = [
                     (b, validation.labels[i * batch_size : i * batch_size + valid])
                     for i, (b, valid) in enumerate(validation.batches(batch_size))

@@ -44,7 +44,7 @@ def analyze(
 
     stats = [_node_stats(node, graph, elem) for node in graph.nodes]
     weights = {t: graph.param_elements(t) for node in graph.nodes for t in _param_inputs(node, graph)}
-    activations = {t: math.prod(s) * elem for t, s in graph.shapes.items() if t not in graph.consts}
+    activations = {t: math.prod(s) * elem for t, s in graph.shapes.items() if t not in graph.consts and s is not None}
     uncounted: dict[str, int] = defaultdict(int)
     for node in graph.nodes:
         if node.op_type not in _COUNTERS:
@@ -58,7 +58,7 @@ def analyze(
         params=sum(weights.values()),
         peak_activation_bytes=_peak_activation_bytes(graph, activations),
         precision=precision,
-        input_shapes={t: list(graph.shapes[t]) for t in graph.inputs},
+        input_shapes={t: list(graph.shapes[t] or ()) for t in graph.inputs},
         uncounted=dict(uncounted),
         folded_nodes=graph.folded,
         tensor_bytes=activations,
@@ -402,7 +402,7 @@ class _Graph:
         self.proto = proto
         self.nodes: list[onnx.NodeProto] = nodes
         self.consts: dict[str, np.ndarray] = consts
-        self.shapes: dict[str, Shape] = shapes
+        self.shapes: dict[str, Shape | None] = shapes
         self.inputs: list[str] = inputs
         self.outputs: list[str] = outputs
         self.folded: list[str] = folded

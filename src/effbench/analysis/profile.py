@@ -65,7 +65,7 @@ def build_report(
     else:
         warnings.append("no peaks known for this device: no roofline bounds (add it to devices.yaml)")
 
-    layers = []
+    layers: list[dict[str, Any]] = []
     for i, (k, grp) in enumerate(zip(timed, groups)):
         if mr is not None:
             lr = mr.layers[i]

@@ -122,8 +122,8 @@ def model_roofline(
             continue
         layers.append(_layer(node.name, node.op_type, node, scale, elem, peak, bw, times.get(node.name)))
 
-    known = {n.name for n in analysis.nodes}
-    stray = [k for k in times if k not in known or k in grouped]
+    known_names = {n.name for n in analysis.nodes}
+    stray = [k for k in times if k not in known_names or k in grouped]
     if stray:
         warnings.append(
             f"{len(stray)} timed layer(s) not counted (not in the graph, or inside a fused group): "
@@ -242,7 +242,7 @@ def _layer(
 
 def _rank_key(measured: bool, excess: float | None, bound_ms: float) -> tuple:
     # Measured rows first, by time lost against the roofline; the rest by their bound.
-    return (0, -excess) if measured else (1, -bound_ms)
+    return (0, -(excess or 0.0)) if measured else (1, -bound_ms)
 
 
 def where_time_goes(mr: ModelRoofline, top: int = 10) -> tuple[list[dict], list[dict]]:
@@ -274,7 +274,7 @@ def where_time_goes(mr: ModelRoofline, top: int = 10) -> tuple[list[dict], list[
         if layer.measured_ms is not None:
             row["n_measured"] += 1
             row["measured_ms"] = (row["measured_ms"] or 0.0) + layer.measured_ms
-            row["excess_ms"] = (row["excess_ms"] or 0.0) + layer.excess_ms
+            row["excess_ms"] = (row["excess_ms"] or 0.0) + (layer.excess_ms or 0.0)
     total_measured = sum(r["measured_ms"] or 0.0 for r in ops.values())
     for row in ops.values():
         row["share_of_measured"] = (

@@ -18,6 +18,7 @@ import numpy as np
 
 from effbench.errors import UsageError
 
+NO_DEVICE = "no CUDA device (needs an NVIDIA GPU and its driver: nvidia-smi must list one)"
 _DEVICE_RE = re.compile(r"cuda(?::(\d+))?")
 
 
@@ -54,7 +55,7 @@ def cuda_unavailable_reason(device: str = "cuda:0") -> str | None:
     except Exception as e:  # a broken driver install raises here
         return f"no CUDA device ({str(e).splitlines()[0] if str(e) else type(e).__name__})"
     if count == 0:
-        return "no CUDA device"
+        return NO_DEVICE
     if index >= count:
         return f"no CUDA device {index} (this machine has {count} visible: cuda:0..cuda:{count - 1})"
     return None
@@ -169,19 +170,34 @@ class ChunkStats:
         }
 
 
-class EventPool:
-    """Pre-created (start, end) CUDA event pairs, grown between chunks, never inside a timed region."""
+def _timing_event() -> Any:
+    import torch
 
-    def __init__(self) -> None:
+    return torch.cuda.Event(enable_timing=True)
+
+
+class EventPool:
+    """Pre-created (start, end) CUDA event pairs, grown between chunks, never inside a timed region.
+
+    torch creates a CUDA event lazily, on its first record(): each new event is recorded once on
+    the stream here, and the stream synchronised, so no event is created inside the timed loop."""
+
+    def __init__(self, make_event: Callable[[], Any] = _timing_event) -> None:
+        self.make_event = make_event
         self.starts: list[Any] = []
         self.ends: list[Any] = []
 
-    def ensure(self, n: int) -> None:
-        import torch
-
+    def ensure(self, n: int, stream: Any = None) -> None:
+        fresh: list[Any] = []
         while len(self.starts) < n:
-            self.starts.append(torch.cuda.Event(enable_timing=True))
-            self.ends.append(torch.cuda.Event(enable_timing=True))
+            pair = (self.make_event(), self.make_event())
+            self.starts.append(pair[0])
+            self.ends.append(pair[1])
+            fresh.extend(pair)
+        for event in fresh:
+            event.record(stream)
+        if fresh:
+            fresh[-1].synchronize()
 
 
 def cuda_timed_loop(
@@ -200,7 +216,7 @@ def cuda_timed_loop(
     events time what the device did for each inference, including any gap where it waited for the
     host to launch kernels.
     """
-    pool.ensure(n)
+    pool.ensure(n, stream)  # outside the timed region: events exist before the first timestamp
     starts, ends = pool.starts, pool.ends
     clock = time.perf_counter_ns
     t0 = clock()

@@ -6,6 +6,11 @@ never by index: CUDA_VISIBLE_DEVICES and CUDA_DEVICE_ORDER renumber CUDA devices
 `NvmlMeter` implements the meter interface the window logic in `energy.py` runs over:
 read_energy_mj() (cumulative counter, Volta and later; None where the GPU has none),
 read_power_mw(), read_reasons(), clock(), sleep().
+
+Power: on Ampere and later nvmlDeviceGetPowerUsage is a 1 s average (sampled only part of the
+time on A100/H100), too coarse to cross-check short windows; where the driver has the field
+NVML_FI_DEV_POWER_INSTANT the meter reads that instead, and says which one it read
+(`power_field`). Idle power is measured over at least MIN_IDLE_S for the same reason.
 """
 
 from __future__ import annotations
@@ -13,11 +18,15 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from effbench.backends.cuda_util import match_uuid, normalize_uuid
+from effbench.backends.cuda_util import match_uuid
+from effbench.core.gpu import nvml_memory
 
 NO_DRIVER = "energy unavailable: no NVIDIA driver"
+MIN_IDLE_S = 5.0  # several of NVML's 1 s power averages
+POWER_INSTANT_FIELD = 186  # NVML_FI_DEV_POWER_INSTANT (nvml.h), for bindings that lack the name
 
-# clocks-event ("throttle") reason bits, as nvml.h defines them
+# clocks-event ("throttle") reason bits, as nvml.h's nvmlClocksEventReason* define them; any
+# other bit is printed as unknown_0x... (0x200 and 0x400 have no name in NVML)
 THROTTLE_REASONS = {
     0x1: "gpu_idle",
     0x2: "applications_clocks_setting",
@@ -28,8 +37,6 @@ THROTTLE_REASONS = {
     0x40: "hw_thermal_slowdown",
     0x80: "hw_power_brake_slowdown",
     0x100: "display_clock_setting",
-    0x200: "board_limit",
-    0x400: "reliability",
 }
 
 
@@ -53,6 +60,19 @@ def _text(v: Any) -> str:
 def _cuda_version(v: int) -> str:
     """NVML's 12040 -> '12.4'."""
     return f"{v // 1000}.{(v % 1000) // 10}"
+
+
+def read_instant_power_mw(nvml: Any, handle: Any) -> float | None:
+    """NVML_FI_DEV_POWER_INSTANT in mW, or None where the driver or the GPU does not have it."""
+    field_id = getattr(nvml, "NVML_FI_DEV_POWER_INSTANT", POWER_INSTANT_FIELD)
+    try:
+        value = nvml.nvmlDeviceGetFieldValues(handle, [field_id])[0]
+    except Exception:
+        return None
+    if getattr(value, "nvmlReturn", 1) != 0:
+        return None
+    mw = float(value.value.uiVal)
+    return mw if mw > 0 else None
 
 
 def init() -> tuple[Any, str | None]:
@@ -91,6 +111,7 @@ class NvmlMeter:
     labels the result estimated."""
 
     kind = "nvml"
+    min_idle_s = MIN_IDLE_S
 
     def __init__(self, nvml, handle, nvml_index: int, cuda_index: int, uuid: str):
         self.nvml, self.handle = nvml, handle
@@ -102,11 +123,13 @@ class NvmlMeter:
         except Exception as e:  # NVMLError_NotSupported on GPUs before Volta
             self.has_counter = False
             self.counter_error = type(e).__name__
+        self.power_field = "instant" if read_instant_power_mw(nvml, handle) is not None else "average"
         self.has_power = True
-        try:
-            nvml.nvmlDeviceGetPowerUsage(handle)
-        except Exception:
-            self.has_power = False
+        if self.power_field == "average":
+            try:
+                nvml.nvmlDeviceGetPowerUsage(handle)
+            except Exception:
+                self.has_power = False
         fn = getattr(nvml, "nvmlDeviceGetCurrentClocksEventReasons", None) or getattr(
             nvml, "nvmlDeviceGetCurrentClocksThrottleReasons", None
         )
@@ -121,6 +144,10 @@ class NvmlMeter:
     def read_power_mw(self) -> float | None:
         if not self.has_power:
             return None
+        if self.power_field == "instant":
+            mw = read_instant_power_mw(self.nvml, self.handle)
+            if mw is not None:
+                return mw
         return float(self.nvml.nvmlDeviceGetPowerUsage(self.handle))
 
     def read_reasons(self) -> int:
@@ -146,7 +173,7 @@ class NvmlMeter:
             ("temperature_c", lambda: n.nvmlDeviceGetTemperature(h, n.NVML_TEMPERATURE_GPU)),
             ("sm_clock_mhz", lambda: n.nvmlDeviceGetClockInfo(h, n.NVML_CLOCK_SM)),
             ("mem_clock_mhz", lambda: n.nvmlDeviceGetClockInfo(h, n.NVML_CLOCK_MEM)),
-            ("power_w", lambda: n.nvmlDeviceGetPowerUsage(h) / 1000),
+            ("power_w", lambda: (self.read_power_mw() or 0.0) / 1000 or None),
         ):
             try:
                 out[key] = fn()
@@ -183,6 +210,7 @@ class NvmlMeter:
             "max_mem_clock_mhz": get(n.nvmlDeviceGetMaxClockInfo, h, n.NVML_CLOCK_MEM),
             "energy_counter": self.has_counter,
             "energy_counter_error": self.counter_error,
+            "power_field": self.power_field,
         }
 
     def close(self) -> None:
@@ -229,26 +257,4 @@ def memory_for_cuda_device(index: int) -> dict[str, Any] | None:
     """NVML used/total memory of the device matching CUDA device `index` by UUID, or None."""
     from effbench.backends.cuda_util import torch_device_uuid
 
-    nvml, _ = init()
-    if nvml is None:
-        return None
-    try:
-        uuid = torch_device_uuid(index)
-        found = find_handle(nvml, uuid) if uuid else None
-        if found is None:
-            return None
-        mem = nvml.nvmlDeviceGetMemoryInfo(found[0])
-        return {
-            "used_mb": round(mem.used / 2**20, 1),
-            "total_mb": round(mem.total / 2**20, 1),
-            "covers": "whole device, every process (NVML)",
-            "uuid": normalize_uuid(uuid),
-            "nvml_index": found[1],
-        }
-    except Exception:
-        return None
-    finally:
-        try:
-            nvml.nvmlShutdown()
-        except Exception:
-            pass
+    return nvml_memory(torch_device_uuid(index))

@@ -93,6 +93,7 @@ class OnnxRuntimeBackend(Backend):
 
         dev = cuda_index(device)
         cuda_opts = {"device_id": dev}
+        locked: dict[str, Any] = {}  # the TensorRT EP builds engines: one build per GPU at a time
         if ep == "cuda":
             providers: list = [["CUDAExecutionProvider", cuda_opts], "CPUExecutionProvider"]
         else:
@@ -106,6 +107,7 @@ class OnnxRuntimeBackend(Backend):
                 "trt_timing_cache_enable": True,
                 "trt_timing_cache_path": cache,
             }
+            locked["build_lock_dir"] = str(cache_root() / "tensorrt" / "locks")
             if options.workspace_mb:
                 trt_opts["trt_max_workspace_size"] = int(options.workspace_mb * 2**20)
             providers = [
@@ -118,6 +120,7 @@ class OnnxRuntimeBackend(Backend):
             "device_id": dev,
             "execution_provider": EPS[ep],
             "precision_ran": precision if ep == "tensorrt" else "fp32",
+            **locked,
         }
 
     def map_profile(self, layers, graph, runtime_graph):

@@ -11,6 +11,7 @@ each fused layer covers.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from typing import Any
@@ -23,6 +24,10 @@ from effbench.backends.cuda_util import CudaTimedRuns
 from effbench.errors import RunFailed, UsageError
 
 NOT_INSTALLED = "tensorrt not installed (pip install tensorrt)"
+DRIVER_HINT = (
+    "; the TensorRT wheel needs an NVIDIA driver that supports its CUDA major version: update the driver, "
+    "or install the TensorRT wheel for the CUDA version `nvidia-smi` shows (pip install tensorrt-cu12)"
+)
 _ONNX_LAYER = re.compile(r"\[ONNX Layer: ([^\]\x1e\x1f]+)\]")
 
 
@@ -119,6 +124,63 @@ def _profiler(trt):
             rec[1] += 1
 
     return _LayerProfiler()
+
+
+# --- creating TensorRT objects: the logger's own words when one fails ----------------------------
+
+
+def capturing_logger(trt: Any) -> Any:
+    """A TensorRT logger that keeps the errors (and the last warnings) it is given."""
+
+    class _Log(trt.ILogger):
+        def __init__(self) -> None:
+            trt.ILogger.__init__(self)
+            self.errors: list[str] = []
+            self.warnings: list[str] = []
+
+        def log(self, severity: Any, msg: Any) -> None:
+            if severity in (trt.ILogger.INTERNAL_ERROR, trt.ILogger.ERROR):
+                self.errors.append(str(msg))
+            elif severity == trt.ILogger.WARNING:
+                self.warnings.append(str(msg))
+                del self.warnings[:-20]
+
+    return _Log()
+
+
+def creation_failure(what: str, logger: Any, error: BaseException | None) -> str:
+    """One line for a Builder/Runtime that could not be made: the logger's error (where TensorRT
+    says why, e.g. the CUDA driver is too old) before pybind11's 'factory function returned nullptr'."""
+    said = [e.strip() for e in getattr(logger, "errors", []) if e.strip()]
+    raised = str(error).strip().splitlines()[0] if error is not None and str(error).strip() else ""
+    text = (said[-1] if said else raised) or "no error message"
+    hint = DRIVER_HINT if re.search(r"cuda|driver", text, re.IGNORECASE) else ""
+    return f"TensorRT could not create its {what}: {text}{hint}"
+
+
+def create(trt: Any, what: str, logger: Any) -> Any:
+    """trt.Builder(logger) or trt.Runtime(logger); RunFailed with the logger's error when it fails."""
+    try:
+        made = getattr(trt, what)(logger)
+    except (TypeError, RuntimeError) as e:  # pybind11: "factory function returned nullptr"
+        raise RunFailed(creation_failure(what, logger, e)) from None
+    if made is None:
+        raise RunFailed(creation_failure(what, logger, None))
+    return made
+
+
+@functools.lru_cache(maxsize=1)
+def runtime_probe() -> str | None:
+    """None when TensorRT imports and can create a Runtime (so it can initialise CUDA); else why not."""
+    try:
+        import tensorrt as trt
+    except Exception as e:
+        return f"tensorrt cannot be imported: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
+    try:
+        create(trt, "Runtime", capturing_logger(trt))
+    except RunFailed as e:
+        return str(e)
+    return None
 
 
 # --- the session ----------------------------------------------------------------------------------
@@ -332,11 +394,7 @@ class TensorRTBackend(Backend):
         reason = cuda_unavailable_reason(device)
         if reason:
             return reason
-        try:
-            import tensorrt  # noqa: F401
-        except Exception as e:
-            return f"tensorrt cannot be imported: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
-        return None
+        return runtime_probe()
 
     def check_precision(self, precision, device="cpu"):
         reason = super().check_precision(precision, device)
@@ -374,13 +432,14 @@ class TensorRTBackend(Backend):
         opts = settings.runtime_options
         index = cuda_index(settings.device)
         torch.cuda.set_device(index)
-        logger = trt.Logger(trt.Logger.ERROR)
-        runtime = trt.Runtime(logger)
+        logger = capturing_logger(trt)
+        runtime = create(trt, "Runtime", logger)
         with open(artifact.path, "rb") as f:
             engine = runtime.deserialize_cuda_engine(f.read())
         if engine is None:
+            said = f" ({logger.errors[-1]})" if logger.errors else ""
             raise RunFailed(
-                f"TensorRT could not deserialize the cached engine {artifact.path}; "
+                f"TensorRT could not deserialize the cached engine {artifact.path}{said}; "
                 "delete that cache entry to rebuild it"
             )
         input_shape = tuple(settings.input_shape)
@@ -406,6 +465,7 @@ class TensorRTBackend(Backend):
             "converter": build.get("converter"),
             "calibration": build.get("calibration"),
             "timing_cache": build.get("timing_cache"),
+            "build_lock": build.get("build_lock"),
             "workspace_mb": opts.get("workspace_mb"),
             "cuda_graph": bool(opts.get("cuda_graph")),
             "timing": "cuda_events",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, List, Optional
 
 import typer
 
@@ -187,7 +187,8 @@ def verify_command(
         _check_first_cells(ps)
 
     store = Store(db)
-    results, code = [], 0
+    results: list[Any] = []
+    code = 0
     for e in entries:
         ps = plans[e.name]
         cells = sum(len(p.cells) for p in ps)

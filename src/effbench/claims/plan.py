@@ -246,7 +246,7 @@ def plan_claims(
 ) -> list[Plan]:
     """One plan per (device, backend); explicit backends must run on the device, defaults are chosen."""
     refuse_unbuildable(entry)
-    plans = []
+    plans: list[Plan] = []
     for device in devices or default_devices(entry):
         notes: list[str] = []
         if backends:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from rich.console import Console
+from typing import cast
+
+from rich.console import Console, JustifyMethod
 from rich.markup import escape
 from rich.table import Table
 
@@ -92,7 +94,7 @@ def verify_table(outcomes) -> Table:
         ("verdict", "left"),
         ("notes", "left"),
     ):
-        t.add_column(col, justify=just, overflow="fold")
+        t.add_column(col, justify=cast(JustifyMethod, just), overflow="fold")
     for o in outcomes:
         v = o.verdict
         style = VERDICT_STYLE.get(v.verdict, "")

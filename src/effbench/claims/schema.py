@@ -95,9 +95,10 @@ class Claim(_Strict):
                 raise ValueError("give `ratio` (with `ratio_source`) or `published` figures for both models")
             want = UNITS[self.metric]
             for m in (a, b):
-                if m.published.unit != want:
+                unit = m.published.unit if m.published else None
+                if unit != want:
                     raise ValueError(
-                        f"{m.display}: a {self.metric} claim needs published figures in {want}, got {m.published.unit}"
+                        f"{m.display}: a {self.metric} claim needs published figures in {want}, got {unit}"
                     )
         elif not self.ratio_source:
             raise ValueError("`ratio` needs `ratio_source`: where the published ratio is printed")
@@ -120,10 +121,13 @@ class Claim(_Strict):
         if self.ratio is not None:
             return str(self.ratio_source)
         a, b = self.models
+        pa, pb = a.published, b.published
+        if pa is None or pb is None:  # the validator demands both where there is no ratio
+            return "derived: published figures missing"
         return (
-            f"derived: {a.display} {a.published.value:g} {a.published.unit} ({a.published.source}), "  # type: ignore[union-attr]
-            f"{b.display} {b.published.value:g} {b.published.unit} ({b.published.source})"
-        )  # type: ignore[union-attr]
+            f"derived: {a.display} {pa.value:g} {pa.unit} ({pa.source}), "
+            f"{b.display} {pb.value:g} {pb.unit} ({pb.source})"
+        )
 
     @property
     def statement(self) -> str:

@@ -92,7 +92,7 @@ def stability_command(
     store = Store(db, must_exist=True)
     records = store.records(device=name, since=since)
     if not records:
-        known = sorted({r.get("device") for r in store.records()} - {None})
+        known = sorted({str(r["device"]) for r in store.records() if r.get("device")})
         raise UsageError(
             f"no stored results for device {name!r}" + (f" (devices with results: {', '.join(known)})" if known else "")
         )

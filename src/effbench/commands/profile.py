@@ -11,9 +11,10 @@ reports no per-layer times, 2 bad input (one line on stderr).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, cast
 
 import typer
+from rich.console import JustifyMethod
 from rich.markup import escape
 from rich.table import Table
 
@@ -174,7 +175,7 @@ def render(record: dict, timed: dict | None = None, top: int = 15, sort: str = "
         ("excess ms", "right"),
         ("GFLOP/s", "right"),
     ]:
-        t.add_column(col, justify=just, overflow="fold")
+        t.add_column(col, justify=cast(JustifyMethod, just), overflow="fold")
     total = prof.get("profiled_total_ms") or 0.0
     for i, row in enumerate(layers[:top], 1):
         nodes = row.get("nodes") or []
@@ -208,7 +209,7 @@ def render(record: dict, timed: dict | None = None, top: int = 15, sort: str = "
         ("bound ms", "right"),
         ("share of bound", "right"),
     ]:
-        ot.add_column(col, justify=just)
+        ot.add_column(col, justify=cast(JustifyMethod, just))
     for row in prof.get("op_types") or []:
         if not row.get("measured_ms") and not row.get("bound_ms"):
             continue

@@ -222,7 +222,8 @@ def _cpu_bandwidth(torch, budget: float) -> dict[str, Any]:
 
 
 def _repeat(fn: Callable[[], float], budget_s: float, min_runs: int = 3) -> list[float]:
-    times, start = [], time.perf_counter()
+    times: list[float] = []
+    start = time.perf_counter()
     while len(times) < min_runs or time.perf_counter() - start < budget_s:
         times.append(fn())
     return times

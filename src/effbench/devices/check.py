@@ -146,7 +146,7 @@ def check_command(
 
     from effbench.devices.catalog import get_device
 
-    devices_file = devices_file or (ctx.obj if isinstance(ctx.obj, (str, Path)) else None)
+    devices_file = devices_file or (Path(ctx.obj) if isinstance(ctx.obj, (str, Path)) else None)
     try:
         spec = get_device(name, devices_file)
         report = check_device(spec, timeout)

@@ -71,7 +71,8 @@ class CpuInfo:
 
 def parse_cpuinfo(text: str) -> list[dict[str, str]]:
     """/proc/cpuinfo as one dict per processor block (plus any trailing global block)."""
-    blocks, cur = [], {}
+    blocks: list[dict[str, str]] = []
+    cur: dict[str, str] = {}
     for line in text.splitlines():
         if not line.strip():
             if cur:

@@ -253,21 +253,25 @@ def _call(
         try:
             if callable(stdin):
                 stdin(proc.stdin)
-            elif stdin:
+            elif stdin and proc.stdin is not None:
                 proc.stdin.write(stdin)
         except (BrokenPipeError, OSError, ValueError):
             pass  # the far end stopped reading; its exit status and stderr say why
         finally:
             try:
-                proc.stdin.close()
+                if proc.stdin is not None:
+                    proc.stdin.close()
             except OSError:
                 pass
 
     def read_err() -> None:
-        for chunk in iter(lambda: proc.stderr.read(65536), b""):
+        stderr = proc.stderr
+        assert stderr is not None  # Popen(stderr=PIPE)
+        for chunk in iter(lambda: stderr.read(65536), b""):
             err_chunks.append(chunk)
 
     def read_out() -> None:
+        assert proc.stdout is not None  # Popen(stdout=PIPE)
         for raw in proc.stdout:
             line = raw.decode(errors="replace").strip()
             if not line:

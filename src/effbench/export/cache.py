@@ -46,6 +46,13 @@ class Artifact:
     bytes: int = 0
     meta: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def file(self) -> Path:
+        """The artifact's main file (every format but a torch recipe has one)."""
+        if self.path is None:
+            raise ValueError(f"a {self.format} artifact has no file")
+        return self.path
+
 
 def cache_key(parts: dict[str, Any]) -> str:
     blob = json.dumps(parts, sort_keys=True, default=str).encode()
@@ -94,7 +101,8 @@ def building_allowed() -> bool:
     return not _CACHED_ONLY.get()
 
 
-def _key_of(fmt: str, parts: dict[str, Any]) -> str:
+def key_of(fmt: str, parts: dict[str, Any]) -> str:
+    """The cache key of an artifact of `fmt` made of `parts` (what get_or_build would store it under)."""
     return cache_key({**parts, "format": fmt})
 
 
@@ -105,7 +113,7 @@ def get_or_build(
 
     `build` writes `filename` (and any side files) into the directory that holds `target_file`; the
     dict it may return is stored in meta.json."""
-    key = _key_of(fmt, parts)
+    key = key_of(fmt, parts)
     final_dir = cache_root() / "artifacts" / key
     meta_path = final_dir / "meta.json"
     if meta_path.is_file() and (final_dir / filename).is_file():
@@ -146,6 +154,3 @@ def get_or_build(
             shutil.rmtree(tmp, ignore_errors=True)
     size = dir_size(final_dir) - (final_dir / "meta.json").stat().st_size
     return Artifact(fmt, final_dir / filename, key, False, export_s, size, meta)
-
-
-get_or_build.key_of = _key_of  # type: ignore[attr-defined]

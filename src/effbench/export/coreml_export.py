@@ -210,6 +210,6 @@ def coreml_artifact(src, input_shape: tuple[int, ...], base_parts: dict[str, Any
         "timm": _version("timm"),
     }
     art = get_or_build("coreml", parts, MANIFEST, lambda t: export_coreml(src.module(), input_shape, t, precision))
-    manifest = read_manifest(art.path)
+    manifest = read_manifest(art.file)
     art.meta.update({k: manifest.get(k) for k in ("export_path", "workarounds", "precision", "package_path")})
     return art

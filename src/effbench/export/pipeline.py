@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 from effbench.backends.base import ArtifactRef
 from effbench.errors import UsageError
-from effbench.export.cache import Artifact, get_or_build
+from effbench.export.cache import Artifact, get_or_build, key_of
 from effbench.models.registry import ModelSpec
 
 
@@ -97,7 +97,7 @@ def openvino_artifact(src: ModelSource, input_shape: tuple[int, ...], exporter: 
     parts = {"onnx": onnx_art.key, "openvino": _version("openvino"), "ir": "from-onnx"}
 
     def build(target: Path) -> dict[str, Any]:
-        openvino_export.onnx_to_ir(onnx_art.path, target)
+        openvino_export.onnx_to_ir(onnx_art.file, target)
         return {"params": onnx_art.meta.get("params"), "onnx_path": str(onnx_art.path)}
 
     art = get_or_build("openvino", parts, "model.xml", build)
@@ -112,7 +112,7 @@ def torch_artifact(src: ModelSource, input_shape: tuple[int, ...], exporter: str
     ONNX export's record when one exists (so a cached torch cell builds nothing here)."""
     if src.spec.kind == "onnx":
         raise UsageError(f"{src.spec.id} is an ONNX file: the torch backend needs a timm name or a factory")
-    key = get_or_build.key_of("torch", base_parts(src, input_shape))
+    key = key_of("torch", base_parts(src, input_shape))
     return Artifact("torch", None, key, True, 0.0, 0, {"recipe": src.recipe()})
 
 

@@ -32,9 +32,10 @@ from typing import Any
 
 import numpy as np
 
-from effbench.backends.tensorrt_backend import major, strongly_typed_only, trt_version
+from effbench.backends.tensorrt_backend import capturing_logger, create, major, strongly_typed_only, trt_version
+from effbench.core.gpu import gpu_build_lock
 from effbench.errors import RunFailed, UsageError
-from effbench.export.cache import Artifact, cache_root, get_or_build
+from effbench.export.cache import Artifact, NotCached, cache_root, cached_only, get_or_build
 
 __all__ = ["engine_artifact", "major", "strongly_typed_only", "trt_version"]
 
@@ -149,8 +150,7 @@ def calibration_batches(
     a stack (N, C, H, W), concatenated in file-name order and cut into batches of N; the last
     partial batch wraps around to the first images. At most `n_batches` batches.
     """
-    n, *chw = input_shape
-    chw = tuple(chw)
+    n, chw = input_shape[0], tuple(input_shape[1:])
     if not calib_dir:
         rng = np.random.default_rng(seed)
         out = []
@@ -186,23 +186,6 @@ def calibration_batches(
 def timing_cache_path(version: str, gpu: dict[str, Any]) -> Path:
     slug = re.sub(r"[^A-Za-z0-9.]+", "-", f"{gpu.get('name')}-cc{gpu.get('compute_capability')}").strip("-")
     return cache_root() / "tensorrt" / f"timing-trt{version}-{slug}.cache"
-
-
-def _logger(trt):
-    class _Log(trt.ILogger):
-        def __init__(self):
-            trt.ILogger.__init__(self)
-            self.errors: list[str] = []
-            self.warnings: list[str] = []
-
-        def log(self, severity, msg):
-            if severity in (trt.ILogger.INTERNAL_ERROR, trt.ILogger.ERROR):
-                self.errors.append(str(msg))
-            elif severity == trt.ILogger.WARNING:
-                self.warnings.append(str(msg))
-                del self.warnings[:-20]
-
-    return _Log()
 
 
 def _calibrator(trt, batches: list[np.ndarray], cache_file: Path, device_index: int):
@@ -293,6 +276,27 @@ def _create_network(trt, builder):
         return builder.create_network()
 
 
+def shape_profile(
+    builder: Any, network: Any, config: Any, input_shape: tuple[int, ...], calibrating: bool
+) -> dict[str, Any] | None:
+    """Static shapes from the export need nothing; a dynamic input gets a single-shape optimisation
+    profile, which an int8 calibration on TensorRT 10 must be given as well (set_calibration_profile):
+    without it the calibrator has no shape to run."""
+    dynamic = [
+        network.get_input(i) for i in range(network.num_inputs) if any(int(d) < 0 for d in network.get_input(i).shape)
+    ]
+    if not dynamic:
+        return None
+    if len(dynamic) > 1 or network.num_inputs > 1:
+        raise RunFailed("TensorRT: more than one input with dynamic dimensions; export with fixed shapes")
+    profile = builder.create_optimization_profile()
+    profile.set_shape(dynamic[0].name, input_shape, input_shape, input_shape)
+    config.add_optimization_profile(profile)
+    if calibrating:
+        config.set_calibration_profile(profile)
+    return {"input": dynamic[0].name, "shape": list(input_shape), "calibration_profile": calibrating}
+
+
 def _write_atomic(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -308,8 +312,10 @@ def build_engine_file(
     device_index: int,
     input_shape: tuple[int, ...],
     gpu: dict[str, Any],
+    lock: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Parse `onnx_path`, build, and write the serialized engine to `target`. Returns build info."""
+    """Parse `onnx_path`, build, and write the serialized engine to `target`. Returns build info
+    (`lock`: the GPU build lock held meanwhile, recorded with it)."""
     import time
 
     import tensorrt as trt
@@ -317,11 +323,11 @@ def build_engine_file(
 
     torch.cuda.set_device(device_index)
     version = str(trt.__version__)
-    logger = _logger(trt)
-    builder = trt.Builder(logger)
+    logger = capturing_logger(trt)
+    builder = create(trt, "Builder", logger)
     network = _create_network(trt, builder)
     parser = trt.OnnxParser(network, logger)
-    info: dict[str, Any] = {"tensorrt": version, "precision": precision, "flags": []}
+    info: dict[str, Any] = {"tensorrt": version, "precision": precision, "flags": [], "build_lock": lock}
 
     batches = None
     if precision == "int8":
@@ -364,19 +370,11 @@ def build_engine_file(
         if precision == "int8":
             config.set_flag(trt.BuilderFlag.INT8)
             info["flags"].append("INT8")
-            calibrator = _calibrator(trt, batches, target.parent / "calibration.cache", device_index)
+            calibrator = _calibrator(trt, batches or [], target.parent / "calibration.cache", device_index)
             config.int8_calibrator = calibrator  # kept referenced here until the build returns
-
-    # static shapes from the export; a dynamic input gets a single-shape optimisation profile
-    dynamic = [
-        network.get_input(i) for i in range(network.num_inputs) if any(int(d) < 0 for d in network.get_input(i).shape)
-    ]
-    if dynamic:
-        if len(dynamic) > 1 or network.num_inputs > 1:
-            raise RunFailed("TensorRT: more than one input with dynamic dimensions; export with fixed shapes")
-        profile = builder.create_optimization_profile()
-        profile.set_shape(dynamic[0].name, input_shape, input_shape, input_shape)
-        config.add_optimization_profile(profile)
+    profile = shape_profile(builder, network, config, input_shape, calibrating=calibrator is not None)
+    if profile is not None:
+        info["shape_profile"] = profile
 
     tc_path = timing_cache_path(version, gpu)
     blob = b""
@@ -421,16 +419,24 @@ def engine_artifact(
     calib = calibration_id(opts.get("calib_dir"), opts["calib_batches"]) if precision == "int8" else None
     converter = "modelopt" if strongly_typed_only(version) and precision != "fp32" else None
     parts = engine_parts(onnx_art.key, precision, gpu, version, opts, calib, converter)
-    art = get_or_build(
-        "tensorrt",
-        parts,
-        ENGINE_FILE,
-        lambda target: build_engine_file(Path(onnx_art.path), target, precision, opts, device_index, input_shape, gpu),
-    )
+    try:
+        with cached_only():
+            art = get_or_build("tensorrt", parts, ENGINE_FILE, lambda target: None)
+    except NotCached:  # build under the GPU's lock; after a wait, an engine another process built is a cache hit
+        lock_key = gpu.get("uuid") or f"{gpu.get('name')}-cuda{device_index}"
+        with gpu_build_lock(str(cache_root() / "tensorrt" / "locks"), lock_key) as lock:
+            art = get_or_build(
+                "tensorrt",
+                parts,
+                ENGINE_FILE,
+                lambda target: build_engine_file(
+                    onnx_art.file, target, precision, opts, device_index, input_shape, gpu, lock
+                ),
+            )
     art.meta["onnx_path"] = str(onnx_art.path)
     art.meta["onnx_key"] = onnx_art.key
     art.meta["gpu"] = gpu
-    build_json = art.path.parent / "build.json"
+    build_json = art.file.parent / "build.json"
     if build_json.is_file():
         art.meta["build"] = json.loads(build_json.read_text())
     return art

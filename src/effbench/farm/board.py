@@ -46,6 +46,7 @@ def open_board(sweep_id: str, info: dict[str, Any], cells: dict[str, dict[str, A
 
     from effbench.farm.cluster import BOARD_PREFIX, NAMESPACE
 
+    place: dict[str, Any]
     try:
         place = {
             "scheduling_strategy": NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)

@@ -109,7 +109,7 @@ def boards() -> list[dict[str, Any]]:
     """The snapshots of the sweeps running on the farm now."""
     import ray
 
-    out = []
+    out: list[Any] = []
     for entry in ray.util.list_named_actors(all_namespaces=True):
         name, ns = (entry["name"], entry["namespace"]) if isinstance(entry, dict) else (entry, NAMESPACE)
         if ns != NAMESPACE or not name.startswith(BOARD_PREFIX):

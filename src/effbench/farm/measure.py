@@ -28,7 +28,7 @@ def node_identity() -> dict[str, Any]:
 
 def _forward_progress(board, key: str, every_s: float = 0.25):
     """Progress events to the sweep's board: each new phase, and otherwise a few per second."""
-    last = {"phase": None, "at": 0.0}
+    last: dict[str, Any] = {"phase": None, "at": 0.0}
 
     def on_event(msg: dict[str, Any]) -> None:
         now = time.monotonic()

@@ -56,7 +56,7 @@ def parse_address(text: str, what: str = "farm address") -> tuple[str, int]:
         ip = str(ipaddress.ip_address(host))
     except ValueError:
         try:
-            ip = socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM)[0][4][0]
+            ip = str(socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM)[0][4][0])
         except (socket.gaierror, UnicodeError):
             raise UsageError(
                 f"{what} {text!r}: cannot resolve host {host!r} (check the name, or give its IP)"
@@ -159,7 +159,7 @@ class NodePlan:
                 self.node_ip,
             ]
         else:
-            args += ["--address", self.head_address]
+            args += ["--address", str(self.head_address)]
         if self.temp_dir:
             args += ["--temp-dir", self.temp_dir]
         if self.object_store_mb:

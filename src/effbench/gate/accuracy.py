@@ -70,7 +70,7 @@ def _versus_baseline(b: dict[str, Any], c: dict[str, Any], max_drop: float, alph
             "mcnemar",
         )
     else:
-        k1, k2 = round(bt * n / 100), round(ct * n / 100)
+        k1, k2 = round((bt or 0.0) * n / 100), round((ct or 0.0) * n / 100)  # both measured: check_accuracy
         lo, hi = metrics.unpaired_difference_ci(k1, n, k2, n)
         out.drop, out.p_value, out.test = 100 * (k1 - k2) / n, metrics.two_proportion_p(k1, n, k2, n), "two-proportion"
     out.drop_ci = [100 * lo, 100 * hi]
@@ -80,10 +80,11 @@ def _versus_baseline(b: dict[str, Any], c: dict[str, Any], max_drop: float, alph
 def _judge(out: AccuracyCheck, max_drop: float, alpha: float, what: str) -> AccuracyCheck:
     ci = f"[{out.drop_ci[0]:+.2f}, {out.drop_ci[1]:+.2f}]" if out.drop_ci else ""
     stated = f"{what}: {out.drop:+.2f} points {ci} lost, {out.test} p={out.p_value:.2g}"
-    out.regression = out.drop > max_drop and out.p_value < alpha
+    drop, p = out.drop or 0.0, 1.0 if out.p_value is None else out.p_value
+    out.regression = drop > max_drop and p < alpha
     if out.regression:
         out.reason = f"{stated} (> {max_drop:g} points and p < {alpha:g})"
-    elif out.drop > max_drop:
+    elif drop > max_drop:
         out.reason = f"{stated}: beyond {max_drop:g} points but not significant (p >= {alpha:g})"
     else:
         out.reason = f"{stated}: within {max_drop:g} points"
@@ -114,9 +115,9 @@ def check_accuracy(
             warnings=[f"baseline measured top-1 {_top1(base):.2f} %, the current run did not (add --eval DIR)"],
         )
     checks = []
-    if _top1(base) is not None:
+    if base is not None and cur is not None and _top1(base) is not None:
         checks.append(_versus_baseline(base, cur, max_drop, alpha))
-    own = _versus_reference(cur, max_drop, alpha)
+    own = _versus_reference(cur or {}, max_drop, alpha)
     if own is not None:
         before = _versus_reference(base or {}, max_drop, alpha)
         if own.regression and before is not None and before.regression:

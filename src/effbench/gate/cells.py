@@ -8,13 +8,14 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, TypeVar
 
 from effbench.core.stats import summarize
 from effbench.harness.result import STATUSES
 
 KEY_FIELDS = ("model", "backend", "device", "batch_size", "precision", "scenario")
 FAILED_STATUSES = ("failed", "crashed", "timeout")
+T = TypeVar("T")
 
 
 def scenario_of(record: dict[str, Any]) -> str:
@@ -125,9 +126,9 @@ def _pool_energy(energies: list[dict[str, Any] | None]) -> dict[str, Any] | None
     return pooled
 
 
-def group(records: Iterable[dict[str, Any]], key: Callable[[dict], str] = key_of) -> dict[str, list[dict]]:
-    """Records by cell key, in order of first appearance, each list in the given order."""
-    groups: dict[str, list[dict]] = {}
+def group(records: Iterable[T], key: Callable[[Any], str] = key_of) -> dict[str, list[T]]:
+    """Records (or cells) by key, in order of first appearance, each list in the given order."""
+    groups: dict[str, list[T]] = {}
     for r in records:
         groups.setdefault(key(r), []).append(r)
     return groups
@@ -139,7 +140,7 @@ def pooled_cells(records: Iterable[dict[str, Any]], key: Callable[[dict], str] =
 
 def newest_cells(records: Iterable[dict[str, Any]]) -> list[Cell]:
     """One cell per configuration from its newest record (stores keep history)."""
-    newest = {}
+    newest: dict[str, dict[str, Any]] = {}
     for r in records:
         k = key_of(r)
         if k not in newest or str(r.get("created_at") or "") > str(newest[k].get("created_at") or ""):

@@ -29,9 +29,12 @@ def parse_threshold(text: str) -> float:
     from effbench.harness.config import parse_percent
 
     try:
-        return parse_percent(text)
+        value = parse_percent(text)
     except ValueError:
-        raise UsageError(f"--threshold '{text}' is not a number: write e.g. 5% or 0.05") from None
+        value = None
+    if value is None:
+        raise UsageError(f"--threshold '{text}' is not a number: write e.g. 5% or 0.05")
+    return value
 
 
 def parse_points(text: str) -> float:

@@ -177,7 +177,7 @@ def _measure(base: Cell, cur: Cell, metric: Metric, threshold: float, alpha: flo
         out.reason = f"baseline: {why_b}" if b is None else f"current: {why_c}"
         return out
 
-    if metric.min_block_size is None:  # one figure per run: no test possible
+    if isinstance(b, float) and isinstance(c, float):  # one figure per run: no test possible
         out.baseline, out.current, out.ratio = b, c, c / b
         worse, better = _beyond(c / b, c / b, threshold, metric.higher_is_better)
         out.verdict = REGRESSION if worse else IMPROVEMENT if better else NO_CHANGE
@@ -187,6 +187,9 @@ def _measure(base: Cell, cur: Cell, metric: Metric, threshold: float, alpha: flo
         )
         return out
 
+    if not isinstance(b, list) or not isinstance(c, list) or metric.min_block_size is None:
+        out.reason = "the baseline and the current run hold different kinds of figures for this metric"
+        return out
     out.n_baseline, out.n_current = len(b), len(c)
     need = min_samples(metric.min_block_size)
     if len(b) < need or len(c) < need:
@@ -257,6 +260,7 @@ def compare_pair(
     max_accuracy_drop: float = DEFAULT_MAX_DROP,
 ) -> CellVerdict:
     if base is None:
+        assert cur is not None  # a pair from `match` has at least one side
         return CellVerdict(cur.label, cur.config_hash, NEW, "only in the current run")
     if cur is None:
         return CellVerdict(base.label, base.config_hash, MISSING, "only in the baseline")

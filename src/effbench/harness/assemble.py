@@ -138,6 +138,8 @@ def assemble(
         timing=Timing(
             first_inference_ms=round(m.first_ns / 1e6, 4),
             load_s=round(m.load_s, 4),
+            load_cold_s=None if p.artifact_cached else round(p.export_s + m.load_s, 4),
+            load_cached_s=round(m.load_s, 4) if p.artifact_cached else None,
             export_s=round(p.export_s, 3),
             prepare_s=round(p.prepare_s, 3),
             warmup_s=round(m.warmup_s, 3),

@@ -20,7 +20,7 @@ class CommonOptions(BaseModel):
     analysis: bool = Field(True, description="graph analysis and roofline of the result (0 to skip)")
     energy: bool | None = Field(None, description="measure energy (default: on for CUDA, off for CPU RAPL)")
     energy_windows: int | None = Field(None, ge=1, description="energy windows (default 3, 2 below 10 s)")
-    idle_s: float = Field(2.0, ge=0, description="idle-power measurement before the energy windows")
+    idle_s: float = Field(5.0, ge=0, description="idle-power measurement before the energy windows (NVML: >= 5 s)")
     power_hz: float = Field(20.0, ge=1, le=50, description="power sampling rate (NVML)")
 
 

@@ -84,6 +84,10 @@ class Timing:
 
     first_inference_ms: float | None = None
     load_s: float | None = None
+    # cold: the artifact was made for this cell (export, compile, engine build) and then loaded;
+    # cached: loaded from an artifact an earlier cell made. Exactly one of the two is set.
+    load_cold_s: float | None = None
+    load_cached_s: float | None = None
     export_s: float | None = None  # export (and engine build) time of the artifact, when it was built
     prepare_s: float | None = None  # export/analysis/reference lookup or build before measuring
     warmup_s: float | None = None
@@ -175,6 +179,8 @@ class Result:
             "iterations": self.iterations,
             "first_inference_ms": t.first_inference_ms,
             "load_s": t.load_s,
+            "load_cold_s": t.load_cold_s,
+            "load_cached_s": t.load_cached_s,
             "export_s": t.export_s,
             "timing": t.to_dict(),
             "artifact_bytes": self.artifact_bytes,

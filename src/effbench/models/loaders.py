@@ -182,7 +182,7 @@ def read_state_dict(path: str) -> dict:
         from safetensors.torch import load_file
 
         try:
-            state = load_file(str(p))
+            state: Any = load_file(str(p))
         except Exception as e:
             raise _corrupt(p, f"not a readable .safetensors file: {_first_line(e)}") from None
     else:

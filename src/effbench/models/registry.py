@@ -87,7 +87,7 @@ def timm_input_shape(name: str) -> tuple[int, int, int] | None:
         return list(cfg.input_size) if cfg and cfg.input_size else [3, 224, 224]
 
     shape = remembered(_timm_index_path(version), name, lookup)
-    return tuple(shape) if shape else None  # type: ignore[return-value]
+    return (int(shape[0]), int(shape[1]), int(shape[2])) if shape else None
 
 
 def _with_size(shape: tuple[int, int, int], input_size: int | None) -> tuple[int, int, int]:

@@ -148,7 +148,7 @@ def kernel_jobs(models: list[ZooModel], directory: Path, measured: set[str]) -> 
 def prepare_zoo(
     names: list[str], resolutions: list[int | None], progress: Progress, failed: list[dict[str, str]]
 ) -> list[ZooModel]:
-    models = []
+    models: list[ZooModel] = []
     for i, name in enumerate(names, 1):
         for size in dict.fromkeys(resolutions):
             label = f"{name}@{size or 'default'}"

@@ -324,7 +324,7 @@ class _Detector:
         return t
 
     def conv(self, node):
-        nodes, attrs = [node], {}
+        nodes, attrs = [node], dict[str, Any]()
         w = self.g.shapes.get(node.input[1]) or ()
         groups = int(self.attr(node, "group", 1))
         cin = (self.g.shapes.get(node.input[0]) or (0, 0))[1]
@@ -351,8 +351,8 @@ class _Detector:
         return kind, nodes, attrs
 
     def linear(self, node):
-        nodes, attrs = [node], {}
-        w = self.g.shapes.get(node.input[1]) or ()
+        nodes, attrs = [node], dict[str, Any]()
+        w: tuple[int, ...] = self.g.shapes.get(node.input[1]) or ()
         attrs["cout"] = int(w[0] if node.op_type == "Gemm" and self.attr(node, "transB", 0) else (w[-1] if w else 0))
         t = node.output[0]
         add = self.single(t)
@@ -369,7 +369,7 @@ class _Detector:
         return "linear", nodes, attrs
 
     def matmul(self, node):
-        nodes, attrs = [node], {}
+        nodes, attrs = [node], dict[str, Any]()
         t = node.output[0]
         for _ in range(2):  # the attention scale and bias
             nxt = self.single(t)
@@ -425,7 +425,11 @@ def load(onnx_model, input_shape: list[int] | None = None):
     from effbench.analysis.graph import shaped_graph
 
     graph = shaped_graph(onnx_model)
-    if input_shape is not None and len(graph.inputs) == 1 and list(graph.shapes[graph.inputs[0]]) != list(input_shape):
+    if (
+        input_shape is not None
+        and len(graph.inputs) == 1
+        and list(graph.shapes[graph.inputs[0]] or ()) != list(input_shape)
+    ):
         graph = shaped_graph(onnx_model, {graph.inputs[0]: list(input_shape)})
     return graph
 

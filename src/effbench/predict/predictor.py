@@ -85,7 +85,7 @@ class _Regressor:
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         kind = self.spec["kind"]
-        if kind == "lightgbm":
+        if kind == "lightgbm" and self.booster is not None:
             y = self.booster.predict(x)
         elif kind == "loglinear":
             c = self.spec["coef"]
@@ -134,7 +134,7 @@ def fit_correction(models: list[dict[str, Any]]) -> dict[str, Any]:
             "loo": None,
         }
     x, y = _design(models, types)
-    best = None
+    best: tuple[float, float, np.ndarray] | None = None
     for lam in LAMBDAS:
         pred = np.empty(len(y))
         for i in range(len(y)):
@@ -143,6 +143,7 @@ def fit_correction(models: list[dict[str, Any]]) -> dict[str, Any]:
         err = float(np.sqrt(np.mean(((pred - y) / y) ** 2)))
         if best is None or err < best[0]:
             best = (err, lam, pred)
+    assert best is not None  # LAMBDAS is not empty
     err, lam, pred = best
     beta = _solve(x, y, lam)
     ratios = y / pred

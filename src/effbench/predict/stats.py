@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Sequence, Union
 
 import numpy as np
 
+Values = Union[Sequence[float], np.ndarray]
 
-def ranks(values: Sequence[float]) -> np.ndarray:
+
+def ranks(values: Values) -> np.ndarray:
     """Ranks with ties given their average rank (as Spearman's rho wants)."""
     x = np.asarray(values, dtype=float)
     order = np.argsort(x, kind="mergesort")
@@ -21,7 +23,7 @@ def ranks(values: Sequence[float]) -> np.ndarray:
     return r
 
 
-def spearman(a: Sequence[float], b: Sequence[float]) -> float | None:
+def spearman(a: Values, b: Values) -> float | None:
     if len(a) < 3:
         return None
     ra, rb = ranks(a), ranks(b)
@@ -30,7 +32,7 @@ def spearman(a: Sequence[float], b: Sequence[float]) -> float | None:
     return float(np.corrcoef(ra, rb)[0, 1])
 
 
-def accuracy(predicted: Sequence[float], measured: Sequence[float], flops: Sequence[float] | None = None) -> dict:
+def accuracy(predicted: Values, measured: Values, flops: Values | None = None) -> dict:
     """The statistics `bench predictor validate` stores and every prediction prints."""
     p, m = np.asarray(predicted, dtype=float), np.asarray(measured, dtype=float)
     if len(p) == 0:

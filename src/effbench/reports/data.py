@@ -38,6 +38,15 @@ def text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+def as_dict(value: Any) -> dict[str, Any]:
+    """A record's sub-object, or {} where it is missing or not an object."""
+    return value if isinstance(value, dict) else {}
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 def _card(model: str):
     try:
         from effbench.models.cards import CARDS
@@ -229,8 +238,8 @@ class Row:
 
 
 def to_row(rec: dict[str, Any]) -> Row:
-    lat = rec.get("latency_ms") if isinstance(rec.get("latency_ms"), dict) else {}
-    energy = rec.get("energy") if isinstance(rec.get("energy"), dict) else {}
+    lat = as_dict(rec.get("latency_ms"))
+    energy = as_dict(rec.get("energy"))
     model = text(rec.get("model")) or "?"
     top1, top1_source = top1_of(rec)
     median = num(lat.get("median"))
@@ -244,7 +253,7 @@ def to_row(rec: dict[str, Any]) -> Row:
     except (TypeError, ValueError):
         batch = None
     n = num(lat.get("n"))
-    warnings = rec.get("warnings") if isinstance(rec.get("warnings"), list) else []
+    warnings = as_list(rec.get("warnings"))
     parity = rec.get("parity") if isinstance(rec.get("parity"), dict) else None
     return Row(
         rec=rec,

@@ -15,6 +15,7 @@ import numpy as np
 
 from ..session import CoreError, Session, first_line
 from ..settings import MeasureSettings
+from .coreml_plan import compute_plan
 
 COMPUTE_UNITS = ("all", "cpu_only", "cpu_and_gpu", "cpu_and_ne")
 MACOS_ONLY = "needs macOS (Core ML runs only on Apple platforms)"
@@ -112,4 +113,5 @@ def open_session(path: str, settings: MeasureSettings) -> CoreMLSession:
     for key in ("export_path", "workarounds"):
         if meta.get(key):
             session.runtime_info["export_" + key if key == "workarounds" else key] = meta[key]
+    session.runtime_info["placement"] = compute_plan(ct, model, units)
     return session

@@ -12,6 +12,7 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
+from ..gpu import cuda_device_uuid, gpu_build_lock, nvml_memory
 from ..session import CoreError, LayerTime, Session, ThroughputRun, first_line
 from ..settings import MeasureSettings
 
@@ -206,14 +207,12 @@ class OnnxRuntimeSession(Session):
     def device_memory(self):
         if self.device_id is None:
             return None
-        try:
-            import pynvml
-
-            pynvml.nvmlInit()
-            info = pynvml.nvmlDeviceGetMemoryInfo(pynvml.nvmlDeviceGetHandleByIndex(self.device_id))
-            return {"nvml": {"used_mb": round(info.used / 2**20, 1), "total_mb": round(info.total / 2**20, 1)}}
-        except Exception:
-            return None
+        uuid = cuda_device_uuid(self.device_id)  # NVML's device of this CUDA ordinal, never NVML's index
+        nvml = nvml_memory(uuid)
+        if nvml is None:
+            why = "no NVML device with its UUID" if uuid else "its UUID could not be read from the CUDA driver"
+            return {"nvml": None, "reason": "cuda:%d: %s" % (self.device_id, why)}
+        return {"nvml": nvml}
 
 
 def quantized_nodes(model_path: str) -> Dict[str, int]:
@@ -240,8 +239,14 @@ def open_session(path: str, settings: MeasureSettings) -> OnnxRuntimeSession:
     optimized = workdir + "/optimized.onnx" if workdir else None
     so = session_options(settings.threads, prefix, optimized)
     providers = [p if isinstance(p, str) else (p[0], p[1]) for p in opts.get("providers") or ["CPUExecutionProvider"]]
+    lock: Optional[Dict[str, Any]] = None
     try:
-        sess = ort.InferenceSession(str(path), so, providers=providers)
+        if opts.get("build_lock_dir"):  # the TensorRT EP builds its engines here: one build per GPU at a time
+            device = int(opts.get("device_id") or 0)
+            with gpu_build_lock(opts["build_lock_dir"], cuda_device_uuid(device) or "cuda%d" % device) as lock:
+                sess = ort.InferenceSession(str(path), so, providers=providers)
+        else:
+            sess = ort.InferenceSession(str(path), so, providers=providers)
     except Exception as e:
         raise CoreError("load_failed", "ONNX Runtime could not load the model: %s" % first_line(e)) from None
     wanted = opts.get("execution_provider")
@@ -271,4 +276,6 @@ def open_session(path: str, settings: MeasureSettings) -> OnnxRuntimeSession:
                 "timing": "host clock around a synchronous Run",
             }
         )
+    if lock is not None:
+        session.runtime_info["build_lock"] = lock
     return session

@@ -20,8 +20,8 @@ The window logic is pure functions over a meter interface (read_energy_mj(), rea
 read_reasons(), clock(), sleep()), so it is tested on the CPU with recorded counter readings.
 
 Options (`--opt KEY=VALUE`): energy=0 (skip), energy_windows=N (default 3 windows of
---energy-window seconds, 2 when the window is shortened below 10 s), idle_s=S (default 2),
-power_hz=HZ (default 20, clamped to 1..50).
+--energy-window seconds, 2 when the window is shortened below 10 s), idle_s=S (default 5; NVML
+measures at least 5 s), power_hz=HZ (default 20, clamped to 1..50).
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from typing import Any, Callable, Protocol
 
 import numpy as np
 
+IDLE_S = 5.0
 TOLERANCE = 0.05  # counter vs integrated power: warn beyond this relative disagreement
 DEFAULT_WINDOW_S = 10.0
 _THROTTLING = {"sw_power_cap", "hw_slowdown", "sw_thermal_slowdown", "hw_thermal_slowdown", "hw_power_brake_slowdown"}
@@ -215,6 +216,13 @@ def measure_idle(meter: Meter, seconds: float, sampler: PollingSampler) -> dict[
     return out
 
 
+def idle_seconds(plan: EnergyPlan, meter: Any) -> float:
+    """--opt idle_s (0: no idle measurement), raised to the meter's own minimum (NVML: 5 s, since
+    its power readings are 1 s averages)."""
+    seconds = plan.idle_s
+    return max(seconds, float(getattr(meter, "min_idle_s", 0.0))) if seconds > 0 else 0.0
+
+
 def default_windows(window_s: float) -> int:
     """3 windows at the default 10 s or longer; 2 when the user shortened the window."""
     return 3 if window_s >= DEFAULT_WINDOW_S else 2
@@ -380,7 +388,7 @@ class EnergyPlan:
     energy_window_s: float = 10.0
     energy: bool | None = None  # None: on for CUDA, off for the CPU (RAPL)
     energy_windows: int | None = None
-    idle_s: float = 2.0
+    idle_s: float = IDLE_S
     power_hz: float = 20.0
 
     @classmethod
@@ -430,7 +438,7 @@ def idle_before_run(plan: EnergyPlan) -> dict[str, Any] | None:
     if meter is None:
         return None
     try:
-        seconds = plan.idle_s
+        seconds = idle_seconds(plan, meter)
         hz = min(50.0, max(1.0, plan.power_hz))
         sampler = ThreadSampler(meter, hz) if getattr(meter, "has_power", False) else PollingSampler(meter, hz)
         idle = measure_idle(meter, seconds, sampler)
@@ -482,7 +490,7 @@ def _measure(session, plan: EnergyPlan, event, meter, idle) -> dict[str, Any]:
         from effbench.errors import UsageError
 
         raise UsageError("--opt energy_windows must be at least 1")
-    idle_s = plan.idle_s
+    idle_s = idle_seconds(plan, meter)
     hz = min(50.0, max(1.0, plan.power_hz))
     is_gpu = getattr(meter, "kind", "") == "nvml"
     sampler_cls = ThreadSampler if getattr(meter, "has_power", False) else PollingSampler

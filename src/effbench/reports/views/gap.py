@@ -60,7 +60,7 @@ def gap_figure(div_id: str, rows: list[Row]) -> Figure:
         for r in fr:
             ideal.setdefault((r.model, r.device, r.precision_ran), r)
         for dev_prec in sorted({(k[1], k[2]) for k in ideal}):
-            pts = sorted((r for k, r in ideal.items() if (k[1], k[2]) == dev_prec), key=lambda r: r.top1)
+            pts = sorted((r for k, r in ideal.items() if (k[1], k[2]) == dev_prec), key=lambda r: r.top1 or 0.0)
             suffix = f" ({p(dev_prec[0])}, {p(dev_prec[1])})" if multi_dev or len({k[2] for k in ideal}) > 1 else ""
             data.append(
                 {
@@ -88,7 +88,7 @@ def gap_figure(div_id: str, rows: list[Row]) -> Figure:
                 }
             )
         for backend, device in sorted({(r.backend, r.device) for r in fr}):
-            pts = sorted((r for r in fr if r.backend == backend and r.device == device), key=lambda r: r.top1)
+            pts = sorted((r for r in fr if r.backend == backend and r.device == device), key=lambda r: r.top1 or 0.0)
             data.append(
                 {
                     "type": "scatter",
@@ -108,7 +108,7 @@ def gap_figure(div_id: str, rows: list[Row]) -> Figure:
                         f"<b>{p(r.model)}</b> · {p(r.backend)} · {p(r.device)}<br>"
                         f"measured {fmt_ms(r.median)} ms · ideal {fmt_ms(r.ideal_ms)} ms<br>"
                         f"efficiency {fmt(r.efficiency * 100 if r.efficiency else None, '.3g')} % · "
-                        f"gap {fmt(r.median / r.ideal_ms if r.ideal_ms else None, '.3g')}×<br>"
+                        f"gap {fmt((r.median or 0.0) / r.ideal_ms if r.ideal_ms else None, '.3g')}×<br>"
                         f"top-1 {fmt(r.top1, '.1f')} %"
                         for r in pts
                     ],
@@ -142,12 +142,12 @@ def efficiency_figure(div_id: str, rows: list[Row]) -> Figure:
                 "y": [p(r.label) for r in sel],
                 "x": [r.efficiency for r in sel],
                 "marker": {"color": colours[backend]},
-                "text": [f"{r.efficiency * 100:.3g} %" for r in sel],
+                "text": [f"{(r.efficiency or 0.0) * 100:.3g} %" for r in sel],
                 "textposition": "outside",
                 "cliponaxis": False,
                 "hovertext": [
                     f"<b>{p(r.label)}</b><br>ideal {fmt_ms(r.ideal_ms)} ms / measured {fmt_ms(r.median)} ms"
-                    f"<br>= {r.efficiency * 100:.3g} % computational efficiency"
+                    f"<br>= {(r.efficiency or 0.0) * 100:.3g} % computational efficiency"
                     for r in sel
                 ],
                 "hoverinfo": "text",
@@ -162,7 +162,7 @@ def efficiency_figure(div_id: str, rows: list[Row]) -> Figure:
         legend={"x": 1.01, "y": 1, "xanchor": "left"},
         margin={"l": 20, "r": 60, "t": 20, "b": 60},
     )
-    mx = max((r.efficiency for r in rows), default=0) or 0
+    mx = max((r.efficiency or 0.0 for r in rows), default=0.0)
     layout["xaxis"]["range"] = [0, mx * 1.18 if mx else 1]
     return Figure(div_id, data, layout, height=max(220, 60 + 28 * len(rows)))
 
@@ -175,13 +175,13 @@ def gap_section(rows: list[Row]) -> Section:
     )
     usable = _latest([r for r in rows if r.ok and r.is_latency_b1 and r.median and r.ideal_ms])
     if not usable:
-        body = note(
+        empty = note(
             "No ideal latency in these results. It needs the model's operation count and the device's "
             "peak FLOP/s: <code>bench run</code> fills <code>ideal_ms</code> when the device has "
             "<code>peak_flops</code> in <code>devices.yaml</code> (add them, or run "
             "<code>bench devices calibrate --save</code>), then run again."
         )
-        return Section("efficiency-gap", "Efficiency gap", how, body, [])
+        return Section("efficiency-gap", "Efficiency gap", how, empty, [])
     body: list[str] = []
     figures: list[Figure] = []
     with_top1 = [r for r in usable if r.top1 is not None]

@@ -75,28 +75,41 @@ def matrix_section(rows: list[Row], requested_ref: str | None = None) -> Section
 
     def ref_of(row_label: str, col_label: str) -> Row | None:
         dev = col_label.split(" @ ", 1)[1] if multi_dev else None
-        key = (row_label, f"{ref} @ {dev}" if multi_dev else ref)
+        key = (row_label, f"{ref} @ {dev}" if multi_dev else str(ref))
         r = cells.get(key)
         return r if r is not None and r.ok and r.median else None
 
-    z_lat, z_sp, txt_lat, txt_sp, hov = [], [], [], [], []
+    z_lat: list[list[float | None]] = []
+    z_sp: list[list[float | None]] = []
+    txt_lat: list[list[str]] = []
+    txt_sp: list[list[str]] = []
+    hov: list[list[str]] = []
     for rl in row_labels:
-        zl, zs, tl, ts, hv = [], [], [], [], []
+        zl: list[float | None] = []
+        zs: list[float | None] = []
+        tl: list[str] = []
+        ts: list[str] = []
+        hv: list[str] = []
         for cl in col_labels:
             r = cells.get((rl, cl))
             if r is None:
-                zl.append(None), zs.append(None), tl.append("not run"), ts.append("not run")
+                zl.append(None)
+                zs.append(None)
+                tl.append("not run")
+                ts.append("not run")
                 hv.append(f"<b>{p(rl)}</b> · {p(cl)}<br>no result")
                 continue
             if not r.ok or r.median is None:
                 reason = _reason(r)
                 short = reason if len(reason) <= REASON_CHARS else reason[: REASON_CHARS - 1] + "…"
-                zl.append(None), zs.append(None)
-                tl.append(p(short)), ts.append(p(short))
+                zl.append(None)
+                zs.append(None)
+                tl.append(p(short))
+                ts.append(p(short))
                 hv.append(f"<b>{p(rl)}</b> · {p(cl)}<br>{p(r.status).upper()}<br>{p(r.error or 'no reason recorded')}")
                 continue
             base = ref_of(rl, cl)
-            sp = base.median / r.median if base else None
+            sp = (base.median or 0.0) / r.median if base else None
             zl.append(math.log10(r.median))
             zs.append(math.log2(sp) if sp else None)
             tl.append(f"{fmt_ms(r.median)} ms")
@@ -108,7 +121,11 @@ def matrix_section(rows: list[Row], requested_ref: str | None = None) -> Section
                 + (f"speed-up vs {p(ref)}: {sp:.3g}×" if sp else f"no {p(ref)} result in this row")
                 + f"<br>parity: {p(r.parity_text)}<br>run {p(r.created_at)}"
             )
-        z_lat.append(zl), z_sp.append(zs), txt_lat.append(tl), txt_sp.append(ts), hov.append(hv)
+        z_lat.append(zl)
+        z_sp.append(zs)
+        txt_lat.append(tl)
+        txt_sp.append(ts)
+        hov.append(hv)
 
     y = [p(r) for r in row_labels]
     x = [p(c) for c in col_labels]
@@ -215,13 +232,13 @@ def matrix_section(rows: list[Row], requested_ref: str | None = None) -> Section
                 )
             else:
                 base = ref_of(rl, cl)
-                sp = f"{base.median / r.median:.2f}×" if base else "–"
+                speedup = f"{(base.median or 0.0) / r.median:.2f}×" if base else "–"
                 par = (
                     ""
                     if r.parity_text in ("ok", "not checked")
                     else f' <span class="bad">parity {h(r.parity_text)}</span>'
                 )
-                tr.append(f'<td>{fmt_ms(r.median)} ms <span class="muted">({h(sp)})</span>{par}</td>')
+                tr.append(f'<td>{fmt_ms(r.median)} ms <span class="muted">({h(speedup)})</span>{par}</td>')
         trows.append("<tr>" + "".join(tr) + "</tr>")
     head = "<th>model</th>" + "".join(f"<th>{h(c)}</th>" for c in col_labels)
     tbl = (

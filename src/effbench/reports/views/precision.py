@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from effbench.reports.common import Figure, Section, axis, backend_colours, base_layout, fmt_ms, h, note, p, table
-from effbench.reports.data import Row, interval_of, latest_per_cell, num
+from effbench.reports.data import Row, as_dict, interval_of, latest_per_cell, num
 
 MIN_SAMPLES_FOR_CI = 50
 
@@ -90,7 +90,7 @@ def _drop(fp32: Row, int8: Row):
         )
     if fa and ia and num(fa.get("images")) and num(ia.get("images")):
         n1, n2 = int(fa["images"]), int(ia["images"])
-        k1, k2 = round(num(fa["top1"]) * n1 / 100), round(num(ia["top1"]) * n2 / 100)
+        k1, k2 = round((num(fa["top1"]) or 0.0) * n1 / 100), round((num(ia["top1"]) or 0.0) * n2 / 100)
         lo, hi = metrics.unpaired_difference_ci(k1, n1, k2, n2)
         basis = "unpaired: different images" if fa.get("dataset_hash") != ia.get("dataset_hash") else "unpaired"
         return 100 * (k1 / n1 - k2 / n2), (100 * lo, 100 * hi), metrics.two_proportion_p(k1, n1, k2, n2), basis
@@ -110,8 +110,8 @@ def precision_pairs(rows: list[Row]) -> list[PrecisionPair]:
         fp32, int8 = pair["fp32"], pair["int8"]
         ratio, ratio_ci = _ratio(fp32, int8)
         drop, drop_ci, drop_p, basis = _drop(fp32, int8)
-        quant = int8.rec.get("quantization") if isinstance(int8.rec.get("quantization"), dict) else {}
-        calib = quant.get("calibration") if isinstance(quant.get("calibration"), dict) else {}
+        quant = as_dict(int8.rec.get("quantization"))
+        calib = as_dict(quant.get("calibration"))
         out.append(
             PrecisionPair(
                 fp32,
@@ -176,16 +176,16 @@ def _figure(pairs: list[PrecisionPair]) -> Figure:
                     "symmetric": False,
                     "color": colours[backend],
                     "thickness": 1,
-                    "array": [(x.ratio_ci[1] - x.ratio) if x.ratio_ci else 0 for x in grp],
-                    "arrayminus": [(x.ratio - x.ratio_ci[0]) if x.ratio_ci else 0 for x in grp],
+                    "array": [(x.ratio_ci[1] - (x.ratio or 0.0)) if x.ratio_ci else 0 for x in grp],
+                    "arrayminus": [((x.ratio or 0.0) - x.ratio_ci[0]) if x.ratio_ci else 0 for x in grp],
                 },
                 "error_y": {
                     "type": "data",
                     "symmetric": False,
                     "color": colours[backend],
                     "thickness": 1,
-                    "array": [(x.drop_ci[1] - x.drop) if x.drop_ci else 0 for x in grp],
-                    "arrayminus": [(x.drop - x.drop_ci[0]) if x.drop_ci else 0 for x in grp],
+                    "array": [(x.drop_ci[1] - (x.drop or 0.0)) if x.drop_ci else 0 for x in grp],
+                    "arrayminus": [((x.drop or 0.0) - x.drop_ci[0]) if x.drop_ci else 0 for x in grp],
                 },
                 "hovertext": [
                     f"<b>{p(x.fp32.model)}</b> · {p(x.fp32.backend)} · {p(x.fp32.device)}<br>"

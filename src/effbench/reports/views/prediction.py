@@ -23,11 +23,11 @@ class Predicted:
 
     @property
     def error(self) -> float:
-        return self.predicted_ms / self.row.median - 1
+        return self.predicted_ms / (self.row.median or self.predicted_ms) - 1  # rows with a median only
 
     @property
     def outside(self) -> bool:
-        return not (self.low_ms <= self.row.median <= self.high_ms)
+        return not (self.low_ms <= (self.row.median or 0.0) <= self.high_ms)
 
 
 def _installed() -> dict[tuple[str, str], Any]:
@@ -125,7 +125,7 @@ def _figure(items: list[Predicted]) -> Figure:
                 "hoverinfo": "text",
             }
         )
-    values = [v for x in items for v in (x.row.median, x.predicted_ms)]
+    values = [v for x in items for v in (x.row.median or x.predicted_ms, x.predicted_ms)]
     lo, hi = min(values) * 0.9, max(values) * 1.1
     layout = base_layout(
         xaxis=axis("measured median latency (ms)", log=True, values=values),

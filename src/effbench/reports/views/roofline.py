@@ -60,7 +60,7 @@ def _model_point(r: Row, a: dict[str, Any]) -> tuple[float | None, float | None]
 def _layer_points(a: dict[str, Any]) -> tuple[list[dict], bool]:
     layers = [lay for lay in (a.get("layers") or []) if isinstance(lay, dict)]
     measured = any(num(lay.get("measured_ms")) for lay in layers)
-    pts = []
+    pts: list[dict[str, Any]] = []
     for lay in layers:
         inten = num(lay.get("intensity"))
         flops = num(lay.get("flops"))
@@ -84,7 +84,7 @@ def _layer_points(a: dict[str, Any]) -> tuple[list[dict], bool]:
 def _roof_traces(
     peaks: dict[str, float], bw: float | None, x_lo: float, x_hi: float, sources: dict[str, str]
 ) -> list[dict]:
-    traces = []
+    traces: list[dict[str, Any]] = []
     for prec, peak in sorted(peaks.items(), key=lambda kv: kv[1]):
         src = sources.get(prec, "")
         src = src if len(src) <= 90 else src[:89] + "…"
@@ -316,14 +316,14 @@ def roofline_section(rows: list[Row]) -> Section:
         "point). Far below the roof means time lost to something other than arithmetic or memory traffic."
     )
     if not with_analysis:
-        body = note(
+        empty = note(
             "No roofline data in these results. It is filled in by <code>bench run</code> when the device "
             "has peak FLOP/s (and memory bandwidth) in <code>devices.yaml</code>: run on a catalogued "
             "device (<code>bench devices list</code>), or add <code>peak_flops</code> / "
             "<code>memory_bandwidth</code> to its entry (<code>bench devices calibrate --save</code> "
             "measures them on this machine), then <code>bench run</code> again."
         )
-        return Section("roofline", "Roofline", how, body, [])
+        return Section("roofline", "Roofline", how, empty, [])
     by_device: dict[str, list[tuple[Row, dict]]] = {}
     for r, a in with_analysis:
         spec = str(a.get("device_spec") or r.device)

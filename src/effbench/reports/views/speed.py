@@ -53,7 +53,7 @@ def label_positions(
     xr = x_span or (max(xs) - min(xs)) or 1.0  # the axis span (in log10 units on a log axis)
     yr = y_span or (max(ys) - min(ys)) or 1.0
     placed: list[tuple[float, float, str]] = []
-    out: list[str] = []
+    out: list[tuple[int, str]] = []
     for i in sorted(range(len(points)), key=lambda i: (xs[i], -ys[i])):
         near = {pos for (px, py, pos) in placed if abs(px - xs[i]) / xr < 0.12 and abs(py - ys[i]) / yr < 0.06}
         pos = next(
@@ -123,9 +123,8 @@ def speed_figure(
     mixed = len({r.top1_measured for r in rows}) > 1
     multi_precision = len({g[2] for g in groups}) > 1 or any(g[2] != "fp32" for g in groups)
     xs_all = [x_of(r) for r in rows]
-    positions = dict(
-        zip((id(r) for r in rows), label_positions([(x, r.top1) for x, r in zip(xs_all, rows)], wants_log(xs_all)))
-    )
+    points = [(x or 0.0, r.top1 or 0.0) for x, r in zip(xs_all, rows)]
+    positions = dict(zip((id(r) for r in rows), label_positions(points, wants_log(xs_all))))
     for (backend, device, precision, measured), grp in sorted(groups.items()):
         trace = {
             "type": "scatter",
@@ -158,8 +157,8 @@ def speed_figure(
                 "thickness": 1,
                 "width": 3,
                 "color": colours[backend],
-                "array": [(r.top1_ci[1] - r.top1) if r.top1_ci else 0 for r in grp],
-                "arrayminus": [(r.top1 - r.top1_ci[0]) if r.top1_ci else 0 for r in grp],
+                "array": [(r.top1_ci[1] - (r.top1 or 0.0)) if r.top1_ci else 0 for r in grp],
+                "arrayminus": [((r.top1 or 0.0) - r.top1_ci[0]) if r.top1_ci else 0 for r in grp],
             }
         if show_ci:
             trace["error_x"] = {
@@ -175,7 +174,7 @@ def speed_figure(
             }
         data.append(trace)
     for device in sorted(symbols):
-        pts = [(x_of(r), r.top1) for r in rows if r.device == device]
+        pts = [(x_of(r) or 0.0, r.top1 or 0.0) for r in rows if r.device == device]
         front = pareto(pts, lower_is_better)
         if len(front) < 1:
             continue

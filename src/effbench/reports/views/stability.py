@@ -65,7 +65,8 @@ def stability_section(rows: list[Row]) -> Section:
     sel.sort(key=lambda r: (r.model, r.backend, r.device, r.batch or 0, r.precision, r.created_at))
     labels = _unique_labels(sel)
     colours = backend_colours(r.backend for r in sel)
-    dist, series = [], []
+    dist: list[dict] = []
+    series: list[dict] = []
     thinned_dist = thinned_series = 0
     all_vals: list[float] = []
     for r, label in zip(sel, labels):

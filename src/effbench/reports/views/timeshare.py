@@ -16,7 +16,7 @@ def _op_rows(source: dict[str, Any]) -> list[dict[str, Any]]:
     rows = source.get("op_types") or source.get("by_op_type")
     from_ops = isinstance(rows, list) and bool(rows)
     out: dict[str, dict[str, Any]] = {}
-    for o in rows if from_ops else source.get("layers") or []:
+    for o in (rows or []) if from_ops else source.get("layers") or []:
         if not isinstance(o, dict):
             continue
         name = str(o.get("op_type") or "?")
@@ -152,12 +152,12 @@ def timeshare_section(rows: list[Row]) -> Section:
     )
     sources = _sources(rows)
     if not sources:
-        body = note(
+        empty = note(
             "No per-layer data in these results. Run <code>bench profile --model NAME --backend NAME</code> "
             "for measured per-layer times, or <code>bench run</code> on a device with peaks in "
             "<code>devices.yaml</code> for the roofline bounds per operator type."
         )
-        return Section("where-time-goes", "Where the time goes", how, body, [])
+        return Section("where-time-goes", "Where the time goes", how, empty, [])
     data: list[dict] = []
     groups: list[tuple[str, int, int]] = []
     details: list[str] = []
