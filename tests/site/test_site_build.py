@@ -41,6 +41,8 @@ def test_pages_for_overview_devices_models_and_cells(built_site):
         assert (site / "cells" / f"{cell['key']}.html").is_file()
     device = (site / "devices" / "cpu.html").read_text()
     assert "Fingerprint" in device and "generated cpu" in device and "Stability" in device
+    # the stability score over the device's history, as `bench devices stability` rates it
+    assert re.search(r"\d+/100 \((Excellent|Good|Moderate|Poor)\) over \d+ run", device)
     model = (site / "models" / "efficientvit_m0.html").read_text()
     assert 'id="speed-accuracy"' in model and 'id="precision"' in model and 'id="claims"' in model
 

@@ -34,6 +34,7 @@ class Point:
     commit: str
     tag: str
     versions: dict[str, str]
+    p99: float | None = None
     error: str = ""
     raw_samples: list[Any] = field(default_factory=list, repr=False)  # as stored; read only by a change test
 
@@ -145,6 +146,7 @@ def to_point(rec: dict[str, Any]) -> Point:
         commit=_commit(rec),
         tag=text(rec.get("tag")),
         versions=_versions(rec),
+        p99=num(lat.get("p99")),
         error=text(rec.get("error")),
         raw_samples=rec["samples_ms"] if isinstance(rec.get("samples_ms"), list) else [],
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from effbench.harness.stability_score import MIN_RUNS, device_stability
 from effbench.reports.common import fmt_si, h
 from effbench.reports.data import Row, mapping
 from effbench.reports.publish import Publisher, ViewContext, publish_views, report_views
@@ -157,6 +158,33 @@ def _pairs(pairs: list[tuple[str, str]]) -> str:
     return '<dl class="pairs">' + "".join(f"<dt>{h(k)}</dt><dd>{h(v)}</dd>" for k, v in pairs) + "</dl>"
 
 
+def _stability_text(cells: list[CellHistory]) -> str:
+    """The device's stability score over its stored history (`bench devices stability` computes the same)."""
+    history = [
+        {
+            "model": c.model,
+            "backend": c.backend,
+            "batch_size": c.batch,
+            "precision": c.precision,
+            "scenario": c.scenario,
+            "status": "ok",
+            "created_at": p.created_at,
+            "latency_ms": {"median": p.median, "p99": p.p99},
+        }
+        for c in cells
+        for p in c.ok_points
+    ]
+    out = device_stability(history)
+    if "score" not in out:
+        return f"not scored: no cell has {MIN_RUNS} or more ok runs with a median and a p99"
+    worst = out["cells"][0]
+    return (
+        f"{out['score']:.0f}/100 ({out['rating']}) over {out['runs']} run(s) of {len(out['cells'])} cell(s); "
+        f"least stable: {worst.model} on {worst.backend} ({worst.score:.0f}, CV {worst.cv:.1%})"
+        + (f"; {out['too_few']} cell(s) with too few runs not scored" if out["too_few"] else "")
+    )
+
+
 class DevicePages(Publisher[SiteContext, Page]):
     id = "devices"
 
@@ -167,14 +195,7 @@ class DevicePages(Publisher[SiteContext, Page]):
             recs = sorted((ctx.records[c.key] for c in cells), key=lambda r: str(r.get("created_at")))
             newest = recs[-1]
             peaks = next((p for p in (_peaks(r) for r in reversed(recs)) if p), [])
-            cvs = [ctx.latest[c.key].cv for c in cells if ctx.latest[c.key].cv is not None]
-            cvs.sort()
-            stability = (
-                f"median CV {cvs[len(cvs) // 2]:.1%} over the latest runs of {len(cvs)} cell(s) (lower is steadier); "
-                f"{sum(1 for r in recs if (r.get('stability') or {}).get('unstable'))} marked unstable"
-                if cvs
-                else "no CV recorded"
-            )
+            stability = _stability_text(cells)
             body = (
                 "<h2>Fingerprint</h2>"
                 + _pairs(_fingerprint(newest))
