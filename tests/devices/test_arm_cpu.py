@@ -16,6 +16,7 @@ from effbench.devices.detect import describe_cpu, detect_cpu
 from effbench.harness.config import RunConfig
 from effbench.harness.scheduler import run_cells
 from tests.conftest import TINY_CNN, bench, one_line
+from tests.devices.cells import SHORT, TINY
 
 DATA = Path(__file__).parent / "data" / "cpuinfo"
 RK3588_KHZ = {**dict.fromkeys(range(4), 1_800_000), **dict.fromkeys(range(4, 8), 2_352_000)}
@@ -109,6 +110,13 @@ def test_x86_cpuinfo_under_an_aarch64_process_is_emulated_cpu_unknown():
     assert not armcpu.emulated(text("raspberry-pi-5.txt"), "aarch64")
 
 
+def test_qemus_made_up_cpuinfo_is_emulated_cpu_unknown():
+    qemu = text("qemu-aarch64.txt")  # what an aarch64 process reads on the emulated board
+    assert armcpu.emulated(qemu, "aarch64")
+    info = describe_cpu(qemu, {0, 1}, "aarch64")
+    assert info.model.startswith("emulated, CPU unknown") and not info.rates and info.peak("fp32") is None
+
+
 def test_this_machine_is_described_as_itself():
     assert "emulated" not in cpu_model()
     detected = detect_cpu().detected
@@ -137,16 +145,7 @@ def test_cpus_little_pins_the_cell_and_is_recorded(monkeypatch):
         armcpu.Cluster("Cortex-A76", armcpu.CORE_TYPES[(0x41, 0xD0B)], (big,), 2.4, frozenset()),
     ]
     monkeypatch.setattr(cell, "cpu_clusters", lambda: fake)
-    cfg = RunConfig(
-        model="tiny_models:tiny_cnn",
-        input_size=32,
-        backend="onnxruntime",
-        cpus="little",
-        duration_s=0.05,
-        warmup_s=0.0,
-        warmup_iters=1,
-        min_iters=3,
-    )
+    cfg = RunConfig(**TINY, **SHORT, cpus="little")
     try:
         (result,) = run_cells([cfg], None, isolate=False, show_progress=False)
     finally:

@@ -32,6 +32,7 @@ def _core(name: str, per_cycle: int) -> CoreType:
 
 
 ARM = 0x41
+SOFTWARE = 0x00  # MIDR implementer reserved for software use: an emulator's made-up CPU
 # (MIDR implementer, part) -> core type; the rates follow each core's software optimization guide
 CORE_TYPES: Dict[Tuple[int, int], CoreType] = {
     (ARM, 0xD03): _core("Cortex-A53", 8),
@@ -194,13 +195,19 @@ def cluster_cpus(which: str, found: List[Cluster]) -> List[int]:
 
 
 def emulated(text: str, machine: Optional[str] = None) -> bool:
-    """True when cpuinfo describes another architecture than this process runs as (qemu-user)."""
+    """True when cpuinfo cannot be this machine's CPU: it describes another architecture than this
+    process runs as (qemu-user before 8 passes the host's cpuinfo through), or every core has MIDR
+    implementer 0x00, which the Arm architecture reserves for software use (qemu-user 8 and later
+    make up such a cpuinfo: part 0x051, its "max" CPU, with every feature it emulates)."""
     machine = (machine or platform.machine()).lower()
     blocks = processor_blocks(text)
     arm_info = any("cpu implementer" in b for b in blocks)
     x86_info = any("vendor_id" in b or "flags" in b for b in blocks)
     if machine in _ARM_MACHINES:
-        return x86_info and not arm_info
+        if x86_info and not arm_info:
+            return True
+        cpus = arm_cpus(text)
+        return bool(cpus) and all(c.implementer == SOFTWARE for c in cpus)
     if machine in ("x86_64", "amd64", "i686", "i386"):
         return arm_info and not x86_info
     return False
