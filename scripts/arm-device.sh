@@ -36,7 +36,7 @@ SSH_OPTIONS=(-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogL
 
 log() { echo "arm-device: $*" >&2; }
 die() {
-  echo "arm-device: $*" >&2
+  echo "arm-device: $1" >&2
   exit "${2:-1}"
 }
 in_root() { env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 chroot "$ROOT" "$@"; }

@@ -7,7 +7,8 @@
 #   sudo scripts/docker-check.sh            base image, CPU image, a cached cell in `docker run --network none`
 #   sudo scripts/docker-check.sh gpu jetson  also check how far the GPU and Jetson Dockerfiles build
 #
-# Not part of the test suite (a build takes many minutes). The daemon it starts is stopped on exit.
+# Not part of the test suite (a build takes many minutes). The daemon it starts is stopped on exit and
+# its data root removed (EFFBENCH_DOCKER_KEEP=1 keeps the images).
 # pip inside the build reaches this machine's package indexes (/opt/pypi*, when present) through a
 # file server on 127.0.0.1, and PyPI otherwise; the build containers share the host's network
 # namespace (`--network host`), since there is no bridge.
@@ -26,7 +27,7 @@ export DOCKER_HOST="unix://$SOCK"
 
 log() { echo "docker-check: $*" >&2; }
 die() {
-  echo "docker-check: $*" >&2
+  echo "docker-check: $1" >&2
   exit "${2:-1}"
 }
 
@@ -39,6 +40,10 @@ cleanup() {
     kill "$DOCKERD_PID"
     for _ in $(seq 60); do kill -0 "$DOCKERD_PID" 2>/dev/null || break; sleep 1; done
     kill -9 "$DOCKERD_PID" 2>/dev/null || true
+  fi
+  if [ -n "$DOCKERD_PID" ] && [ -z "${EFFBENCH_DOCKER_KEEP:-}" ]; then # vfs: a full copy of the image per layer
+    if mountpoint -q "$WORK/exec/netns/default" 2>/dev/null; then umount "$WORK/exec/netns/default"; fi
+    rm -rf "$WORK/data" "$WORK/exec"
   fi
 }
 trap cleanup EXIT
@@ -93,23 +98,21 @@ base_image() {
     python:3.11-slim-bookworm >/dev/null
 }
 
-local_index() {
-  local urls=()
+INDEX_URLS=""
+start_local_index() { # serves /opt/pypi*/simple on 127.0.0.1 (their links are relative)
   for d in /opt/pypi /opt/pypi-more; do
-    [ -d "$d/simple" ] && urls+=("http://127.0.0.1:$INDEX_PORT/$(basename "$d")/simple")
+    [ -d "$d/simple" ] && INDEX_URLS="${INDEX_URLS:+$INDEX_URLS }http://127.0.0.1:$INDEX_PORT/$(basename "$d")/simple"
   done
-  [ ${#urls[@]} -gt 0 ] || return 0
+  [ -n "$INDEX_URLS" ] || return 0
   python3 -m http.server --bind 127.0.0.1 --directory /opt "$INDEX_PORT" >"$WORK/index.log" 2>&1 &
   INDEX_PID=$!
   sleep 1
-  echo "${urls[*]}"
 }
 
 build_cpu() {
-  local extra
-  extra=$(local_index)
-  log "docker build -f docker/Dockerfile.cpu -t effbench:cpu (pip extra index: ${extra:-none})"
-  docker build --network host --build-arg "PIP_EXTRA_INDEX_URL=$extra" -f "$REPO/docker/Dockerfile.cpu" \
+  start_local_index
+  log "docker build -f docker/Dockerfile.cpu -t effbench:cpu (pip extra index: ${INDEX_URLS:-none})"
+  docker build --network host --build-arg "PIP_EXTRA_INDEX_URL=$INDEX_URLS" -f "$REPO/docker/Dockerfile.cpu" \
     -t effbench:cpu "$REPO" >"$WORK/build-cpu.log" 2>&1 || die "CPU image build failed: see $WORK/build-cpu.log"
   log "built effbench:cpu ($(docker image inspect -f '{{.Size}}' effbench:cpu | awk '{printf "%.1f GB", $1/1e9}'))"
 }
@@ -149,6 +152,12 @@ main() {
     case "$extra" in gpu | jetson) ;; *) die "unknown image '$extra' (use: gpu, jetson)" 2 ;; esac
   done
   mkdir -p "$WORK" "$CACHE"
+  local free_gb
+  free_gb=$(df -P -BG "$WORK" | awk 'NR==2 {print int($4)}')
+  # vfs copies the whole image for every build step: the CPU image (torch with CUDA libraries from
+  # PyPI, about 8 GB) took 39 GB by its 11th step here
+  [ "$free_gb" -ge "${EFFBENCH_DOCKER_MIN_GB:-120}" ] ||
+    die "only ${free_gb} GB free under $WORK; vfs needs about 120 GB for the CPU image (EFFBENCH_DOCKER_WORK to move it)"
   install_docker
   start_dockerd
   base_image

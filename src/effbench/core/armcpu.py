@@ -213,6 +213,10 @@ def emulated(text: str, machine: Optional[str] = None) -> bool:
     return False
 
 
+def emulated_model(machine: str) -> str:
+    return "%s (%s process under emulation; /proc/cpuinfo is the host's or made up)" % (EMULATED, machine)
+
+
 def describe(found: List[Cluster]) -> str:
     """'4x Cortex-A55 @ 1.80 GHz + 4x Cortex-A76 @ 2.35 GHz', in CPU order."""
     return " + ".join(c.describe() for c in sorted(found, key=lambda c: min(c.cpus)))

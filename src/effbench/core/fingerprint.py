@@ -92,7 +92,7 @@ def cpu_model() -> str:
         return _sysctl("machdep.cpu.brand_string") or platform.processor() or platform.machine()
     text = read_text("/proc/cpuinfo") or ""
     if armcpu.emulated(text):
-        return "%s (%s process under emulation; /proc/cpuinfo is the host's or made up)" % (armcpu.EMULATED, platform.machine())
+        return armcpu.emulated_model(platform.machine())
     found = cpu_clusters()
     if found:  # ARM: name the cores from their MIDR fields, not the kernel's "ARMv8 Processor"
         return armcpu.describe(found)

@@ -226,7 +226,7 @@ def describe_cpu(
     machine = machine or platform.machine()
     if armcpu.emulated(text, machine):
         return CpuInfo(
-            model=f"{armcpu.EMULATED} ({machine} process under emulation; /proc/cpuinfo is the host's or made up)",
+            model=armcpu.emulated_model(machine),
             vendor="unknown",
             usable_cpus=len(usable),
             logical_cpus=os.cpu_count() or len(usable),
