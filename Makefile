@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup system bench test test-fast lint clean gpu-check
+.PHONY: setup system bench test test-fast lint clean gpu-check arm-device
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,11 +24,20 @@ bench: setup
 
 # Two processes for the tests that can share the two cores, then the timing-sensitive ones alone;
 # each part has a hard limit, so a hung test ends the run with a failure instead of stalling CI.
-test: setup system
+test: setup system arm-device
 	status=0; \
 	timeout -k 30 2400 $(BIN)/python -m pytest -q -ra -n 2 -m "not serial" || status=$$?; \
 	timeout -k 30 1200 $(BIN)/python -m pytest -q -ra -m serial || status=$$?; \
 	exit $$status
+
+# The emulated aarch64 board the ARM tests use (tests/devices/test_arm_board.py): needs root and
+# binfmt_misc; elsewhere, or when it cannot be built, those tests skip and say why.
+arm-device:
+	@if [ "$$(id -u)" = 0 ] && grep -qw binfmt_misc /proc/filesystems; then \
+		timeout -k 30 1200 bash scripts/arm-device.sh || echo "arm-device: not started; the ARM board tests will skip"; \
+	else \
+		echo "arm-device: needs root and binfmt_misc; the ARM board tests will skip"; \
+	fi
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -ra -m "not slow"

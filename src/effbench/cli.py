@@ -234,6 +234,25 @@ def _duration(option: str, value) -> float | None:
     return _float(option, number)
 
 
+def _cpus(value: str | None, device: str) -> list[int] | str | None:
+    """--cpus: a CPU list, or big / little (a cluster; checked here when the device is this machine)."""
+    from effbench.harness.config import parse_int_list
+
+    if value in ("big", "little"):
+        if device in ("cpu", "local"):
+            from effbench.core.cell import pinned_cpus
+
+            try:
+                pinned_cpus(value)
+            except ValueError as e:
+                raise _bad("--cpus", value, f"{e}; pin to CPU indices instead") from None
+        return value
+    try:
+        return parse_int_list(value, "CPU index", allow_ranges=True, minimum=0) if value else None
+    except ValueError as e:
+        raise _bad("--cpus", value, f"{e}, or big / little on a big.LITTLE CPU") from None
+
+
 def cells_from_run_options(p: dict) -> list:
     """The cells of one `bench run` command line (one per batch size)."""
     from effbench.core.probes.gate import check_limit as gate_limit_problem
@@ -247,10 +266,7 @@ def cells_from_run_options(p: dict) -> list:
     if len(set(batches)) != len(batches):
         raise _bad("--batch", p["batch"], "a batch size is listed twice")
     sizes = _input_sizes(p.get("input_size"))
-    try:
-        cpu_list = parse_int_list(p["cpus"], "CPU index", allow_ranges=True, minimum=0) if p["cpus"] else None
-    except ValueError as e:
-        raise _bad("--cpus", p["cpus"], str(e)) from None
+    cpu_list = _cpus(p["cpus"], p["device"])
     try:
         tci = parse_percent(p["target_ci"])
     except ValueError as e:
@@ -494,7 +510,11 @@ def run(
         "MLPerf LoadGen's singlestream | multistream | server | offline.",
     ),
     threads: Optional[int] = typer.Option(default_of("threads"), "--threads", help="Runtime's own thread setting."),
-    cpus: Optional[str] = typer.Option(None, "--cpus", help="Pin the worker to these CPUs, e.g. 0,1 or 0-3."),
+    cpus: Optional[str] = typer.Option(
+        None,
+        "--cpus",
+        help="Pin the worker to these CPUs, e.g. 0,1 or 0-3, or to a big.LITTLE cluster: big | little.",
+    ),
     warmup: float = typer.Option(default_of("warmup_s"), "--warmup", help="Warm-up seconds (also --warmup-iters)."),
     warmup_iters: int = typer.Option(default_of("warmup_iters"), "--warmup-iters", help="Minimum warm-up iterations."),
     duration: str = typer.Option(

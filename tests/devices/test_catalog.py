@@ -30,6 +30,8 @@ SHIPPED = [
     "rtx-4090",
     "jetson-agx-orin-64gb",
     "raspberry-pi-5",
+    "jetson-agx-orin-cpu",
+    "graviton3",
     "apple-m2",
     "xeon-8480",
 ]

@@ -7,11 +7,12 @@ import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Union
 
 import numpy as np
 
-from .fingerprint import fingerprint, loadavg
+from . import armcpu
+from .fingerprint import cpu_clusters, fingerprint, loadavg
 from .memory import MemoryMeter
 from .probes import Telemetry, gate
 from .scenarios import run_scenario
@@ -85,6 +86,20 @@ def _before(settings: MeasureSettings, progress: Progress):
     return None, record
 
 
+def pinned_cpus(cpus: Optional[Union[List[int], str]]) -> Optional[List[int]]:
+    """The CPU indices to pin to: a list as given, or the `big` / `little` cluster of this machine
+    (among the CPUs this process may use)."""
+    if not isinstance(cpus, str):
+        return cpus
+    chosen = armcpu.cluster_cpus(cpus, cpu_clusters())
+    if hasattr(os, "sched_getaffinity"):
+        usable = os.sched_getaffinity(0)
+        chosen = [c for c in chosen if c in usable]
+        if not chosen:
+            raise ValueError("--cpus %s: none of those CPUs is usable by this process" % cpus)
+    return chosen
+
+
 def measure_cell(
     open_session: Callable[[], Session],
     settings: MeasureSettings,
@@ -95,8 +110,9 @@ def measure_cell(
     """`after(session)` runs once the measurement is done, on the still-open session (energy windows,
     an accuracy evaluation): never inside a timed region."""
     progress = progress or (lambda *a: None)
-    if settings.cpus and hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, settings.cpus)  # before any runtime starts its thread pool
+    cpus = pinned_cpus(settings.cpus)
+    if cpus and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, cpus)  # before any runtime starts its thread pool
     telemetry, record = _before(settings, progress)
     load_before = loadavg()
     mem = MemoryMeter()
@@ -147,7 +163,7 @@ def measure_cell(
         runtime_info=runtime_info,
         outputs=list(outputs),
         memory=memory,
-        env=fingerprint(settings.threads, settings.cpus),
+        env=fingerprint(settings.threads, cpus, cluster=settings.cpus if isinstance(settings.cpus, str) else None),
         target_ci=m.target_ci,
         reached_ci=m.reached_ci,
         target_met=m.target_met,

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from typing import Any, Dict, List, Optional
 
+from . import armcpu
+
 # distributions whose versions a result records (those that are installed)
 PACKAGES = (
     "numpy",
@@ -58,30 +60,6 @@ THREAD_VARS = (
     "KMP_AFFINITY",
     "CUDA_VISIBLE_DEVICES",
 )
-# ARM "CPU part" numbers of the cores found in common boards
-ARM_PARTS = {
-    "0xd03": "Cortex-A53",
-    "0xd04": "Cortex-A35",
-    "0xd05": "Cortex-A55",
-    "0xd07": "Cortex-A57",
-    "0xd08": "Cortex-A72",
-    "0xd09": "Cortex-A73",
-    "0xd0a": "Cortex-A75",
-    "0xd0b": "Cortex-A76",
-    "0xd0c": "Neoverse-N1",
-    "0xd0d": "Cortex-A77",
-    "0xd40": "Neoverse-V1",
-    "0xd41": "Cortex-A78",
-    "0xd42": "Cortex-A78AE",
-    "0xd44": "Cortex-X1",
-    "0xd46": "Cortex-A510",
-    "0xd47": "Cortex-A710",
-    "0xd48": "Cortex-X2",
-    "0xd49": "Neoverse-N2",
-    "0xd4b": "Cortex-A78C",
-    "0xd4f": "Neoverse-V2",
-    "0x004": "NVIDIA Carmel",
-}
 
 
 def read_text(path: str) -> Optional[str]:
@@ -112,19 +90,33 @@ def _sysctl(name: str) -> Optional[str]:
 def cpu_model() -> str:
     if platform.system() == "Darwin":
         return _sysctl("machdep.cpu.brand_string") or platform.processor() or platform.machine()
+    text = read_text("/proc/cpuinfo") or ""
+    if armcpu.emulated(text):
+        return armcpu.emulated_model(platform.machine())
+    found = cpu_clusters()
+    if found:  # ARM: name the cores from their MIDR fields, not the kernel's "ARMv8 Processor"
+        return armcpu.describe(found)
     info = cpuinfo()
-    if info.get("model name"):
-        return info["model name"]
-    if info.get("CPU part"):  # ARM boards: name the cores from their part numbers
-        parts = set()
-        for line in (read_text("/proc/cpuinfo") or "").splitlines():
-            if line.startswith("CPU part") and ":" in line:
-                parts.add(line.split(":", 1)[1].strip().lower())
-        return " + ".join(sorted(ARM_PARTS.get(p, "ARM core " + p) for p in parts))
-    return info.get("Hardware") or info.get("Model") or platform.processor() or platform.machine()
+    return (
+        info.get("model name")
+        or info.get("Hardware")
+        or info.get("Model")
+        or platform.processor()
+        or platform.machine()
+    )
+
+
+def cpu_clusters() -> List[armcpu.Cluster]:
+    """ARM core types and big.LITTLE clusters of this machine (empty elsewhere or under emulation)."""
+    text = read_text("/proc/cpuinfo") or ""
+    if armcpu.emulated(text):
+        return []
+    return armcpu.clusters(armcpu.arm_cpus(text))
 
 
 def cpu_flags() -> List[str]:
+    if armcpu.emulated(read_text("/proc/cpuinfo") or ""):
+        return []  # the host's flags, not this machine's
     info = cpuinfo()
     flags = set((info.get("flags") or info.get("Features") or "").split())
     if platform.system() == "Darwin" and platform.machine() == "arm64":
@@ -203,6 +195,7 @@ def machine_facts() -> Dict[str, Any]:
         "python_executable": sys.executable,
         "cpu_model": cpu_model(),
         "cpu_flags": cpu_flags(),
+        "cpu_clusters": [c.to_dict() for c in cpu_clusters()],
         "logical_cpus": os.cpu_count(),
         "memory_gib": memory_gib(),
         "versions": versions(),
@@ -212,7 +205,9 @@ def machine_facts() -> Dict[str, Any]:
 _FACTS: Dict[str, Any] = {}
 
 
-def fingerprint(threads: Optional[int] = None, cpus: Optional[List[int]] = None) -> Dict[str, Any]:
+def fingerprint(
+    threads: Optional[int] = None, cpus: Optional[List[int]] = None, cluster: Optional[str] = None
+) -> Dict[str, Any]:
     if not _FACTS:
         _FACTS.update(machine_facts())
     aff = affinity()
@@ -223,6 +218,7 @@ def fingerprint(threads: Optional[int] = None, cpus: Optional[List[int]] = None)
             "affinity": aff,
             "threads": threads,
             "pinned_cpus": cpus,
+            "cpu_cluster": cluster,  # --cpus big / little: pinned_cpus is that cluster here
             "governor": governor(),
             "thread_env": {k: os.environ[k] for k in THREAD_VARS if k in os.environ},
         }

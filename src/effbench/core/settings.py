@@ -7,7 +7,7 @@ take theirs from `DEFAULTS`.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Union
 
 
 @dataclass
@@ -18,7 +18,7 @@ class MeasureSettings:
     precision: str = "fp32"
     scenario: str = "latency"  # a name in effbench.core.scenarios.SCENARIOS
     threads: Optional[int] = None
-    cpus: Optional[List[int]] = None
+    cpus: Optional[Union[List[int], str]] = None  # CPU indices, or big / little: a cluster, resolved on the device
     warmup_s: float = 1.0
     warmup_iters: int = 10
     duration_s: float = 3.0

@@ -13,24 +13,13 @@ import platform
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
+from effbench.core import armcpu
+from effbench.core.armcpu import Cluster
 from effbench.devices.catalog import DeviceSpec, Peak
 
 SYS_CPU = Path("/sys/devices/system/cpu")
-
-# Arm CPU part numbers (implementer 0x41) -> (name, fp32 FLOP/cycle/core).
-_ARM_PARTS = {
-    0xD03: ("Cortex-A53", 8),
-    0xD05: ("Cortex-A55", 8),
-    0xD08: ("Cortex-A72", 16),
-    0xD0B: ("Cortex-A76", 16),
-    0xD0C: ("Neoverse N1", 16),
-    0xD41: ("Cortex-A78", 16),
-    0xD42: ("Cortex-A78AE", 16),
-    0xD49: ("Neoverse N2", 16),
-    0xD40: ("Neoverse V1", 32),
-    0xD4F: ("Neoverse V2", 32),
-}
 
 
 @dataclass(frozen=True)
@@ -53,6 +42,7 @@ class CpuInfo:
     clock_how: str
     flags: frozenset[str] = field(repr=False)
     rates: dict[str, Rate] = field(default_factory=dict)
+    clusters: tuple[Cluster, ...] = ()  # ARM: core types with their own clocks and FMA widths
 
     @property
     def clock_is_max(self) -> bool:
@@ -63,28 +53,19 @@ class CpuInfo:
         rate = self.rates.get(precision)
         if rate is None or self.ghz is None:
             return None
+        if self.clusters and all(c.max_ghz for c in self.clusters):
+            total = 0.0
+            for c in self.clusters:
+                per_cycle = _arm_rates(c.core, c.features).get(precision)
+                total += len(c.cpus) * (c.max_ghz or 0.0) * 1e9 * (per_cycle.per_cycle if per_cycle else 0)
+            return total
         return self.cores * self.ghz * 1e9 * rate.per_cycle
 
 
 # --- /proc/cpuinfo and /sys --------------------------------------------------------------
 
 
-def parse_cpuinfo(text: str) -> list[dict[str, str]]:
-    """/proc/cpuinfo as one dict per processor block (plus any trailing global block)."""
-    blocks: list[dict[str, str]] = []
-    cur: dict[str, str] = {}
-    for line in text.splitlines():
-        if not line.strip():
-            if cur:
-                blocks.append(cur)
-                cur = {}
-            continue
-        key, sep, value = line.partition(":")
-        if sep:
-            cur.setdefault(key.strip().lower(), value.strip())
-    if cur:
-        blocks.append(cur)
-    return blocks
+parse_cpuinfo = armcpu.processor_blocks
 
 
 def _read(path: Path) -> str | None:
@@ -168,7 +149,7 @@ def isa_rates(
 ) -> dict[str, Rate]:
     """Per-core per-cycle peak rates by precision for a CPU described by cpuinfo fields."""
     if "asimd" in flags or arm_part is not None:
-        return _arm_rates(arm_part, flags)
+        return _arm_rates(armcpu.CORE_TYPES.get((armcpu.ARM, arm_part or 0)), flags)
     fp32 = _x86_fp32(vendor, family, model_id, model_name, flags)
     if fp32 is None:
         return {}
@@ -212,14 +193,9 @@ def _x86_fp32(vendor: str, family: int | None, model_id: int | None, model_name:
     return None
 
 
-def _arm_rates(part: int | None, flags) -> dict[str, Rate]:
-    name, per_cycle = _ARM_PARTS.get(part, (None, 16)) if part is not None else (None, 16)
-    why = f"{name}: " if name else "assumed (unknown core): "
-    why += {
-        8: "one 128-bit NEON FMA pipe",
-        16: "2x128-bit NEON FMA pipes",
-        32: "4x128-bit NEON / 2x256-bit SVE FMA pipes",
-    }[per_cycle]
+def _arm_rates(core: armcpu.CoreType | None, flags) -> dict[str, Rate]:
+    per_cycle = core.fp32_per_cycle if core else 16
+    why = f"{core.name}: {core.pipes}" if core else "assumed (unknown core): 2x128-bit NEON FMA pipes"
     rates = {"fp32": Rate(per_cycle, why)}
     if "asimdhp" in flags or "fphp" in flags:
         rates["fp16"] = Rate(2 * per_cycle, why + ", FP16 at twice the fp32 lanes")
@@ -237,22 +213,40 @@ def _arm_rates(part: int | None, flags) -> dict[str, Rate]:
 
 @functools.lru_cache(maxsize=1)
 def cpu_info() -> CpuInfo:
-    text = _read(Path("/proc/cpuinfo")) or ""
+    return describe_cpu(_read(Path("/proc/cpuinfo")) or "", _usable_cpus())
+
+
+def describe_cpu(
+    text: str,
+    usable: set[int],
+    machine: str | None = None,
+    max_khz: Callable[[int], int | None] = armcpu.read_max_khz,
+) -> CpuInfo:
+    """A CpuInfo from a /proc/cpuinfo text and the CPUs this process may use."""
+    machine = machine or platform.machine()
+    if armcpu.emulated(text, machine):
+        return CpuInfo(
+            model=armcpu.emulated_model(machine),
+            vendor="unknown",
+            usable_cpus=len(usable),
+            logical_cpus=os.cpu_count() or len(usable),
+            cores=len(usable),
+            cores_how="usable CPUs (sched_getaffinity)",
+            ghz=None,
+            clock_how="unknown (emulated)",
+            flags=frozenset(),
+        )
+    arm = [c for c in armcpu.arm_cpus(text) if c.index in usable]
+    if arm:
+        return _arm_info(arm, usable, max_khz)
     blocks = parse_cpuinfo(text)
     first = blocks[0] if blocks else {}
     flags = frozenset((first.get("flags") or first.get("features") or "").split())
-    arm_part = None
-    if first.get("cpu part"):
-        try:
-            arm_part = int(first["cpu part"], 16)
-        except ValueError:
-            pass
-    model = _model_name(blocks, arm_part)
+    model = _model_name(blocks)
     family, model_id = _int(first.get("cpu family")), _int(first.get("model"))
-    usable = _usable_cpus()
     cores, cores_how = _physical_cores(usable, blocks)
     ghz, clock_how = _clock(blocks, model)
-    vendor = first.get("vendor_id", "ARM" if arm_part is not None else platform.machine())
+    vendor = first.get("vendor_id", machine)
     return CpuInfo(
         model=model,
         vendor=vendor,
@@ -263,21 +257,54 @@ def cpu_info() -> CpuInfo:
         ghz=ghz,
         clock_how=clock_how,
         flags=flags,
-        rates=isa_rates(vendor, family, model_id, model, flags, arm_part),
+        rates=isa_rates(vendor, family, model_id, model, flags),
     )
 
 
-def _model_name(blocks: list[dict[str, str]], arm_part: int | None) -> str:
+def _arm_info(arm: list[armcpu.ArmCpu], usable: set[int], max_khz: Callable[[int], int | None]) -> CpuInfo:
+    found = armcpu.clusters(arm, max_khz)
+    big = found[-1]
+    clocks = [c.max_ghz for c in found if c.max_ghz]
+    vendor = armcpu.IMPLEMENTERS.get(arm[0].implementer, f"implementer 0x{arm[0].implementer:02x}")
+    return CpuInfo(
+        model=armcpu.describe(found),
+        vendor=vendor,
+        usable_cpus=len(usable),
+        logical_cpus=os.cpu_count() or len(usable),
+        cores=len(arm),
+        cores_how="usable CPUs (sched_getaffinity); ARM cores run one thread each",
+        ghz=max(clocks) if clocks else None,
+        clock_how="cpufreq cpuinfo_max_freq per cluster" if clocks else "unknown (no cpufreq on this machine)",
+        flags=big.features,
+        rates=_arm_rates(big.core, big.features),
+        clusters=tuple(found),
+    )
+
+
+def _model_name(blocks: list[dict[str, str]]) -> str:
     for b in blocks:
         for key in ("model name", "model", "hardware", "processor"):
             v = b.get(key, "")
             if v and not v.isdigit():  # "processor : 0" on x86 is an index, not a name
-                if arm_part in _ARM_PARTS and key != "model name":
-                    return f"{v} ({_ARM_PARTS[arm_part][0]})"
                 return v
-    if arm_part in _ARM_PARTS:
-        return _ARM_PARTS[arm_part][0]
     return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def _derivation(info: CpuInfo, precision: str, rate: Rate) -> str:
+    unit = "OPS" if precision == "int8" else "FLOP"
+    if info.clusters and all(c.max_ghz for c in info.clusters):
+        terms = []
+        for c in info.clusters:
+            r = _arm_rates(c.core, c.features).get(precision)
+            terms.append(
+                f"{len(c.cpus)} {c.name} x {c.max_ghz:.2f} GHz x {r.per_cycle if r else 0} {unit}/cycle"
+                f" ({r.why if r else 'no such instructions'})"
+            )
+        return "detected: " + " + ".join(terms) + f"; clock = {info.clock_how}"
+    return (
+        f"detected: {info.cores} cores x {info.ghz:.2f} GHz x {rate.per_cycle} {unit}/cycle "
+        f"({rate.why}; cores = {info.cores_how}; clock = {info.clock_how})"
+    )
 
 
 def detect_cpu(name: str = "local-cpu") -> DeviceSpec:
@@ -287,14 +314,7 @@ def detect_cpu(name: str = "local-cpu") -> DeviceSpec:
     for precision, rate in info.rates.items():
         value = info.peak(precision)
         if value:
-            unit = "OPS" if precision == "int8" else "FLOP"
-            peaks[precision] = Peak(
-                value=value,
-                source=(
-                    f"detected: {info.cores} cores x {info.ghz:.2f} GHz x {rate.per_cycle} {unit}/cycle "
-                    f"({rate.why}; cores = {info.cores_how}; clock = {info.clock_how})"
-                ),
-            )
+            peaks[precision] = Peak(value=value, source=_derivation(info, precision, rate))
     return DeviceSpec(
         name=name,
         kind="cpu",
@@ -312,6 +332,7 @@ def detect_cpu(name: str = "local-cpu") -> DeviceSpec:
             "ghz": info.ghz,
             "clock_how": info.clock_how,
             "rates": {p: {"per_cycle": r.per_cycle, "why": r.why} for p, r in info.rates.items()},
+            "clusters": [c.to_dict() for c in info.clusters],
             "memory_bandwidth": "not derivable from cpuinfo: run `bench devices calibrate --save`",
         },
     )

@@ -19,6 +19,7 @@ import io
 import json
 import os
 import shlex
+import signal
 import subprocess
 import tarfile
 import threading
@@ -199,7 +200,9 @@ class RemoteTarget:
 
     def agent_command(self, agent_name: str, mode: str, args: list[str]) -> str:
         words = [*self.python_words(), "-c", _BOOT, self.workdir_clean, agent_name, mode, *args]
-        return " ".join(shlex.quote(w) for w in words)
+        # "; exit $?": the remote shell outlives the agent and hands back its status, so an agent
+        # killed on the device exits 128+N instead of looking like a dropped connection (ssh's 255)
+        return " ".join(shlex.quote(w) for w in words) + "; exit $?"
 
 
 # --- running ssh -----------------------------------------------------------------------------
@@ -424,6 +427,14 @@ def agent_failure(target: RemoteTarget, call: SshCall, during: str) -> RemoteErr
         return RemoteError(f"{target.name}: {msg}", kind)
     err = call.stderr_line()
     low = call.stderr.lower()
+    if 128 < call.returncode < 128 + 65:
+        sig = call.returncode - 128
+        name = signal.Signals(sig).name if sig in signal.valid_signals() else f"signal {sig}"
+        return RemoteError(
+            f"{target.name}: the agent was killed by {name} on the device during {during} "
+            "(the out-of-memory killer, or a kill there: see dmesg on the device)",
+            "agent_killed",
+        )
     if call.returncode == 127 or ("not found" in low and call.returncode in (126, 127)):
         return RemoteError(
             f"{target.name}: Python interpreter {target.python!r} not found on the device ({err}); "

@@ -163,7 +163,7 @@ def assemble(
         stability=diag,
         warnings=tuple(dict.fromkeys(warnings + (extra_warnings or []))),
         threads=cfg.threads,
-        cpus=cfg.cpus,
+        cpus=env.get("pinned_cpus") if isinstance(cfg.cpus, str) else cfg.cpus,  # big / little: as resolved
         tag=cfg.tag,
         config=cfg.to_dict(),
         config_hash=cfg.config_hash(),

@@ -51,7 +51,7 @@ class RunConfig(BaseModel):
     batch_size: int = Field(DEFAULTS["batch_size"], ge=1, le=MAX_BATCH)
     precision: Literal["fp32", "fp16", "bf16", "int8"] = DEFAULTS["precision"]
     threads: int | None = Field(DEFAULTS["threads"], ge=1, le=1024)
-    cpus: list[int] | None = DEFAULTS["cpus"]
+    cpus: list[int] | Literal["big", "little"] | None = DEFAULTS["cpus"]  # big / little: resolved on the device
     warmup_s: float = Field(DEFAULTS["warmup_s"], ge=0, le=3600)
     warmup_iters: int = Field(DEFAULTS["warmup_iters"], ge=0, le=10_000_000)
     duration_s: float = Field(DEFAULTS["duration_s"], gt=0, le=86_400)
@@ -101,7 +101,7 @@ class RunConfig(BaseModel):
     @field_validator("cpus")
     @classmethod
     def _cpus(cls, v):
-        if v is None:
+        if v is None or isinstance(v, str):
             return v
         if not v or any(c < 0 for c in v):
             raise ValueError("cpus must be a non-empty list of CPU indices >= 0")

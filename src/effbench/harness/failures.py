@@ -113,7 +113,7 @@ def failed_result(
         error=outcome["error"],
         tag=config.get("tag"),
         threads=config.get("threads"),
-        cpus=config.get("cpus"),
+        cpus=config.get("cpus") if isinstance(config.get("cpus"), list) else None,
         config=config,
         config_hash=config_hash,
         extra=dict(outcome.get("extra") or {}),
