@@ -85,6 +85,8 @@ def assemble(
         "settings": m.settings,
         "imported": m.imported,
     }
+    if p.data_config:
+        extra["data_config"] = p.data_config
     macs = ideal_ms = roofline_ms = efficiency = None
     analysis = None
     if p.analysis_onnx:
