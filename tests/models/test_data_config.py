@@ -39,6 +39,12 @@ def test_declared_input_size_is_used_unless_the_option_is_given():
     assert given.input_shape == (3, 48, 48) and input_source(given, 48) == "--input-size"
 
 
+def test_the_predictor_sees_a_factory_at_its_declared_size():
+    from effbench.predict.build import zoo_model
+
+    assert zoo_model(DECLARING, None).input_shape == [1, 3, 32, 32]
+
+
 def test_a_factory_that_declares_nothing_keeps_the_defaults():
     spec = with_data_config(resolve("tiny_models:tiny_cnn"), None)
     assert spec.input_shape == (3, 224, 224) and input_source(spec, None) == "defaults"
