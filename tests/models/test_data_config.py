@@ -23,8 +23,9 @@ import sys
 from effbench.cli import main
 from effbench.models import data_config, loaders
 builds = []
-real = loaders.build_torch_model
-data_config.build_torch_model = loaders.build_torch_model = lambda *a, **k: builds.append(1) or real(*a, **k)
+real, learn = loaders.build_torch_model, data_config._learn
+loaders.build_torch_model = lambda *a, **k: builds.append(1) or real(*a, **k)
+data_config._learn = lambda *a, **k: builds.append(1) or learn(*a, **k)
 rc = main(sys.argv[1:])
 print(f"BUILDS={len(builds)}")
 sys.exit(rc)
@@ -69,8 +70,17 @@ def test_the_config_is_learnt_once_then_read_from_the_cache(monkeypatch):
     def no_build(*a, **k):
         raise AssertionError("a cached data config must not build the factory")
 
-    monkeypatch.setattr("effbench.models.data_config.build_torch_model", no_build)
+    monkeypatch.setattr("effbench.models.data_config._learn", no_build)
     assert factory_data_config(spec) == first and first["input_size"] == [3, 32, 32]
+
+
+def test_a_factory_that_fails_to_build_leaves_the_defaults_and_the_harness_standing():
+    """The learning build runs in its own process: a factory that fails there (here one returning an
+    int; a crash or a hang alike) costs only the answer, and the cell's own build reports the fault."""
+    spec = resolve("tiny_models:not_a_module")
+    assert factory_data_config(spec) is None
+    out = with_data_config(spec, None)
+    assert out.input_shape == (3, 224, 224) and input_source(out, None).startswith("defaults (the factory could not")
 
 
 @pytest.mark.slow

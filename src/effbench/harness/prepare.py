@@ -121,7 +121,7 @@ def check_cell(cfg: RunConfig) -> Checked:
     if backend.artifact_format != "none":
         check_buildable(spec)
         check_writable()
-        spec = with_data_config(spec, cfg.input_size)
+        spec = with_data_config(spec, cfg.input_size, min(cfg.timeout_s, 120.0))
     backend.runtime_options(options, cfg.model_copy(update={"device": target.execution}))  # raises on bad combos
     return Checked(cfg, backend, spec, common, options, target)
 

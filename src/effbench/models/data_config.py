@@ -2,13 +2,18 @@
 way timm reads a model's: `pretrained_cfg` / `default_cfg` through `timm.data.resolve_model_data_config`.
 
 It is learnt the first time the factory is built and remembered in the cache under the factory's
-key (its name and source files), so a cached cell needs neither the build nor a torch import.
+key (its name and source files), so a cached cell needs neither the build nor a torch import. The
+build that learns it runs in a process of its own: a factory that crashes or hangs costs this step
+its answer (the defaults stand), never the harness; the cell's own isolated build then reports it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import subprocess
+import sys
 from dataclasses import replace
 from typing import Any
 
@@ -36,9 +41,36 @@ def _cache_path(spec: ModelSpec, sources: str):
     return cache_root() / "data-config" / f"{key}.json"
 
 
-def factory_data_config(spec: ModelSpec) -> dict[str, Any]:
-    """The factory's declared data configuration ({} when it declares none): from the cache when its
-    sources are unchanged, else by building it once."""
+_LEARN = (
+    "import json, sys\n"
+    "from effbench.models.data_config import learn_here\n"
+    "print('DATA-CONFIG=' + json.dumps(learn_here(sys.argv[1], sys.argv[2])))\n"
+)
+
+
+def learn_here(target: str, module_file: str) -> dict[str, Any]:
+    """In the learning process: build the factory, read its declared data configuration."""
+    spec = ModelSpec(target, "factory", target, (3, 224, 224), extra={"module_file": module_file})
+    return declared_config(build_torch_model(spec))
+
+
+def _learn(spec: ModelSpec, timeout_s: float) -> dict[str, Any] | None:
+    """The declared configuration read in a process of its own; None when that process failed."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    argv = [sys.executable, "-c", _LEARN, spec.target, str(spec.extra.get("module_file") or "")]
+    try:
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s, env=env)
+    except subprocess.TimeoutExpired:
+        return None
+    for line in reversed(r.stdout.splitlines()):
+        if r.returncode == 0 and line.startswith("DATA-CONFIG="):
+            return dict(json.loads(line[len("DATA-CONFIG=") :]))
+    return None
+
+
+def factory_data_config(spec: ModelSpec, timeout_s: float = 120.0) -> dict[str, Any] | None:
+    """The factory's declared data configuration ({} when it declares none; None when the factory
+    could not be built to tell): from the cache when its sources are unchanged, else learnt once."""
     sources = factory_sources_hash(spec)
     path = _cache_path(spec, sources) if sources else None
     if path is not None and path.is_file():
@@ -46,7 +78,9 @@ def factory_data_config(spec: ModelSpec) -> dict[str, Any]:
             return dict(json.loads(path.read_text()))
         except (OSError, ValueError):
             pass  # a damaged entry is learnt again
-    cfg = declared_config(build_torch_model(replace(spec, weights=None)))
+    cfg = _learn(spec, timeout_s)
+    if cfg is None:
+        return None
     if path is not None:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -58,12 +92,17 @@ def factory_data_config(spec: ModelSpec) -> dict[str, Any]:
     return cfg
 
 
-def with_data_config(spec: ModelSpec, input_size: int | None) -> ModelSpec:
+def with_data_config(spec: ModelSpec, input_size: int | None, timeout_s: float = 120.0) -> ModelSpec:
     """`spec` with a factory's declared input size (unless --input-size was given), its data config in
     extra["data_config"] and where the input size came from in extra["input_source"]."""
     if spec.kind != "factory":
         return spec
-    cfg = factory_data_config(spec)
+    cfg = factory_data_config(spec, timeout_s)
+    if cfg is None:
+        why = "defaults (the factory could not be built to read its data config)"
+        return replace(
+            spec, extra={**spec.extra, "data_config": {}, "input_source": input_size and "--input-size" or why}
+        )
     source = f"data config of {spec.target}"
     extra = {**spec.extra, "data_config": {**cfg, "source": source} if cfg else {}}
     if input_size:
