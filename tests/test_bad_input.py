@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from effbench.cli import _click_group
 from effbench.harness.store import Store
 from tests.conftest import TINY_CNN, bench, one_line
 
@@ -227,8 +228,25 @@ def test_a_bad_ssh_block_stops_a_run_before_any_work(device, files, tmp_path, cl
     assert not db.exists() or not Store(str(db)).records()
 
 
-def test_catalog_is_large_enough():
-    assert len(CASES) >= 40
+def test_catalog_cases_name_real_options_and_do_not_repeat():
+    """A case whose option was renamed would still exit 2 (click's 'No such option: --x' even holds the
+    needle '--x'): each option a case gives must be one its command declares, and no case is there twice."""
+    root = _click_group()  # the very group `bench` runs, which lazy commands load into
+    seen = set()
+    for args, _, _ in CASES:
+        assert tuple(args) not in seen, args
+        seen.add(tuple(args))
+        command, rest = root, list(args)
+        while rest and not rest[0].startswith("-") and hasattr(command, "resolve_command"):
+            ctx = command.make_context(command.name, [], resilient_parsing=True)
+            _, sub, _ = command.resolve_command(ctx, rest)  # as `bench` does: a lazy command loads here
+            if sub is None:
+                break
+            command = sub
+            rest.pop(0)
+        assert command is not root, args
+        declared = {opt for p in command.params for opt in p.opts}
+        assert {a for a in rest if a.startswith("--")} <= declared, (args, sorted(declared))
 
 
 def test_cache_directory_that_cannot_be_written_names_effbench_cache(files, tmp_path, cli):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
+from pathlib import Path
 
 import pytest
 
@@ -55,11 +55,36 @@ def test_cli_defaults_are_runconfig_defaults():
         assert parse_duration(params[name].default) == RunConfig.model_fields[name + "_s"].default
 
 
-def test_runconfig_and_core_defaults_come_from_one_table():
-    for name, value in RUN_DEFAULTS.items():
-        assert RunConfig.model_fields[name].default == value, name
-    core = {f.name: f.default for f in dataclasses.fields(MeasureSettings) if f.name in DEFAULTS}
-    assert core == DEFAULTS and all(RunConfig.model_fields[k].default == v for k, v in DEFAULTS.items())
+# the measurement defaults users see: a change here is a change in every result's settings (and in the
+# README), made on purpose; RunConfig, the table and the core must all give exactly these
+MEASUREMENT_DEFAULTS = {
+    "warmup_s": 1.0,
+    "warmup_iters": 10,
+    "duration_s": 3.0,
+    "min_iters": 30,
+    "max_iters": 200_000,
+    "max_duration_s": 60.0,
+    "target_ci": None,
+    "threads": None,
+    "cpus": None,
+    "scenario": "latency",
+    "precision": "fp32",
+}
+
+
+def test_every_route_gives_the_documented_defaults():
+    cfg = RunConfig(model="m", backend="null")
+    core = MeasureSettings(runtime="null", input_shape=[1, 3, 8, 8])
+    received = MeasureSettings.from_dict({"runtime": "null", "input_shape": [1, 3, 8, 8]})  # what the agent builds
+    for name, value in MEASUREMENT_DEFAULTS.items():
+        assert getattr(cfg, name) == value, name
+        assert RUN_DEFAULTS[name] == value, name
+        if name in DEFAULTS:
+            assert getattr(core, name) == value and getattr(received, name) == value, name
+    assert RUN_DEFAULTS["energy_window_s"] == cfg.energy_window_s == 10.0  # README: "(10 by default)"
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert "`--energy-window` seconds (10 by default)" in readme
+    assert "**`--max-iters`** (200,000 by default)" in readme
 
 
 @pytest.mark.parametrize("text,expected", [("1,8,32", [1, 8, 32]), ("4", [4])])

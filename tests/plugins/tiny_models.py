@@ -44,3 +44,27 @@ def hanging_model() -> nn.Module:
     """A factory that never returns (a download that stalls, a lock never released)."""
     time.sleep(3600)
     raise AssertionError("unreachable")
+
+
+class _Resized(nn.Module):
+    """A model that brings any input to its own 32 px first (as some user models do)."""
+
+    def __init__(self, body: nn.Module):
+        super().__init__()
+        self.body = body
+
+    def forward(self, x):
+        return self.body(nn.functional.interpolate(x, size=(32, 32), mode="bilinear", align_corners=False))
+
+
+def tiny_cnn_32() -> nn.Module:
+    """tiny_cnn declaring its data config the timm way: 32 px, its own mean/std, no crop, bicubic."""
+    model = _Resized(tiny_cnn())
+    model.pretrained_cfg = {
+        "input_size": (3, 32, 32),
+        "mean": (0.5, 0.5, 0.5),
+        "std": (0.25, 0.25, 0.25),
+        "crop_pct": 1.0,
+        "interpolation": "bicubic",
+    }
+    return model

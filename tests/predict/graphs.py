@@ -99,3 +99,18 @@ def attention(path) -> str:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     onnx.save(model, str(path))
     return str(path)
+
+
+def only_cumsum(path) -> str:
+    """One CumSum over the input: an operator no kernel rule covers, so no predictor measures it."""
+    axis = numpy_helper.from_array(np.array(1, dtype=np.int64), "axis")
+    graph = helper.make_graph(
+        [helper.make_node("CumSum", ["input", "axis"], ["output"], name="cumsum")],
+        "only_cumsum",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 32, 32])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 3, 32, 32])],
+        [axis],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.save(model, str(path))
+    return str(path)

@@ -15,7 +15,7 @@ from effbench.predict.kernels import detect, load
 from effbench.predict.predictor import Predictor, fit, new_data
 from effbench.predict.stats import accuracy, spearman
 from tests.conftest import one_line
-from tests.predict.graphs import attention, tiny_cnn
+from tests.predict.graphs import attention, only_cumsum, tiny_cnn
 
 openvino = pytest.importorskip("openvino")
 
@@ -88,6 +88,36 @@ def test_unknown_kernels_are_left_out_and_their_share_said(tmp_path):
     pred = p.predict(odd)
     assert pred.unknown["kernels"] == 1 and pred.unknown["ops"] == ["CumSum"]
     assert pred.total_ns == pytest.approx(1000.0 * len(known))
+
+
+def test_no_measured_kernel_is_a_refusal_and_a_large_unknown_share_a_warning(tmp_path):
+    known = detect(load(tiny_cnn(tmp_path / "tiny.onnx")))
+    full = _hand_made(known, [1000.0] * len(known))
+    assert full.predict(known).refusal("tiny", full.id) is None
+    assert full.predict(known).unknown_warning("tiny") is None
+    nothing = full.predict(detect(load(only_cumsum(tmp_path / "c.onnx"))))
+    why = nothing.refusal("c.onnx", full.id)
+    assert why and "no measured kernel for c.onnx" in why and "bench predictor build --zoo c.onnx" in why
+    empty = _hand_made([], [])
+    assert empty.predict(known).refusal("tiny", empty.id)
+    one = _hand_made(known[:1], [1000.0])  # only the first conv: the depthwise and pointwise convs are unknown
+    pred = one.predict(known)
+    assert pred.refusal("tiny", one.id) is None and pred.unknown["flops_share"] > 0.1
+    assert pred.unknown_warning("tiny").startswith(f"{pred.unknown['flops_share']:.0%} of tiny's FLOPs")
+
+
+def test_kernel_jobs_come_biggest_first(tmp_path):
+    from effbench.predict.build import ZooModel, kernel_jobs
+
+    path = tiny_cnn(tmp_path / "tiny.onnx")
+    graph = load(path)
+    kernels = detect(graph)
+    m = ZooModel("tiny", [1, 3, 32, 32], path, kernels, sum(k.flops for k in kernels), graph)
+    (tmp_path / "kernels").mkdir()
+    jobs, seen = kernel_jobs([m], tmp_path, {kernels[0].signature})
+    flops = [seen[j["signature"]].flops for j in jobs]
+    assert flops == sorted(flops, reverse=True) and len(jobs) == len(seen) - 1
+    assert kernels[0].signature not in {j["signature"] for j in jobs}
 
 
 def test_validation_statistics_on_a_hand_made_table():
@@ -176,6 +206,8 @@ def test_predict_prints_the_whole_the_interval_and_the_layers(built, cli, tmp_pa
     )
     out = json.loads(r.stdout)
     assert out["unknown"]["ops"] == ["CumSum"] and out["predicted_ms"] > 0
+    nothing = only_cumsum(tmp_path / "c.onnx")
+    one_line(cli("predict", "--model", nothing, env={"EFFBENCH_STATE": str(state)}), 2, "no measured kernel")
 
 
 def _edited(src, tmp_path, name, **identity):
@@ -277,3 +309,23 @@ def test_report_shows_predicted_against_measured_and_flags_a_deviation(built, cl
     slow["latency_ms"]["median"] = records[0]["latency_ms"]["median"] * 10  # a 10x regression
     section = render_html([slow]).split('id="prediction"')[1].split("</section>")[0]
     assert "outside the band" in section
+
+
+def test_a_cut_build_covers_what_it_measured_and_keeps_a_fuller_predictor(built, tmp_path, monkeypatch):
+    """A budget that runs out at once: the first model's kernels are still measured (biggest first)
+    and make a predictor; the installed one, which covers more, is not replaced."""
+    from effbench.predict.build import build
+    from effbench.predict.measure import Window
+
+    report, _, _, zoo_models, state = built
+    installed = report.path.read_bytes()
+    monkeypatch.setenv("EFFBENCH_CACHE", str(tmp_path / "cache"))  # no measurements to resume from
+    monkeypatch.setenv("EFFBENCH_STATE", str(state))
+    window = Window(warmup_s=0.01, warmup_iters=3, duration_s=0.02, min_iters=5, profile_iters=5)
+    cut = build("openvino", "cpu", zoo_models, [None], 0.001, print, window=window, model_window=window)
+    assert not cut.complete and cut.kept is not None and cut.path != report.path
+    assert report.path.read_bytes() == installed
+    first = detect(load(zoo_models[0]))
+    assert {r["signature"] for r in cut.predictor.data["table"]} == {k.signature for k in first}
+    assert len(cut.predictor.data["built"]["zoo"]) == 1  # the budget stopped the export of the second model
+    assert cut.predictor.predict(first).refusal("a", cut.predictor.id) is None

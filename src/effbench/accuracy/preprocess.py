@@ -8,7 +8,8 @@ ToTensor + Normalize, so the result equals `timm.data.create_transform(**resolve
 to the last bit (tests/accuracy/test_preprocess.py holds the two side by side).
 
 For timm models the parameters come from the model's own data configuration
-(`timm.data.resolve_data_config`); for ONNX files and factories from options, with these defaults:
+(`timm.data.resolve_data_config`), for a factory from the one it declares (models/data_config.py);
+otherwise (ONNX files, factories that declare none) from options, with these defaults:
 crop_pct 0.875, bilinear, ImageNet mean and std (0.5 for a one-channel input).
 """
 
@@ -130,6 +131,7 @@ def resolve_preprocess(
     input_shape: Sequence[int],
     *,
     timm_model: Any = None,
+    data_config: dict[str, Any] | None = None,
     crop_pct: float | None = None,
     crop_mode: str | None = None,
     interpolation: str | None = None,
@@ -139,12 +141,14 @@ def resolve_preprocess(
     """The transform for a model fed `input_shape` ([N,] C, H, W).
 
     `timm_model`: a timm module (or timm model name) whose data configuration gives crop, interpolation,
-    mean and std; the input size is always the one the session runs at. Explicit options win over both
-    the timm configuration and the defaults."""
+    mean and std; `data_config`: a factory's declared one (models.data_config, with its "source"). The
+    input size is always the one the session runs at. Explicit options win over both the model's
+    configuration and the defaults."""
     c, h, w = (int(v) for v in list(input_shape)[-3:])
     base = Preprocess(
         (h, w), c, mean=IMAGENET_MEAN if c == 3 else (0.5,) * c, std=IMAGENET_STD if c == 3 else (0.5,) * c
     )
+    cfg: dict[str, Any] = {}
     if timm_model is not None:
         from timm.data import resolve_data_config
 
@@ -157,14 +161,18 @@ def resolve_preprocess(
         else:
             cfg = resolve_data_config({}, model=timm_model)
             name = getattr(timm_model, "default_cfg", {}).get("architecture") or type(timm_model).__name__
+        cfg["source"] = f"timm data config of {name}"
+    elif data_config:
+        cfg = data_config
+    if cfg:
         base = replace(
             base,
             crop_pct=float(cfg.get("crop_pct") or DEFAULT_CROP_PCT),
             crop_mode=cfg.get("crop_mode") or "center",
             interpolation=cfg.get("interpolation") or "bilinear",
-            mean=tuple(cfg["mean"]),
-            std=tuple(cfg["std"]),
-            source=f"timm data config of {name}",
+            mean=tuple(cfg.get("mean") or base.mean),
+            std=tuple(cfg.get("std") or base.std),
+            source=str(cfg.get("source") or "data config"),
         )
     given: dict[str, Any] = {
         k: v
@@ -178,5 +186,5 @@ def resolve_preprocess(
         if v is not None
     }
     if given:
-        base = replace(base, **given, source="options" if timm_model is None else base.source + " + options")
+        base = replace(base, **given, source="options" if not cfg else base.source + " + options")
     return base

@@ -91,6 +91,8 @@ def assemble(
     if m.telemetry:
         extra["telemetry"] = m.telemetry
         warnings.extend(telemetry_warnings(m.telemetry))
+    if p.data_config:
+        extra["data_config"] = p.data_config
     macs = ideal_ms = roofline_ms = efficiency = None
     analysis = None
     if p.analysis_onnx:

@@ -71,6 +71,7 @@ def _preprocess(cfg, spec, input_shape):
     return resolve_preprocess(
         input_shape,
         timm_model=spec.target if spec.kind == "timm" else None,
+        data_config=spec.extra.get("data_config"),
         crop_pct=cfg.crop_pct,
         interpolation=cfg.interpolation,
         mean=parse_floats(cfg.mean, "--mean"),

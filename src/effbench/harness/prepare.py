@@ -25,6 +25,7 @@ from effbench.harness.config import RunConfig
 from effbench.harness.evaluation import EvalPlan
 from effbench.harness.meters.energy import meter_options
 from effbench.harness.options import CommonOptions, parse_all
+from effbench.models.data_config import input_source, with_data_config
 from effbench.models.registry import ModelSpec, check_buildable, resolve
 from effbench.paths import cache_root
 
@@ -63,6 +64,7 @@ class PreparedCell:
     prepare_s: float = 0.0
     warnings: list[str] = field(default_factory=list)
     evaluation: EvalPlan | None = None  # --eval images and their reference, int8 calibration (host side)
+    data_config: dict[str, Any] = field(default_factory=dict)  # input size and preprocessing, with their sources
 
     def payload(self) -> dict[str, Any]:
         """What a measuring process needs (JSON-able): the settings are the whole measurement; the rest
@@ -124,6 +126,7 @@ def check_cell(cfg: RunConfig) -> Checked:
     if backend.artifact_format != "none":
         check_buildable(spec)
         check_writable()
+        spec = with_data_config(spec, cfg.input_size, min(cfg.timeout_s, 120.0))
     backend.runtime_options(options, cfg.model_copy(update={"device": target.execution}))  # raises on bad combos
     return Checked(cfg, backend, spec, common, options, target)
 
@@ -301,4 +304,16 @@ def prepare(checked: Checked, event=None) -> PreparedCell:
         prepare_s=time.perf_counter() - t0,
         warnings=warnings,
         evaluation=ev,
+        data_config=_data_config_record(cfg, spec, ev),
     )
+
+
+def _data_config_record(cfg: RunConfig, spec: ModelSpec, ev: EvalPlan | None) -> dict[str, Any]:
+    """The input size and preprocessing a cell ran with, each with where it came from."""
+    out: dict[str, Any] = {"input_size": list(spec.input_shape)}
+    out["input_size_source"] = input_source(spec, cfg.input_size)
+    if spec.extra.get("data_config"):
+        out["declared"] = spec.extra["data_config"]
+    if ev is not None and ev.preprocess is not None:
+        out["preprocess"] = ev.preprocess.to_dict()
+    return out

@@ -15,12 +15,12 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from effbench.errors import UsageError
 from effbench.predict.kernels import Kernel, cut, detect, load
 from effbench.predict.measure import KERNEL_WINDOW, MODEL_WINDOW, Measurer, Window, call_overhead_graph
-from effbench.predict.predictor import Predictor, fit, new_data, predictor_id
+from effbench.predict.predictor import Predictor, fit, new_data, predictor_id, predictors_dir
 
 Progress = Callable[[str], None]
 
@@ -49,6 +49,7 @@ class BuildReport:
     models_measured: int
     failed: list[dict[str, str]] = field(default_factory=list)
     complete: bool = True
+    kept: Predictor | None = None  # the installed predictor this build did not replace (it covers more)
 
 
 def check_target(backend_name: str, device: str):
@@ -114,9 +115,10 @@ def _append(path: Path, rows: list[dict[str, Any]]) -> None:
 def zoo_model(name: str, input_size: int | None) -> ZooModel:
     """Export (through the artifact cache) and find the kernels of one model at one resolution."""
     from effbench.export.pipeline import ModelSource, build_artifact
+    from effbench.models.data_config import with_data_config
     from effbench.models.registry import resolve
 
-    spec = resolve(name, input_size)
+    spec = with_data_config(resolve(name, input_size), input_size)  # a factory at its declared size
     shape = [1, *spec.input_shape]
     art = build_artifact("onnx", ModelSource(spec), tuple(shape))
     graph = load(str(art.path), shape)
@@ -125,10 +127,12 @@ def zoo_model(name: str, input_size: int | None) -> ZooModel:
 
 
 def kernel_jobs(models: list[ZooModel], directory: Path, measured: set[str]) -> tuple[list[dict], dict[str, Kernel]]:
-    """One job per distinct kernel not measured yet; its single-kernel graph written once."""
+    """One job per distinct kernel not measured yet, the biggest (most FLOPs) first; its
+    single-kernel graph written once."""
     import onnx
 
-    jobs, seen = [], {}
+    jobs: list[dict[str, Any]] = []
+    seen: dict[str, Kernel] = {}
     for m in models:
         for k in m.kernels:
             if k.signature in seen:
@@ -142,15 +146,23 @@ def kernel_jobs(models: list[ZooModel], directory: Path, measured: set[str]) -> 
                 onnx.save(cut(m.graph, k), str(tmp))
                 tmp.replace(path)
             jobs.append({"path": str(path), "inputs": dict(zip(k.inputs, k.input_shapes)), "signature": k.signature})
+    jobs.sort(key=lambda j: -seen[str(j["signature"])].flops)
     return jobs, seen
 
 
-def prepare_zoo(
-    names: list[str], resolutions: list[int | None], progress: Progress, failed: list[dict[str, str]]
-) -> list[ZooModel]:
-    models: list[ZooModel] = []
+def exported_zoo(
+    names: list[str],
+    resolutions: list[int | None],
+    progress: Progress,
+    failed: list[dict[str, str]],
+    stop: Callable[[], bool] = lambda: False,
+) -> Iterator[ZooModel]:
+    """The zoo models one at a time, exported as they are asked for, until `stop()`."""
+    seen: set[str] = set()
     for i, name in enumerate(names, 1):
         for size in dict.fromkeys(resolutions):
+            if stop():
+                return
             label = f"{name}@{size or 'default'}"
             try:
                 m = zoo_model(name, size)
@@ -158,11 +170,11 @@ def prepare_zoo(
                 failed.append({"model": label, "phase": "export", "error": _first(e)})
                 progress(f"[{i}/{len(names)}] {label}: skipped ({_first(e)})")
                 continue
-            if any(z.key == m.key for z in models):
+            if m.key in seen:
                 continue
-            models.append(m)
+            seen.add(m.key)
             progress(f"[{i}/{len(names)}] {m.key}: {len(m.kernels)} kernels")
-    return models
+            yield m
 
 
 def _first(e: BaseException) -> str:
@@ -213,47 +225,59 @@ def build(
         for p in (table_path, models_path):
             p.unlink(missing_ok=True)
     failed: list[dict[str, str]] = []
-    progress(f"preparing the zoo: {len(zoo)} models x {len(resolutions)} resolution(s)")
-    models = prepare_zoo(zoo, resolutions, progress, failed)
-    if not models:
-        raise UsageError(
-            "no zoo model could be exported: " + "; ".join(f"{f['model']}: {f['error']}" for f in failed[:3])
-        )
+    progress(f"building on the zoo: {len(zoo)} models x {len(resolutions)} resolution(s), each exported then measured")
     rows = {r["signature"]: r for r in _read_jsonl(table_path)}
-    jobs, kernels = kernel_jobs(models, wdir, set(rows))
+    model_rows = {r["key"]: r for r in _read_jsonl(models_path)}
     runtime_options = {"model_cache": False} if backend.name == "openvino" else {}
     deadline = t0 + budget_s
-    model_rows = {r["key"]: r for r in _read_jsonl(models_path)}
-    todo_models = [m for m in models if m.key not in model_rows]
-    reserve = rounds * len(todo_models) * (model_window.warmup_s + model_window.duration_s + 0.6)
-    progress(f"measuring {len(jobs)} kernels ({len(rows)} already measured) and {len(todo_models)} whole models")
+    per_model_s = rounds * (model_window.warmup_s + model_window.duration_s + 0.6)
+    models: list[ZooModel] = []
+    kernels: dict[str, Kernel] = {}
+
+    def reserve() -> float:  # the whole-model rounds still owed to the models exported so far
+        return per_model_s * sum(m.key not in model_rows for m in models)
+
+    def out_of_time(extra_s: float = 0.0) -> bool:
+        return time.perf_counter() > deadline - reserve() - extra_s
+
+    stopped: list[bool] = []
+
+    def stop_exporting() -> bool:
+        if models and out_of_time(per_model_s):
+            stopped.append(True)
+        return bool(stopped)
+
     complete = True
     with Measurer(backend.name, threads, runtime_options) as measurer:
-        done = 0
-        for part, result in measurer.run(
-            jobs, window, call_overhead_graph(str(wdir)), stop=lambda: time.perf_counter() > deadline - reserve
-        ):
-            new = []
-            for job, r in zip(part, result["results"]):
-                k = kernels[job["signature"]]
-                row = {
-                    "signature": k.signature,
-                    "type": k.type,
-                    "features": k.features(),
-                    "config": k.describe(),
-                    "ops": k.ops,
-                    "overhead_ns": result["overhead_ns"],
-                    **r,
-                }
-                if "kernel_ns" not in r and "median_ns" in r:  # no profile: latency less the call
-                    row["kernel_ns"] = max(r["median_ns"] - result["overhead_ns"], 0.0)
-                new.append(row)
-            _append(table_path, new)
-            rows.update({r["signature"]: r for r in new})
-            done += len(part)
-            progress(f"kernels {done}/{len(jobs)} ({time.perf_counter() - t0:.0f} s)")
-        if done < len(jobs):
-            complete = False
+        overhead_graph = call_overhead_graph(str(wdir))
+        # export one model, measure its new kernels (biggest first), then the next: whatever the budget,
+        # what was measured is a predictor; the first model's biggest kernels are always measured
+        for m in exported_zoo(zoo, resolutions, progress, failed, stop=stop_exporting):
+            models.append(m)
+            jobs, seen = kernel_jobs([m], wdir, set(rows) | set(kernels))
+            kernels.update({sig: k for sig, k in seen.items() if sig not in kernels})
+            progress(f"{m.key}: measuring {len(jobs)} kernels ({len(seen) - len(jobs)} already measured)")
+            done = 0
+            for part, result in measurer.run(jobs, window, overhead_graph, stop=lambda: bool(rows) and out_of_time()):
+                new = [
+                    _kernel_row(kernels[job["signature"]], r, result["overhead_ns"])
+                    for job, r in zip(part, result["results"])
+                ]
+                _append(table_path, new)
+                rows.update({r["signature"]: r for r in new})
+                done += len(part)
+                progress(f"kernels {done}/{len(jobs)} of {m.key} ({time.perf_counter() - t0:.0f} s)")
+            if done < len(jobs):
+                complete = False
+                break
+        complete = complete and not stopped
+        if not models:
+            raise UsageError(
+                "no zoo model could be exported: " + "; ".join(f"{f['model']}: {f['error']}" for f in failed[:3])
+            )
+        # whole models only where every kernel is in the table: they are what the correction is fitted on
+        todo_models = [m for m in models if m.key not in model_rows and all(k.signature in rows for k in m.kernels)]
+        complete = complete and len(todo_models) == sum(m.key not in model_rows for m in models)
         measured = measure_whole(measurer, todo_models, model_window, rounds, progress, deadline)
         for m in todo_models:
             if m.key not in measured:
@@ -291,7 +315,8 @@ def build(
         }
     )
     predictor = fit(data)
-    path = predictor.save()
+    kept = covering_more(predictor)
+    path = predictor.save(wdir / "predictor.json" if kept else None)
     return BuildReport(
         predictor,
         path,
@@ -301,7 +326,42 @@ def build(
         len(data["training_models"]),
         failed,
         complete,
+        kept,
     )
+
+
+def covering_more(new: Predictor) -> Predictor | None:
+    """The installed predictor for the same runtime, CPU and threads when it covers more (more measured
+    kernels, or as many and more measured zoo models) than `new`: a shorter rebuild must not replace it."""
+    path = predictors_dir() / f"{new.id}.json"
+    if not path.is_file():
+        return None
+    try:
+        old = Predictor.read(path)
+    except UsageError:
+        return None  # an unreadable file covers nothing
+    if old.data["identity"] != new.data["identity"]:
+        return None  # built for another runtime version or thread count: the new one is the one that fits
+
+    def coverage(p: Predictor) -> tuple[int, int]:
+        return len(p.data["table"]), len(p.data.get("training_models") or [])
+
+    return old if coverage(old) > coverage(new) else None
+
+
+def _kernel_row(k: Kernel, r: dict[str, Any], overhead_ns: float) -> dict[str, Any]:
+    row = {
+        "signature": k.signature,
+        "type": k.type,
+        "features": k.features(),
+        "config": k.describe(),
+        "ops": k.ops,
+        "overhead_ns": overhead_ns,
+        **r,
+    }
+    if "kernel_ns" not in r and "median_ns" in r:  # no profile: latency less the call
+        row["kernel_ns"] = max(r["median_ns"] - overhead_ns, 0.0)
+    return row
 
 
 def measure_whole(
@@ -378,6 +438,10 @@ def validate(
             failed.append({"model": m.key, "phase": "measure", "error": r["error"]})
             continue
         pred = predictor.predict(m.kernels)
+        refusal = pred.refusal(m.key, predictor.id)
+        if refusal:
+            failed.append({"model": m.key, "phase": "predict", "error": refusal})
+            continue
         rounds_ms = [v / 1e6 for v in r["rounds_ns"]]
         results.append(
             {

@@ -83,9 +83,16 @@ def build_command(
     corr = report.predictor.data["correction"]
     loo = corr.get("loo") or {}
     _say(
-        f"predictor {report.predictor.id}: {report.kernels_measured} kernels measured of {report.kernels_total}, "
-        f"{report.models_measured} zoo models, {report.seconds / 60:.1f} min; saved to {report.path}"
+        f"predictor {report.predictor.id}: {report.kernels_measured} kernels measured of {report.kernels_total} "
+        f"in the models exported, {report.models_measured} zoo models, {report.seconds / 60:.1f} min; "
+        f"saved to {report.path}"
     )
+    if report.kept is not None:
+        _say(
+            f"kept the installed predictor {report.kept.id}: it covers more ({len(report.kept.data['table'])} "
+            f"kernels, {len(report.kept.data.get('training_models') or [])} zoo models); run the build again "
+            "(without --fresh) to extend this one past it"
+        )
     if loo:
         _say(f"leave-one-model-out on the zoo: {loo['within_10']:.0%} within ±10%, RMSPE {loo['rmspe']:.1%}")
     if report.failed:
@@ -274,6 +281,12 @@ def predict_command(
         )
     m = zoo_model(model, input_size)
     pred = predictor.predict(m.kernels)
+    refusal = pred.refusal(model, predictor.id)
+    if refusal:
+        raise UsageError(refusal)
+    partial = pred.unknown_warning(m.name)
+    if partial:
+        warnings = [partial, *warnings]
     if as_json:
         out = {
             "model": m.name,

@@ -160,6 +160,9 @@ def fit_correction(models: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- prediction
+UNKNOWN_WARN_SHARE = 0.10  # an unknown FLOPs share from which a prediction says it is partial
+
+
 @dataclass
 class KernelPrediction:
     kernel: Kernel
@@ -180,6 +183,32 @@ class Prediction:
     @property
     def ms(self) -> float:
         return self.total_ns / 1e6
+
+    @property
+    def measured_kernels(self) -> int:
+        """Kernels whose time comes from a measurement (the table, or a regressor fitted on it)."""
+        return sum(kp.source != "unknown" for kp in self.kernels)
+
+    def refusal(self, model: str, predictor_id: str) -> str | None:
+        """Why this is no prediction at all (nothing of the model was measured), with what to build."""
+        if self.kernels and self.measured_kernels:
+            return None
+        ops = ", ".join(self.unknown.get("ops", [])[:6]) or "none"
+        return (
+            f"predictor {predictor_id} has no measured kernel for {model} (its {len(self.kernels)} kernel(s), "
+            f"operators {ops}, were never measured): build on it with `bench predictor build --zoo {model}` "
+            "(or rerun a cut build to resume it)"
+        )
+
+    def unknown_warning(self, model: str) -> str | None:
+        """Said before the number when a large share of the model's FLOPs has no time in it."""
+        share = float(self.unknown.get("flops_share", 0.0))
+        if share < UNKNOWN_WARN_SHARE:
+            return None
+        return (
+            f"{share:.0%} of {model}'s FLOPs ({self.unknown['kernels']} of {self.unknown['of']} kernels) are in "
+            "kernels this predictor never measured: their time is missing from the number below"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -87,6 +87,10 @@ def predictions(rows: list[Row]) -> tuple[list[Predicted], list[str]]:
             skipped.append(f"{r.model}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
             continue
         pred = pr.predict(models[key].kernels)
+        refusal = pred.refusal(r.model, pr.id)
+        if refusal:  # no number rather than a made-up one
+            skipped.append(refusal)
+            continue
         out.append(Predicted(r, pred.ms, pred.low_ns / 1e6, pred.high_ns / 1e6, pr.id, describe(pr.validation)))
     return out, skipped
 
