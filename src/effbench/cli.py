@@ -652,7 +652,7 @@ def _run(
     store = Store(db) if store_results else None
     # built in a process of its own: a factory that returns no module or a weights file that does not
     # fit is exit 2 before measuring; one that fails or crashes is the cell's record (the run goes on)
-    prepared = prepare_cells(cells, checked=checked)
+    prepared = prepare_cells(cells, checked=checked, isolate=isolate)
     sink = ResultSink(out, store, "bench run")
     on_result: Callable[[Result], None] = sink
     if params.get("dynamic"):

@@ -67,19 +67,23 @@ def _model_group(cfg: RunConfig) -> tuple:
 
 
 def prepare_cells(
-    cells: list[RunConfig], progress=None, checked: list[Checked] | None = None
+    cells: list[RunConfig], progress=None, checked: list[Checked] | None = None, isolate: bool = True
 ) -> list[PreparedCell | Result]:
     """A PreparedCell per cell, or the failed Result of a cell that could not be prepared. Cells
     whose artifacts are cached are prepared here (nothing built, no torch imported); the others are
-    built in processes of their own (prepare_pool). `checked`: the cells already checked by a caller
-    that refuses bad input up front; a build that finds bad input then raises its UsageError too."""
+    built in processes of their own (prepare_pool), or here when `isolate` is off (--in-process).
+    `checked`: the cells already checked by a caller that refuses bad input up front; a build that
+    finds bad input then raises its UsageError too."""
     out: list[PreparedCell | Result | None] = [None] * len(cells)
     ok: dict[int, Checked] = {}
     missing: dict[tuple, list[int]] = defaultdict(list)
     for i, cfg in enumerate(cells):
         try:
             ok[i] = checked[i] if checked is not None else check_cell(cfg)
-            with cached_only():
+            if isolate:
+                with cached_only():
+                    out[i] = prepare(ok[i])
+            else:
                 out[i] = prepare(ok[i])
         except NotCached:
             missing[_model_group(cfg)].append(i)
@@ -192,7 +196,7 @@ def run_cells(
         ) as progress:
             if prepared is None:
                 prep_task = progress.add_task("prepare", total=len(cells), status="")
-                prepared = prepare_cells(cells, lambda i: progress.update(prep_task, completed=i + 1))
+                prepared = prepare_cells(cells, lambda i: progress.update(prep_task, completed=i + 1), isolate=isolate)
                 progress.remove_task(prep_task)
             lanes: dict[str, list[tuple[int, PreparedCell]]] = defaultdict(list)
             for i, item in enumerate(prepared):
