@@ -84,14 +84,14 @@ def build(name: str, calib_size: int):
     t0 = time.perf_counter()
     ov_int8 = get_or_build(
         "openvino",
-        q.quantization_parts("nncf", calib, ov_opts, ir_art.key),
+        q.quantization_parts(get_backend("openvino"), calib, ov_opts, ir_art.key),
         "model.xml",
         lambda t: q.quantize_openvino(ir_art.path, t, calib, 1, ov_opts),
     )
     t1 = time.perf_counter()
     ort_int8 = get_or_build(
         "onnx",
-        q.quantization_parts("onnxruntime", calib, ort_opts, onnx_art.key),
+        q.quantization_parts(get_backend("onnxruntime"), calib, ort_opts, onnx_art.key),
         "model.onnx",
         lambda t: q.quantize_onnxruntime(onnx_art.path, t, calib, 1, ort_opts),
     )

@@ -113,7 +113,7 @@ def assemble(
     if p.evaluation is not None:
         from effbench.harness.evaluation import assemble as evaluation_parts
 
-        accuracy, quantization, notes = evaluation_parts(p.evaluation, p, m.after or {}, cfg.threads)
+        accuracy, quantization, notes = evaluation_parts(p.evaluation, p, m.after or {}, cfg.threads, m.runtime_info)
         warnings.extend(notes)
     env_out = harness_environment(env, cfg.device, remote)
     params = p.params or runtime.pop("params", None)

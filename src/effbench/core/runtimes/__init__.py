@@ -14,6 +14,7 @@ RUNTIMES = {
     "onnxruntime": ("onnxruntime", "onnxruntime"),
     "openvino": ("openvino", "openvino"),
     "coreml": ("coreml", "coremltools"),
+    "litert": ("litert", "ai-edge-litert"),
 }
 
 
