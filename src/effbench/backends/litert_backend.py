@@ -24,12 +24,17 @@ class LiteRTOptions(BackendOptions):
     @field_validator("delegate", mode="before")
     @classmethod
     def _known(cls, v):
-        name = str(v).strip().lower()
-        if name not in DELEGATES:
-            close = difflib.get_close_matches(name, DELEGATES, n=1, cutoff=0.5)
-            hint = f"did you mean {close[0]!r}? " if close else ""
-            raise ValueError(f"{hint}delegates: {', '.join(DELEGATES)}")
-        return name
+        return known_delegate(v, DELEGATES)
+
+
+def known_delegate(value: Any, delegates: tuple[str, ...]) -> str:
+    """A delegate name, or a ValueError naming the close match."""
+    name = str(value).strip().lower()
+    if name not in delegates:
+        close = difflib.get_close_matches(name, delegates, n=1, cutoff=0.5)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise ValueError(f"{hint}delegates: {', '.join(delegates)}")
+    return name
 
 
 class LiteRTBackend(Backend):

@@ -4,68 +4,17 @@ backend names both (Backend.exporter, Backend.quantizer)."""
 
 from __future__ import annotations
 
-import contextlib
-import io
-import logging
-import multiprocessing
-import os
-import re
-import sys
-import tempfile
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
-from effbench.errors import RunFailed, UsageError
+from effbench.errors import RunFailed
 from effbench.export.cache import Artifact, get_or_build
-from effbench.export.pipeline import ModelSource, base_parts, package_versions
+from effbench.export.isolated import isolated, quiet, refused
+from effbench.export.pipeline import ModelSource, base_parts, package_versions, require_torch_model
 
 PACKAGES = ("litert-torch", "ai-edge-litert", "torch", "timm")
-_OP = re.compile(r"(aten[.:]+\w+(?:\.\w+)?|torch\.ops\.\w+\.\w+)")
-
-
-def refused(e: BaseException) -> str:
-    """One line: the operator the converter refused when its message names one, else its first line."""
-    text = str(e).strip() or type(e).__name__
-    op = _OP.search(text)
-    first = next((ln for ln in text.splitlines() if ln.strip()), type(e).__name__)[:200]
-    return f"operator {op.group(1)} ({first})" if op else first
-
-
-@contextlib.contextmanager
-def _quiet():
-    """litert-torch's progress lines and the converter's C++ log (written to file descriptors 1 and 2,
-    where redirecting sys.stdout cannot reach) stay out of the CLI's output."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    logging.getLogger("litert_torch").setLevel(logging.ERROR)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = [os.dup(1), os.dup(2)]
-    with tempfile.TemporaryFile() as sink:
-        try:
-            os.dup2(sink.fileno(), 1)
-            os.dup2(sink.fileno(), 2)
-            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-                yield
-        finally:
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            for fd in saved:
-                os.close(fd)
-
-
-def isolated(fn: Callable[..., Any], *args: Any) -> Any:
-    """Run `fn(*args)` in a fresh (spawned) process: litert-torch and ai-edge-quantizer import JAX,
-    whose threads make any later fork of this process unsafe, and a converter that crashes takes only
-    that process down."""
-    try:
-        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-            return pool.submit(fn, *args).result()
-    except BrokenProcessPool:
-        raise RunFailed(f"the LiteRT converter process died ({getattr(fn, '__name__', fn)})") from None
 
 
 def _convert(src: ModelSource, input_shape: tuple[int, ...], target: str) -> int:
@@ -76,7 +25,7 @@ def _convert(src: ModelSource, input_shape: tuple[int, ...], target: str) -> int
     module = src.module().eval()
     x = torch.from_numpy(np.random.default_rng(0).standard_normal(input_shape, dtype=np.float32))
     try:
-        with _quiet(), torch.no_grad():
+        with quiet(), torch.no_grad():
             import litert_torch
 
             litert_torch.convert(module, (x,)).export(target)
@@ -86,11 +35,7 @@ def _convert(src: ModelSource, input_shape: tuple[int, ...], target: str) -> int
 
 
 def tflite_artifact(src: ModelSource, input_shape: tuple[int, ...], exporter: str = "", **_: Any) -> Artifact:
-    if src.spec.kind == "onnx":
-        raise UsageError(
-            f"{src.spec.id} is an ONNX file: LiteRT converts PyTorch models (give a timm name or a factory, "
-            "or use --backend ort / ov for the ONNX file)"
-        )
+    require_torch_model(src, "LiteRT")
     parts = {**base_parts(src, input_shape), "format": "tflite", **package_versions(PACKAGES)}
     source = ModelSource(src.spec, src.pretrained, src.seed)  # unbuilt: the child builds the module
     return get_or_build(
@@ -99,7 +44,7 @@ def tflite_artifact(src: ModelSource, input_shape: tuple[int, ...], exporter: st
 
 
 def _quantize(source: str, target: str, batches: list[np.ndarray]) -> None:
-    with _quiet():
+    with quiet():
         from ai_edge_litert.interpreter import Interpreter
         from ai_edge_quantizer import quantizer, recipe
 
@@ -107,7 +52,7 @@ def _quantize(source: str, target: str, batches: list[np.ndarray]) -> None:
     signature = next(iter(signatures))
     name = signatures[signature]["inputs"][0]
     try:
-        with _quiet():
+        with quiet():
             qt = quantizer.Quantizer(source)
             qt.load_quantization_recipe(recipe.static_wi8_ai8())
             stats = qt.calibrate({signature: [{name: b} for b in batches]})

@@ -59,6 +59,15 @@ def base_parts(src: ModelSource, input_shape: tuple[int, ...]) -> dict[str, Any]
     return {**src.key_parts(), "input_shape": list(input_shape), "python": platform.python_version()}
 
 
+def require_torch_model(src: ModelSource, runtime: str) -> None:
+    """A runtime whose converter starts from the PyTorch module cannot take an ONNX file."""
+    if src.spec.kind == "onnx":
+        raise UsageError(
+            f"{src.spec.id} is an ONNX file: {runtime} converts PyTorch models (give a timm name or a factory, "
+            "or use --backend ort / ov for the ONNX file)"
+        )
+
+
 def _params_of(src: ModelSource) -> int:
     from effbench.models.loaders import count_params
 

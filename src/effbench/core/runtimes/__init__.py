@@ -15,6 +15,7 @@ RUNTIMES = {
     "openvino": ("openvino", "openvino"),
     "coreml": ("coreml", "coremltools"),
     "litert": ("litert", "ai-edge-litert"),
+    "executorch": ("executorch", "executorch"),
 }
 
 

@@ -1,0 +1,60 @@
+"""ExecuTorch on the CPU: the XNNPACK partitioner by default, ExecuTorch's portable kernels with
+`--opt delegate=none` (the session lives in effbench.core.runtimes.executorch).
+
+The backend owns its format: torch.export + to_edge_transform_and_lower make the .pte, and the
+XNNPACK PT2E quantiser its int8 form from the --calib images (effbench.export.executorch_export).
+`bench profile --backend executorch` reads per-op times from ETDump with ExecuTorch's Inspector.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field, field_validator
+
+from effbench.backends.base import Backend, BackendOptions, package_version
+from effbench.backends.litert_backend import known_delegate
+
+DELEGATES = ("xnnpack", "none")
+
+
+class ExecuTorchOptions(BackendOptions):
+    delegate: str = Field("xnnpack", description="xnnpack (default) or none: ExecuTorch's portable kernels")
+
+    @field_validator("delegate", mode="before")
+    @classmethod
+    def _known(cls, v):
+        return known_delegate(v, DELEGATES)
+
+
+class ExecuTorchBackend(Backend):
+    name = "executorch"
+    aliases = ("et",)
+    artifact_format = "pte"
+    precisions = ("fp32", "int8")
+    description = "ExecuTorch on the CPU: XNNPACK partitioner (--opt delegate=none: portable kernels)"
+    Options = ExecuTorchOptions
+    core_runtime = "executorch"
+    packages = ("executorch", "torchao")
+    # nothing preloaded: importing the runtime in the fork server would start its thread pool before the
+    # worker sizes it (core.runtimes.executorch)
+    exporter = "effbench.export.executorch_export:pte_artifact"
+    quantizer = "effbench.export.executorch_export:quantize_pte"
+    int8_method = "xnnpack-pt2e"
+    maps_by_op_type = True
+
+    def version(self):
+        return package_version("executorch")
+
+    def quant_settings(self, options):
+        return {"scheme": "symmetric, per-channel", "delegate": getattr(options, "delegate", "xnnpack")}
+
+    def runtime_options(self, options, cell) -> dict[str, Any]:
+        return {"delegate": options.delegate}
+
+    def kernel_op_type(self, layer_name: str) -> str | None:
+        name = layer_name.lower()
+        for key, op in (("conv", "Conv"), ("linear", "Gemm"), ("fully_connected", "Gemm"), ("mm", "MatMul")):
+            if key in name:
+                return op
+        return None
