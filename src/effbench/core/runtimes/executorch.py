@@ -10,8 +10,10 @@ Per-op times: ETDump events read by ExecuTorch's Inspector (with the ETRecord be
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sys
 import tempfile
 from typing import Any, Dict, List, Optional
 
@@ -55,6 +57,19 @@ def read_placement(path: str) -> Optional[Dict[str, Any]]:
     out = placement.summarize(rows, requested)
     out["ops"] = sorted({row[1] for row in rows})
     return out
+
+
+@contextlib.contextmanager
+def _stderr_to(sink):
+    """File descriptor 2 (where C++ logs go) into `sink` for the duration."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    os.dup2(sink.fileno(), 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 class ExecuTorchSession(Session):
@@ -140,10 +155,18 @@ def open_session(path: str, settings: MeasureSettings) -> ExecuTorchSession:
         else:
             portable_lib._unsafe_reset_threadpool(int(settings.threads))
     profiling = bool(settings.profile_iters)
+    log = tempfile.TemporaryFile()
     try:
-        module = portable_lib._load_for_executorch(str(path), enable_etdump=profiling)
+        with _stderr_to(log):  # the runtime says why a program does not load only in its C++ log
+            module = portable_lib._load_for_executorch(str(path), enable_etdump=profiling)
+            module.method_names()  # the program is parsed lazily: this is where a bad file fails
     except Exception as e:
-        raise CoreError("load_failed", "ExecuTorch could not load %s: %s" % (path, first_line(e))) from None
+        log.seek(0)
+        said = [ln.strip() for ln in log.read().decode(errors="replace").splitlines() if ln.strip()]
+        reason = said[-1] if said else first_line(e)
+        raise CoreError("load_failed", "ExecuTorch could not load %s: %s" % (path, reason)) from None
+    finally:
+        log.close()
     _loaded[0] = True
     session = ExecuTorchSession(module, str(path), profiling)
     summary = read_placement(str(path))
