@@ -92,3 +92,17 @@ def test_an_operator_the_converter_refuses_is_named(tmp_path, db):
     assert r.returncode == 1
     line = next(ln for ln in r.stderr.splitlines() if "LiteRT conversion" in ln)
     assert "svd" in line.lower() and "Traceback" not in r.output
+
+
+def test_bench_profile_on_executorch_reads_etdump(db, tmp_path):
+    out = tmp_path / "p.json"
+    r = bench(
+        "profile", *TINY_CNN, "--backend", "et", *FAST, "--threads", "1", "--iters", "5", "--db", db, "--out", out
+    )
+    assert r.returncode == 0, r.output
+    _, prof = read_records(out)
+    assert prof["runtime"]["profile_source"] == "ETDump + Inspector"
+    layers = prof["extra"]["profile"]["layers"]
+    kinds = {layer["op_type"] for layer in layers}
+    assert {"Conv", "Gemm"} <= kinds, layers  # XNNPACK's kernels, named by op type
+    assert not any("DELEGATE_CALL" in layer["name"] for layer in layers)  # the envelope is not a layer

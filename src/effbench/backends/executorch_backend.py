@@ -53,8 +53,35 @@ class ExecuTorchBackend(Backend):
         return {"delegate": options.delegate}
 
     def kernel_op_type(self, layer_name: str) -> str | None:
-        name = layer_name.lower()
-        for key, op in (("conv", "Conv"), ("linear", "Gemm"), ("fully_connected", "Gemm"), ("mm", "MatMul")):
+        """XNNPACK kernel names ("Convolution (NHWC, F32) IGEMM #1") and portable op names -> ONNX op types."""
+        name = layer_name.lower().replace(" ", "_")
+        for key, op in KERNEL_OPS:
             if key in name:
                 return op
         return None
+
+
+# first match wins: "fully_connected ... gemm" is a Gemm, not a MatMul
+KERNEL_OPS = (
+    ("conv", "Conv"),
+    ("fully_connected", "Gemm"),
+    ("linear", "Gemm"),
+    ("batch_matrix", "MatMul"),
+    ("bmm", "MatMul"),
+    ("mm", "MatMul"),
+    ("mean", "GlobalAveragePool"),
+    ("avg", "AveragePool"),
+    ("max_pool", "MaxPool"),
+    ("transpose", "Transpose"),
+    ("permute", "Transpose"),
+    ("reshape", "Reshape"),
+    ("view", "Reshape"),
+    ("add", "Add"),
+    ("mul", "Mul"),
+    ("softmax", "Softmax"),
+    ("sigmoid", "Sigmoid"),
+    ("hardswish", "HardSwish"),
+    ("clamp", "Clip"),
+    ("relu", "Relu"),
+    ("concat", "Concat"),
+)

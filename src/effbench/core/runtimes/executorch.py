@@ -113,7 +113,8 @@ class ExecuTorchSession(Session):
                 continue
             for ev in block.events:
                 times = ev.perf_data.raw if ev.perf_data is not None else []
-                if not times or ev.name in ("Method::execute", "Program::load_method"):
+                # the envelopes of the delegate's own kernels and of the whole method would count twice
+                if not times or ev.name in ("Method::execute", "Program::load_method", "DELEGATE_CALL"):
                     continue
                 handles = ev.debug_handles if isinstance(ev.debug_handles, list) else [ev.debug_handles]
                 layers.append(
