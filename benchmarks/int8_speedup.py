@@ -28,6 +28,7 @@ from effbench.accuracy.calibration import calibration_set
 from effbench.accuracy.data import generated_images
 from effbench.accuracy.evaluate import evaluate
 from effbench.accuracy.preprocess import resolve_preprocess
+from effbench.backends.onnxruntime_backend import cpu_flags
 from effbench.backends.registry import get_backend
 from effbench.core.runtimes import open_session
 from effbench.core.settings import MeasureSettings
@@ -43,7 +44,7 @@ INT8_FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "
 def cpu_features() -> dict:
     from effbench.core.fingerprint import cpu_model
 
-    flags = q.cpu_flags()
+    flags = cpu_flags()
     return {"name": cpu_model(), "flags": {f: f in flags for f in INT8_FLAGS}}
 
 
