@@ -62,16 +62,17 @@ def test_max_fallback_counts_what_ran_outside_the_requested_precision():
     assert fallback_verdict({}, "fp32", 5.0)[1].startswith("--max-fallback: this backend reports no placement")
 
 
-def test_litert_int8_end_to_end(tmp_path, db):
+@pytest.mark.parametrize("backend,method", [("litert", "ai-edge-quantizer"), ("executorch", "xnnpack-pt2e")])
+def test_int8_end_to_end(tmp_path, db, backend, method):
     out = tmp_path / "r.json"
     r = bench(
-        "run", *TINY_CNN, "--backend", "tflite", "--precision", "int8", "--threads", "1", "--max-fallback", "0%",
+        "run", *TINY_CNN, "--backend", backend, "--precision", "int8", "--threads", "1", "--max-fallback", "0%",
         *FAST, "--db", db, "--out", out,
     )  # fmt: skip
     assert r.returncode == 0, r.output
     (rec,) = read_records(out)
-    assert rec["backend"] == "litert" and rec["status"] == "ok" and rec["precision_ran"] == "int8"
-    assert rec["parity"]["ok"] and rec["quantization"]["method"] == "ai-edge-quantizer"
+    assert rec["backend"] == backend and rec["status"] == "ok" and rec["precision_ran"] == "int8"
+    assert rec["parity"]["ok"] and rec["quantization"]["method"] == method
     assert rec["quantization"]["int8_macs_share"] == 1.0
     assert rec["runtime"]["placement"]["units"]["XNNPACK"]["precisions"].get("int8", 0) >= 3
 
