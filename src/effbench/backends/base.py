@@ -20,7 +20,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from effbench.core.session import LayerTime, Session, ThroughputRun
 from effbench.core.settings import MeasureSettings
@@ -30,6 +30,7 @@ __all__ = [
     "ArtifactRef",
     "Backend",
     "BackendOptions",
+    "DelegateOptions",
     "LayerTime",
     "Session",
     "ThroughputRun",
@@ -57,6 +58,25 @@ class BackendOptions(BaseModel):
     """Base of every backend's options: unknown keys are refused, values are typed."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+DELEGATES = ("xnnpack", "none")
+
+
+class DelegateOptions(BackendOptions):
+    """The options of a runtime that delegates to XNNPACK (LiteRT, ExecuTorch)."""
+
+    delegate: str = Field("xnnpack", description="xnnpack (default) or none: the runtime's own CPU kernels")
+
+    @field_validator("delegate", mode="before")
+    @classmethod
+    def _known(cls, v):
+        name = str(v).strip().lower()
+        if name not in DELEGATES:
+            close = difflib.get_close_matches(name, DELEGATES, n=1, cutoff=0.5)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ValueError(f"{hint}delegates: {', '.join(DELEGATES)}")
+        return name
 
 
 @dataclass(frozen=True)

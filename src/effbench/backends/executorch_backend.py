@@ -10,21 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field, field_validator
-
-from effbench.backends.base import Backend, BackendOptions, package_version
-from effbench.backends.litert_backend import known_delegate
-
-DELEGATES = ("xnnpack", "none")
-
-
-class ExecuTorchOptions(BackendOptions):
-    delegate: str = Field("xnnpack", description="xnnpack (default) or none: ExecuTorch's portable kernels")
-
-    @field_validator("delegate", mode="before")
-    @classmethod
-    def _known(cls, v):
-        return known_delegate(v, DELEGATES)
+from effbench.backends.base import Backend, DelegateOptions, package_version
 
 
 class ExecuTorchBackend(Backend):
@@ -33,7 +19,7 @@ class ExecuTorchBackend(Backend):
     artifact_format = "pte"
     precisions = ("fp32", "int8")
     description = "ExecuTorch on the CPU: XNNPACK partitioner (--opt delegate=none: portable kernels)"
-    Options = ExecuTorchOptions
+    Options = DelegateOptions
     core_runtime = "executorch"
     packages = ("executorch", "torchao")
     # nothing preloaded: importing the runtime in the fork server would start its thread pool before the

@@ -8,33 +8,9 @@ op list and where each op ran (runtime.placement: XNNPACK or reference kernels, 
 
 from __future__ import annotations
 
-import difflib
 from typing import Any
 
-from pydantic import Field, field_validator
-
-from effbench.backends.base import Backend, BackendOptions, package_version
-
-DELEGATES = ("xnnpack", "none")
-
-
-class LiteRTOptions(BackendOptions):
-    delegate: str = Field("xnnpack", description="xnnpack (default) or none: LiteRT's reference kernels")
-
-    @field_validator("delegate", mode="before")
-    @classmethod
-    def _known(cls, v):
-        return known_delegate(v, DELEGATES)
-
-
-def known_delegate(value: Any, delegates: tuple[str, ...]) -> str:
-    """A delegate name, or a ValueError naming the close match."""
-    name = str(value).strip().lower()
-    if name not in delegates:
-        close = difflib.get_close_matches(name, delegates, n=1, cutoff=0.5)
-        hint = f"did you mean {close[0]!r}? " if close else ""
-        raise ValueError(f"{hint}delegates: {', '.join(delegates)}")
-    return name
+from effbench.backends.base import Backend, DelegateOptions, package_version
 
 
 class LiteRTBackend(Backend):
@@ -43,7 +19,7 @@ class LiteRTBackend(Backend):
     artifact_format = "tflite"
     precisions = ("fp32", "int8")
     description = "LiteRT (TFLite) on the CPU: XNNPACK delegate (--opt delegate=none: reference kernels)"
-    Options = LiteRTOptions
+    Options = DelegateOptions
     core_runtime = "litert"
     packages = ("ai-edge-litert", "litert-torch", "ai-edge-quantizer")
     preload = ("ai_edge_litert.interpreter",)
