@@ -215,3 +215,21 @@ def test_devices_scenarios_and_energy_together():
     assert "crashed: segfault in plugin" in html
     speedup = figs["fig-matrix-speedup"]["data"][0]
     assert "speed-up vs torch" in speedup["colorbar"]["title"]["text"]  # torch is the default reference
+
+
+def test_placement_lists_what_fell_back():
+    placement = {
+        "requested": "XNNPACK",
+        "nodes": 3,
+        "macs": 100,
+        "fallback_basis": "macs",
+        "units": {
+            "XNNPACK": {"nodes": 2, "macs": 90, "macs_share": 0.9},
+            "reference kernels": {"nodes": 1, "macs": 10, "macs_share": 0.1},
+        },
+        "fallback": [{"op": "FULLY_CONNECTED", "unit": "reference kernels", "precision": "fp32", "why": ""}],
+    }
+    html = render_html([_rec(backend="litert", runtime={"placement": placement})])
+    section = html[html.index('id="placement"') : html.index('id="claims"')]
+    assert "90.0%" in section and "1× FULLY_CONNECTED on reference kernels (fp32)" in section
+    assert "No result here says" in render_html([_rec()])

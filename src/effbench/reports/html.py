@@ -13,6 +13,7 @@ from effbench.reports.views.claims import claims_section
 from effbench.reports.views.environment import environment_section
 from effbench.reports.views.gap import gap_section
 from effbench.reports.views.matrix import matrix_section, reference_backend
+from effbench.reports.views.placement import placement_section
 from effbench.reports.views.precision import precision_section
 from effbench.reports.views.prediction import prediction_section
 from effbench.reports.views.roofline import roofline_section
@@ -29,6 +30,7 @@ VIEW_IDS = [
     "prediction",
     "where-time-goes",
     "backend-matrix",
+    "placement",
     "claims",
     "stability",
     "environment",
@@ -142,6 +144,7 @@ def build_sections(rows: list[Row], reference: str | None = None) -> list[Sectio
         prediction_section(rows),
         timeshare_section(rows),
         matrix_section(rows, reference),
+        placement_section(rows),
         claims_section(rows),
         stability_section(rows),
         environment_section(rows),
