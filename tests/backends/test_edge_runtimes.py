@@ -52,13 +52,14 @@ def test_an_unknown_delegate_names_the_close_match(backend):
         get_backend(backend).parse_options({"delegate": "xnnpak"})
 
 
-def test_max_fallback_counts_what_ran_outside_the_requested_precision():
-    _, session = _session("litert")
+@pytest.mark.parametrize("backend,unit,basis", [("litert", "XNNPACK", "MACs"), ("openvino", "CPU", "nodes")])
+def test_max_fallback_counts_what_ran_outside_the_requested_precision(backend, unit, basis):
+    _, session = _session(backend)
     runtime = dict(session.runtime_info)
     session.close()
     assert fallback_verdict(runtime, "fp32", 0.0) == (None, None)
-    error, _ = fallback_verdict(runtime, "int8", 50.0)  # every MAC ran in fp32
-    assert error and error.startswith("100.0% of the MACs ran outside XNNPACK int8, more than --max-fallback 50%")
+    error, _ = fallback_verdict(runtime, "int8", 50.0)  # everything ran in fp32
+    assert error and error.startswith(f"100.0% of the {basis} ran outside {unit} int8, more than --max-fallback 50%")
     assert fallback_verdict({}, "fp32", 5.0)[1].startswith("--max-fallback: this backend reports no placement")
 
 
