@@ -65,10 +65,17 @@ def test_max_fallback_counts_what_ran_outside_the_requested_precision(backend, u
 
 @pytest.mark.parametrize("backend,method", [("litert", "ai-edge-quantizer"), ("executorch", "xnnpack-pt2e")])
 def test_int8_end_to_end(tmp_path, db, backend, method):
+    from PIL import Image
+
+    for label in ("0", "1"):  # an ImageFolder of two classes: top-1 on the timed int8 session
+        (tmp_path / "val" / label).mkdir(parents=True)
+        for i in range(3):
+            pixels = np.random.default_rng(10 * int(label) + i).integers(0, 255, (40, 40, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(tmp_path / "val" / label / f"{i}.png")
     out = tmp_path / "r.json"
     r = bench(
         "run", *TINY_CNN, "--backend", backend, "--precision", "int8", "--threads", "1", "--max-fallback", "0%",
-        *FAST, "--db", db, "--out", out,
+        "--eval", tmp_path / "val", *FAST, "--db", db, "--out", out,
     )  # fmt: skip
     assert r.returncode == 0, r.output
     (rec,) = read_records(out)
@@ -76,6 +83,7 @@ def test_int8_end_to_end(tmp_path, db, backend, method):
     assert rec["parity"]["ok"] and rec["quantization"]["method"] == method
     assert rec["quantization"]["int8_macs_share"] == 1.0
     assert rec["runtime"]["placement"]["units"]["XNNPACK"]["precisions"].get("int8", 0) >= 3
+    assert rec["accuracy"]["images"] == 6 and 0 <= rec["accuracy"]["top1"] <= 100
 
 
 @pytest.mark.parametrize("backend", EDGE)
