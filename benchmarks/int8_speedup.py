@@ -28,6 +28,7 @@ from effbench.accuracy.calibration import calibration_set
 from effbench.accuracy.data import generated_images
 from effbench.accuracy.evaluate import evaluate
 from effbench.accuracy.preprocess import resolve_preprocess
+from effbench.backends.onnxruntime_backend import cpu_flags
 from effbench.backends.registry import get_backend
 from effbench.core.runtimes import open_session
 from effbench.core.scenarios import run_scenario
@@ -43,7 +44,7 @@ INT8_FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "
 def cpu_features() -> dict:
     from effbench.core.fingerprint import cpu_model
 
-    flags = q.cpu_flags()
+    flags = cpu_flags()
     return {"name": cpu_model(), "flags": {f: f in flags for f in INT8_FLAGS}}
 
 
@@ -84,14 +85,14 @@ def build(name: str, calib_size: int):
     t0 = time.perf_counter()
     ov_int8 = get_or_build(
         "openvino",
-        q.quantization_parts("nncf", calib, ov_opts, ir_art.key),
+        q.quantization_parts(get_backend("openvino"), calib, ov_opts, ir_art.key),
         "model.xml",
         lambda t: q.quantize_openvino(ir_art.path, t, calib, 1, ov_opts),
     )
     t1 = time.perf_counter()
     ort_int8 = get_or_build(
         "onnx",
-        q.quantization_parts("onnxruntime", calib, ort_opts, onnx_art.key),
+        q.quantization_parts(get_backend("onnxruntime"), calib, ort_opts, onnx_art.key),
         "model.onnx",
         lambda t: q.quantize_onnxruntime(onnx_art.path, t, calib, 1, ort_opts),
     )

@@ -138,6 +138,7 @@ _OPTION_NAMES = {
     "latency_bound_ms": "--latency-bound",
     "cooldown_timeout_s": "--cooldown-timeout",
     "cooldown_s": "--cooldown",
+    "max_fallback": "--max-fallback",
 }
 _EXAMPLES = {
     "--batch": "--batch 1,8,32",
@@ -275,6 +276,10 @@ def cells_from_run_options(p: dict) -> list:
         max_drop = parse_percent(p.get("max_drop"))
     except ValueError as e:
         raise _bad("--max-drop", p.get("max_drop"), str(e)) from None
+    try:
+        max_fallback = parse_percent(p.get("max_fallback"))
+    except ValueError as e:
+        raise _bad("--max-fallback", p.get("max_fallback"), str(e)) from None
     for opt in ("warmup", "max_duration", "energy_window", "timeout"):
         _float("--" + opt.replace("_", "-"), p[opt])
     max_start_temp = _float("--max-start-temp", p.get("max_start_temp"))
@@ -332,6 +337,7 @@ def cells_from_run_options(p: dict) -> list:
             eval_limit=p["eval_limit"],
             skip_bad_images=p["skip_bad_images"],
             max_drop=max_drop * 100 if max_drop else None,
+            max_fallback=max_fallback * 100 if max_fallback is not None else None,
             crop_pct=p.get("crop_pct"),
             interpolation=p.get("interpolation"),
             mean=p.get("mean"),
@@ -590,6 +596,12 @@ def run(
     skip_bad_images: bool = typer.Option(False, "--skip-bad-images", help="Count and skip unreadable images."),
     max_drop: Optional[str] = typer.Option(
         None, "--max-drop", help="int8 on openvino: accuracy-aware quantisation within this top-1 drop, e.g. 1%."
+    ),
+    max_fallback: Optional[str] = typer.Option(
+        None,
+        "--max-fallback",
+        help="Fail the run (exit 1, recorded) when more than this share of the model ran outside the "
+        "requested delegate/device or precision, e.g. 5%.",
     ),
     crop_pct: Optional[float] = typer.Option(
         None, "--crop-pct", help="Image preprocessing: centre-crop fraction (default: the model's, else 0.875)."

@@ -125,10 +125,11 @@ def _opts(fmt: str, **raw):
 
 
 def _int8(fmt: str, built: Built, calib, options, validation=None, max_drop=None):
-    method = "nncf" if fmt == "openvino" else "onnxruntime"
     source = built.ir if fmt == "openvino" else built.onnx
     filename = "model.xml" if fmt == "openvino" else "model.onnx"
-    parts = q.quantization_parts(method, calib, options, built.key, validation, max_drop)
+    parts = q.quantization_parts(
+        get_backend("openvino" if fmt == "openvino" else "onnxruntime"), calib, options, built.key, validation, max_drop
+    )
 
     def build(target: Path) -> None:
         if fmt == "openvino":

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from effbench.accuracy.quantize import has_vnni, quant_settings
+from effbench.backends.onnxruntime_backend import has_vnni
 from effbench.backends.registry import get_backend
 from effbench.errors import UsageError
 
 
 def test_strings_become_typed_options():
     ov = get_backend("openvino").parse_options({"preset": "mixed", "subset_size": "100", "fast_bias_correction": "0"})
-    assert quant_settings("nncf", ov) == {
+    assert get_backend("openvino").quant_settings(ov) == {
         "preset": "mixed",
         "subset_size": 100,
         "fast_bias_correction": False,
@@ -21,7 +21,7 @@ def test_strings_become_typed_options():
     ort = get_backend("onnxruntime").parse_options(
         {"calibration": "entropy", "per_channel": "false", "reduce_range": "1", "percentile": "99.99"}
     )
-    got = quant_settings("onnxruntime", ort)
+    got = get_backend("onnxruntime").quant_settings(ort)
     assert (got["calibration"], got["per_channel"], got["reduce_range"], got["percentile"]) == (
         "entropy",
         False,
@@ -50,6 +50,6 @@ def test_bad_options_are_one_line(backend, raw, needle):
 
 def test_reduce_range_follows_vnni():
     ort = get_backend("onnxruntime")
-    assert quant_settings("onnxruntime", ort.parse_options({}))["reduce_range"] is (not has_vnni())
-    assert quant_settings("onnxruntime", ort.parse_options({"reduce_range": "0"}))["reduce_range"] is False
+    assert get_backend("onnxruntime").quant_settings(ort.parse_options({}))["reduce_range"] is (not has_vnni())
+    assert get_backend("onnxruntime").quant_settings(ort.parse_options({"reduce_range": "0"}))["reduce_range"] is False
     assert has_vnni({"avx2", "avx512_vnni"}) and not has_vnni({"avx2", "fma"})

@@ -7,11 +7,10 @@ import numpy as np
 import pytest
 
 from effbench.backends.base import Backend, BackendOptions
-from effbench.backends.registry import all_backends, canonical_name
+from effbench.backends.registry import all_backends, canonical_name, load_ref
 from effbench.core.session import Session
 from effbench.core.settings import MeasureSettings
 from effbench.errors import UsageError
-from effbench.export.pipeline import BUILDERS
 from effbench.harness.config import PRECISIONS, RunConfig
 from effbench.harness.options import describe
 from effbench.harness.prepare import check_cell, prepare
@@ -25,7 +24,11 @@ def test_declarations(name):
     b = all_backends()[name]
     assert isinstance(b, Backend) and b.name == name
     assert all(canonical_name(a) == name for a in (name, *b.aliases))
-    assert b.artifact_format in BUILDERS
+    assert callable(load_ref(b.exporter_ref()))
+    if b.quantizer:  # a backend that declares int8 names the quantiser that makes it
+        assert "int8" in b.precisions and b.int8_method and callable(load_ref(b.quantizer))
+    traits = b.traits()
+    assert traits["format"] == b.artifact_format and traits["precisions"] == list(b.precisions)
     assert set(b.precisions) <= set(PRECISIONS) and b.precisions
     assert issubclass(b.Options, BackendOptions) and b.Options.model_config.get("extra") == "forbid"
     b.parse_options({})  # every option has a default

@@ -152,3 +152,15 @@ def test_show_prints_the_rule_and_sources():
     assert "45.2% higher throughput" in text and "speed_test.py" in text
     assert "at or above 1.31" in text  # 1.452 x (1 - 10%)
     assert "bench claims verify efficientvit-m5-vs-mobilenetv3-large-cpu" in text
+
+
+def test_a_phone_claim_gets_readings_on_the_phone_runtimes():
+    from effbench.backends.registry import get_backend
+    from effbench.claims.plan import default_backends
+
+    phone = next(e for e in builtin_entries() if e.claim.settings.device_kind == "mobile")
+    backends, note = default_backends(phone, "cpu")
+    mobile = [b for b in ("litert", "executorch") if get_backend(b).unavailable_reason("cpu") is None]
+    assert mobile and set(mobile) <= set(backends) and note
+    server = next(e for e in builtin_entries() if e.claim.settings.device_kind not in ("mobile", "gpu"))
+    assert not {"litert", "executorch"} & set(default_backends(server, "cpu")[0])

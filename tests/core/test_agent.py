@@ -25,7 +25,11 @@ RUNTIME_MODULES = {
     "onnx",
     "pynvml",
     "mlperf_loadgen",
+    "ai_edge_litert",
+    "executorch",
+    "torch",
 }  # inside functions only
+# (torch: ExecuTorch's Python runtime takes torch tensors)
 
 
 def _imports(tree: ast.AST, top_level_only: bool) -> set[str]:
@@ -141,7 +145,8 @@ def test_probe_names_the_runtimes(tmp_path):
     r = _agent(_shipped(tmp_path), ["--probe", "--workdir", str(tmp_path)])
     assert r.returncode == 0, r.stderr.decode()
     ans = json.loads(r.stdout.decode().splitlines()[-1])
-    assert set(ans["runtimes"]) == {"onnxruntime", "openvino", "coreml"}
+    assert set(ans["runtimes"]) == {"onnxruntime", "openvino", "coreml", "litert", "executorch"}
+    assert ans["runtimes"]["litert"]["version"] and ans["runtimes"]["executorch"]["version"]
     assert ans["runtimes"]["onnxruntime"]["version"] and ans["disk_free_gib"] > 0
 
 

@@ -14,10 +14,11 @@ from effbench.export import tensorrt_export as te
 GPU = {"name": "NVIDIA H100 80GB HBM3", "compute_capability": "9.0"}
 
 
-def test_the_builder_is_registered_for_the_tensorrt_format():
-    from effbench.export.pipeline import BUILDERS, tensorrt_artifact
+def test_the_tensorrt_backend_names_its_exporter():
+    from effbench.backends.registry import get_backend, load_ref
+    from effbench.export.pipeline import tensorrt_artifact
 
-    assert BUILDERS["tensorrt"] is tensorrt_artifact
+    assert load_ref(get_backend("tensorrt").exporter_ref()) is tensorrt_artifact
 
 
 def test_engine_key_parts_change_with_everything_that_changes_the_engine():

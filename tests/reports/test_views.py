@@ -236,3 +236,21 @@ def test_int8_without_measured_top1_is_not_drawn_at_the_fp32_card():
     by_precision = {t["meta"]["precision"]: t for t in traces}
     assert by_precision["int8"]["y"] == [70.1] and by_precision["fp32"]["y"] != [70.1]
     assert "int8" in by_precision["int8"]["name"] and "fp32" in by_precision["fp32"]["name"]
+
+
+def test_placement_lists_what_fell_back():
+    placement = {
+        "requested": "XNNPACK",
+        "nodes": 3,
+        "macs": 100,
+        "fallback_basis": "macs",
+        "units": {
+            "XNNPACK": {"nodes": 2, "macs": 90, "macs_share": 0.9},
+            "reference kernels": {"nodes": 1, "macs": 10, "macs_share": 0.1},
+        },
+        "fallback": [{"op": "FULLY_CONNECTED", "unit": "reference kernels", "precision": "fp32", "why": ""}],
+    }
+    html = render_html([_rec(backend="litert", runtime={"placement": placement})])
+    section = html[html.index('id="placement"') : html.index('id="claims"')]
+    assert "90.0%" in section and "1× FULLY_CONNECTED on reference kernels (fp32)" in section
+    assert "No result here says" in render_html([_rec()])

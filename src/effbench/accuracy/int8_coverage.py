@@ -100,3 +100,17 @@ def int8_macs_share(
         "compute_nodes": len(compute),
         "fp32_nodes": sorted(set(compute) - hit)[:50],
     }
+
+
+def coverage_openvino(
+    artifact_path: str, onnx_path: str, after: dict[str, Any], threads: int | None = None
+) -> dict[str, Any]:
+    """The openvino backend's int8 coverage: runtime-graph layers that ran int8, on the fp32 ONNX graph."""
+    return int8_macs_share(onnx_path, int8_layers_openvino(after.get("runtime_graph") or []))
+
+
+def coverage_onnxruntime(
+    artifact_path: str, onnx_path: str, after: dict[str, Any], threads: int | None = None
+) -> dict[str, Any]:
+    """The onnxruntime backend's int8 coverage: the QDQ nodes ORT fused into int8 kernels."""
+    return int8_macs_share(artifact_path, int8_nodes_onnxruntime(artifact_path, threads))

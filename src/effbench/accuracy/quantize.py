@@ -29,6 +29,9 @@ import numpy as np
 
 from effbench.accuracy.calibration import CalibrationSet
 from effbench.accuracy.data import PreparedImages
+from effbench.backends.base import Backend
+from effbench.backends.onnxruntime_backend import OnnxRuntimeBackend
+from effbench.backends.openvino_backend import OpenVINOBackend
 from effbench.errors import RunFailed, UsageError
 
 INFO_FILE = "quantization.json"
@@ -46,43 +49,8 @@ def _first_line(e: BaseException) -> str:
     return lines[0][:300] if lines else type(e).__name__
 
 
-def cpu_flags() -> set[str]:
-    """All of the CPU's instruction-set flags (Linux /proc/cpuinfo; empty elsewhere)."""
-    from effbench.core.fingerprint import cpuinfo
-
-    return set((cpuinfo().get("flags") or "").split())
-
-
-def has_vnni(flags: set[str] | None = None) -> bool:
-    flags = cpu_flags() if flags is None else flags
-    return bool(flags & {"avx512_vnni", "avx_vnni", "amx_int8"})
-
-
-# the backends' options that make an int8 artifact (and so its cache key)
-OPENVINO_FIELDS = ("preset", "subset_size", "fast_bias_correction", "model_type")
-ONNXRUNTIME_FIELDS = ("calibration", "per_channel", "activation_type", "weight_type", "reduce_range", "percentile")
-
-
-def quant_settings(method: str, options: Any) -> dict[str, Any]:
-    """The quantiser's settings from a backend's typed options (OpenVINOOptions or OnnxRuntimeOptions),
-    CPU-dependent defaults resolved: what is recorded and what goes into the cache key."""
-    if method == "nncf":
-        from effbench.backends.openvino_backend import OpenVINOOptions
-
-        opts = options if options is not None else OpenVINOOptions()
-        return {k: getattr(opts, k) for k in OPENVINO_FIELDS}
-    from effbench.backends.onnxruntime_backend import OnnxRuntimeOptions
-
-    opts = options if options is not None else OnnxRuntimeOptions()
-    out = {k: getattr(opts, k) for k in ONNXRUNTIME_FIELDS}
-    if out["reduce_range"] is None:
-        # 7-bit weights against VPMADDUBSW's 16-bit saturation of u8*s8 pairs on CPUs without VNNI
-        out["reduce_range"] = not has_vnni()
-    return out
-
-
 def quantization_parts(
-    method: str,
+    backend: Backend,
     calib: CalibrationSet,
     options,
     source_key: str,
@@ -90,14 +58,14 @@ def quantization_parts(
     max_drop: float | None = None,
 ) -> dict[str, Any]:
     """Cache-key parts of a quantised artifact: its fp32 source artifact's key, the calibration set's
-    hash, the options, the quantiser's version (and the validation set of an accuracy-aware one)."""
+    hash, the backend's quantiser settings, the versions of the backend's packages (and the validation
+    set of an accuracy-aware one)."""
     parts = {
         "source": source_key,
-        "quantize": method,
+        "quantize": backend.int8_method,
         "calibration": calib.hash,
-        "options": {**quant_settings(method, options), "max_drop": max_drop},
-        "quantizer": _version("nncf" if method == "nncf" else "onnxruntime"),
-        "runtime": _version("openvino" if method == "nncf" else "onnxruntime"),
+        "options": {**backend.quant_settings(options), "max_drop": max_drop},
+        "versions": {p: _version(p) for p in backend.packages},
     }
     if validation is not None and max_drop is not None:  # only accuracy control reads it
         parts["validation"] = validation.dataset_hash
@@ -117,7 +85,7 @@ def _quiet():
         nncf_logger.setLevel(level)
 
 
-def _write_info(target: Path, info: dict[str, Any]) -> dict[str, Any]:
+def write_info(target: Path, info: dict[str, Any]) -> dict[str, Any]:
     (target.parent / INFO_FILE).write_text(json.dumps(info, indent=1, default=str))
     return info
 
@@ -188,7 +156,7 @@ def quantize_openvino(
     import openvino as ov
 
     target = Path(target_xml)
-    settings = quant_settings("nncf", options)
+    settings = OpenVINOBackend().quant_settings(options)
     if max_drop is not None and not 0 < max_drop < 100:
         raise UsageError(f"--max-drop {max_drop:g}: give top-1 points between 0 and 100, e.g. 1%")
     if max_drop is not None and (validation is None or validation.labels is None):
@@ -246,7 +214,7 @@ def quantize_openvino(
         raise
     except Exception as e:
         raise RunFailed(f"NNCF quantisation failed: {_first_line(e)}") from None
-    return _write_info(target, info)
+    return write_info(target, info)
 
 
 # --------------------------------------------------------------------------------------- ONNX Runtime
@@ -261,7 +229,12 @@ def _input_name(onnx_path: Path) -> str:
 
 
 def quantize_onnxruntime(
-    source_onnx: str | Path, target_onnx: str | Path, calib: CalibrationSet, batch_size: int, options: Any = None
+    source_onnx: str | Path,
+    target_onnx: str | Path,
+    calib: CalibrationSet,
+    batch_size: int,
+    options: Any = None,
+    **_: Any,
 ) -> dict[str, Any]:
     """ONNX Runtime static quantisation (QDQ) of an fp32 ONNX file into `target_onnx`; `options`: the
     onnxruntime backend's typed options."""
@@ -275,7 +248,7 @@ def quantize_onnxruntime(
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     source, target = Path(source_onnx), Path(target_onnx)
-    settings = quant_settings("onnxruntime", options)
+    settings = OnnxRuntimeBackend().quant_settings(options)
     name = _input_name(source)
 
     class Reader(CalibrationDataReader):
@@ -334,4 +307,4 @@ def quantize_onnxruntime(
                 )
         except Exception as e:
             raise RunFailed(f"ONNX Runtime quantisation failed: {_first_line(e)}") from None
-    return _write_info(target, info)
+    return write_info(target, info)

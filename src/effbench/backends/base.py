@@ -7,6 +7,10 @@ back to the ONNX graph. Backends register through the entry-point group `effbenc
 
 A backend whose `core_runtime` names a runtime of `effbench.core.runtimes` needs no `open` of its
 own, and runs on remote devices through the agent as well.
+
+A backend owns its format: `exporter` and `quantizer` name (as "module:function", imported only when a
+cell needs them) the function that makes its artifact and the one that makes its int8 artifact; the
+export layer and the harness call them without knowing which backend they serve (see `traits`).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from effbench.core.session import LayerTime, Session, ThroughputRun
 from effbench.core.settings import MeasureSettings
@@ -26,6 +30,7 @@ __all__ = [
     "ArtifactRef",
     "Backend",
     "BackendOptions",
+    "DelegateOptions",
     "LayerTime",
     "Session",
     "ThroughputRun",
@@ -53,6 +58,25 @@ class BackendOptions(BaseModel):
     """Base of every backend's options: unknown keys are refused, values are typed."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+DELEGATES = ("xnnpack", "none")
+
+
+class DelegateOptions(BackendOptions):
+    """The options of a runtime that delegates to XNNPACK (LiteRT, ExecuTorch)."""
+
+    delegate: str = Field("xnnpack", description="xnnpack (default) or none: the runtime's own CPU kernels")
+
+    @field_validator("delegate", mode="before")
+    @classmethod
+    def _known(cls, v):
+        name = str(v).strip().lower()
+        if name not in DELEGATES:
+            close = difflib.get_close_matches(name, DELEGATES, n=1, cutoff=0.5)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ValueError(f"{hint}delegates: {', '.join(DELEGATES)}")
+        return name
 
 
 @dataclass(frozen=True)
@@ -85,6 +109,19 @@ class Backend(ABC):
     packages: ClassVar[tuple[str, ...]] = ()  # distributions whose versions a result records
     preload: ClassVar[tuple[str, ...]] = ()  # modules a fork server imports once for its workers
     maps_by_op_type: ClassVar[bool] = False  # its profile names no ONNX nodes: compared per op type
+    # "module:function" that makes the artifact: f(src, input_shape, exporter, **cell) -> export.cache.Artifact;
+    # None: the standard exporter of its format, effbench.export.pipeline:<artifact_format>_artifact
+    exporter: ClassVar[str | None] = None
+    # "module:function" that quantises the fp32 artifact into a target path:
+    # f(source_path, target_path, calib, batch_size, options, *, max_drop, validation) -> info dict
+    quantizer: ClassVar[str | None] = None
+    int8_method: ClassVar[str | None] = None  # the quantiser's name in records and cache keys
+    # "module:function" that reads back what ran in int8: f(artifact_path, onnx_path, after, threads) -> dict;
+    # None: the session's placement summary says it
+    int8_coverage: ClassVar[str | None] = None
+    accuracy_aware_int8: ClassVar[bool] = False  # its quantiser takes --max-drop with --eval as validation
+    does_work: ClassVar[bool] = True  # False: it measures the harness itself (no artifact, no energy)
+    reads_runtime_graph_for_int8: ClassVar[bool] = False  # int8 coverage needs Session.runtime_graph()
 
     @abstractmethod
     def version(self) -> str | None:
@@ -98,6 +135,25 @@ class Backend(ABC):
         if kind not in self.devices:
             return f"{self.name} does not run on {device!r} (runs on: {', '.join(self.devices)})"
         return None
+
+    def exporter_ref(self) -> str:
+        return self.exporter or f"effbench.export.pipeline:{self.artifact_format}_artifact"
+
+    def traits(self) -> dict[str, Any]:
+        """What the backend declares about itself: whether it does work, which precisions, devices and
+        artifact format, and which int8 quantiser (bench backends shows them)."""
+        return {
+            "does_work": self.does_work,
+            "precisions": list(self.precisions),
+            "devices": list(self.devices),
+            "format": self.artifact_format,
+            "int8": self.int8_method if self.quantizer else None,
+        }
+
+    def quant_settings(self, options: BackendOptions | None) -> dict[str, Any]:
+        """The int8 quantiser's settings from the typed options: what is recorded and goes into the
+        quantised artifact's cache key."""
+        return {}
 
     def check_precision(self, precision: str, device: str = "cpu") -> str | None:
         if precision not in self.precisions:

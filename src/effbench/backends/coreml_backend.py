@@ -43,6 +43,7 @@ class CoreMLBackend(Backend):
     name = "coreml"
     aliases = ("mlpackage",)
     artifact_format = "coreml"
+    exporter = "effbench.export.pipeline:coreml_artifact"
     precisions = ("fp32", "fp16")
     devices = ("cpu",)
     description = "Core ML ML Program via coremltools (macOS); --opt compute_units=all|cpu_only|cpu_and_gpu|cpu_and_ne"

@@ -58,6 +58,7 @@ class NullSession(Session):
 class NullBackend(Backend):
     name = "null"
     artifact_format = "none"
+    does_work = False
     precisions = ("fp32", "fp16", "bf16", "int8")
     devices = ("cpu", "cuda")
     description = "does nothing: measures the harness itself"

@@ -15,6 +15,8 @@ from pydantic import Field
 from effbench.backends.base import Backend, BackendOptions, package_version
 from effbench.errors import UsageError
 
+# the options that make an int8 artifact (and so its cache key)
+QUANT_FIELDS = ("calibration", "per_channel", "activation_type", "weight_type", "reduce_range", "percentile")
 EPS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
 
 
@@ -49,6 +51,10 @@ class OnnxRuntimeBackend(Backend):
     core_runtime = "onnxruntime"
     packages = ("onnxruntime", "onnxruntime-gpu")
     preload = ("onnxruntime",)
+    exporter = "effbench.export.pipeline:onnx_artifact"
+    quantizer = "effbench.accuracy.quantize:quantize_onnxruntime"
+    int8_method = "onnxruntime"
+    int8_coverage = "effbench.accuracy.int8_coverage:coverage_onnxruntime"
 
     def version(self):
         return package_version("onnxruntime") or package_version("onnxruntime-gpu")
@@ -62,6 +68,14 @@ class OnnxRuntimeBackend(Backend):
         from effbench.backends.cuda_util import cuda_unavailable_reason
 
         return cuda_unavailable_reason(device)
+
+    def quant_settings(self, options):
+        opts = options if options is not None else self.parse_options({})
+        out = {k: getattr(opts, k) for k in QUANT_FIELDS}
+        if out["reduce_range"] is None:
+            # 7-bit weights against VPMADDUBSW's 16-bit saturation of u8*s8 pairs on CPUs without VNNI
+            out["reduce_range"] = not has_vnni()
+        return out
 
     def check_precision(self, precision, device="cpu"):
         on_cuda = device.split(":")[0] == "cuda"
@@ -134,6 +148,18 @@ class OnnxRuntimeBackend(Backend):
             )
             return mapping
         return map_onnxruntime(layers, graph, runtime_graph)
+
+
+def cpu_flags() -> set[str]:
+    """All of the CPU's instruction-set flags (Linux /proc/cpuinfo; empty elsewhere)."""
+    from effbench.core.fingerprint import cpuinfo
+
+    return set((cpuinfo().get("flags") or "").split())
+
+
+def has_vnni(flags: set[str] | None = None) -> bool:
+    flags = cpu_flags() if flags is None else flags
+    return bool(flags & {"avx512_vnni", "avx_vnni", "amx_int8"})
 
 
 def _provider_missing(ep: str) -> str | None:

@@ -10,6 +10,9 @@ from pydantic import Field, field_validator
 
 from effbench.backends.base import Backend, BackendOptions, package_version
 
+# the options that make an int8 artifact (and so its cache key)
+QUANT_FIELDS = ("preset", "subset_size", "fast_bias_correction", "model_type")
+
 
 class OpenVINOOptions(BackendOptions):
     hint: Literal["latency", "throughput", "cumulative_throughput"] | None = Field(
@@ -49,9 +52,19 @@ class OpenVINOBackend(Backend):
     core_runtime = "openvino"
     packages = ("openvino", "nncf")
     preload = ("openvino",)
+    exporter = "effbench.export.pipeline:openvino_artifact"
+    quantizer = "effbench.accuracy.quantize:quantize_openvino"
+    int8_method = "nncf"
+    int8_coverage = "effbench.accuracy.int8_coverage:coverage_openvino"
+    accuracy_aware_int8 = True
+    reads_runtime_graph_for_int8 = True
 
     def version(self):
         return package_version("openvino")
+
+    def quant_settings(self, options):
+        opts = options if options is not None else self.parse_options({})
+        return {k: getattr(opts, k) for k in QUANT_FIELDS}
 
     def check_precision(self, precision, device="cpu"):
         if precision in ("bf16", "fp16"):

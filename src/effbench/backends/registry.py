@@ -20,7 +20,8 @@ def _refs() -> dict[str, str]:
     return {ep.name: ep.value for ep in entry_points(group=GROUP)}
 
 
-def _load_ref(ref: str):
+def load_ref(ref: str):
+    """The object a "module:attribute" reference names (entry points, a backend's exporter/quantiser)."""
     module, _, attr = ref.partition(":")
     return getattr(importlib.import_module(module), attr)
 
@@ -29,7 +30,7 @@ def _load_ref(ref: str):
 def load_backend(name: str) -> Backend:
     ref = _refs()[name]
     try:
-        cls = _load_ref(ref)
+        cls = load_ref(ref)
     except Exception as e:  # a broken plugin must not take the others down
         return _BrokenBackend(name, f"cannot import {ref}: {e}")
     return cls()

@@ -375,6 +375,7 @@ class TensorRTBackend(Backend):
     name = "tensorrt"
     aliases = ("trt",)
     artifact_format = "tensorrt"  # built from the ONNX export on the GPU it runs on (export.tensorrt_export)
+    exporter = "effbench.export.pipeline:tensorrt_artifact"
     precisions = ("fp32", "fp16", "int8")
     devices = ("cuda",)
     description = "NVIDIA TensorRT engine from the ONNX export; --opt workspace_mb=, calib_dir=, tf32=1"

@@ -199,6 +199,7 @@ class TorchBackend(Backend):
     name = "torch"
     aliases = ("pytorch", "eager")
     artifact_format = "torch"
+    exporter = "effbench.export.pipeline:torch_artifact"
     precisions = ("fp32", "bf16", "fp16")
     devices = ("cpu", "cuda")
     description = "PyTorch eager; --compile for torch.compile; on cuda: --cuda-graph, --opt tf32=1"

@@ -18,6 +18,8 @@ from effbench.errors import UsageError
 from effbench.harness.config import RunConfig
 
 DEFAULT_BACKENDS = ("onnxruntime", "openvino", "torch")
+# a claim measured on a phone or board also gets a reading on the runtimes those ship (XNNPACK on the CPU)
+MOBILE_BACKENDS = ("litert", "executorch")
 CPU_BATCH_CAP = 16  # a paper's GPU batch (2048) on a CPU would take minutes per round
 MIN_POOLED = 60  # samples a side; the block bootstrap needs 50 (10 blocks of 5)
 TAG_PREFIX = "claim:"
@@ -115,7 +117,8 @@ def default_backends(entry: Entry, device: str) -> tuple[list[str], str | None]:
         note = f"published runtime {s.runtime} ({published}) is not usable here: {why}"
     else:
         note = f"published runtime ({s.runtime}) has no effbench backend"
-    usable = [b for b in DEFAULT_BACKENDS if _usable(b, device) is None]
+    candidates = DEFAULT_BACKENDS + (MOBILE_BACKENDS if s.device_kind == "mobile" else ())
+    usable = [b for b in candidates if _usable(b, device) is None]
     if not usable:
         raise UsageError(
             f"no backend runs on {device} here ({', '.join(DEFAULT_BACKENDS)} are not usable); "

@@ -10,9 +10,10 @@ from __future__ import annotations
 import platform
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from effbench.backends.base import ArtifactRef
+from effbench.backends.base import ArtifactRef, Backend
+from effbench.backends.registry import load_ref
 from effbench.errors import UsageError
 from effbench.export.cache import Artifact, get_or_build, key_of
 from effbench.models.registry import ModelSpec
@@ -25,6 +26,11 @@ def _version(pkg: str) -> str | None:
         return version(pkg)
     except PackageNotFoundError:
         return None
+
+
+def package_versions(packages: tuple[str, ...]) -> dict[str, str | None]:
+    """The installed versions of `packages` (None: not installed), for cache keys and records."""
+    return {p: _version(p) for p in packages}
 
 
 class ModelSource:
@@ -51,6 +57,15 @@ class ModelSource:
 
 def base_parts(src: ModelSource, input_shape: tuple[int, ...]) -> dict[str, Any]:
     return {**src.key_parts(), "input_shape": list(input_shape), "python": platform.python_version()}
+
+
+def require_torch_model(src: ModelSource, runtime: str) -> None:
+    """A runtime whose converter starts from the PyTorch module cannot take an ONNX file."""
+    if src.spec.kind == "onnx":
+        raise UsageError(
+            f"{src.spec.id} is an ONNX file: {runtime} converts PyTorch models (give a timm name or a factory, "
+            "or use --backend ort / ov for the ONNX file)"
+        )
 
 
 def _params_of(src: ModelSource) -> int:
@@ -145,29 +160,24 @@ def tensorrt_artifact(
     return art
 
 
-def no_artifact(src: ModelSource, input_shape: tuple[int, ...], exporter: str = "", **_) -> Artifact:
+def none_artifact(src: ModelSource, input_shape: tuple[int, ...], exporter: str = "", **_) -> Artifact:
     return Artifact("none", None, "", False, 0.0, 0, {})
 
 
-# artifact format -> builder; a backend names its format (Backend.artifact_format)
-BUILDERS: dict[str, Callable[..., Artifact]] = {
-    "torch": torch_artifact,
-    "onnx": onnx_artifact,
-    "openvino": openvino_artifact,
-    "coreml": coreml_artifact,
-    "tensorrt": tensorrt_artifact,
-    "none": no_artifact,
-}
-
-
 def build_artifact(
-    fmt: str, src: ModelSource, input_shape: tuple[int, ...], exporter: str = "torchscript", **cell
+    backend: Backend, src: ModelSource, input_shape: tuple[int, ...], exporter: str = "torchscript", **cell
 ) -> Artifact:
-    """`cell` (precision, options, device) matters to formats compiled for one precision or GPU
-    (TensorRT engines, Core ML packages); the others ignore it."""
-    if fmt not in BUILDERS:
-        raise UsageError(f"no exporter for artifact format {fmt!r} (known: {', '.join(sorted(BUILDERS))})")
-    return BUILDERS[fmt](src, input_shape, exporter, **cell)
+    """The artifact `backend` consumes, made by the exporter it names (Backend.exporter). `cell`
+    (precision, options, device) matters to formats compiled for one precision or GPU (TensorRT
+    engines, Core ML packages); the others ignore it."""
+    try:
+        build = load_ref(backend.exporter_ref())
+    except (ImportError, AttributeError, ValueError) as e:
+        raise UsageError(
+            f"backend {backend.name!r}: no exporter {backend.exporter_ref()!r} for its format "
+            f"{backend.artifact_format!r} ({e}); name one in the backend's `exporter`"
+        ) from None
+    return build(src, input_shape, exporter, **cell)
 
 
 def artifact_ref(art: Artifact) -> ArtifactRef:

@@ -13,6 +13,7 @@ from effbench.core.stats import summarize
 from effbench.harness import stability
 from effbench.harness.env import harness_environment
 from effbench.harness.parity import compare
+from effbench.harness.placement import fallback_verdict
 from effbench.harness.prepare import PreparedCell
 from effbench.harness.result import Energy, Memory, Result, Timing
 from effbench.harness.telemetry import telemetry_warnings
@@ -121,8 +122,11 @@ def assemble(
     if p.evaluation is not None:
         from effbench.harness.evaluation import assemble as evaluation_parts
 
-        accuracy, quantization, notes = evaluation_parts(p.evaluation, p, m.after or {}, cfg.threads)
+        accuracy, quantization, notes = evaluation_parts(p.evaluation, p, m.after or {}, cfg.threads, m.runtime_info)
         warnings.extend(notes)
+    fallback_error, note = fallback_verdict(runtime, cfg.precision, cfg.max_fallback)
+    if note:
+        warnings.append(note)
     env_out = harness_environment(env, cfg.device, remote)
     params = p.params or runtime.pop("params", None)
     return Result(
@@ -132,7 +136,8 @@ def assemble(
         scenario=cfg.scenario,
         batch_size=cfg.batch_size,
         precision=cfg.precision,
-        status="ok",
+        status="failed" if fallback_error else "ok",
+        error=fallback_error,
         precision_ran=m.precision_ran,
         latency=summary,
         throughput_per_s=throughput,

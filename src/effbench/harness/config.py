@@ -88,6 +88,9 @@ class RunConfig(BaseModel):
     max_drop: float | None = Field(
         DEFAULTS["max_drop"], gt=0, lt=100
     )  # accuracy-aware int8: tolerated top-1 drop, points
+    # a run fails when more than this % of the model (MACs, else nodes) ran outside the requested
+    # delegate/device or precision (the backend's placement summary)
+    max_fallback: float | None = Field(DEFAULTS["max_fallback"], ge=0, le=100)
     # preprocessing of --eval / --calib images where the model's own data configuration does not say (or to override it)
     crop_pct: float | None = Field(DEFAULTS["crop_pct"], gt=0, le=1)
     interpolation: Literal["bilinear", "bicubic", "nearest"] | None = DEFAULTS["interpolation"]

@@ -28,6 +28,7 @@ RUN_DEFAULTS: dict[str, Any] = {
     "eval_limit": None,
     "skip_bad_images": False,
     "max_drop": None,
+    "max_fallback": None,
     "crop_pct": None,
     "interpolation": None,
     "mean": None,

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from effbench.backends.base import Backend
+from effbench.backends.registry import load_ref
 from effbench.errors import UsageError
 from effbench.export.cache import Artifact, cache_key, get_or_build
 
@@ -27,12 +29,16 @@ class EvalPlan:
     reference: Any = None  # accuracy.evaluate.Predictions of the fp32 reference on those images
     reference_runtime: str | None = None
     calibration: Any = None  # accuracy.calibration.CalibrationSet (int8)
-    int8_method: str | None = None  # "nncf" | "onnxruntime"
+    backend: Backend | None = None  # the backend whose quantiser makes the int8 artifact (int8 only)
+
+    @property
+    def int8_method(self) -> str | None:
+        return self.backend.int8_method if self.backend is not None else None
 
     def payload(self, batch_size: int) -> dict[str, Any]:
         return {
             "eval": {"path": str(self.images.path), "batch_size": batch_size} if self.images else None,
-            "runtime_graph": self.int8_method == "nncf",
+            "runtime_graph": self.backend is not None and self.backend.reads_runtime_graph_for_int8,
         }
 
 
@@ -57,7 +63,7 @@ def check(cfg, backend, remote: bool) -> None:
             raise UsageError(f"{option} {value}: no such {'file' if is_file else 'folder'} (give {what})")
     if cfg.eval_labels and not cfg.eval:
         raise UsageError("--eval-labels needs --eval DIR (the images it labels)")
-    if cfg.max_drop is not None and (backend.name != "openvino" or cfg.precision != "int8" or not cfg.eval):
+    if cfg.max_drop is not None and (not backend.accuracy_aware_int8 or cfg.precision != "int8" or not cfg.eval):
         raise UsageError(
             "--max-drop is accuracy-aware int8 quantisation: it needs --backend openvino --precision int8 --eval DIR"
         )
@@ -110,35 +116,32 @@ def plan(cfg, backend, spec, src, input_shape, num_outputs: int | None, fp32_onn
 
         out.reference, _ = cached_reference(reference_parts(cache_key(src.key_parts()), out.images, runtime), compute)
         out.reference_runtime = runtime
-    if cfg.precision == "int8" and backend.name in ("openvino", "onnxruntime"):
+    if cfg.precision == "int8" and backend.quantizer:
         out.calibration = calibration_set(
             cfg.calib, out.preprocess, size=cfg.calib_size, skip_bad_images=cfg.skip_bad_images, progress=event
         )
-        out.int8_method = "nncf" if backend.name == "openvino" else "onnxruntime"
+        out.backend = backend
     return out
 
 
 def int8_artifact(
     fp32: Artifact, onnx_art: Artifact, ev: EvalPlan, options, batch: int, max_drop: float | None
 ) -> Artifact:
-    """The quantised artifact made from the fp32 one, cached under the calibration set's hash."""
+    """The quantised artifact the backend's quantiser makes from the fp32 one, in the same format and
+    file name, cached under the calibration set's hash."""
     from effbench.accuracy import quantize as q
 
-    calib, method, source = ev.calibration, ev.int8_method or "", fp32.path
-    assert source is not None
+    backend, calib, source = ev.backend, ev.calibration, fp32.path
+    assert source is not None and backend is not None and backend.quantizer
+    quantize = load_ref(backend.quantizer)
     validation = ev.images if max_drop is not None else None
-    parts = q.quantization_parts(method, calib, options, fp32.key, validation, max_drop)
-    if method == "nncf":
-        art = get_or_build(
-            "openvino",
-            parts,
-            "model.xml",
-            lambda t: q.quantize_openvino(source, t, calib, batch, options, max_drop=max_drop, validation=validation),
-        )
-    else:
-        art = get_or_build(
-            "onnx", parts, "model.onnx", lambda t: q.quantize_onnxruntime(source, t, calib, batch, options)
-        )
+    parts = q.quantization_parts(backend, calib, options, fp32.key, validation, max_drop)
+    art = get_or_build(
+        fp32.format,
+        parts,
+        Path(source).name,
+        lambda t: q.write_info(t, quantize(source, t, calib, batch, options, max_drop=max_drop, validation=validation)),
+    )
     if not art.cached:
         art.export_s += fp32.export_s if not fp32.cached else 0.0
     art.meta["onnx_path"] = str(onnx_art.path)  # parity and the graph analysis use the fp32 graph
@@ -151,8 +154,24 @@ def representative_inputs(ev: EvalPlan, batch: int) -> np.ndarray:
     return next(iter(ev.calibration.batches(batch)))
 
 
+def placement_int8_share(runtime_info: dict[str, Any]) -> dict[str, Any]:
+    """What ran in int8, from the session's placement summary (nodes with their precision and MACs)."""
+    placement = runtime_info.get("placement") or {}
+    units = (placement.get("units") or {}).values()
+    int8_nodes = sum(u["precisions"].get("int8", 0) for u in units)
+    int8_macs = sum((u.get("precision_macs") or {}).get("int8", 0) for u in units)
+    nodes, macs = placement.get("nodes") or 0, placement.get("macs") or 0
+    return {
+        "int8_macs_share": round(int8_macs / macs, 4) if macs else None,
+        "int8_macs": int8_macs,
+        "macs": macs or None,
+        "int8_nodes": int8_nodes,
+        "compute_nodes": nodes,
+    }
+
+
 def assemble(
-    ev: EvalPlan, cell, after: dict[str, Any], threads: int | None
+    ev: EvalPlan, cell, after: dict[str, Any], threads: int | None, runtime_info: dict[str, Any] | None = None
 ) -> tuple[dict | None, dict | None, list[str]]:
     """(accuracy block, quantization block, warnings) of a measured cell."""
     from effbench.accuracy.evaluate import Predictions, accuracy_record
@@ -169,19 +188,16 @@ def assemble(
             calibration_root=ev.calibration.images.root if ev.calibration else None,
         )
         warnings.extend(accuracy["warnings"])
-    if ev.int8_method:
-        from effbench.accuracy import int8_coverage as cov
+    if ev.backend is not None:
         from effbench.accuracy.quantize import quantization_info
 
         path = cell.artifact.path
         quantization = dict(quantization_info(path))
-        if ev.int8_method == "nncf":
-            share = cov.int8_macs_share(
-                cell.artifact.meta["onnx_path"], cov.int8_layers_openvino(after.get("runtime_graph") or [])
-            )
+        if ev.backend.int8_coverage:
+            coverage = load_ref(ev.backend.int8_coverage)
+            quantization.update(coverage(path, cell.artifact.meta.get("onnx_path"), after, threads))
         else:
-            share = cov.int8_macs_share(path, cov.int8_nodes_onnxruntime(path, threads))
-        quantization.update(share)
+            quantization.update(placement_int8_share(runtime_info or {}))
         if ev.calibration.warning:
             warnings.append(ev.calibration.warning)
     return accuracy, quantization, warnings

@@ -217,7 +217,7 @@ def prepare(checked: Checked, event=None) -> PreparedCell:
     input_shape = (cfg.batch_size, *spec.input_shape)
     event("prepare", 0.0, f"{backend.artifact_format} artifact")
     art = build_artifact(
-        backend.artifact_format,
+        backend,
         src,
         input_shape,
         checked.common.exporter,

@@ -15,6 +15,15 @@ from effbench.errors import RunFailed, UsageError
 from effbench.models.registry import ModelSpec
 
 MAX_HASHED_SOURCES = 500  # .py files hashed for a factory's package
+# How a random timm model's normalisation layers are set (part of the cache key: a change here must miss it).
+# timm zero-initialises some of them (the last BatchNorm of residual branches): a converter then folds those
+# branches away and the logits are ~1e-5. Scales are drawn from U(0.5, 1.5) and biases from U(-0.1, 0.1) with
+# the run's seed, then BatchNorm statistics are those of the model's own activations on seeded inputs, so
+# every branch carries signal and outputs have the scale of a trained model's.
+RANDOM_NORMS = "seeded-norms-v1"
+NORM_SCALE = (0.5, 1.5)
+NORM_BIAS = (-0.1, 0.1)
+BN_CALIBRATION_BATCHES = 2
 
 
 def _dist(name: str) -> str | None:
@@ -65,6 +74,8 @@ def weights_key(spec: ModelSpec, seed: int = 0, pretrained: bool = False) -> dic
         parts["weights_sha256"] = file_sha256(spec.weights)
     if spec.kind == "timm":
         parts.update({"timm": spec.target, "timm_version": _dist("timm")})
+        if not pretrained and not spec.weights:
+            parts["init"] = RANDOM_NORMS
     else:
         parts["factory"] = spec.target
         parts["sources"] = factory_sources_hash(spec)
@@ -97,6 +108,8 @@ def build_torch_model(spec: ModelSpec, pretrained: bool = False, seed: int = 0):
             if pretrained:
                 raise RunFailed(_pretrained_failure(spec.target, e)) from None
             raise RunFailed(f"timm could not build {spec.target!r}: {e}") from None
+        if not pretrained and not spec.weights:
+            seed_norms(model, seed, spec.input_shape)
     elif spec.kind == "factory":
         if pretrained:
             raise UsageError("--pretrained applies to timm models; a factory loads its own weights (or pass --weights)")
@@ -113,6 +126,51 @@ def build_torch_model(spec: ModelSpec, pretrained: bool = False, seed: int = 0):
     if spec.weights:
         load_weights(model, spec.weights)
     return model.eval()
+
+
+def norm_layers(model) -> list:
+    """The normalisation layers with a learnable scale (BatchNorm, LayerNorm, GroupNorm and timm's own)."""
+    import torch
+
+    kinds = (torch.nn.modules.batchnorm._NormBase, torch.nn.LayerNorm, torch.nn.GroupNorm)
+    return [
+        m
+        for m in model.modules()
+        if (isinstance(m, kinds) or "norm" in type(m).__name__.lower())
+        and isinstance(getattr(m, "weight", None), torch.nn.Parameter)
+    ]
+
+
+def seed_norms(model, seed: int, input_shape: tuple[int, ...]) -> None:
+    """RANDOM_NORMS: non-zero seeded scales and biases, BatchNorm statistics from the model's own
+    activations (a model that cannot run in training mode keeps the default statistics)."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    norms = norm_layers(model)
+    with torch.no_grad():
+        for m in norms:
+            m.weight.copy_(torch.empty(m.weight.shape).uniform_(*NORM_SCALE, generator=gen))
+            if isinstance(getattr(m, "bias", None), torch.nn.Parameter):
+                m.bias.copy_(torch.empty(m.bias.shape).uniform_(*NORM_BIAS, generator=gen))
+        bns = [m for m in norms if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+        if not bns:
+            return
+        saved = [m.momentum for m in bns]
+        for m in bns:
+            m.reset_running_stats()
+            m.momentum = None  # a cumulative average over the calibration batches
+        model.train()
+        try:
+            for _ in range(BN_CALIBRATION_BATCHES):
+                model(torch.randn(4, *input_shape, generator=gen))
+        except Exception:
+            for m in bns:
+                m.reset_running_stats()
+        finally:
+            for m, momentum in zip(bns, saved):
+                m.momentum = momentum
+            model.eval()
 
 
 def _pretrained_failure(name: str, e: Exception) -> str:

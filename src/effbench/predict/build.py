@@ -114,13 +114,13 @@ def _append(path: Path, rows: list[dict[str, Any]]) -> None:
 
 def zoo_model(name: str, input_size: int | None) -> ZooModel:
     """Export (through the artifact cache) and find the kernels of one model at one resolution."""
-    from effbench.export.pipeline import ModelSource, build_artifact
+    from effbench.export.pipeline import ModelSource, onnx_artifact
     from effbench.models.data_config import with_data_config
     from effbench.models.registry import resolve
 
     spec = with_data_config(resolve(name, input_size), input_size)  # a factory at its declared size
     shape = [1, *spec.input_shape]
-    art = build_artifact("onnx", ModelSource(spec), tuple(shape))
+    art = onnx_artifact(ModelSource(spec), tuple(shape))
     graph = load(str(art.path), shape)
     kernels = detect(graph)
     return ZooModel(spec.id, shape, str(art.path), kernels, sum(k.flops for k in kernels), graph)

@@ -14,6 +14,8 @@ RUNTIMES = {
     "onnxruntime": ("onnxruntime", "onnxruntime"),
     "openvino": ("openvino", "openvino"),
     "coreml": ("coreml", "coremltools"),
+    "litert": ("litert", "ai-edge-litert"),
+    "executorch": ("executorch", "executorch"),
 }
 
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 import os
 import time
 from collections import deque
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from .. import placement
 from ..session import CoreError, LayerTime, Session, ThroughputRun, first_line
 from ..settings import MeasureSettings
 
@@ -172,18 +173,28 @@ def _first(precisions: str) -> str:
     return precisions.split(",")[0].strip().lower()
 
 
-def layer_precisions(graph: List[Dict[str, Any]]) -> Dict[str, int]:
-    """Runtime precision -> number of compute layers (convolutions and matrix products) that ran in it:
+COMPUTE_LAYERS = ("Convolution", "FullyConnected", "MatMul", "GroupConvolution", "Deconvolution")
+
+
+def compute_layers(graph: List[Dict[str, Any]]) -> List[Tuple[str, str, str]]:
+    """(name, layer type, runtime precision) of the compute layers (convolutions and matrix products):
     the layer's own runtime precision, else that of the data arriving at it (a quantised FullyConnected
     can output f32 when nothing after it is quantised)."""
     out_prec = {op["name"]: _first(op.get("precision") or "") for op in graph}
-    counts: Dict[str, int] = {}
+    rows = []
     for op in graph:
-        if op["layer_type"] in ("Convolution", "FullyConnected", "MatMul", "GroupConvolution", "Deconvolution"):
+        if op["layer_type"] in COMPUTE_LAYERS:
             src = out_prec.get(op["inputs"][0], "") if op.get("inputs") else ""
             raw = _first(op.get("runtime_precision") or "") or src or _first(op.get("precision") or "")
-            prec = FROM_OV.get(raw, raw or "?")
-            counts[prec] = counts.get(prec, 0) + 1
+            rows.append((op["name"], op["layer_type"], FROM_OV.get(raw, raw or "?")))
+    return rows
+
+
+def layer_precisions(graph: List[Dict[str, Any]]) -> Dict[str, int]:
+    """Runtime precision -> number of compute layers that ran in it."""
+    counts: Dict[str, int] = {}
+    for _name, _kind, prec in compute_layers(graph):
+        counts[prec] = counts.get(prec, 0) + 1
     return counts
 
 
@@ -236,8 +247,13 @@ def open_session(path: str, settings: MeasureSettings) -> OpenVINOSession:
         "cpu": core.get_property("CPU", "FULL_DEVICE_NAME"),
         "model_cache": "CACHE_DIR" in config,
     }
+    graph = session.runtime_graph()
+    # where the compute layers ran and in which precision (OpenVINO gives no MACs per runtime layer: nodes)
+    session.runtime_info["placement"] = placement.summarize(
+        [(name, kind, "CPU", prec, None) for name, kind, prec in compute_layers(graph)], "CPU"
+    )
     if settings.precision == "int8":
-        precisions = layer_precisions(session.runtime_graph())
+        precisions = layer_precisions(graph)
         session.runtime_info["compute_layer_precisions"] = precisions
         if precisions.get("int8"):
             session.precision_ran = "int8"

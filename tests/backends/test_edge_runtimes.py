@@ -1,0 +1,118 @@
+"""LiteRT and ExecuTorch on real runtimes (ai-edge-litert, executorch) with the tiny CNN: export through
+the cache, delegate choice, int8, placement, --max-fallback, and bad input in one line."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from effbench.backends.registry import get_backend
+from effbench.core.runtimes import open_session
+from effbench.core.session import CoreError
+from effbench.core.settings import MeasureSettings
+from effbench.errors import UsageError
+from effbench.harness.config import RunConfig
+from effbench.harness.placement import fallback_verdict
+from effbench.harness.prepare import check_cell, prepare
+from tests.conftest import FAST, TINY_CNN, bench, read_records
+
+EDGE = ("litert", "executorch")
+
+
+def _session(backend: str, **cfg):
+    cell = prepare(
+        check_cell(RunConfig(model="tiny_models:tiny_cnn", backend=backend, input_size=32, threads=1, **cfg))
+    )
+    session = get_backend(backend).open(cell.artifact, cell.settings)
+    session.bind({cell.input_name: np.load(cell.inputs_path)})
+    session.run()
+    return cell, session
+
+
+@pytest.mark.parametrize("backend", EDGE)
+def test_the_delegate_decides_where_every_op_runs(backend):
+    cell, xnn = _session(backend)
+    placement = xnn.runtime_info["placement"]
+    assert placement["requested"] == "XNNPACK" and placement["fallback_share"] == 0.0
+    assert placement["units"]["XNNPACK"]["macs"] == placement["macs"] > 0
+    assert xnn.runtime_info["delegated_share"] == 1.0 and xnn.runtime_info["ops"]
+    ref = xnn.outputs()[0]
+    xnn.close()
+    other, plain = _session(backend, options={"delegate": "none"})
+    assert other.artifact.path != cell.artifact.path or backend == "litert"  # ExecuTorch lowers per delegate
+    placement = plain.runtime_info["placement"]
+    assert "XNNPACK" not in placement["units"] and placement["fallback_share"] == 0.0
+    assert np.allclose(plain.outputs()[0], ref, rtol=1e-4, atol=1e-5)
+    plain.close()
+
+
+@pytest.mark.parametrize("backend", EDGE)
+def test_an_unknown_delegate_names_the_close_match(backend):
+    with pytest.raises(UsageError, match="did you mean 'xnnpack'"):
+        get_backend(backend).parse_options({"delegate": "xnnpak"})
+
+
+@pytest.mark.parametrize("backend,unit,basis", [("litert", "XNNPACK", "MACs"), ("openvino", "CPU", "nodes")])
+def test_max_fallback_counts_what_ran_outside_the_requested_precision(backend, unit, basis):
+    _, session = _session(backend)
+    runtime = dict(session.runtime_info)
+    session.close()
+    assert fallback_verdict(runtime, "fp32", 0.0) == (None, None)
+    error, _ = fallback_verdict(runtime, "int8", 50.0)  # everything ran in fp32
+    assert error and error.startswith(f"100.0% of the {basis} ran outside {unit} int8, more than --max-fallback 50%")
+    assert fallback_verdict({}, "fp32", 5.0)[1].startswith("--max-fallback: this backend reports no placement")
+
+
+@pytest.mark.parametrize("backend,method", [("litert", "ai-edge-quantizer"), ("executorch", "xnnpack-pt2e")])
+def test_int8_end_to_end(tmp_path, db, backend, method):
+    from PIL import Image
+
+    for label in ("0", "1"):  # an ImageFolder of two classes: top-1 on the timed int8 session
+        (tmp_path / "val" / label).mkdir(parents=True)
+        for i in range(3):
+            pixels = np.random.default_rng(10 * int(label) + i).integers(0, 255, (40, 40, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(tmp_path / "val" / label / f"{i}.png")
+    out = tmp_path / "r.json"
+    r = bench(
+        "run", *TINY_CNN, "--backend", backend, "--precision", "int8", "--threads", "1", "--max-fallback", "0%",
+        "--eval", tmp_path / "val", *FAST, "--db", db, "--out", out,
+    )  # fmt: skip
+    assert r.returncode == 0, r.output
+    (rec,) = read_records(out)
+    assert rec["backend"] == backend and rec["status"] == "ok" and rec["precision_ran"] == "int8"
+    assert rec["parity"]["ok"] and rec["quantization"]["method"] == method
+    assert rec["quantization"]["int8_macs_share"] == 1.0
+    assert rec["runtime"]["placement"]["units"]["XNNPACK"]["precisions"].get("int8", 0) >= 3
+    assert rec["accuracy"]["images"] == 6 and 0 <= rec["accuracy"]["top1"] <= 100
+
+
+@pytest.mark.parametrize("backend", EDGE)
+def test_a_file_the_runtime_cannot_read_is_one_line(tmp_path, backend):
+    bad = tmp_path / ("model.tflite" if backend == "litert" else "model.pte")
+    bad.write_bytes(b"\x1c\x00\x00\x00TFL3" + bytes(64))
+    settings = MeasureSettings(runtime=backend, input_shape=[1, 3, 32, 32], threads=1)
+    with pytest.raises(CoreError) as e:
+        open_session(backend, str(bad), settings)
+    assert e.value.kind == "load_failed" and "\n" not in e.value.message and str(bad) in e.value.message
+
+
+@pytest.mark.slow
+def test_an_operator_the_converter_refuses_is_named(tmp_path, db):
+    r = bench("run", "--model", "tiny_models:svd_model", "--input-size", "32", "--backend", "litert", "--db", db)
+    assert r.returncode == 1
+    line = next(ln for ln in r.stderr.splitlines() if "LiteRT conversion" in ln)
+    assert "svd" in line.lower() and "Traceback" not in r.output
+
+
+def test_bench_profile_on_executorch_reads_etdump(db, tmp_path):
+    out = tmp_path / "p.json"
+    r = bench(
+        "profile", *TINY_CNN, "--backend", "et", *FAST, "--threads", "1", "--iters", "5", "--db", db, "--out", out
+    )
+    assert r.returncode == 0, r.output
+    _, prof = read_records(out)
+    assert prof["runtime"]["profile_source"] == "ETDump + Inspector"
+    layers = prof["extra"]["profile"]["layers"]
+    kinds = {layer["op_type"] for layer in layers}
+    assert {"Conv", "Gemm"} <= kinds, layers  # XNNPACK's kernels, named by op type
+    assert not any("DELEGATE_CALL" in layer["name"] for layer in layers)  # the envelope is not a layer
