@@ -8,6 +8,7 @@ import json
 import pytest
 
 from effbench.backends import coreml_backend
+from effbench.backends.registry import get_backend
 from effbench.core.runtimes import coreml as core_coreml
 from effbench.core.settings import MeasureSettings
 from effbench.errors import RunFailed, UsageError
@@ -74,7 +75,7 @@ def test_failing_conversion_is_a_failed_cell_with_the_converters_message(monkeyp
 
 def test_build_artifact_raises_runfailed_with_the_first_line():
     with pytest.raises(RunFailed, match=r"^Core ML conversion failed: Unsupported fx node linalg_svdvals"):
-        build_artifact("coreml", source(f"{BAD}:svd_net", 16), (1, 3, 16, 16))
+        build_artifact(get_backend("coreml"), source(f"{BAD}:svd_net", 16), (1, 3, 16, 16))
 
 
 def test_torchscript_fallback_is_recorded():

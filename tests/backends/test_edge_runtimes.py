@@ -72,10 +72,12 @@ def test_int8_end_to_end(tmp_path, db, backend, method):
         for i in range(3):
             pixels = np.random.default_rng(10 * int(label) + i).integers(0, 255, (40, 40, 3), dtype=np.uint8)
             Image.fromarray(pixels).save(tmp_path / "val" / label / f"{i}.png")
+    labels = tmp_path / "labels.txt"  # two folders for a 10-class model: say which output each one is
+    labels.write_text("0 0\n1 1\n")
     out = tmp_path / "r.json"
     r = bench(
         "run", *TINY_CNN, "--backend", backend, "--precision", "int8", "--threads", "1", "--max-fallback", "0%",
-        "--eval", tmp_path / "val", *FAST, "--db", db, "--out", out,
+        "--eval", tmp_path / "val", "--eval-labels", labels, *FAST, "--db", db, "--out", out,
     )  # fmt: skip
     assert r.returncode == 0, r.output
     (rec,) = read_records(out)

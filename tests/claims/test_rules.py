@@ -91,9 +91,10 @@ def test_plan_applies_or_explains_published_settings():
     assert [(p.backend, p.device, p.batch, p.threads) for p in plans] == [("torch", "cpu", 16, 1)]
     assert not any("measured batch" in n for n in plans[0].notes)
 
-    mobile = lib.get("efficientformer-l1-vs-l7-latency")  # Core ML does not run here: the usual three
+    # Core ML does not run here: the usual three, plus the mobile runtimes a phone claim gets
+    mobile = lib.get("efficientformer-l1-vs-l7-latency")
     plans = plan_claims(mobile, None, ["cpu"], Timing(), Overrides(batch=2))
-    assert [p.backend for p in plans] == ["onnxruntime", "openvino", "torch"]
+    assert [p.backend for p in plans] == ["onnxruntime", "openvino", "torch", "litert", "executorch"]
     assert any("coreml" in n and "not usable here" in n for n in plans[0].notes)
     assert plans[0].batch == 2 and any("measured batch 2 (--batch)" in n for n in plans[0].notes)
 
