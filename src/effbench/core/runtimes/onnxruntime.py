@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 import threading
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Iterable, List, Optional, Set
 
 import numpy as np
 
+from .. import placement
 from ..gpu import cuda_device_uuid, gpu_build_lock, nvml_memory
 from ..session import CoreError, LayerTime, Session, ThroughputRun, first_line
 from ..settings import MeasureSettings
@@ -43,6 +45,7 @@ QUANTIZED_OPS = (
     "DynamicQuantizeMatMul",
     "MatMulIntegerToFloat",
 )
+QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
 
 
 def version() -> Optional[str]:
@@ -79,7 +82,48 @@ def session_options(threads: Optional[int], profile_prefix: Optional[str] = None
         so.profile_file_prefix = profile_prefix
     if optimized_path:
         so.optimized_model_filepath = optimized_path
+    # which execution provider each node went to, kept by ORT at partitioning (no cost when running)
+    so.add_session_config_entry("session.record_ep_graph_assignment_info", "1")
     return so
+
+
+def fused_int8(optimized_path: str, names: Iterable[str]) -> Set[str]:
+    """Names among `names` (nodes of a QDQ file) that ORT fused into int8 kernels (QLinearConv, QGemm,
+    ...) in the optimised graph it saved; the op runs in fp32 between its Q/DQ pairs when it could not."""
+    import onnx
+
+    wanted = set(names)
+    found: Set[str] = set()
+    for node in onnx.load(optimized_path, load_external_data=False).graph.node:
+        if node.op_type not in QUANTIZED_OPS:
+            continue
+        # a fused node keeps the target's name (with a "_token_N" suffix) or writes its output tensor
+        for cand in (node.name, node.name.split("_token_")[0], *node.output):
+            if cand in wanted:
+                found.add(cand)
+                break
+    return found
+
+
+def placement_nodes(sess, precision: str, optimized_path: Optional[str]) -> List[placement.Node]:
+    """[node, op type, execution provider, precision, MACs (None: the harness adds them)] per node ORT
+    assigned. int8: a node ran int8 when ORT fused it into an int8 kernel (read from the optimised graph)."""
+    assigned = [
+        (node.name, node.op_type, sub.ep_name)
+        for sub in sess.get_provider_graph_assignment_info()
+        for node in sub.get_nodes()
+    ]
+    fused: Set[str] = set()
+    if precision == "int8" and optimized_path and os.path.isfile(optimized_path):
+        try:
+            fused = fused_int8(optimized_path, [name for name, _, _ in assigned])
+        except ImportError:  # a device without onnx: the QLinear/Integer op types still say it
+            pass
+    base = precision if precision in ("fp16", "bf16") else "fp32"
+    return [
+        (name, op, ep, "int8" if name in fused or op in QUANTIZED_OPS or op in QDQ_OPS else base, None)
+        for name, op, ep in assigned
+    ]
 
 
 class OnnxRuntimeSession(Session):
@@ -221,7 +265,7 @@ def quantized_nodes(model_path: str) -> Dict[str, int]:
 
     counts: Dict[str, int] = {}
     for node in onnx.load(model_path, load_external_data=False).graph.node:
-        if node.op_type in QUANTIZED_OPS or node.op_type in ("QuantizeLinear", "DequantizeLinear"):
+        if node.op_type in QUANTIZED_OPS or node.op_type in QDQ_OPS:
             counts[node.op_type] = counts.get(node.op_type, 0) + 1
     return counts
 
@@ -234,8 +278,10 @@ def open_session(path: str, settings: MeasureSettings) -> OnnxRuntimeSession:
     except ImportError:
         raise CoreError("missing_runtime", "onnxruntime not installed", packages=["onnxruntime"]) from None
     opts = settings.runtime_options
-    workdir = tempfile.mkdtemp(prefix="effbench-ort-") if settings.profile_iters else None
-    prefix = workdir + "/ort" if workdir else None
+    # int8 sessions save the optimised graph too: it says which nodes ORT fused into int8 kernels
+    keep_graph = bool(settings.profile_iters) or settings.precision == "int8"
+    workdir = tempfile.mkdtemp(prefix="effbench-ort-") if keep_graph else None
+    prefix = workdir + "/ort" if workdir and settings.profile_iters else None
     optimized = workdir + "/optimized.onnx" if workdir else None
     so = session_options(settings.threads, prefix, optimized)
     providers = [p if isinstance(p, str) else (p[0], p[1]) for p in opts.get("providers") or ["CPUExecutionProvider"]]
@@ -256,6 +302,10 @@ def open_session(path: str, settings: MeasureSettings) -> OnnxRuntimeSession:
             "ONNX Runtime did not enable %s (it fell back to %s); check the CUDA/cuDNN "
             "libraries that onnxruntime-gpu needs" % (wanted, sess.get_providers()[0]),
         )
+    nodes = placement_nodes(sess, settings.precision, optimized)
+    if workdir and not settings.profile_iters:
+        shutil.rmtree(workdir, ignore_errors=True)
+        optimized = None
     session = OnnxRuntimeSession(sess, bool(prefix), opts.get("device_id"), optimized)
     session.precision_ran = opts.get("precision_ran") or "fp32"
     session.runtime_info = {
@@ -267,6 +317,10 @@ def open_session(path: str, settings: MeasureSettings) -> OnnxRuntimeSession:
         q = quantized_nodes(str(path))
         session.runtime_info["quantized_nodes"] = q
         session.precision_ran = "int8" if q else "fp32"
+    session.runtime_info["placement"] = placement.summarize(
+        nodes, sess.get_providers()[0], precision=settings.precision
+    )
+    session.runtime_info["placement_nodes"] = nodes  # the harness adds MACs per node from its graph analysis
     if opts.get("device_id") is not None:
         session.runtime_info.update(
             {
