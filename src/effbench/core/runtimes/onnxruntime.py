@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import tempfile
 import threading
 import time
-from typing import Any, Dict, Iterable, List, Optional, Set
+from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
 
 import numpy as np
 
@@ -133,6 +132,29 @@ class OnnxRuntimeSession(Session):
         self.device_id = device_id  # CUDA device of the bound inputs/outputs; None: host memory
         self.binding: Any = None
         self._inputs: Dict[str, np.ndarray] = {}
+        self.int8_source: Optional[Tuple[str, Optional[int], List[Any]]] = None
+
+    def set_placement(self, sess, precision: str, optimized_path: Optional[str]) -> None:
+        nodes = placement_nodes(sess, precision, optimized_path)
+        self.runtime_info["placement"] = placement.summarize(nodes, sess.get_providers()[0], precision=precision)
+        self.runtime_info["placement_nodes"] = nodes  # the harness adds MACs per node from its graph analysis
+
+    def late_info(self):
+        """int8: which nodes ORT fused into int8 kernels, from the optimised graph a second session of the
+        same model and options saves (saving it from the timed session would slow its load by ~40%)."""
+        if self.int8_source is None:
+            return
+        import onnxruntime as ort
+
+        path, threads, providers = self.int8_source
+        self.int8_source = None
+        with tempfile.TemporaryDirectory(prefix="effbench-ortopt-") as tmp:
+            optimized = os.path.join(tmp, "optimized.onnx")
+            try:
+                sess = ort.InferenceSession(path, session_options(threads, None, optimized), providers=providers)
+                self.set_placement(sess, "int8", optimized)
+            except Exception as e:  # the placement read at load stays (int8 by op type only)
+                self.runtime_info["placement_note"] = "int8 fusion not read: %s" % first_line(e)
 
     def _make_binding(self):
         import onnxruntime as ort
@@ -278,10 +300,8 @@ def open_session(path: str, settings: MeasureSettings) -> OnnxRuntimeSession:
     except ImportError:
         raise CoreError("missing_runtime", "onnxruntime not installed", packages=["onnxruntime"]) from None
     opts = settings.runtime_options
-    # int8 sessions save the optimised graph too: it says which nodes ORT fused into int8 kernels
-    keep_graph = bool(settings.profile_iters) or settings.precision == "int8"
-    workdir = tempfile.mkdtemp(prefix="effbench-ort-") if keep_graph else None
-    prefix = workdir + "/ort" if workdir and settings.profile_iters else None
+    workdir = tempfile.mkdtemp(prefix="effbench-ort-") if settings.profile_iters else None
+    prefix = workdir + "/ort" if workdir else None
     optimized = workdir + "/optimized.onnx" if workdir else None
     so = session_options(settings.threads, prefix, optimized)
     providers = [p if isinstance(p, str) else (p[0], p[1]) for p in opts.get("providers") or ["CPUExecutionProvider"]]
@@ -302,10 +322,6 @@ def open_session(path: str, settings: MeasureSettings) -> OnnxRuntimeSession:
             "ONNX Runtime did not enable %s (it fell back to %s); check the CUDA/cuDNN "
             "libraries that onnxruntime-gpu needs" % (wanted, sess.get_providers()[0]),
         )
-    nodes = placement_nodes(sess, settings.precision, optimized)
-    if workdir and not settings.profile_iters:
-        shutil.rmtree(workdir, ignore_errors=True)
-        optimized = None
     session = OnnxRuntimeSession(sess, bool(prefix), opts.get("device_id"), optimized)
     session.precision_ran = opts.get("precision_ran") or "fp32"
     session.runtime_info = {
@@ -317,10 +333,9 @@ def open_session(path: str, settings: MeasureSettings) -> OnnxRuntimeSession:
         q = quantized_nodes(str(path))
         session.runtime_info["quantized_nodes"] = q
         session.precision_ran = "int8" if q else "fp32"
-    session.runtime_info["placement"] = placement.summarize(
-        nodes, sess.get_providers()[0], precision=settings.precision
-    )
-    session.runtime_info["placement_nodes"] = nodes  # the harness adds MACs per node from its graph analysis
+    session.set_placement(sess, settings.precision, optimized)
+    if settings.precision == "int8" and not optimized:  # which nodes ORT fused into int8 kernels: late_info
+        session.int8_source = (str(path), settings.threads, providers)
     if opts.get("device_id") is not None:
         session.runtime_info.update(
             {
