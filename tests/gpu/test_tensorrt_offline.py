@@ -3,6 +3,8 @@ reading the engine inspector's JSON (recorded output of IEngineInspector.get_eng
 in the TensorRT 10 and TensorRT 11 spellings)."""
 
 import json
+from types import SimpleNamespace
+from typing import cast
 
 import numpy as np
 import pytest
@@ -149,3 +151,28 @@ def test_profiled_times_map_to_fused_layers_and_their_onnx_nodes():
     assert out[0].time_ms == pytest.approx(0.1) and out[0].nodes == ["/conv1/Conv", "/act/Relu"]
     assert out[0].extra["calls"] == 1 and out[0].extra["tactic"].startswith("sm90")
     assert out[1].nodes == [] and "not in the engine inspector" in out[1].extra["inspector"]
+
+
+def test_engine_layers_become_a_placement_with_the_macs_of_their_onnx_nodes():
+    # no GPU or TensorRT here: the inspector JSON is the one written above, in its documented shape
+    from effbench.analysis.graph_stats import GraphAnalysis
+    from effbench.backends.tensorrt_backend import engine_placement
+    from effbench.harness.placement import add_macs, fallback_verdict
+
+    layers = {**parse_engine_layers(TRT10_JSON), **parse_engine_layers(TRT11_JSON)}
+    placement, rows = engine_placement(layers, "fp16")
+    assert placement is not None and placement["requested"] == "GPU" and placement["nodes"] == 3
+    assert placement["units"]["GPU"]["precisions"] == {"fp32": 1, "fp16": 2}
+    assert rows[0][5] == ["/conv1/Conv", "/act/Relu"]
+    runtime = {"placement": placement, "placement_nodes": rows}
+    stats = [SimpleNamespace(name="/conv1/Conv", macs=300), SimpleNamespace(name="/fc/Gemm", macs=100)]
+    add_macs(runtime, cast(GraphAnalysis, SimpleNamespace(nodes=stats)))
+    placement = cast(dict, runtime["placement"])
+    assert "placement_nodes" not in runtime and placement["fallback_basis"] == "macs"
+    assert placement["units"]["GPU"]["precision_macs"] == {"fp32": 300, "fp16": 100}
+    assert [f["node"] for f in placement["fallback"]] == ["/conv1/Conv + /act/Relu"]
+    error, _ = fallback_verdict(runtime, "fp16", 50.0)
+    assert error and error.startswith("75.0% of the MACs ran outside GPU fp16, more than --max-fallback 50%")
+    assert fallback_verdict(runtime, "fp16", 80.0) == (None, None)
+    # an engine built with names only says nothing of where its layers ran
+    assert engine_placement(parse_engine_layers(json.dumps({"Layers": ["a", "b"]})), "fp16") == (None, [])

@@ -45,25 +45,15 @@ def int8_nodes_onnxruntime(quantized_onnx: str | Path, threads: int | None = Non
     import onnx
     import onnxruntime as ort
 
-    from effbench.core.runtimes.onnxruntime import QUANTIZED_OPS, session_options
+    from effbench.core.runtimes.onnxruntime import fused_int8, session_options
 
-    qdq = {n.name for n in onnx.load(str(quantized_onnx), load_external_data=False).graph.node}
+    qdq = [n.name for n in onnx.load(str(quantized_onnx), load_external_data=False).graph.node]
     with tempfile.TemporaryDirectory(prefix="effbench-ortopt-") as tmp:
         optimized = Path(tmp) / "optimized.onnx"
         ort.InferenceSession(
             str(quantized_onnx), session_options(threads, None, str(optimized)), providers=["CPUExecutionProvider"]
         )
-        nodes = onnx.load(str(optimized), load_external_data=False).graph.node
-    found: list[str] = []
-    for node in nodes:
-        if node.op_type not in QUANTIZED_OPS:
-            continue
-        # a fused node keeps the target's name (with a "_token_N" suffix) or writes its output tensor
-        for cand in (node.name, node.name.split("_token_")[0], *node.output):
-            if cand in qdq:
-                found.append(cand)
-                break
-    return sorted(set(found))
+        return sorted(fused_int8(str(optimized), qdq))
 
 
 def int8_macs_share(

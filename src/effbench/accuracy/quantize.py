@@ -303,6 +303,7 @@ def quantize_onnxruntime(
                     weight_type=qtype[settings["weight_type"]],
                     calibrate_method=method,
                     calibration_providers=["CPUExecutionProvider"],
+                    nodes_to_exclude=[n.strip() for n in settings["keep_fp32"].split(",") if n.strip()],
                     extra_options=extra,
                 )
         except Exception as e:

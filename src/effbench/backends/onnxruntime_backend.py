@@ -16,7 +16,15 @@ from effbench.backends.base import Backend, BackendOptions, package_version
 from effbench.errors import UsageError
 
 # the options that make an int8 artifact (and so its cache key)
-QUANT_FIELDS = ("calibration", "per_channel", "activation_type", "weight_type", "reduce_range", "percentile")
+QUANT_FIELDS = (
+    "calibration",
+    "per_channel",
+    "activation_type",
+    "weight_type",
+    "reduce_range",
+    "percentile",
+    "keep_fp32",
+)
 EPS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
 
 
@@ -38,6 +46,7 @@ class OnnxRuntimeOptions(BackendOptions):
         None, description="int8: 7-bit weights (default: on exactly when the CPU lacks VNNI, as ORT advises)"
     )
     percentile: float = Field(99.999, gt=50, le=100, description="int8: the percentile calibration's cut-off")
+    keep_fp32: str = Field("", description="int8: ONNX node names (comma-separated) left unquantised, in fp32")
 
 
 class OnnxRuntimeBackend(Backend):

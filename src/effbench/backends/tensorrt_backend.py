@@ -21,6 +21,7 @@ from pydantic import Field
 
 from effbench.backends.base import Backend, BackendOptions, LayerTime, Session, package_version
 from effbench.backends.cuda_util import CudaTimedRuns
+from effbench.core.placement import Node, summarize
 from effbench.errors import RunFailed, UsageError
 
 NOT_INSTALLED = "tensorrt not installed (pip install tensorrt)"
@@ -85,6 +86,42 @@ def parse_engine_layers(info_json: str) -> dict[str, dict[str, Any]]:
             "precision": _layer_precision(entry),
         }
     return out
+
+
+# the inspector's datatype words ("Row major linear FP32", "Channel major FP16 format ...", "Half", "Int8")
+_PRECISION_WORDS: tuple[tuple[str, str], ...] = (
+    ("int8", "int8"),
+    ("fp8", "fp8"),
+    ("bfloat16", "bf16"),
+    ("bf16", "bf16"),
+    ("half", "fp16"),
+    ("fp16", "fp16"),
+    ("float", "fp32"),
+    ("fp32", "fp32"),
+    ("int32", "int32"),
+    ("int64", "int64"),
+)
+
+
+def layer_precision(datatype: str | None) -> str:
+    text = (datatype or "").lower()
+    return next((name for word, name in _PRECISION_WORDS if word in text), "?")
+
+
+def engine_placement(layers: dict[str, dict[str, Any]], precision: str) -> tuple[dict[str, Any] | None, list[list]]:
+    """The placement summary of an engine's layers (all on the GPU; DLA layers on the DLA) and the rows
+    whose MACs the harness adds from the ONNX nodes each layer covers. None when the engine was built
+    without detailed inspector output (names only: no type, no precision)."""
+    if not layers or all(meta.get("precision") is None for meta in layers.values()):
+        return None, []
+    rows: list[list] = []
+    nodes: list[Node] = []
+    for name, meta in layers.items():
+        unit = "DLA" if "dla" in str(meta.get("type")).lower() else "GPU"
+        prec = layer_precision(meta.get("precision"))
+        nodes.append((name, str(meta.get("type")), unit, prec, None))
+        rows.append([name, str(meta.get("type")), unit, prec, None, list(meta.get("nodes") or [])])
+    return summarize(nodes, "GPU", precision=precision), rows
 
 
 def layer_times(totals: dict[str, list[float]], iters: int, layers: dict[str, dict[str, Any]]) -> list[LayerTime]:
@@ -473,4 +510,7 @@ class TensorRTBackend(Backend):
             "engine_layers": len(layers),
             "layer_output_types": precisions,
         }
+        placement, rows = engine_placement(layers, settings.precision)
+        if placement is not None:
+            session.runtime_info.update(placement=placement, placement_nodes=rows)
         return session

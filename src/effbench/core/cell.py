@@ -138,6 +138,7 @@ def measure_cell(
         memory = mem.report()
         device_memory = session.device_memory()
         extra = after(session) if after else {}
+        session.late_info()
         precision_ran, runtime_info = session.precision_ran, dict(session.runtime_info)
     finally:
         session.close()

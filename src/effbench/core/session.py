@@ -120,5 +120,8 @@ class Session:
         """Accelerator memory figures, or None on the CPU."""
         return None
 
+    def late_info(self) -> None:
+        """Add to runtime_info what is too costly to learn while loading, once the timed runs are done."""
+
     def close(self) -> None:
         pass

@@ -13,7 +13,7 @@ from effbench.core.stats import summarize
 from effbench.harness import stability
 from effbench.harness.env import harness_environment
 from effbench.harness.parity import compare
-from effbench.harness.placement import fallback_verdict
+from effbench.harness.placement import add_macs, fallback_verdict
 from effbench.harness.prepare import PreparedCell
 from effbench.harness.result import Energy, Memory, Result, Timing
 from effbench.harness.telemetry import telemetry_warnings
@@ -124,6 +124,7 @@ def assemble(
 
         accuracy, quantization, notes = evaluation_parts(p.evaluation, p, m.after or {}, cfg.threads, m.runtime_info)
         warnings.extend(notes)
+    add_macs(runtime, analysis)
     fallback_error, note = fallback_verdict(runtime, cfg.precision, cfg.max_fallback)
     if note:
         warnings.append(note)

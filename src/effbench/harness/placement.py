@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from effbench.analysis.graph_stats import GraphAnalysis
+from effbench.core.placement import summarize
+
 
 def outside_share(placement: dict[str, Any], precision: str) -> float:
     """The share of the model (MACs, else nodes) that did not run on the requested unit in the
@@ -38,3 +41,23 @@ def fallback_verdict(
         f"{max_fallback:g}%" + (f": {', '.join(fell[:6])}" if fell else ""),
         None,
     )
+
+
+def add_macs(runtime: dict[str, Any], analysis: GraphAnalysis | None) -> None:
+    """Re-count the placement in MACs from the ONNX graph analysis, for a session that listed its nodes
+    (runtime["placement_nodes"]: [name, op, unit, precision, MACs or None, ONNX nodes it covers (optional)])
+    with no MACs of its own; the list itself does not stay in the record."""
+    rows = runtime.pop("placement_nodes", None)
+    placement = runtime.get("placement")
+    if not rows or not placement or analysis is None:
+        return
+    macs = {s.name: s.macs for s in analysis.nodes}
+    nodes = []
+    for row in rows:
+        covers = row[5] if len(row) > 5 and row[5] else [row[0]]
+        known = [macs[c] for c in covers if c in macs]
+        nodes.append((row[0], row[1], row[2], row[3], row[4] if row[4] is not None else sum(known) if known else None))
+    runtime["placement"] = {
+        **placement,
+        **summarize(nodes, placement["requested"], precision=placement.get("requested_precision")),
+    }

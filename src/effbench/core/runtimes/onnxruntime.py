@@ -8,10 +8,11 @@ import os
 import tempfile
 import threading
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
 
 import numpy as np
 
+from .. import placement
 from ..gpu import cuda_device_uuid, gpu_build_lock, nvml_memory
 from ..session import CoreError, LayerTime, Session, ThroughputRun, first_line
 from ..settings import MeasureSettings
@@ -43,6 +44,7 @@ QUANTIZED_OPS = (
     "DynamicQuantizeMatMul",
     "MatMulIntegerToFloat",
 )
+QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
 
 
 def version() -> Optional[str]:
@@ -79,7 +81,48 @@ def session_options(threads: Optional[int], profile_prefix: Optional[str] = None
         so.profile_file_prefix = profile_prefix
     if optimized_path:
         so.optimized_model_filepath = optimized_path
+    # which execution provider each node went to, kept by ORT at partitioning (no cost when running)
+    so.add_session_config_entry("session.record_ep_graph_assignment_info", "1")
     return so
+
+
+def fused_int8(optimized_path: str, names: Iterable[str]) -> Set[str]:
+    """Names among `names` (nodes of a QDQ file) that ORT fused into int8 kernels (QLinearConv, QGemm,
+    ...) in the optimised graph it saved; the op runs in fp32 between its Q/DQ pairs when it could not."""
+    import onnx
+
+    wanted = set(names)
+    found: Set[str] = set()
+    for node in onnx.load(optimized_path, load_external_data=False).graph.node:
+        if node.op_type not in QUANTIZED_OPS:
+            continue
+        # a fused node keeps the target's name (with a "_token_N" suffix) or writes its output tensor
+        for cand in (node.name, node.name.split("_token_")[0], *node.output):
+            if cand in wanted:
+                found.add(cand)
+                break
+    return found
+
+
+def placement_nodes(sess, precision: str, optimized_path: Optional[str]) -> List[placement.Node]:
+    """[node, op type, execution provider, precision, MACs (None: the harness adds them)] per node ORT
+    assigned. int8: a node ran int8 when ORT fused it into an int8 kernel (read from the optimised graph)."""
+    assigned = [
+        (node.name, node.op_type, sub.ep_name)
+        for sub in sess.get_provider_graph_assignment_info()
+        for node in sub.get_nodes()
+    ]
+    fused: Set[str] = set()
+    if precision == "int8" and optimized_path and os.path.isfile(optimized_path):
+        try:
+            fused = fused_int8(optimized_path, [name for name, _, _ in assigned])
+        except ImportError:  # a device without onnx: the QLinear/Integer op types still say it
+            pass
+    base = precision if precision in ("fp16", "bf16") else "fp32"
+    return [
+        (name, op, ep, "int8" if name in fused or op in QUANTIZED_OPS or op in QDQ_OPS else base, None)
+        for name, op, ep in assigned
+    ]
 
 
 class OnnxRuntimeSession(Session):
@@ -89,6 +132,29 @@ class OnnxRuntimeSession(Session):
         self.device_id = device_id  # CUDA device of the bound inputs/outputs; None: host memory
         self.binding: Any = None
         self._inputs: Dict[str, np.ndarray] = {}
+        self.int8_source: Optional[Tuple[str, Optional[int], List[Any]]] = None
+
+    def set_placement(self, sess, precision: str, optimized_path: Optional[str]) -> None:
+        nodes = placement_nodes(sess, precision, optimized_path)
+        self.runtime_info["placement"] = placement.summarize(nodes, sess.get_providers()[0], precision=precision)
+        self.runtime_info["placement_nodes"] = nodes  # the harness adds MACs per node from its graph analysis
+
+    def late_info(self):
+        """int8: which nodes ORT fused into int8 kernels, from the optimised graph a second session of the
+        same model and options saves (saving it from the timed session would slow its load by ~40%)."""
+        if self.int8_source is None:
+            return
+        import onnxruntime as ort
+
+        path, threads, providers = self.int8_source
+        self.int8_source = None
+        with tempfile.TemporaryDirectory(prefix="effbench-ortopt-") as tmp:
+            optimized = os.path.join(tmp, "optimized.onnx")
+            try:
+                sess = ort.InferenceSession(path, session_options(threads, None, optimized), providers=providers)
+                self.set_placement(sess, "int8", optimized)
+            except Exception as e:  # the placement read at load stays (int8 by op type only)
+                self.runtime_info["placement_note"] = "int8 fusion not read: %s" % first_line(e)
 
     def _make_binding(self):
         import onnxruntime as ort
@@ -221,7 +287,7 @@ def quantized_nodes(model_path: str) -> Dict[str, int]:
 
     counts: Dict[str, int] = {}
     for node in onnx.load(model_path, load_external_data=False).graph.node:
-        if node.op_type in QUANTIZED_OPS or node.op_type in ("QuantizeLinear", "DequantizeLinear"):
+        if node.op_type in QUANTIZED_OPS or node.op_type in QDQ_OPS:
             counts[node.op_type] = counts.get(node.op_type, 0) + 1
     return counts
 
@@ -267,6 +333,9 @@ def open_session(path: str, settings: MeasureSettings) -> OnnxRuntimeSession:
         q = quantized_nodes(str(path))
         session.runtime_info["quantized_nodes"] = q
         session.precision_ran = "int8" if q else "fp32"
+    session.set_placement(sess, settings.precision, optimized)
+    if settings.precision == "int8" and not optimized:  # which nodes ORT fused into int8 kernels: late_info
+        session.int8_source = (str(path), settings.threads, providers)
     if opts.get("device_id") is not None:
         session.runtime_info.update(
             {
