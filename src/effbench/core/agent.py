@@ -43,7 +43,8 @@ def _require(runtime: str) -> None:
             "Core ML needs macOS (Core ML runs only on Apple platforms); this device runs %s" % platform.system(),
         )
     pip = RUNTIMES[runtime][1]
-    missing = [dist for dist in (pip, "numpy") if importlib.util.find_spec(dist) is None]
+    # a distribution's import name: ai-edge-litert is the module ai_edge_litert
+    missing = [dist for dist in (pip, "numpy") if importlib.util.find_spec(dist.replace("-", "_")) is None]
     if missing:
         raise CoreError(
             "missing_runtime",
