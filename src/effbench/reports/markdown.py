@@ -7,22 +7,9 @@ from typing import Any
 from effbench.reports.common import fmt, fmt_ms
 from effbench.reports.data import Row, latest_per_cell, to_rows
 from effbench.reports.views.claims import claims_markdown
+from effbench.reports.views.results import CELL_COLUMNS
 
-MD_COLUMNS = [
-    "model",
-    "backend",
-    "device",
-    "batch",
-    "precision",
-    "scenario",
-    "status",
-    "median ms",
-    "95% CI ms",
-    "img/s",
-    "top-1 %",
-    "efficiency",
-    "parity",
-]
+MD_COLUMNS = [*CELL_COLUMNS, "img/s", "top-1 %", "efficiency", "parity"]
 REASON_CHARS = 120
 
 
