@@ -42,9 +42,17 @@ def _plan(node_ip: str, devices: list[str], num_cpus: int, devices_file, temp_di
 
 
 def _run(plan, background: bool) -> int:
-    from effbench.farm.node import start_node, wait_node
+    from effbench.farm.node import start_node, stop_requests
 
-    rec = start_node(plan)
+    if background:
+        return _started(start_node(plan), plan, background)
+    with stop_requests() as stop:
+        return _started(start_node(plan), plan, background, stop)
+
+
+def _started(rec, plan, background: bool, stop: dict[str, bool] | None = None) -> int:
+    from effbench.farm.node import wait_node
+
     what = (
         f"head {plan.node_ip}:{plan.head_port}" if plan.head_port else f"node {plan.node_ip} (head {plan.head_address})"
     )
@@ -54,7 +62,8 @@ def _run(plan, background: bool) -> int:
         console.print("stop it with: bench farm stop", highlight=False)
         return 0
     console.print("in the foreground: Ctrl-C (or SIGTERM) stops it", highlight=False)
-    return wait_node(rec)
+    assert stop is not None
+    return wait_node(rec, stop)
 
 
 @app.command("start")

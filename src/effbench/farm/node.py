@@ -16,6 +16,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -298,14 +300,25 @@ def _last_error(log: Path) -> str:
     return lines[-1][-300:] if lines else "no output"
 
 
-def wait_node(rec: NodeRecord) -> int:
-    """Keep the node in the foreground: SIGINT/SIGTERM stop it; returns its exit code."""
+@contextmanager
+def stop_requests() -> Iterator[dict[str, bool]]:
+    """SIGINT/SIGTERM noted instead of acted on, from before the node starts (its devices are on the
+    farm before `start_node` returns: a SIGTERM then must still stop it cleanly)."""
     stop = {"asked": False}
 
     def on_signal(signum, _frame):
         stop["asked"] = True
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def wait_node(rec: NodeRecord, stop: dict[str, bool]) -> int:
+    """Keep the node in the foreground until `stop` is asked (stop_requests); returns its exit code."""
     try:
         while not stop["asked"] and _alive(rec.pid):
             time.sleep(0.5)
@@ -314,8 +327,6 @@ def wait_node(rec: NodeRecord) -> int:
             return 0
         return 1  # the node died by itself: say so with a non-zero code
     finally:
-        for s, h in old.items():
-            signal.signal(s, h)
         rec.path().unlink(missing_ok=True)
 
 
