@@ -88,6 +88,36 @@ def test_int8_end_to_end(tmp_path, db, backend, method):
     assert rec["accuracy"]["images"] == 6 and 0 <= rec["accuracy"]["top1"] <= 100
 
 
+@pytest.mark.slow
+def test_executorch_int8_runs_a_pad_between_quantised_nodes(tmp_path, db):
+    # efficientvit_m0's window padding: XNNPACK refused the int8 pad when the method loaded ("error: 0x1");
+    # the exporter keeps the pad out of XNNPACK for int8, so the model runs
+    out = tmp_path / "r.json"
+    r = bench(
+        "run", "--model", "tiny_models:window_pad", "--input-size", "14", "--backend", "executorch",
+        "--precision", "int8", "--threads", "1", *FAST, "--db", db, "--out", out,
+    )  # fmt: skip
+    assert r.returncode == 0, r.output
+    (rec,) = read_records(out)
+    assert rec["status"] == "ok" and rec["precision_ran"] == "int8"
+    units = rec["runtime"]["placement"]["units"]
+    assert units["XNNPACK"]["precisions"].get("int8", 0) >= 2 and "portable kernels" in units
+
+
+def test_a_method_xnnpack_refuses_says_the_node_in_one_line():
+    from effbench.core.runtimes.executorch import _root_cause
+
+    log = [  # what ExecuTorch 1.5 logged for efficientvit_m0 int8 before the exporter kept pads out of XNNPACK
+        "[threadpool.cpp:66] Resetting threadpool to 1 threads.",
+        "[XNNCompiler.cpp:1262] Failed to create StaticConstantPad node 133 with code: xnn_status_invalid_parameter",
+        "[XNNPACKBackend.cpp:143] XNNCompiler::compileModel failed: 0x1",
+        "[method.cpp:128] Init failed for backend XnnpackBackend: 0x1",
+    ]
+    assert _root_cause(log) == (
+        "XNNPACK: Failed to create StaticConstantPad node 133 with code: xnn_status_invalid_parameter"
+    )
+
+
 @pytest.mark.parametrize("backend", EDGE)
 def test_a_file_the_runtime_cannot_read_is_one_line(tmp_path, backend):
     bad = tmp_path / ("model.tflite" if backend == "litert" else "model.pte")

@@ -68,3 +68,20 @@ def tiny_cnn_32() -> nn.Module:
         "interpolation": "bicubic",
     }
     return model
+
+
+class _WindowPad(nn.Module):
+    """EfficientViT's window padding: conv, then a pad of H and W in the NHWC layout, then conv."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Conv2d(3, 8, 3), nn.Conv2d(8, 8, 3)
+
+    def forward(self, x):
+        y = self.a(x).permute(0, 2, 3, 1)
+        y = torch.nn.functional.pad(y, (0, 0, 0, 1, 0, 1))
+        return self.b(y.permute(0, 3, 1, 2))
+
+
+def window_pad() -> nn.Module:
+    return _WindowPad()

@@ -33,7 +33,11 @@ class ExecuTorchBackend(Backend):
         return package_version("executorch")
 
     def quant_settings(self, options):
-        return {"scheme": "symmetric, per-channel", "delegate": getattr(options, "delegate", "xnnpack")}
+        return {
+            "scheme": "symmetric, per-channel",
+            "delegate": getattr(options, "delegate", "xnnpack"),
+            "constant_pad": "portable kernels",  # XNNPACK refuses int8 pads (executorch_export._export)
+        }
 
     def runtime_options(self, options, cell) -> dict[str, Any]:
         return {"delegate": options.delegate}

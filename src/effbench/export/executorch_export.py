@@ -84,9 +84,14 @@ def _export(
     x = torch.from_numpy(np.random.default_rng(0).standard_normal(input_shape, dtype=np.float32))
     partitioners = []
     if delegate == "xnnpack":
+        from executorch.backends.xnnpack.partition.config import ALL_PARTITIONER_CONFIGS, ConstantPadConfig
         from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
 
-        partitioners = [XnnpackPartitioner()]
+        # int8: a pad left between quantised nodes (EfficientViT pads its NHWC windows) was lowered to
+        # XNNPACK, which refused it when the program loaded (StaticConstantPad: invalid parameter,
+        # "error: 0x1" at the first call); the pad runs in the portable kernels instead
+        configs = [c for c in ALL_PARTITIONER_CONFIGS if calib is None or c is not ConstantPadConfig]
+        partitioners = [XnnpackPartitioner(configs=configs)]
     try:
         with quiet(), torch.no_grad():
             program = torch.export.export(module, (x,))

@@ -18,11 +18,13 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from effbench.errors import UsageError
+from effbench.predict.convert import CONVERTERS, graph_format
 from effbench.predict.kernels import Kernel, cut, detect, load
 from effbench.predict.measure import KERNEL_WINDOW, MODEL_WINDOW, Measurer, Window, call_overhead_graph
 from effbench.predict.predictor import Predictor, fit, new_data, predictor_id, predictors_dir
 
 Progress = Callable[[str], None]
+CONVERT_S = 15.0  # about what converting a zoo model to a backend's own format takes (LiteRT, measured)
 
 
 @dataclass
@@ -231,6 +233,9 @@ def build(
     runtime_options = {"model_cache": False} if backend.name == "openvino" else {}
     deadline = t0 + budget_s
     per_model_s = rounds * (model_window.warmup_s + model_window.duration_s + 0.6)
+    fmt = graph_format(backend.artifact_format)
+    if fmt != "onnx":
+        per_model_s += CONVERT_S  # each whole model is converted once before its rounds
     models: list[ZooModel] = []
     kernels: dict[str, Kernel] = {}
 
@@ -248,7 +253,7 @@ def build(
         return bool(stopped)
 
     complete = True
-    with Measurer(backend.name, threads, runtime_options) as measurer:
+    with Measurer(backend.name, threads, runtime_options, fmt, wdir / "converted") as measurer:
         overhead_graph = call_overhead_graph(str(wdir))
         # export one model, measure its new kernels (biggest first), then the next: whatever the budget,
         # what was measured is a predictor; the first model's biggest kernels are always measured
@@ -312,6 +317,7 @@ def build(
             "failed": failed,
             "complete": complete,
             "window": {"kernel": window.__dict__, "model": model_window.__dict__},
+            **kernel_method(fmt, data["table"]),
         }
     )
     predictor = fit(data)
@@ -349,6 +355,20 @@ def covering_more(new: Predictor) -> Predictor | None:
     return old if coverage(old) > coverage(new) else None
 
 
+def kernel_method(artifact_format: str, table: list[dict[str, Any]]) -> dict[str, str]:
+    """How the table's kernel times were read, for the predictor's metadata."""
+    profiled = bool(table) and all("layers" in r for r in table)
+    out = {
+        "kernel_time": "the runtime's per-layer profile, less its boundary layers"
+        if profiled
+        else "single-kernel graph latency less the measured empty-graph call (no per-layer profile)",
+        "graphs": "onnx",
+    }
+    if artifact_format != "onnx":
+        out["graphs"] = f"onnx converted to {artifact_format} ({CONVERTERS[artifact_format]})"
+    return out
+
+
 def _kernel_row(k: Kernel, r: dict[str, Any], overhead_ns: float) -> dict[str, Any]:
     row = {
         "signature": k.signature,
@@ -377,13 +397,15 @@ def measure_whole(
     did not all finish before `deadline` is left out."""
     per: dict[str, list[float]] = {}
     errors: dict[str, str] = {}
+    if time.perf_counter() > deadline:
+        return {}  # no time left: converting them (a backend that reads no ONNX) would only overrun
+    jobs = measurer.converted([{"path": m.onnx_path, "inputs": _inputs_of(m.onnx_path, m.input_shape)} for m in models])
     for rnd in range(rounds):
-        for m in models:
+        for m, job in zip(models, jobs):
             if m.key in errors:
                 continue
             if time.perf_counter() > deadline:
                 return {}  # a round cut short would leave medians of unequal rounds
-            job = {"path": m.onnx_path, "inputs": _inputs_of(m.onnx_path, m.input_shape)}
             r = next(measurer.run([job], window, batch=1))[1]["results"][0]
             if "median_ns" not in r:
                 errors[m.key] = r.get("error", "?")
@@ -430,7 +452,8 @@ def validate(
             progress(f"[{i}/{len(held_out)}] {name}: skipped ({_first(e)})")
     runtime_options = {"model_cache": False} if backend.name == "openvino" else {}
     threads = predictor.data["identity"].get("threads")
-    with Measurer(backend.name, threads, runtime_options) as measurer:
+    converted = work_dir(predictor.id, predictor.data["identity"]) / "converted"
+    with Measurer(backend.name, threads, runtime_options, graph_format(backend.artifact_format), converted) as measurer:
         measured = measure_whole(measurer, models, window, rounds, progress)
     for m in models:
         r = measured.get(m.key, {"error": "not measured"})

@@ -17,7 +17,7 @@ app = typer.Typer(
     help="Per-device latency predictors built from effbench's own kernel measurements.",
 )
 
-BACKEND_HELP = "The backend the predictor measures through (openvino, onnxruntime)."
+BACKEND_HELP = "The backend the predictor measures through (openvino, onnxruntime, litert)."
 DEVICE_HELP = "The device: cpu (this machine), or the name of the device a shared predictor was built on."
 
 

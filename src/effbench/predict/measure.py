@@ -5,7 +5,8 @@ A single-kernel graph's latency holds more than the kernel: the runtime's cost o
 call and the layout conversions at the graph's edges (OpenVINO reorders planar inputs into its
 blocked layouts and back), which a kernel inside a model does not pay. So a kernel's own time is
 read from the runtime's per-layer profile of that graph, less its boundary layers; only a backend
-without a profile falls back to the latency less the call overhead of a trivial graph.
+without a profile falls back to the latency less the call overhead of a trivial graph. A backend
+that opens no ONNX (LiteRT) measures the graphs converted to its format (effbench.predict.convert).
 """
 
 from __future__ import annotations
@@ -14,9 +15,13 @@ import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import numpy as np
+
+from effbench.errors import RunFailed
+from effbench.predict.convert import convert_jobs
 
 
 @dataclass(frozen=True)
@@ -85,7 +90,7 @@ def _measure_one(backend, path: str, inputs: dict[str, list[int]], window: Windo
     settings = window.settings(backend.name, shapes[0], threads, runtime_options)
     rng = np.random.default_rng(0)
     feeds = {name: rng.standard_normal(shape).astype(np.float32) for name, shape in inputs.items()}
-    session = backend.open(ArtifactRef("onnx", path), settings)
+    session = backend.open(ArtifactRef(Path(path).suffix[1:], path), settings)
     try:
         session.bind(feeds)
         if window.profile_iters:
@@ -123,8 +128,12 @@ def measure_batch(
         overhead.append(_call_overhead(backend, overhead_path, window, threads, runtime_options))
     out = []
     for job in jobs:
+        if "error" in job:  # its graph could not be converted to the backend's format
+            out.append({"error": job["error"]})
+            continue
         try:
-            out.append(_measure_one(backend, job["path"], job["inputs"], window, threads, runtime_options))
+            path = job.get("artifact", job["path"])
+            out.append(_measure_one(backend, path, job["inputs"], window, threads, runtime_options))
         except Exception as e:  # a kernel the runtime cannot compile on its own is recorded, not fatal
             out.append({"error": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]})
     if overhead_path:
@@ -138,10 +147,19 @@ def _call_overhead(backend, path, window: Window, threads, runtime_options) -> f
 
 
 class Measurer:
-    """A spawned worker that measures batches of graphs; the caller stores each batch as it returns."""
+    """A spawned worker that measures batches of graphs; the caller stores each batch as it returns.
+    With `artifact_format` other than onnx, each batch is first converted into `convert_dir`."""
 
-    def __init__(self, backend: str, threads: int | None, runtime_options: dict[str, Any]):
+    def __init__(
+        self,
+        backend: str,
+        threads: int | None,
+        runtime_options: dict[str, Any],
+        artifact_format: str = "onnx",
+        convert_dir: Path | None = None,
+    ):
         self.backend, self.threads, self.runtime_options = backend, threads, runtime_options
+        self.format, self.convert_dir = artifact_format, convert_dir
         self.pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
 
     def run(
@@ -149,20 +167,38 @@ class Measurer:
         jobs: list[dict[str, Any]],
         window: Window,
         overhead_path: str | None = None,
-        batch: int = 40,
+        batch: int | None = None,
         stop: Callable[[], bool] = lambda: False,
     ) -> Iterator[tuple[list[dict], dict]]:
-        """(jobs of the batch, what measure_batch returned) per batch, until done or `stop()`."""
+        """(jobs of the batch, what measure_batch returned) per batch, until done or `stop()`. Converted
+        batches are smaller (a conversion takes seconds), so a budget stops a build near its time."""
+        batch = batch or (40 if self.format == "onnx" else 8)
+        overhead_path = self._converted_overhead(overhead_path)
         for i in range(0, len(jobs), batch):
             if stop():
                 return
             part = jobs[i : i + batch]
+            todo = self.converted(part)
             yield (
                 part,
                 self.pool.submit(
-                    measure_batch, self.backend, part, window, self.threads, self.runtime_options, overhead_path
+                    measure_batch, self.backend, todo, window, self.threads, self.runtime_options, overhead_path
                 ).result(),
             )
+
+    def converted(self, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The jobs with their graphs in the backend's format (see convert_jobs); done ones kept."""
+        if self.format == "onnx" or all("artifact" in j or "error" in j for j in jobs):
+            return jobs
+        return convert_jobs(jobs, self.format, self.convert_dir or Path(jobs[0]["path"]).parent)
+
+    def _converted_overhead(self, path: str | None) -> str | None:
+        if path is None or self.format == "onnx":
+            return path
+        job = self.converted([{"path": path, "inputs": {"x": [1, 1]}}])[0]
+        if "error" in job:
+            raise RunFailed(f"the empty-graph call could not be converted: {job['error']}")
+        return str(job["artifact"])
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)

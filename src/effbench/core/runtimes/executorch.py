@@ -23,6 +23,7 @@ from .. import placement
 from ..session import CoreError, LayerTime, Session, first_line
 from ..settings import MeasureSettings
 
+FLOAT = 6  # ExecuTorch's ScalarType::Float
 _loaded = [False]  # a program was loaded in this process: the thread pool must not be resized now
 
 
@@ -142,6 +143,29 @@ class ExecuTorchSession(Session):
         self._forward = None
 
 
+def _first_call(module) -> None:
+    """One call on zeros: the method is loaded, and its XNNPACK partitions compiled, only at its first
+    call, where a node XNNPACK refuses would otherwise fail the timing loop as "error: 0x1"."""
+    import torch
+
+    meta = module.method_meta("forward")
+    inputs = [meta.input_tensor_meta(i) for i in range(meta.num_inputs())]
+    if all(t.dtype() == FLOAT for t in inputs):
+        module.forward(tuple(torch.zeros(list(t.sizes()), dtype=torch.float32) for t in inputs))
+
+
+def _root_cause(said: List[str]) -> str:
+    """The runtime's log, first (deepest) cause first: '[XNNCompiler.cpp:1262] Failed to create
+    StaticConstantPad node 133 ...' then the backend's and the method's 0x1; the first failure, its
+    source location dropped, and the unit it came from."""
+    causes = [ln for ln in said if "fail" in ln.lower() or "error" in ln.lower()]
+    first = causes[0] if causes else said[-1]
+    where = first[1 : first.index("]")].split(".")[0] if first.startswith("[") and "]" in first else ""
+    text = first.split("] ", 1)[1] if where else first
+    unit = "XNNPACK" if where.startswith("XNN") else where
+    return "%s: %s" % (unit, text) if unit else text
+
+
 def open_session(path: str, settings: MeasureSettings) -> ExecuTorchSession:
     try:
         from executorch.extension.pybindings import portable_lib
@@ -161,10 +185,11 @@ def open_session(path: str, settings: MeasureSettings) -> ExecuTorchSession:
         with _stderr_to(log):  # the runtime says why a program does not load only in its C++ log
             module = portable_lib._load_for_executorch(str(path), enable_etdump=profiling)
             module.method_names()  # the program is parsed lazily: this is where a bad file fails
+            _first_call(module)
     except Exception as e:
         log.seek(0)
         said = [ln.strip() for ln in log.read().decode(errors="replace").splitlines() if ln.strip()]
-        reason = said[-1] if said else first_line(e)
+        reason = _root_cause(said) if said else first_line(e)
         raise CoreError("load_failed", "ExecuTorch could not load %s: %s" % (path, reason)) from None
     finally:
         log.close()
