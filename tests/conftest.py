@@ -71,11 +71,11 @@ class CLIResult:
         return self.stdout + self.stderr
 
 
-def bench(*args, env: dict | None = None, timeout: float = 600, cwd=None) -> CLIResult:
-    """Run the real `bench` console script in a subprocess."""
+def bench(*args, env: dict | None = None, timeout: float = 600, cwd=None, prefix: list[str] = ()) -> CLIResult:
+    """Run the real `bench` console script in a subprocess (behind `prefix`: a namespace, say)."""
     full_env = dict(os.environ, **(env or {}))
     proc = subprocess.run(
-        [str(Path(sys.executable).parent / "bench"), *map(str, args)],
+        [*prefix, str(Path(sys.executable).parent / "bench"), *map(str, args)],
         capture_output=True,
         text=True,
         env=full_env,

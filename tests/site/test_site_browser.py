@@ -4,6 +4,7 @@ what it names, plots render, and nothing is fetched but the site's own files."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 
 import pytest
@@ -95,6 +96,10 @@ def test_cell_history_a_b_and_date_range_from_the_url(built_site, browser):
     text = o.page.locator("#ab").inner_text()
     ratio = float(text.split("B / A median ratio ")[1].split()[0])
     assert 1.12 < ratio < 1.28, text  # the generated step is +20%
+    # and it is the ratio of exactly the two runs the URL names, as the cell's data file holds them
+    points = json.loads((built_site.path / "data" / "cells" / f"{stepped['key']}.json").read_text())["points"]
+    median = {p["commit"][:10]: p["median"] for p in points}
+    assert ratio == round(median[_commit(15)[:10]] / median[_commit(5)[:10]], 3), text
     assert o.page.locator("tr.run.side-a").count() == 1 and o.page.locator("tr.run.side-b").count() == 1
     assert o.page.locator("svg.history line.change.slower").count() == 1
     assert o.errors == []
