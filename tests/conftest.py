@@ -3,6 +3,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -71,7 +72,7 @@ class CLIResult:
         return self.stdout + self.stderr
 
 
-def bench(*args, env: dict | None = None, timeout: float = 600, cwd=None, prefix: list[str] = ()) -> CLIResult:
+def bench(*args, env: dict | None = None, timeout: float = 600, cwd=None, prefix: Sequence[str] = ()) -> CLIResult:
     """Run the real `bench` console script in a subprocess (behind `prefix`: a namespace, say)."""
     full_env = dict(os.environ, **(env or {}))
     proc = subprocess.run(
