@@ -20,6 +20,7 @@ from typing import Any
 
 from effbench.backends.cuda_util import match_uuid
 from effbench.core.gpu import nvml_memory
+from effbench.core.probes.nvml import decode_reasons
 
 NO_DRIVER = "energy unavailable: no NVIDIA driver"
 MIN_IDLE_S = 5.0  # several of NVML's 1 s power averages
@@ -41,16 +42,7 @@ THROTTLE_REASONS = {
 
 
 def decode_throttle_reasons(mask: int) -> list[str]:
-    """Names of the set bits of an NVML clocks-event reason mask, lowest bit first; bits NVML
-    adds later than this table read 'unknown_0x...'."""
-    names = []
-    bit = 1
-    mask = int(mask)
-    while mask >= bit:
-        if mask & bit:
-            names.append(THROTTLE_REASONS.get(bit, f"unknown_{bit:#x}"))
-        bit <<= 1
-    return names
+    return decode_reasons(mask, THROTTLE_REASONS)
 
 
 def _text(v: Any) -> str:

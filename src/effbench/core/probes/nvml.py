@@ -7,22 +7,34 @@ from typing import Any, Dict, List
 
 from .base import Probe
 
-# nvmlClocksThrottleReason* bits (nvml.h)
-_REASONS = (
-    (0x1, "gpu_idle"),
-    (0x2, "applications_clocks"),
-    (0x4, "sw_power_cap"),
-    (0x8, "hw_slowdown"),
-    (0x10, "sync_boost"),
-    (0x20, "sw_thermal"),
-    (0x40, "hw_thermal"),
-    (0x80, "hw_power_brake"),
-    (0x100, "display_clocks"),
-)
+# nvmlClocksThrottleReason* bits (nvml.h), short names for telemetry
+_REASONS = {
+    0x1: "gpu_idle",
+    0x2: "applications_clocks",
+    0x4: "sw_power_cap",
+    0x8: "hw_slowdown",
+    0x10: "sync_boost",
+    0x20: "sw_thermal",
+    0x40: "hw_thermal",
+    0x80: "hw_power_brake",
+    0x100: "display_clocks",
+}
+
+
+def decode_reasons(mask: int, names: Dict[int, str]) -> List[str]:
+    """Names of the set bits of an NVML clocks-event reason mask, lowest bit first; a bit `names` does
+    not know (NVML adds them, and 0x200 and 0x400 have no name) reads 'unknown_0x...'."""
+    out = []
+    bit, mask = 1, int(mask)
+    while mask >= bit:
+        if mask & bit:
+            out.append(names.get(bit, "unknown_%#x" % bit))
+        bit <<= 1
+    return out
 
 
 def throttle_reasons(mask: int) -> List[str]:
-    return [name for bit, name in _REASONS if mask & bit]
+    return decode_reasons(mask, _REASONS)
 
 
 def _gpu(nv: Any, h: Any) -> Dict[str, Any]:
