@@ -282,7 +282,7 @@ def prepare(checked: Checked, event=None) -> PreparedCell:
         samples_per_query=cfg.samples_per_query,
         loadgen_dir=loadgen_logs.new_dir(cfg),
         runtime_options=backend.runtime_options(checked.options, exec_cfg),
-        meters=meter_options(checked.common, cfg.energy_window_s),
+        meters=meter_options(checked.common, cfg.energy_window_s, backend.does_work),
     )
     event("prepare", 1.0, "cached" if art.cached else f"exported in {art.export_s:.1f} s")
     return PreparedCell(

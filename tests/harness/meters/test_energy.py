@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from effbench.backends.nvml import decode_throttle_reasons
+from effbench.backends.registry import get_backend
 from effbench.core.settings import MeasureSettings
 from effbench.errors import UsageError
 from effbench.harness.config import RunConfig
@@ -222,7 +223,7 @@ def plan_of(c: RunConfig) -> energy.EnergyPlan:
         runtime=c.backend,
         input_shape=[c.batch_size, 3, 8, 8],
         device=c.device,
-        meters=energy.meter_options(parse_common(c.options), c.energy_window_s),
+        meters=energy.meter_options(parse_common(c.options), c.energy_window_s, get_backend(c.backend).does_work),
     )
     return energy.EnergyPlan.of(settings)
 

@@ -390,6 +390,7 @@ class EnergyPlan:
     energy_windows: int | None = None
     idle_s: float = IDLE_S
     power_hz: float = 20.0
+    does_work: bool = True  # the backend's trait: one that does no work (null) is not metered
 
     @classmethod
     def of(cls, settings: Any) -> EnergyPlan:
@@ -398,9 +399,11 @@ class EnergyPlan:
         return cls(settings.device, settings.runtime, batch, **{k: v for k, v in m.items() if v is not None})
 
 
-def meter_options(common: Any, energy_window_s: float) -> dict[str, Any]:
-    """MeasureSettings.meters of the harness's typed common options (harness/options.CommonOptions)."""
+def meter_options(common: Any, energy_window_s: float, does_work: bool = True) -> dict[str, Any]:
+    """MeasureSettings.meters of the harness's typed common options (harness/options.CommonOptions)
+    and the backend's `does_work` trait."""
     return {
+        "does_work": does_work,
         "energy_window_s": float(energy_window_s),
         "energy": common.energy,
         "energy_windows": common.energy_windows,
@@ -432,7 +435,7 @@ def energy_enabled(plan: EnergyPlan) -> bool:
 def idle_before_run(plan: EnergyPlan) -> dict[str, Any] | None:
     """Idle power of plan.device measured now (call it before loading the model), for
     `measure_energy(..., idle=...)`; None where there is no meter or energy is off."""
-    if not energy_enabled(plan) or plan.backend == "null":
+    if not energy_enabled(plan) or not plan.does_work:
         return None
     meter, _ = open_meter(plan.device)
     if meter is None:
@@ -457,8 +460,8 @@ def measure_energy(session, plan: EnergyPlan, event=None, idle: dict[str, Any] |
     without it idle power is measured here, just before the windows.
     """
     event = event or (lambda *a: None)
-    if plan.backend == "null":
-        return {"available": False, "reason": "energy not measured for the null backend (it does no work)"}
+    if not plan.does_work:
+        return {"available": False, "reason": f"energy not measured for the {plan.backend} backend (it does no work)"}
     meter, reason = open_meter(plan.device)
     if meter is None:
         return {"available": False, "reason": reason}
