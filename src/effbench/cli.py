@@ -18,6 +18,7 @@ from typer.core import TyperGroup
 from effbench.console import console, error_line, one_line_errors, result_table
 from effbench.errors import EffbenchError, UsageError
 from effbench.harness.defaults import default_of
+from effbench.harness.sink import ResultSink, check_out_writable
 
 if TYPE_CHECKING:
     from effbench.harness.result import Result
@@ -394,45 +395,6 @@ def parse_run_args(text: str) -> list:
     return cells_from_run_options(ctx.params)
 
 
-class ResultSink:
-    """Finished results: written to --out first, then to the store (spooled when the store fails)."""
-
-    def __init__(self, out: Path | None, store, title: str):
-        self.out, self.store, self.title = out, store, title
-        self.records: list[dict] = []
-        self.spooled: list[tuple[str, Path | None, str]] = []
-
-    def __call__(self, result) -> None:
-        from effbench.harness.interrupts import deferred_interrupt
-        from effbench.harness.store import save_or_spool
-
-        with deferred_interrupt():
-            self.records.append(result.to_dict())
-            if self.out is not None:
-                write_out(self.out, self.records)
-            where, path, why = save_or_spool(self.store, result)
-            if where in ("spool", "stdout"):
-                self.spooled.append((result.id, path, why or ""))
-
-    def summary(self) -> int:
-        """Print what happened to the results; 1 when some could only be spooled."""
-        if self.store is not None and len(self.records) > len(self.spooled):
-            console.print(
-                f"[dim]stored {len(self.records) - len(self.spooled)} result(s) in {self.store.display_url}[/]"
-            )
-        if not self.spooled:
-            return 0
-        files = sorted({str(p) for _, p, _ in self.spooled if p})
-        why = self.spooled[0][2]
-        where = (
-            f"saved to {', '.join(files)}; import with `bench results import {files[0]}`"
-            if files
-            else "printed on standard output (no spool directory was writable)"
-        )
-        error_line(f"could not store {len(self.spooled)} result(s) ({why}): {where}")
-        return 1
-
-
 def _early_fork_server(isolate: bool):
     """The fork server, started before this process imports the harness: its imports (numpy, the
     measuring code) overlap ours. Its runtimes follow once the cells are known (`_local_workers`)."""
@@ -469,31 +431,6 @@ def _say_once(records: list[dict]) -> None:
 
     for line in gate_skipped_lines(records):
         console.print(f"[yellow]{line}[/]")
-
-
-def check_out_writable(path: Path | None) -> None:
-    """--out must be writable before any work starts."""
-    if path is None:
-        return
-    import tempfile
-
-    if path.is_dir():
-        raise UsageError(f"--out {path} is a directory; pass a file, e.g. --out {path / 'results.json'}")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        import os
-
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as e:
-        raise UsageError(f"cannot write --out {path}: {e.strerror or e} (choose a writable place)") from None
-
-
-def write_out(path: Path, records: list[dict]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(records, indent=1, default=str))
-    tmp.replace(path)
 
 
 @app.command()

@@ -11,7 +11,7 @@ import sys
 
 STORE_WRITE = """
 import json, os, signal, sys
-from effbench.cli import ResultSink
+from effbench.harness.sink import ResultSink
 from effbench.harness.result import Result
 from effbench.harness.store import Store
 

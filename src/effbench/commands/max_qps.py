@@ -45,10 +45,11 @@ def max_qps_command(
     store_results: bool = typer.Option(True, "--store/--no-store", help="Write the record to the database."),
 ):
     """The highest LoadGen Server QPS whose run is VALID with its p99 within --p99."""
-    from effbench.cli import ResultSink, check_out_writable, parse_latency_bound, parse_run_args
+    from effbench.cli import parse_latency_bound, parse_run_args
     from effbench.harness.max_qps import probe_of, search
     from effbench.harness.prepare import check_cell
     from effbench.harness.scheduler import run_cells
+    from effbench.harness.sink import ResultSink, check_out_writable
     from effbench.harness.store import Store
 
     bound_ms = parse_latency_bound(p99, "--p99")

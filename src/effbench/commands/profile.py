@@ -61,8 +61,9 @@ def profile_command(
     Runs a timed cell, then a profiled one (ONNX Runtime's profiler, OpenVINO's counters, torch.profiler).
     Each fused kernel maps back to the ONNX nodes it covers; time no ONNX node accounts for is shown as unmapped.
     """
-    from effbench.cli import ResultSink, _parse_opts, check_out_writable, make_config
+    from effbench.cli import _parse_opts, make_config
     from effbench.harness.prepare import check_cell
+    from effbench.harness.sink import ResultSink, check_out_writable
     from effbench.harness.store import Store
 
     if iters < 1:
