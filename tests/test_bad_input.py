@@ -414,6 +414,16 @@ def test_a_segfaulting_factory_is_the_cells_crashed_record(tmp_path):
     assert rec["status"] == "crashed" and "SIGSEGV" in rec["error"] and rec["backend"] == "onnxruntime"
 
 
+def test_a_module_that_crashes_on_import_is_the_cells_crashed_record(tmp_path):
+    """`bench` never imports a factory's module itself (it is checked where its data config is
+    learnt, in a process of its own), so a module that segfaults on import is a record, not a dead bench."""
+    db = tmp_path / "r.db"
+    r = bench("run", "--model", "crash_on_import:make", "--backend", "ort", "--input-size", "16", *FAST, "--db", db)
+    one_line(r, 1, "crash_on_import:make", "crashed", "SIGSEGV")
+    (rec,) = Store(str(db)).records()
+    assert rec["status"] == "crashed" and "SIGSEGV" in rec["error"]
+
+
 def test_a_sweep_measures_every_cell_beside_a_crashing_and_a_hanging_factory(tmp_path):
     """Failed cells are records, not a failed sweep (exit 0, as for a crashing runtime)."""
     sweep = tmp_path / "s.yaml"

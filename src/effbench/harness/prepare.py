@@ -124,9 +124,11 @@ def check_cell(cfg: RunConfig) -> Checked:
     _check_input_memory(cfg, spec)
     evaluation.check(cfg, backend, target.execution == "remote")
     if backend.artifact_format != "none":
-        check_buildable(spec)
+        if spec.kind == "factory":  # checked where its data config is learnt: an import that crashes spares bench
+            spec = with_data_config(spec, cfg.input_size, min(cfg.timeout_s, 120.0))
+        else:
+            check_buildable(spec)
         check_writable()
-        spec = with_data_config(spec, cfg.input_size, min(cfg.timeout_s, 120.0))
     backend.runtime_options(options, cfg.model_copy(update={"device": target.execution}))  # raises on bad combos
     return Checked(cfg, backend, spec, common, options, target)
 

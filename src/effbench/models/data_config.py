@@ -3,8 +3,9 @@ way timm reads a model's: `pretrained_cfg` / `default_cfg` through `timm.data.re
 
 It is learnt the first time the factory is built and remembered in the cache under the factory's
 key (its name and source files), so a cached cell needs neither the build nor a torch import. The
-build that learns it runs in a process of its own: a factory that crashes or hangs costs this step
-its answer (the defaults stand), never the harness; the cell's own isolated build then reports it.
+build that learns it runs in a process of its own, which also checks the factory (imports its module):
+a factory or module that crashes or hangs costs this step its answer (the defaults stand), never the
+harness; the cell's own isolated build then reports it.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ import sys
 from dataclasses import replace
 from typing import Any
 
+from effbench.errors import UsageError
 from effbench.models.loaders import build_torch_model, factory_sources_hash
-from effbench.models.registry import ModelSpec
+from effbench.models.registry import ModelSpec, factory_problem
 from effbench.paths import cache_root
 
 DATA_KEYS = ("input_size", "interpolation", "mean", "std", "crop_pct", "crop_mode")
@@ -49,13 +51,18 @@ _LEARN = (
 
 
 def learn_here(target: str, module_file: str) -> dict[str, Any]:
-    """In the learning process: build the factory, read its declared data configuration."""
+    """In the learning process: check the factory (its module imported here, not in `bench`), build
+    it, read its declared data configuration."""
+    problem = factory_problem(target)
+    if problem:
+        return {"problem": problem}
     spec = ModelSpec(target, "factory", target, (3, 224, 224), extra={"module_file": module_file})
-    return declared_config(build_torch_model(spec))
+    return {"config": declared_config(build_torch_model(spec))}
 
 
 def _learn(spec: ModelSpec, timeout_s: float) -> dict[str, Any] | None:
-    """The declared configuration read in a process of its own; None when that process failed."""
+    """The declared configuration read in a process of its own; None when that process failed (a
+    crash or a hang is the cell's own build's to report); a factory that cannot be called is exit 2."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     argv = [sys.executable, "-c", _LEARN, spec.target, str(spec.extra.get("module_file") or "")]
     try:
@@ -64,7 +71,10 @@ def _learn(spec: ModelSpec, timeout_s: float) -> dict[str, Any] | None:
         return None
     for line in reversed(r.stdout.splitlines()):
         if r.returncode == 0 and line.startswith("DATA-CONFIG="):
-            return dict(json.loads(line[len("DATA-CONFIG=") :]))
+            answer = json.loads(line[len("DATA-CONFIG=") :])
+            if answer.get("problem"):
+                raise UsageError(answer["problem"])
+            return dict(answer["config"])
     return None
 
 

@@ -193,24 +193,12 @@ def _resolve_factory(text: str, input_size: int | None) -> ModelSpec:
 
 def check_buildable(spec: ModelSpec) -> None:
     """What can be known wrong about a model before any export: a factory that is not there or not
-    callable, an ONNX file the checker refuses (UsageError)."""
+    callable, an ONNX file the checker refuses (UsageError). A factory is checked by importing its
+    module: call this in a process that may crash (models.data_config does, for `bench`)."""
     if spec.kind == "factory":
-        module, func = spec.target.split(":", 1)
-        try:
-            mod = importlib.import_module(module)
-        except Exception as e:
-            raise UsageError(
-                f"cannot import module {module!r} for model {spec.target!r}: "
-                f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-            ) from None
-        fn = getattr(mod, func, None)
-        if fn is None:
-            public = sorted(n for n in dir(mod) if not n.startswith("_") and callable(getattr(mod, n, None)))
-            close = difflib.get_close_matches(func, public, n=1, cutoff=0.6)
-            hint = f"; did you mean {module}:{close[0]}?" if close else ""
-            raise UsageError(f"module {module!r} has no factory {func!r} (model {spec.target!r}){hint}")
-        if not callable(fn):
-            raise UsageError(f"{spec.target!r} is a {type(fn).__name__}, not a function returning an nn.Module")
+        problem = factory_problem(spec.target)
+        if problem:
+            raise UsageError(problem)
     elif spec.kind == "onnx":
         import onnx
 
@@ -221,6 +209,25 @@ def check_buildable(spec: ModelSpec) -> None:
             raise UsageError(
                 f"ONNX file {spec.target} fails the ONNX checker: {why} (fix or re-export the file)"
             ) from None
+
+
+def factory_problem(target: str) -> str | None:
+    """One line saying why `module:factory` cannot be called, or None when it can."""
+    module, func = target.split(":", 1)
+    try:
+        mod = importlib.import_module(module)
+    except Exception as e:
+        first = str(e).splitlines()[0] if str(e) else ""
+        return f"cannot import module {module!r} for model {target!r}: {type(e).__name__}: {first}"
+    fn = getattr(mod, func, None)
+    if fn is None:
+        public = sorted(n for n in dir(mod) if not n.startswith("_") and callable(getattr(mod, n, None)))
+        close = difflib.get_close_matches(func, public, n=1, cutoff=0.6)
+        hint = f"; did you mean {module}:{close[0]}?" if close else ""
+        return f"module {module!r} has no factory {func!r} (model {target!r}){hint}"
+    if not callable(fn):
+        return f"{target!r} is a {type(fn).__name__}, not a function returning an nn.Module"
+    return None
 
 
 def list_cards() -> list[ModelCard]:
