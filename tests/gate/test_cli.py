@@ -6,7 +6,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from effbench.gate.commands import baseline_app, gate_command
+from effbench.commands.gate import baseline_app, gate_command
 
 from .records import record, samples
 

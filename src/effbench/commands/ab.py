@@ -28,7 +28,7 @@ def ab_command(
 ):
     """Run A and B interleaved and say whether B is a regression or an improvement over A."""
     from effbench.cli import parse_run_args
-    from effbench.gate.commands import parse_threshold
+    from effbench.commands.gate import parse_threshold
     from effbench.gate.render import print_report, to_json, to_markdown
     from effbench.gate.verdict import ab_verdicts
     from effbench.harness.scheduler import run_cells
