@@ -11,6 +11,7 @@ from typing import Optional
 
 import typer
 
+from effbench.commands.options import DbOption
 from effbench.console import console
 
 
@@ -24,7 +25,7 @@ def ab_command(
     fail_on: str = typer.Option("regression", "--fail-on", help="regression | inconclusive"),
     markdown: Optional[Path] = typer.Option(None, "--markdown", help="Write the Markdown verdict table here."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the verdicts as JSON here."),
-    db: Optional[str] = typer.Option(None, "--db", envvar="EFFBENCH_DB", help="Also store every round's records."),
+    db: DbOption = None,
 ):
     """Run A and B interleaved and say whether B is a regression or an improvement over A."""
     from effbench.cli import parse_run_args

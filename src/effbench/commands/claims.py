@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Any, List, Optional
 
 import typer
+from typing_extensions import Annotated
 
+from effbench.commands.options import DbOption, format_option
 from effbench.console import console, error_line, one_line_errors
 from effbench.errors import UsageError
 
@@ -41,11 +43,9 @@ def _unbuildable(lib) -> dict[str, list[tuple[str, str]]]:
 @one_line_errors
 def list_command(
     claims_dir: Optional[List[Path]] = typer.Option(None, "--claims-dir", help=DIR_HELP),
-    fmt: str = typer.Option("table", "--format", help="table | json"),
+    fmt: Annotated[str, format_option("table", "json")] = "table",
 ):
     """Every claim card (shipped, from entry points and from --claims-dir) and whether effbench can build its models."""
-    if fmt not in ("table", "json"):
-        raise UsageError(f"unknown --format {fmt!r}; use table or json")
     lib = _library(claims_dir)
     missing = _unbuildable(lib)
     if fmt == "json":
@@ -149,9 +149,7 @@ def verify_command(
         "| inconclusive (exit 1 unless every verdict holds).",
     ),
     claims_dir: Optional[List[Path]] = typer.Option(None, "--claims-dir", help=DIR_HELP),
-    db: Optional[str] = typer.Option(
-        None, "--db", envvar="EFFBENCH_DB", help="Results database (path or SQLAlchemy URL)."
-    ),
+    db: DbOption = None,
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the verdicts as JSON here."),
     isolate: bool = typer.Option(True, "--isolate/--in-process", help="Run each cell in its own worker process."),
 ):

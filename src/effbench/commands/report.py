@@ -7,7 +7,9 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
+from typing_extensions import Annotated
 
+from effbench.commands.options import DbOption, TagFilterOption, format_option
 from effbench.errors import UsageError
 
 DEFAULT_HTML = Path("reports/index.html")
@@ -32,18 +34,22 @@ def report_command(
         "-o",
         help=f"Output file. html: default {DEFAULT_HTML}; md and csv: standard output unless given.",
     ),
-    fmt: str = typer.Option(
-        "html", "--format", "-f", help="html (dashboard) | md (PR-comment summary) | csv (flat table)."
-    ),
-    db: Optional[str] = typer.Option(
-        None, "--db", envvar="EFFBENCH_DB", help="Results database (path or SQLAlchemy URL)."
-    ),
+    fmt: Annotated[
+        str,
+        format_option(
+            *FORMATS,
+            short=True,
+            aliases={"markdown": "md"},
+            help="html (dashboard) | md (PR-comment summary) | csv (flat table).",
+        ),
+    ] = "html",
+    db: DbOption = None,
     model: Optional[List[str]] = typer.Option(None, "--model", "-m", help="Only these models (repeatable)."),
     backend: Optional[List[str]] = typer.Option(
         None, "--backend", "-b", help="Only these backends (repeatable; aliases work)."
     ),
     device: Optional[List[str]] = typer.Option(None, "--device", help="Only these devices (repeatable)."),
-    tag: Optional[List[str]] = typer.Option(None, "--tag", help="Only results stored with this tag (repeatable)."),
+    tag: TagFilterOption = None,
     since: Optional[str] = typer.Option(
         None, "--since", help="Only results from this ISO date or time on, e.g. 2026-11-01."
     ),
@@ -63,11 +69,6 @@ def report_command(
     from effbench.console import console
     from effbench.reports.data import Query, load_records
 
-    fmt = fmt.lower().strip()
-    if fmt == "markdown":
-        fmt = "md"
-    if fmt not in FORMATS:
-        raise UsageError(f"unknown --format {fmt!r}; use html, md or csv")
     query = Query(db=db, models=model, backends=backend, devices=device, tags=tag, since=since)
     records = load_records(query)
 
