@@ -41,7 +41,7 @@ def run_remote(cell: RunConfig, device) -> Record:
     name = entry.pop("name")
     with open(path, "w") as f:
         yaml.safe_dump({"devices": {name: entry}}, f)
-    (result,) = run_cells([cell.model_copy(update={"device": name, "devices_file": path})], None, show_progress=False)
+    (result,) = run_cells([cell.model_copy(update={"device": name, "devices_file": path})], show_progress=False)
     return Record(result.to_dict())
 
 

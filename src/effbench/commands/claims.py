@@ -15,7 +15,7 @@ import typer
 from typing_extensions import Annotated
 
 from effbench.commands.options import DbOption, format_option
-from effbench.console import console, error_line, one_line_errors
+from effbench.console import console, one_line_errors
 from effbench.errors import UsageError
 
 claims_app = typer.Typer(
@@ -159,6 +159,7 @@ def verify_command(
     from effbench.claims.render import verify_table
     from effbench.claims.verify import verify
     from effbench.harness.config import parse_percent
+    from effbench.harness.sink import ResultSink
     from effbench.harness.store import Store
 
     if fail_on not in FAIL_ON:
@@ -184,7 +185,7 @@ def verify_command(
     for ps in plans.values():
         _check_first_cells(ps)
 
-    store = Store(db)
+    sink = ResultSink(None, Store(db), "bench claims verify")
     results: list[Any] = []
     code = 0
     for e in entries:
@@ -194,28 +195,19 @@ def verify_command(
             f"[bold]{e.name}[/]: {len(ps)} runtime/device pair(s) x {rounds} round(s) = {cells} cells "
             f"(interleaved A B, B A ...), stored with tag {claim_tag(e.name)}"
         )
-        spool_files: list[str] = []
         try:
-            outcomes = verify(ps, store, isolate=isolate, spooled=spool_files)
+            outcomes = verify(ps, sink, isolate=isolate)
         except KeyboardInterrupt:
+            sink.summary()  # what finished is stored (or spooled, with its import command)
             console.print(
-                f"\n[yellow]interrupted:[/] finished cells are stored in {store.display_url} with tag "
-                f"{claim_tag(e.name)}"
+                f"\n[yellow]interrupted:[/] {len(sink.records)} finished cell(s) kept, tag {claim_tag(e.name)}"
             )
-            if spool_files:
-                _spooled_line(sorted(set(spool_files)))
             raise typer.Exit(130) from None
         console.print(verify_table(outcomes))
         code = max(code, _exit_code(outcomes, fail_on))
         results.extend(o.to_dict() for o in outcomes)
-        spooled = sorted({f for o in outcomes for f in o.spooled})
-        console.print(
-            f"[dim]stored {cells - sum(len(o.spooled) for o in outcomes)} result(s) in {store.display_url}; "
-            f"report: bench report --tag {claim_tag(e.name)}[/]"
-        )
-        if spooled:
-            _spooled_line(spooled)
-            code = max(code, 1)
+        console.print(f"[dim]report: bench report --tag {claim_tag(e.name)}[/]")
+    code = max(code, sink.summary())  # 1 when a result could only be spooled
     if json_out:
         try:
             json_out.parent.mkdir(parents=True, exist_ok=True)
@@ -232,9 +224,3 @@ def _check_first_cells(plans) -> None:
     for p in plans:
         for side in ("A", "B"):
             check_cell(next(c for s, c in p.cells if s == side))
-
-
-def _spooled_line(files: list[str]) -> None:
-    error_line(
-        f"could not store every result: saved to {', '.join(files)}; import with `bench results import {files[0]}`"
-    )

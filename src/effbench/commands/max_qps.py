@@ -70,7 +70,7 @@ def max_qps_command(
 
     def run(qps: float | None):
         cfg = cell.model_copy(update={"target_qps": qps, "tag": cell.tag or "max-qps"})
-        res = run_cells([cfg], None, isolate=isolate, launchers=launchers, show_progress=False)[0]
+        res = run_cells([cfg], isolate=isolate, launchers=launchers, show_progress=False)[0]
         rec = res.to_dict()
         offered = qps or ((rec.get("extra") or {}).get("scenario") or {}).get("settings", {}).get("target_qps")
         if offered is None:

@@ -124,7 +124,7 @@ def profile_command(
 def _run(cfg, isolate: bool):
     from effbench.harness.scheduler import run_cells
 
-    return run_cells([cfg], None, isolate=isolate)[0]
+    return run_cells([cfg], isolate=isolate)[0]
 
 
 # --------------------------------------------------------------------------- rendering
