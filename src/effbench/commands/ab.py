@@ -33,10 +33,12 @@ def ab_command(
     from effbench.gate.render import print_report, to_json, to_markdown
     from effbench.gate.verdict import ab_verdicts
     from effbench.harness.scheduler import run_cells
-    from effbench.harness.sink import ResultSink
+    from effbench.harness.sink import ResultSink, check_out_writable
     from effbench.harness.store import Store
 
     a_cells, b_cells = parse_run_args(a), parse_run_args(b)
+    check_out_writable(markdown, "--markdown")  # the verdicts must have somewhere to go before any work
+    check_out_writable(json_out, "--json")
     thr = parse_threshold(threshold)
     sink = ResultSink(None, Store(db) if db else None, "bench ab")
     a_recs: list[dict] = []

@@ -159,7 +159,7 @@ def verify_command(
     from effbench.claims.render import verify_table
     from effbench.claims.verify import verify
     from effbench.harness.config import parse_percent
-    from effbench.harness.sink import ResultSink
+    from effbench.harness.sink import ResultSink, check_out_writable
     from effbench.harness.store import Store
 
     if fail_on not in FAIL_ON:
@@ -170,6 +170,7 @@ def verify_command(
         raise UsageError(f"--tolerance {tolerance!r} is not a number: write e.g. 10% or 0.1") from None
     if tol is not None and not 0 <= tol < 1:
         raise UsageError(f"--tolerance {tolerance} must be between 0 and 1 (e.g. 10% or 0.1)")
+    check_out_writable(json_out, "--json")
     lib = _library(claims_dir)
     entries = [lib.get(n) for n in dict.fromkeys(names)]
     timing = Timing(
