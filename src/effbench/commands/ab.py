@@ -11,6 +11,7 @@ from typing import Optional
 
 import typer
 
+from effbench.commands.files import write_file
 from effbench.commands.options import DbOption
 from effbench.console import console
 
@@ -54,9 +55,9 @@ def ab_command(
         raise
     report = ab_verdicts(a_recs, b_recs, threshold=thr, alpha=alpha, metric=metric)
     if markdown:
-        markdown.write_text(to_markdown(report, fail_on))
+        write_file(markdown, to_markdown(report, fail_on))
     if json_out:
-        json_out.write_text(to_json(report, fail_on))
+        write_file(json_out, to_json(report, fail_on))
     print_report(report, console, fail_on)
     stored = sink.summary()  # 1 when a result could only be spooled
     raise typer.Exit(report.exit_code(fail_on) or stored)

@@ -14,6 +14,7 @@ from typing import Any, List, Optional
 import typer
 from typing_extensions import Annotated
 
+from effbench.commands.files import write_file
 from effbench.commands.options import DbOption, format_option
 from effbench.console import console, one_line_errors
 from effbench.errors import UsageError
@@ -210,11 +211,7 @@ def verify_command(
         console.print(f"[dim]report: bench report --tag {claim_tag(e.name)}[/]")
     code = max(code, sink.summary())  # 1 when a result could only be spooled
     if json_out:
-        try:
-            json_out.parent.mkdir(parents=True, exist_ok=True)
-            json_out.write_text(json.dumps(results, indent=1, default=str))
-        except OSError as exc:
-            raise UsageError(f"cannot write {json_out}: {exc.strerror or exc}") from None
+        write_file(json_out, json.dumps(results, indent=1, default=str))
     return code
 
 

@@ -14,6 +14,7 @@ from typing import Optional
 
 import typer
 
+from effbench.commands.files import write_file
 from effbench.commands.options import DbOption, TagFilterOption
 from effbench.console import console, one_line_errors
 from effbench.errors import UsageError
@@ -48,14 +49,6 @@ def parse_points(text: str) -> float:
     if not 0 <= value < 100:
         raise UsageError(f"--max-accuracy-drop {text}: give top-1 points between 0 and 100, e.g. 0.5")
     return value
-
-
-def _write(path: Path, text: str, what: str) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    except OSError as exc:
-        raise UsageError(f"cannot write {what} '{path}': {exc.strerror or exc}") from exc
 
 
 baseline_app = typer.Typer(
@@ -174,8 +167,8 @@ def gate_command(
     if markdown is None or str(markdown) == "-":
         typer.echo(text, nl=False)
     else:
-        _write(markdown, text, "markdown report")
+        write_file(markdown, text, "markdown report")
         print_report(report, console, fail_on)
     if json_out is not None:
-        _write(json_out, to_json(report, fail_on) + "\n", "JSON report")
+        write_file(json_out, to_json(report, fail_on) + "\n", "JSON report")
     return report.exit_code(fail_on)

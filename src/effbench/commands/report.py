@@ -9,22 +9,11 @@ from typing import List, Optional
 import typer
 from typing_extensions import Annotated
 
+from effbench.commands.files import write_file
 from effbench.commands.options import DbOption, TagFilterOption, format_option
-from effbench.errors import UsageError
 
 DEFAULT_HTML = Path("reports/index.html")
 FORMATS = ("html", "md", "csv")
-
-
-def _write(path: Path, text: str) -> None:
-    """Whole or not at all: a temporary file next to the target, then a rename."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
-    except OSError as e:
-        raise UsageError(f"cannot write {path}: {e.strerror or e}") from None
 
 
 def report_command(
@@ -77,7 +66,7 @@ def report_command(
 
         text = render_html(records, query, reference_backend, title=title)
         path = out or DEFAULT_HTML
-        _write(path, text)
+        write_file(path, text)
         size = path.stat().st_size / 1e6
         console.print(
             f"wrote {path} ({len(records)} result(s), {size:.1f} MB, works offline)", highlight=False, soft_wrap=True
@@ -92,7 +81,7 @@ def report_command(
 
         text = render_csv(records)
     if out:
-        _write(out, text)
+        write_file(out, text)
         console.print(f"wrote {out} ({len(records)} result(s))", highlight=False, soft_wrap=True)
     else:
         sys.stdout.write(text)
