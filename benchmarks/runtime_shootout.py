@@ -63,7 +63,7 @@ def main() -> None:
     placement: dict[tuple, float | None] = {}
     for r in range(args.rounds):
         print(f"round {r + 1}/{args.rounds}", flush=True)
-        for cfg, res in zip(ready, run_cells(ready, None, prepared=prepared, show_progress=False)):
+        for cfg, res in zip(ready, run_cells(ready, prepared=prepared, show_progress=False)):
             key = (cfg.model, cfg.precision, cfg.threads, cfg.backend)
             if res.status == "ok" and res.latency is not None:
                 medians[key].append(res.latency.median)

@@ -165,7 +165,7 @@ def run_step(step: Step, out: Path, model: str, device: str = DEVICE) -> dict[st
         if reason:
             rec.update(status="unusable", error=reason)
         else:
-            result: Result = run_cells([cfg], None, isolate=True, show_progress=False)[0]
+            result: Result = run_cells([cfg], isolate=True, show_progress=False)[0]
             record = result.to_dict()
             record.pop("samples_ms", None)
             rec.update(status=result.status, error=result.error, record=record)

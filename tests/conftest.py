@@ -86,6 +86,25 @@ def bench(*args, env: dict | None = None, timeout: float = 600, cwd=None, prefix
     return CLIResult(proc)
 
 
+def interrupt_when(proc: subprocess.Popen, ready, timeout: float = 120) -> tuple[str, str]:
+    """A real Ctrl-C (SIGINT) to a running command once `ready()` holds; its (stdout, stderr). The
+    command must still be running then, or there is nothing to interrupt."""
+    import signal
+    import time
+
+    try:
+        deadline = time.monotonic() + timeout
+        while not ready():
+            assert proc.poll() is None, "the command finished before it could be interrupted"
+            assert time.monotonic() < deadline, f"not ready to interrupt after {timeout:.0f} s"
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)
+        return proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
 def read_records(path) -> list[dict]:
     return json.loads(Path(path).read_text())
 

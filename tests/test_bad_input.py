@@ -163,6 +163,14 @@ CASES = [
     (["results", "import", "{d}/no-such.jsonl"], 2, ["cannot read", "no-such.jsonl"]),
     (["results", "import", "{d}/bad.yaml"], 2, ["bad.yaml: line 1", "no effbench record"]),
     (["claims", "verify", "nosuchclaim"], 2, ["unknown claim 'nosuchclaim'"]),
+    (
+        ["claims", "verify", "efficientvit-m5-vs-mobilenetv3-large-cpu", "--json", "{d}/a-file/v.json"],
+        2,
+        ["cannot write --json"],
+    ),
+    (["claims", "list", "--format", "xml"], 2, ["unknown --format 'xml'; use table or json"]),
+    (["ab", "--a", " ".join(NULL), "--b", " ".join(NULL), "--json", "{d}/a-file/v.json"], 2, ["cannot write --json"]),
+    (["ab", "--a", " ".join(NULL), "--b", " ".join(NULL), "--markdown", "{d}"], 2, ["--markdown", "is a directory"]),
     (["claims", "show", "efficientvit-m5-vs-mobilenetv3-large-cpux"], 2, ["did you mean"]),
     (["claims", "list", "--claims-dir", "{d}/bad.yaml"], 2, ["not valid YAML"]),
     (

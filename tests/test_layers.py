@@ -72,3 +72,27 @@ def test_no_module_level_import_cycles():
         if name not in state and visit(name, []):
             break
     assert not cycle, " -> ".join(cycle)
+
+
+def _imports_anywhere(path: Path) -> set[str]:
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            out.add(node.module.split(".")[0])
+    return out
+
+
+def test_only_the_command_line_imports_typer():
+    """Commands live in effbench.commands (and cli.py); the packages below them are libraries. console.py
+    holds the one-line-error decorator the commands share."""
+    allowed = {"effbench.cli", "effbench.console"}
+    found = sorted(
+        name
+        for path in ROOT.rglob("*.py")
+        if (name := _module_name(path)) not in allowed
+        and not name.startswith("effbench.commands")
+        and "typer" in _imports_anywhere(path)
+    )
+    assert found == [], f"typer imported outside effbench.commands: {found}"

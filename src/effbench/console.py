@@ -40,7 +40,7 @@ def one_line_errors(fn):
         else:
             message = ""
         if message:
-            error_line(escape(message))
+            error_line(escape(" ".join(message.split())))
         if code:
             raise typer.Exit(code)
 

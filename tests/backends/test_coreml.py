@@ -66,7 +66,7 @@ def test_failing_conversion_is_a_failed_cell_with_the_converters_message(monkeyp
 
     monkeypatch.setattr(coreml_backend, "_on_macos", lambda: True)
     cfg = RunConfig(model=f"{BAD}:svd_net", backend="coreml", input_size=16, parity=False)
-    (r,) = run_cells([cfg], None, isolate=False, show_progress=False)
+    (r,) = run_cells([cfg], isolate=False, show_progress=False)
     assert r.status == "failed"
     assert r.error.startswith("Core ML conversion failed: Unsupported fx node linalg_svdvals")
     assert "torchscript-trace fallback failed too" in r.error and "linalg_svdvals" in r.error.split("too:")[1]

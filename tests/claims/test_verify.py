@@ -12,7 +12,7 @@ from effbench.harness.store import Store
 from effbench.reports.html import render_html
 from effbench.reports.markdown import render_markdown
 from tests.claims.cards import null_claim, real_pair_claim, tiny_onnx, write_card
-from tests.conftest import bench
+from tests.conftest import bench, interrupt_when
 
 pytestmark = [pytest.mark.slow, pytest.mark.serial]
 SHORT = ["--duration", "0.15", "--warmup", "0.05", "--warmup-iters", "2", "--in-process"]
@@ -133,3 +133,51 @@ def test_real_pair_on_onnxruntime(tmp_path):
     assert len(recs) == 4 and all(r["status"] == "ok" and r["parity"]["ok"] for r in recs)
     assert {r["model"] for r in recs} == {"mobilenetv3_small_050", "efficientvit_m0"}
     assert all(r["threads"] == 1 and r["samples_ms"] for r in recs)
+
+
+def test_a_store_that_refuses_spools_the_results_and_names_the_import(tmp_path):
+    """A read-only store: every result of the claim is spooled, the command names the spool file and
+    `bench results import` and exits 1; the verdict is still judged and written."""
+    a = tiny_onnx(tmp_path / "a.onnx")
+    write_card(tmp_path / "cards", [null_claim("busy-ro", 1.5, models=(a, a), tolerance=0.2)])
+    db, spool, out = tmp_path / "r.db", tmp_path / "spool", tmp_path / "v.json"
+    Store(str(db))
+    ro = f"sqlite:///file:{db}?mode=ro&uri=true"
+    res = bench("claims", "verify", "busy-ro", "--claims-dir", tmp_path / "cards", "--rounds", "1", *SHORT,
+                "--db", ro, "--json", out, env={"EFFBENCH_SPOOL": str(spool)})  # fmt: skip
+    assert res.returncode == 1, res.output
+    (spooled,) = spool.glob("*.jsonl")
+    assert "could not store 2 result(s)" in res.stderr and f"bench results import {spooled}" in res.stderr
+    assert "Traceback" not in res.output
+    recs = [json.loads(line) for line in spooled.read_text().splitlines()]
+    assert sorted(r["extra"]["claim"]["side"] for r in recs) == ["A", "B"]
+    (verdict,) = json.loads(out.read_text())
+    assert sorted(verdict["record_ids"]["A"] + verdict["record_ids"]["B"]) == sorted(r["id"] for r in recs)
+    assert Store(str(db)).records() == []
+
+
+def test_ctrl_c_keeps_the_finished_cells(tmp_path):
+    """A real SIGINT to a running `bench claims verify`: exit 130, and the cells it says it kept are
+    the ones the store holds, each whole."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    a = tiny_onnx(tmp_path / "a.onnx")
+    write_card(tmp_path / "cards", [null_claim("busy-long", 1.5, models=(a, a), tolerance=0.2)])
+    db = tmp_path / "r.db"
+    args = ["claims", "verify", "busy-long", "--claims-dir", tmp_path / "cards", "--rounds", "40", *SHORT, "--db", db]
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "bench"), *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    out, err = interrupt_when(proc, lambda: db.exists() and len(Store(str(db)).records()) >= 2)
+    assert proc.returncode == 130, out + err
+    assert "Traceback" not in out + err
+    said = re.search(r"interrupted: (\d+) finished cell\(s\) kept", " ".join(out.split()))
+    assert said, out + err
+    recs = Store(str(db)).records(tag="claim:busy-long")
+    assert 2 <= len(recs) == int(said.group(1)) < 80
+    assert all(r["status"] == "ok" and r["samples_ms"] and r["extra"]["claim"]["name"] == "busy-long" for r in recs)

@@ -22,6 +22,7 @@ import yaml
 from effbench.backends import registry
 from effbench.harness.config import RunConfig
 from effbench.harness.scheduler import run_cells
+from effbench.harness.sink import ResultSink
 from effbench.harness.store import Store
 from tests.conftest import bench
 from tests.devices.cells import SHORT, TINY
@@ -125,7 +126,7 @@ def test_a_sweep_over_this_machine_and_the_board(board, tmp_path):
     killer = AgentKiller()
     killer.start()
     try:
-        results = run_cells(cells, Store(db), show_progress=False)
+        results = run_cells(cells, on_result=ResultSink(None, Store(db), "arm board"), show_progress=False)
     finally:
         killer.done.set()
         killer.join(timeout=5)
@@ -160,7 +161,6 @@ def test_litert_cell_on_the_board(board, tmp_path):
         pytest.skip("no LiteRT backend in effbench yet (issue 25 adds it); the board has ai-edge-litert installed")
     results = run_cells(
         [RunConfig(**{**TINY, "backend": "litert"}, **SHORT, device=BOARD, devices_file=board, timeout_s=600)],
-        None,
         show_progress=False,
     )
     r = results[0].to_dict()

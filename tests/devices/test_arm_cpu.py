@@ -147,7 +147,7 @@ def test_cpus_little_pins_the_cell_and_is_recorded(monkeypatch):
     monkeypatch.setattr(cell, "cpu_clusters", lambda: fake)
     cfg = RunConfig(**TINY, **SHORT, cpus="little")
     try:
-        (result,) = run_cells([cfg], None, isolate=False, show_progress=False)
+        (result,) = run_cells([cfg], isolate=False, show_progress=False)
     finally:
         os.sched_setaffinity(0, usable)  # the cell ran in this process: give pytest its CPUs back
     assert result.status == "ok", result.error

@@ -7,9 +7,9 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from effbench.commands.devices import app
 from effbench.devices.calibrate import calibrate, save_calibration
 from effbench.devices.catalog import DEFAULT_FILE, load_catalog
-from effbench.devices.commands import app
 from effbench.devices.detect import cpu_info, detect_cpu
 from effbench.errors import UsageError
 

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from effbench.commands.devices import app
 from effbench.devices import catalog as cat
 from effbench.devices.catalog import (
     DEFAULT_FILE,
@@ -16,7 +17,6 @@ from effbench.devices.catalog import (
     match_device,
     parse_catalog,
 )
-from effbench.devices.commands import app
 from effbench.devices.detect import cpu_info, detect_cpu, isa_rates
 from effbench.errors import UsageError
 

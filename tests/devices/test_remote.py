@@ -41,7 +41,7 @@ def run_remote(cell: RunConfig, device) -> Record:
     name = entry.pop("name")
     with open(path, "w") as f:
         yaml.safe_dump({"devices": {name: entry}}, f)
-    (result,) = run_cells([cell.model_copy(update={"device": name, "devices_file": path})], None, show_progress=False)
+    (result,) = run_cells([cell.model_copy(update={"device": name, "devices_file": path})], show_progress=False)
     return Record(result.to_dict())
 
 
@@ -258,14 +258,13 @@ def test_devices_check_reports_missing_runtimes_and_errors(sshd):
 
 
 def test_devices_check_command(sshd, tmp_path):
-    """The typer command, mounted on a throwaway app as the devices CLI mounts it."""
+    """`bench devices check` over ssh, through the devices command group."""
     import json
 
-    import typer
     import yaml
     from typer.testing import CliRunner
 
-    from effbench.devices.check import check_command
+    from effbench.commands.devices import app
 
     devices = tmp_path / "devices.yaml"
     devices.write_text(
@@ -278,9 +277,6 @@ def test_devices_check_command(sshd, tmp_path):
             }
         )
     )
-    app = typer.Typer()
-    app.command("check")(check_command)
-    app.command("noop")(lambda: None)
     runner = CliRunner()
     r = runner.invoke(app, ["check", "loop", "--devices-file", str(devices)])
     assert r.exit_code == 0, r.output

@@ -15,6 +15,7 @@ import time
 import pytest
 
 from effbench.harness.store import Store
+from tests.conftest import interrupt_when
 from tests.farm.lab import BENCH, PASSWORD, wait_for
 
 pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]
@@ -236,13 +237,7 @@ def test_ctrl_c_cancels_the_queue_keeps_what_finished_and_resume_runs_the_rest(f
     farm.ensure_nodes()
     path = sweep_file(farm, tiny_onnx, "ctrlc", batches=2, duration=0.6)
     proc = _start_sweep(farm, path, tcp, env_with_pgpass(farm))
-    try:
-        wait_for("a stored result", lambda: len(_records(socket_url)) >= 1, 120)
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    out, err = interrupt_when(proc, lambda: len(_records(socket_url)) >= 1)
     assert proc.returncode == 130, out + err
     kept = len(Store(socket_url).records())
     # at least one is stored (the interrupt waited for it); not all four, or nothing was cancelled

@@ -27,3 +27,21 @@ def test_ab_bad_run_options_are_one_line():
     r = bench("ab", "--a", "--model efficientvit_m0", "--b", "--model efficientvit_m0 --backend null")
     assert r.returncode == 2
     assert "bad run options" in r.stderr and "--backend" in r.stderr and "Traceback" not in r.output
+
+
+def test_ab_spools_what_the_store_refuses_and_names_the_import(tmp_path):
+    """`bench ab --db` stores through the ResultSink: a read-only store spools every round's records,
+    the command names the spool file and `bench results import`, and exits 1 (no regression here)."""
+    from effbench.harness.store import Store
+
+    db, spool = tmp_path / "r.db", tmp_path / "spool"
+    Store(str(db))  # a real store, opened read-only below
+    ro = f"sqlite:///file:{db}?mode=ro&uri=true"
+    r = bench("ab", "--a", RUN.format(100), "--b", RUN.format(100), "--rounds", "1", "--db", ro,
+              env={"EFFBENCH_SPOOL": str(spool)})  # fmt: skip
+    assert r.returncode == 1, r.output
+    (spooled,) = spool.glob("*.jsonl")
+    assert "could not store 2 result(s)" in r.stderr and f"bench results import {spooled}" in r.stderr
+    assert "Traceback" not in r.output
+    assert sorted(json.loads(line)["tag"] for line in spooled.read_text().splitlines()) == ["ab:A", "ab:B"]
+    assert Store(str(db)).records() == []

@@ -6,7 +6,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from effbench.gate.commands import baseline_app, gate_command
+from effbench.commands.gate import baseline_app, gate_command
 
 from .records import record, samples
 
@@ -167,3 +167,23 @@ def test_baseline_save_needs_one_source(tmp_path):
 def test_empty_current_run_is_an_error_not_a_pass(base, tmp_path):
     r = bench("gate", "--baseline", base, "--current", write(tmp_path / "empty.json", []))
     assert r.exit_code == 2 and "no results in" in r.stderr
+
+
+def test_baseline_from_the_store_takes_every_tag_given(tmp_path):
+    """--tag is the shared repeatable filter: one tag takes its cells, two take both."""
+    from effbench.harness.result import Result
+    from effbench.harness.store import Store
+
+    db = str(tmp_path / "r.db")
+    store = Store(db)
+    for model, tag in (("a", "main"), ("b", "nightly"), ("c", "pr")):
+        store.add(Result.from_dict(record(samples(1.0), model=model, tag=tag)))
+    one = bench("baseline", "save", "one", "--from-db", "--db", db, "--tag", "main", "--dir", tmp_path)
+    assert one.exit_code == 0, one.output
+    assert [c["key"]["model"] for c in json.loads((tmp_path / "one.json").read_text())["cells"]] == ["a"]
+    two = bench(
+        "baseline", "save", "two", "--from-db", "--db", db, "--tag", "main", "--tag", "nightly", "--dir", tmp_path
+    )
+    assert two.exit_code == 0, two.output
+    assert "[tag=main|nightly]" in json.loads((tmp_path / "two.json").read_text())["source"]
+    assert sorted(c["key"]["model"] for c in json.loads((tmp_path / "two.json").read_text())["cells"]) == ["a", "b"]

@@ -1,15 +1,19 @@
-"""Run the planned cells (each in its own worker, like any sweep), store every result as it finishes
-with `extra.claim` saying which claim, run, side and round it belongs to, and judge each plan.
+"""Run the planned cells (each in its own worker, like any sweep), hand every result to the caller's
+sink as it finishes, with `extra.claim` saying which claim, run, side and round it belongs to, and
+judge each plan.
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from effbench.claims.plan import Plan
 from effbench.claims.verdict import ClaimVerdict, judge
+
+if TYPE_CHECKING:
+    from effbench.harness.result import Result
 
 
 @dataclass
@@ -18,7 +22,6 @@ class Outcome:
     run: str
     records: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: {"A": [], "B": []})
     verdict: ClaimVerdict | None = None
-    spooled: list[str] = field(default_factory=list)  # files holding results the store refused
 
     def notes(self) -> list[str]:
         """The plan's notes, with this machine's processor or GPU named from the records."""
@@ -74,34 +77,29 @@ def claim_meta(plan: Plan, run: str, side: str, round_: int) -> dict[str, Any]:
     }
 
 
-def verify(plans: list[Plan], store, isolate: bool = True, spooled: list[str] | None = None) -> list[Outcome]:
-    """Run every plan's cells in order and judge each plan; results are stored one by one (a Ctrl-C
-    keeps those already finished). `spooled` collects the spool files as they are written, for a
-    caller interrupted before the outcomes come back."""
-    from effbench.harness.interrupts import deferred_interrupt
+def verify(plans: list[Plan], sink: Callable[[Result], None], isolate: bool = True) -> list[Outcome]:
+    """Run every plan's cells in order and judge each plan. Each result goes to `sink` (the command's
+    ResultSink: stored, or spooled, with Ctrl-C held while it is written) as it finishes, so a Ctrl-C
+    keeps those already finished."""
     from effbench.harness.scheduler import run_cells
-    from effbench.harness.store import save_or_spool
 
     run = uuid.uuid4().hex[:12]
     outcomes = [Outcome(p, run) for p in plans]
     # A result finds its plan and side by tag (the claim) and configuration hash (backend, device, model).
-    where = {(cfg.tag, cfg.config_hash()): (o, side) for o in outcomes for side, cfg in o.plan.cells}
+    where: dict[tuple[str | None, str | None], tuple[Outcome, str]] = {
+        (cfg.tag, cfg.config_hash()): (o, side) for o in outcomes for side, cfg in o.plan.cells
+    }
 
-    def stored(result) -> None:
+    def stored(result: Result) -> None:
         found = where.get((result.tag, result.config_hash))
         if found is None:  # pragma: no cover - every result comes from a planned cell
             return
         outcome, side = found
         result = result.with_extra(claim=claim_meta(outcome.plan, run, side, len(outcome.records[side])))
-        with deferred_interrupt():
-            _, path, _ = save_or_spool(store, result)
-            if path is not None:
-                outcome.spooled.append(str(path))
-                if spooled is not None:
-                    spooled.append(str(path))
-            outcome.records[side].append(result.to_dict())
+        sink(result)
+        outcome.records[side].append(result.to_dict())
 
-    run_cells([cfg for o in outcomes for _, cfg in o.plan.cells], None, isolate=isolate, on_result=stored)
+    run_cells([cfg for o in outcomes for _, cfg in o.plan.cells], isolate=isolate, on_result=stored)
     for o in outcomes:
         o.verdict = judge(
             o.plan.entry.claim.kind,

@@ -1,2 +1,3 @@
-"""Command-line commands that sit above every other layer (they run cells and render results):
-`bench profile`, `bench ab`. The CLI loads them when they are used."""
+"""The command line's commands, one module per command group (as asv does): each module holds its
+group's typer app or command, and the CLI (`effbench.cli.LAZY`) loads it when it is used. Options
+that many commands take (--db, --out, --tag, --format) are declared once, in `options.py`."""

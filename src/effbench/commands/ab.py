@@ -11,6 +11,8 @@ from typing import Optional
 
 import typer
 
+from effbench.commands.files import write_file
+from effbench.commands.options import DbOption
 from effbench.console import console
 
 
@@ -24,30 +26,38 @@ def ab_command(
     fail_on: str = typer.Option("regression", "--fail-on", help="regression | inconclusive"),
     markdown: Optional[Path] = typer.Option(None, "--markdown", help="Write the Markdown verdict table here."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the verdicts as JSON here."),
-    db: Optional[str] = typer.Option(None, "--db", envvar="EFFBENCH_DB", help="Also store every round's records."),
+    db: DbOption = None,
 ):
     """Run A and B interleaved and say whether B is a regression or an improvement over A."""
     from effbench.cli import parse_run_args
-    from effbench.gate.commands import parse_threshold
+    from effbench.commands.gate import parse_threshold
     from effbench.gate.render import print_report, to_json, to_markdown
     from effbench.gate.verdict import ab_verdicts
     from effbench.harness.scheduler import run_cells
+    from effbench.harness.sink import ResultSink, check_out_writable
     from effbench.harness.store import Store
 
     a_cells, b_cells = parse_run_args(a), parse_run_args(b)
+    check_out_writable(markdown, "--markdown")  # the verdicts must have somewhere to go before any work
+    check_out_writable(json_out, "--json")
     thr = parse_threshold(threshold)
-    store = Store(db) if db else None
+    sink = ResultSink(None, Store(db) if db else None, "bench ab")
     a_recs: list[dict] = []
     b_recs: list[dict] = []
-    for r in range(rounds):
-        console.print(f"[dim]round {r + 1}/{rounds}: A then B[/]")
-        for cells, sink, side in ((a_cells, a_recs, "A"), (b_cells, b_recs, "B")):
-            for res in run_cells([c.model_copy(update={"tag": c.tag or f"ab:{side}"}) for c in cells], store):
-                sink.append(res.to_dict())
+    try:
+        for r in range(rounds):
+            console.print(f"[dim]round {r + 1}/{rounds}: A then B[/]")
+            for cells, recs, side in ((a_cells, a_recs, "A"), (b_cells, b_recs, "B")):
+                tagged = [c.model_copy(update={"tag": c.tag or f"ab:{side}"}) for c in cells]
+                recs.extend(res.to_dict() for res in run_cells(tagged, on_result=sink))
+    except KeyboardInterrupt:
+        sink.summary()  # a result spooled on the way out is named with its import command
+        raise
     report = ab_verdicts(a_recs, b_recs, threshold=thr, alpha=alpha, metric=metric)
     if markdown:
-        markdown.write_text(to_markdown(report, fail_on))
+        write_file(markdown, to_markdown(report, fail_on))
     if json_out:
-        json_out.write_text(to_json(report, fail_on))
+        write_file(json_out, to_json(report, fail_on))
     print_report(report, console, fail_on)
-    raise typer.Exit(report.exit_code(fail_on))
+    stored = sink.summary()  # 1 when a result could only be spooled
+    raise typer.Exit(report.exit_code(fail_on) or stored)

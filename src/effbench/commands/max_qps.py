@@ -4,11 +4,11 @@
 from __future__ import annotations
 
 import shlex
-from pathlib import Path
 from typing import Optional
 
 import typer
 
+from effbench.commands.options import DbOption, OutOption
 from effbench.console import console, error_line, result_table
 from effbench.errors import RunFailed, UsageError
 
@@ -39,8 +39,8 @@ def max_qps_command(
     run_options: str = typer.Option(
         "", "--run", help='More `bench run` options for every probe, e.g. "--threads 2 --duration 5".'
     ),
-    db: Optional[str] = typer.Option(None, "--db", envvar="EFFBENCH_DB", help="Results database."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Also write the record to a JSON file."),
+    db: DbOption = None,
+    out: OutOption = None,
     isolate: bool = typer.Option(True, "--isolate/--in-process", help="Run each probe in its own worker process."),
     store_results: bool = typer.Option(True, "--store/--no-store", help="Write the record to the database."),
 ):
@@ -70,7 +70,7 @@ def max_qps_command(
 
     def run(qps: float | None):
         cfg = cell.model_copy(update={"target_qps": qps, "tag": cell.tag or "max-qps"})
-        res = run_cells([cfg], None, isolate=isolate, launchers=launchers, show_progress=False)[0]
+        res = run_cells([cfg], isolate=isolate, launchers=launchers, show_progress=False)[0]
         rec = res.to_dict()
         offered = qps or ((rec.get("extra") or {}).get("scenario") or {}).get("settings", {}).get("target_qps")
         if offered is None:

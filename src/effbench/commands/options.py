@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any, Callable, List, Optional
 
 import typer
 from typing_extensions import Annotated
+
+from effbench.errors import UsageError
 
 DbOption = Annotated[
     Optional[str],
@@ -19,8 +21,22 @@ TagFilterOption = Annotated[
 ]
 
 
-def format_option(*choices: str, short: bool = False) -> Any:
+def format_option(*choices: str, short: bool = False, aliases: dict[str, str] | None = None, help: str = "") -> Any:
     """--format with the given choices (the first is the default); use as
-    `fmt: Annotated[str, format_option("table", "json")] = "table"`."""
+    `fmt: Annotated[str, format_option("table", "json")] = "table"`. The value reaches the command
+    checked and lower-cased (an alias replaced by its choice); an unknown one is bad input: one line
+    naming the choices, exit 2, before the command runs."""
     names = ("--format", "-f") if short else ("--format",)
-    return typer.Option(*names, help=" | ".join(choices))
+    return typer.Option(*names, help=help or " | ".join(choices), callback=_format_checker(choices, aliases or {}))
+
+
+def _format_checker(choices: tuple[str, ...], aliases: dict[str, str]) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        key = value.strip().lower()
+        key = aliases.get(key, key)
+        if key not in choices:
+            use = ", ".join(choices[:-1]) + f" or {choices[-1]}" if len(choices) > 1 else choices[0]
+            raise UsageError(f"unknown --format {value!r}; use {use}")
+        return key
+
+    return check

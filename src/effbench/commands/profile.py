@@ -10,7 +10,6 @@ reports no per-layer times, 2 bad input (one line on stderr).
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import List, Optional, cast
 
 import typer
@@ -18,6 +17,7 @@ from rich.console import JustifyMethod
 from rich.markup import escape
 from rich.table import Table
 
+from effbench.commands.options import DbOption, OutOption, TagOption
 from effbench.console import console, fmt, one_line_errors
 from effbench.errors import EffbenchError, UsageError
 
@@ -45,13 +45,9 @@ def profile_command(
     min_iters: int = typer.Option(30, "--min-iters", help="Minimum measured iterations of each cell."),
     input_size: Optional[int] = typer.Option(None, "--input-size", help="Override the input resolution."),
     opt: Optional[List[str]] = typer.Option(None, "--opt", help="Backend option KEY=VALUE (repeatable)."),
-    db: Optional[str] = typer.Option(
-        None, "--db", envvar="EFFBENCH_DB", help="Results database (path or SQLAlchemy URL)."
-    ),
-    out: Optional[Path] = typer.Option(
-        None, "--out", "-o", help="Also write both records (timed, profiled) to a JSON file."
-    ),
-    tag: Optional[str] = typer.Option(None, "--tag", help="Label stored with the results."),
+    db: DbOption = None,
+    out: OutOption = None,
+    tag: TagOption = None,
     timeout: float = typer.Option(900.0, "--timeout", help="Kill a cell's worker after this many seconds."),
     isolate: bool = typer.Option(True, "--isolate/--in-process", help="Run each cell in its own worker process."),
     store_results: bool = typer.Option(True, "--store/--no-store", help="Write both results to the database."),
@@ -128,7 +124,7 @@ def profile_command(
 def _run(cfg, isolate: bool):
     from effbench.harness.scheduler import run_cells
 
-    return run_cells([cfg], None, isolate=isolate)[0]
+    return run_cells([cfg], isolate=isolate)[0]
 
 
 # --------------------------------------------------------------------------- rendering

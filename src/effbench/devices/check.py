@@ -1,5 +1,5 @@
-"""`bench devices check NAME`: connect to a device and report what it has (OS, architecture, CPU,
-Python, runtimes and their versions), through the same agent that runs remote cells.
+"""What a device has (OS, architecture, CPU, Python, runtimes and their versions), found through the
+same agent that runs remote cells; `bench devices check NAME` (effbench.commands.devices) prints it.
 
 A device with an `ssh:` entry is probed over ssh (the agent is installed in its workdir on the way);
 any other entry is probed here, in this process.
@@ -7,14 +7,8 @@ any other entry is probed here, in this process.
 
 from __future__ import annotations
 
-import json
 import time
-from pathlib import Path
-from typing import Any, Optional
-
-import typer
-
-from effbench.errors import EffbenchError
+from typing import Any
 
 _RUNTIME_LABELS = {"onnxruntime": "onnxruntime", "openvino": "openvino", "coreml": "coremltools"}
 
@@ -126,36 +120,3 @@ def render_check(report: dict) -> str:
             f"in {report.get('elapsed_s')} s"
         )
     return "\n".join([head, *(f"  {k.ljust(width)}  {v}" for k, v in rows)])
-
-
-def check_command(
-    ctx: typer.Context,
-    name: str = typer.Argument(..., help="Device name in devices.yaml (an entry with ssh: is probed over ssh)."),
-    devices_file: Optional[Path] = typer.Option(
-        None,
-        "--devices-file",
-        envvar="EFFBENCH_DEVICES",
-        dir_okay=False,
-        help="Devices file to use (default: ./devices.yaml, else the packaged catalog).",
-    ),
-    as_json: bool = typer.Option(False, "--json", help="Print the full report as JSON."),
-    timeout: float = typer.Option(120.0, "--timeout", help="Give up after this many seconds."),
-) -> None:
-    """Connect to a device and report its OS, architecture, CPU, Python and runtimes."""
-    from rich.console import Console
-
-    from effbench.devices.catalog import get_device
-
-    devices_file = devices_file or (Path(ctx.obj) if isinstance(ctx.obj, (str, Path)) else None)
-    try:
-        spec = get_device(name, devices_file)
-        report = check_device(spec, timeout)
-    except EffbenchError as e:
-        Console(stderr=True).print(
-            f"error: {' '.join(str(e).split())}", style="red", markup=False, highlight=False, soft_wrap=True
-        )
-        raise typer.Exit(e.exit_code) from None
-    if as_json:
-        print(json.dumps(report, indent=1, default=str))
-    else:
-        print(render_check(report))

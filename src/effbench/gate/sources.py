@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ def read_records_file(path: str | Path) -> list[dict[str, Any]]:
         raise UsageError(f"results file '{path}' is not valid: {exc}") from exc
 
 
-def read_db_records(db: str | None, filters: dict[str, str]) -> list[dict[str, Any]]:
+def read_db_records(db: str | None, filters: Mapping[str, str | list[str]]) -> list[dict[str, Any]]:
     from effbench.harness.store import Store  # the store pulls in SQLAlchemy: only when asked
 
     try:
@@ -50,8 +51,8 @@ def parse_db_spec(spec: str) -> dict[str, str] | None:
     return filters
 
 
-def describe(filters: dict[str, str], db: str | None) -> str:
-    where = ",".join(f"{k}={v}" for k, v in filters.items())
+def describe(filters: Mapping[str, str | list[str]], db: str | None) -> str:
+    where = ",".join(f"{k}={v if isinstance(v, str) else '|'.join(v)}" for k, v in filters.items())
     from effbench.harness.urls import redact
 
     return f"store {redact(db) if db else '(default)'}" + (f" [{where}]" if where else "")

@@ -1,5 +1,5 @@
-"""Run cells: prepare them all first, then measure them back to back, committing each result as
-soon as it is finished.
+"""Run cells: prepare them all first, then measure them back to back, handing each result on as
+soon as it is finished (the caller's ResultSink stores it: harness/sink.py).
 
 Prepare: every cell is checked and prepared from the cache in this process; cells whose artifacts,
 references or analyses must be built are built in processes of their own (prepare_pool: a crash
@@ -18,8 +18,6 @@ import dataclasses
 import os
 import threading
 from collections import defaultdict
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -32,21 +30,9 @@ from effbench.harness.config import RunConfig
 from effbench.harness.prepare import Checked, PreparedCell, check_cell, prepare
 from effbench.harness.prepare_pool import BUILT, build_in_processes, usage_error
 from effbench.harness.result import Result
-from effbench.harness.store import Store, save_or_spool
 
 LOCAL_LANE = "local"
 MAX_PREPARE_WORKERS = 4
-
-
-@dataclass
-class RunReport:
-    """What happened to the results of a run besides being stored."""
-
-    spooled: list[tuple[str, Path | None, str]] = field(default_factory=list)  # (result id, spool file, why)
-
-    @property
-    def spool_files(self) -> list[Path]:
-        return sorted({p for _, p, _ in self.spooled if p})
 
 
 def preload_for(cells: list[RunConfig]) -> tuple[str, ...]:
@@ -147,18 +133,24 @@ def _launcher(lane: str, cell: PreparedCell, isolate: bool, pool: dict):
 
 def run_cells(
     cells: list[RunConfig],
-    store: Store | None,
+    _no_store: None = None,
+    /,
+    *,
     isolate: bool = True,
     on_result: Callable[[Result], None] | None = None,
     show_progress: bool | None = None,
-    report: RunReport | None = None,
     launchers: dict | None = None,
     prepared: list[PreparedCell | Result] | None = None,
 ) -> list[Result]:
-    """Run the cells (results in the order given); KeyboardInterrupt propagates after the finished
-    results are stored. A result the store refuses is spooled (`report.spooled`). `prepared`: the
-    cells already prepared by the caller (one item per cell), so that nothing is prepared twice."""
-    report = report if report is not None else RunReport()
+    """Run the cells (results in the order given). Each finished result goes to `on_result` at once,
+    one at a time: a command passes its ResultSink (harness/sink.py), the one way results are stored,
+    so a KeyboardInterrupt propagates only after the finished results are stored. `prepared`: the
+    cells already prepared by the caller (one item per cell), so that nothing is prepared twice.
+
+    run_cells stores nothing itself; the positional slot after `cells` takes only None, for callers
+    written when it took a store (`run_cells(cells, None, ...)`)."""
+    if _no_store is not None:
+        raise TypeError("run_cells stores nothing: pass on_result=ResultSink(out, store, title)")
     pool: dict = launchers if launchers is not None else {}
     if isolate and LOCAL_LANE not in pool:
         from effbench.harness.launchers.local import Workers
@@ -173,9 +165,6 @@ def run_cells(
         show_progress = err_console.is_terminal
 
     def finish(i: int, result: Result) -> None:
-        where, path, why = save_or_spool(store, result)
-        if where in ("spool", "stdout"):
-            report.spooled.append((result.id, path, why or ""))
         with lock:
             results[i] = result
             counts["ok" if result.ok else "failed"] += 1

@@ -49,14 +49,14 @@ class ResultSink:
         return 1
 
 
-def check_out_writable(path: Path | None) -> None:
-    """--out must be writable before any work starts."""
+def check_out_writable(path: Path | None, flag: str = "--out") -> None:
+    """--out (or another file option, `flag`) must be writable before any work starts."""
     if path is None:
         return
     import tempfile
 
     if path.is_dir():
-        raise UsageError(f"--out {path} is a directory; pass a file, e.g. --out {path / 'results.json'}")
+        raise UsageError(f"{flag} {path} is a directory; pass a file, e.g. {flag} {path / 'results.json'}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
@@ -65,7 +65,7 @@ def check_out_writable(path: Path | None) -> None:
         os.close(fd)
         os.unlink(probe)
     except OSError as e:
-        raise UsageError(f"cannot write --out {path}: {e.strerror or e} (choose a writable place)") from None
+        raise UsageError(f"cannot write {flag} {path}: {e.strerror or e} (choose a writable place)") from None
 
 
 def write_out(path: Path, records: list[dict]) -> None:

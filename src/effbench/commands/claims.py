@@ -12,8 +12,11 @@ from pathlib import Path
 from typing import Any, List, Optional
 
 import typer
+from typing_extensions import Annotated
 
-from effbench.console import console, error_line, one_line_errors
+from effbench.commands.files import write_file
+from effbench.commands.options import DbOption, format_option
+from effbench.console import console, one_line_errors
 from effbench.errors import UsageError
 
 claims_app = typer.Typer(
@@ -41,11 +44,9 @@ def _unbuildable(lib) -> dict[str, list[tuple[str, str]]]:
 @one_line_errors
 def list_command(
     claims_dir: Optional[List[Path]] = typer.Option(None, "--claims-dir", help=DIR_HELP),
-    fmt: str = typer.Option("table", "--format", help="table | json"),
+    fmt: Annotated[str, format_option("table", "json")] = "table",
 ):
     """Every claim card (shipped, from entry points and from --claims-dir) and whether effbench can build its models."""
-    if fmt not in ("table", "json"):
-        raise UsageError(f"unknown --format {fmt!r}; use table or json")
     lib = _library(claims_dir)
     missing = _unbuildable(lib)
     if fmt == "json":
@@ -149,9 +150,7 @@ def verify_command(
         "| inconclusive (exit 1 unless every verdict holds).",
     ),
     claims_dir: Optional[List[Path]] = typer.Option(None, "--claims-dir", help=DIR_HELP),
-    db: Optional[str] = typer.Option(
-        None, "--db", envvar="EFFBENCH_DB", help="Results database (path or SQLAlchemy URL)."
-    ),
+    db: DbOption = None,
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the verdicts as JSON here."),
     isolate: bool = typer.Option(True, "--isolate/--in-process", help="Run each cell in its own worker process."),
 ):
@@ -161,6 +160,7 @@ def verify_command(
     from effbench.claims.render import verify_table
     from effbench.claims.verify import verify
     from effbench.harness.config import parse_percent
+    from effbench.harness.sink import ResultSink, check_out_writable
     from effbench.harness.store import Store
 
     if fail_on not in FAIL_ON:
@@ -171,6 +171,7 @@ def verify_command(
         raise UsageError(f"--tolerance {tolerance!r} is not a number: write e.g. 10% or 0.1") from None
     if tol is not None and not 0 <= tol < 1:
         raise UsageError(f"--tolerance {tolerance} must be between 0 and 1 (e.g. 10% or 0.1)")
+    check_out_writable(json_out, "--json")
     lib = _library(claims_dir)
     entries = [lib.get(n) for n in dict.fromkeys(names)]
     timing = Timing(
@@ -186,7 +187,7 @@ def verify_command(
     for ps in plans.values():
         _check_first_cells(ps)
 
-    store = Store(db)
+    sink = ResultSink(None, Store(db), "bench claims verify")
     results: list[Any] = []
     code = 0
     for e in entries:
@@ -196,34 +197,21 @@ def verify_command(
             f"[bold]{e.name}[/]: {len(ps)} runtime/device pair(s) x {rounds} round(s) = {cells} cells "
             f"(interleaved A B, B A ...), stored with tag {claim_tag(e.name)}"
         )
-        spool_files: list[str] = []
         try:
-            outcomes = verify(ps, store, isolate=isolate, spooled=spool_files)
+            outcomes = verify(ps, sink, isolate=isolate)
         except KeyboardInterrupt:
+            sink.summary()  # what finished is stored (or spooled, with its import command)
             console.print(
-                f"\n[yellow]interrupted:[/] finished cells are stored in {store.display_url} with tag "
-                f"{claim_tag(e.name)}"
+                f"\n[yellow]interrupted:[/] {len(sink.records)} finished cell(s) kept, tag {claim_tag(e.name)}"
             )
-            if spool_files:
-                _spooled_line(sorted(set(spool_files)))
             raise typer.Exit(130) from None
         console.print(verify_table(outcomes))
         code = max(code, _exit_code(outcomes, fail_on))
         results.extend(o.to_dict() for o in outcomes)
-        spooled = sorted({f for o in outcomes for f in o.spooled})
-        console.print(
-            f"[dim]stored {cells - sum(len(o.spooled) for o in outcomes)} result(s) in {store.display_url}; "
-            f"report: bench report --tag {claim_tag(e.name)}[/]"
-        )
-        if spooled:
-            _spooled_line(spooled)
-            code = max(code, 1)
+        console.print(f"[dim]report: bench report --tag {claim_tag(e.name)}[/]")
+    code = max(code, sink.summary())  # 1 when a result could only be spooled
     if json_out:
-        try:
-            json_out.parent.mkdir(parents=True, exist_ok=True)
-            json_out.write_text(json.dumps(results, indent=1, default=str))
-        except OSError as exc:
-            raise UsageError(f"cannot write {json_out}: {exc.strerror or exc}") from None
+        write_file(json_out, json.dumps(results, indent=1, default=str))
     return code
 
 
@@ -234,9 +222,3 @@ def _check_first_cells(plans) -> None:
     for p in plans:
         for side in ("A", "B"):
             check_cell(next(c for s, c in p.cells if s == side))
-
-
-def _spooled_line(files: list[str]) -> None:
-    error_line(
-        f"could not store every result: saved to {', '.join(files)}; import with `bench results import {files[0]}`"
-    )

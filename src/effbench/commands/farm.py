@@ -6,7 +6,9 @@ import json
 from typing import List, Optional
 
 import typer
+from typing_extensions import Annotated
 
+from effbench.commands.options import format_option
 from effbench.console import console, one_line_errors
 from effbench.errors import UsageError
 
@@ -160,13 +162,11 @@ def status_command(
     farm: Optional[str] = typer.Option(
         None, "--farm", envvar="RAY_ADDRESS", help="HOST:PORT of the head (or ray://HOST:10001)."
     ),
-    fmt: str = typer.Option("table", "--format", help="table | json"),
+    fmt: Annotated[str, format_option("table", "json")] = "table",
 ):
     """The farm's nodes and devices: which are busy, with what, and how many cells wait for each."""
     from effbench.farm import cluster
 
-    if fmt not in ("table", "json"):
-        raise UsageError(f"unknown --format {fmt!r}; use table or json")
     address = cluster.farm_address(farm)
     cluster.connect(address)
     try:

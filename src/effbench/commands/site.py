@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+from effbench.commands.options import DbOption
 from effbench.console import console
 from effbench.site.build import build_site
 from effbench.site.changes import DEFAULT_THRESHOLD
@@ -21,9 +22,7 @@ app = typer.Typer(
 @app.command("build")
 def build_command(
     out: Path = typer.Argument(..., help="Directory to write the site into (created when missing)."),
-    db: Optional[str] = typer.Option(
-        None, "--db", envvar="EFFBENCH_DB", help="Results database (path or SQLAlchemy URL)."
-    ),
+    db: DbOption = None,
     since: Optional[str] = typer.Option(None, "--since", help="Only results from this ISO date or time on."),
     threshold: float = typer.Option(
         DEFAULT_THRESHOLD * 100,

@@ -14,6 +14,8 @@ from typing import Optional
 
 import typer
 
+from effbench.commands.files import write_file
+from effbench.commands.options import DbOption, TagFilterOption
 from effbench.console import console, one_line_errors
 from effbench.errors import UsageError
 from effbench.gate import baseline as baselines
@@ -49,14 +51,6 @@ def parse_points(text: str) -> float:
     return value
 
 
-def _write(path: Path, text: str, what: str) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    except OSError as exc:
-        raise UsageError(f"cannot write {what} '{path}': {exc.strerror or exc}") from exc
-
-
 baseline_app = typer.Typer(
     help="Save and show baselines: committed snapshots that `bench gate` compares against.",
     no_args_is_help=True,
@@ -71,18 +65,19 @@ def save_command(
     name: str = typer.Argument(..., help="Baseline name (saved as <dir>/<NAME>.json) or a .json path."),
     from_file: Optional[Path] = typer.Option(None, "--from", help="Results JSON from `bench run --out`."),
     from_db: bool = typer.Option(False, "--from-db", help="Take the newest record per cell from the store."),
-    db: Optional[str] = typer.Option(None, "--db", help="Store URL (default: the configured store)."),
+    db: DbOption = None,
     model: Optional[str] = typer.Option(None, "--model", help="Only this model (with --from-db)."),
     backend: Optional[str] = typer.Option(None, "--backend", help="Only this backend (with --from-db)."),
     device: Optional[str] = typer.Option(None, "--device", help="Only this device (with --from-db)."),
-    tag: Optional[str] = typer.Option(None, "--tag", help="Only this tag (with --from-db)."),
+    tag: TagFilterOption = None,
     directory: Path = typer.Option(Path(baselines.DEFAULT_DIR), "--dir", help=DIR_HELP),
 ) -> None:
     """Snapshot results (raw samples, statistics, environment) into a baseline file."""
     from effbench.gate.cells import newest_cells, pooled_cells
     from effbench.gate.sources import describe, read_db_records, read_records_file
 
-    filters = {k: v for k, v in dict(model=model, backend=backend, device=device, tag=tag).items() if v}
+    wanted: dict[str, str | list[str] | None] = dict(model=model, backend=backend, device=device, tag=tag)
+    filters = {k: v for k, v in wanted.items() if v}
     if (from_file is None) == (not from_db):
         raise UsageError("give exactly one source: --from FILE.json or --from-db [--db URL --tag ...]")
     if from_file is not None:
@@ -134,7 +129,7 @@ def gate_command(
     fail_on: str = typer.Option("regression", "--fail-on", help="regression, or inconclusive to fail on those too."),
     markdown: Optional[Path] = typer.Option(None, "--markdown", help="Write the Markdown report here (- for stdout)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the machine-readable report here."),
-    db: Optional[str] = typer.Option(None, "--db", help="Store URL for db:... selections."),
+    db: DbOption = None,
     directory: Path = typer.Option(Path(baselines.DEFAULT_DIR), "--dir", help=DIR_HELP),
 ) -> int:
     """Compare a run against a baseline; exit 1 on a regression, 2 on bad input."""
@@ -172,8 +167,8 @@ def gate_command(
     if markdown is None or str(markdown) == "-":
         typer.echo(text, nl=False)
     else:
-        _write(markdown, text, "markdown report")
+        write_file(markdown, text, "markdown report")
         print_report(report, console, fail_on)
     if json_out is not None:
-        _write(json_out, to_json(report, fail_on) + "\n", "JSON report")
+        write_file(json_out, to_json(report, fail_on) + "\n", "JSON report")
     return report.exit_code(fail_on)

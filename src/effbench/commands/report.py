@@ -7,22 +7,13 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
+from typing_extensions import Annotated
 
-from effbench.errors import UsageError
+from effbench.commands.files import write_file
+from effbench.commands.options import DbOption, TagFilterOption, format_option
 
 DEFAULT_HTML = Path("reports/index.html")
 FORMATS = ("html", "md", "csv")
-
-
-def _write(path: Path, text: str) -> None:
-    """Whole or not at all: a temporary file next to the target, then a rename."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
-    except OSError as e:
-        raise UsageError(f"cannot write {path}: {e.strerror or e}") from None
 
 
 def report_command(
@@ -32,18 +23,22 @@ def report_command(
         "-o",
         help=f"Output file. html: default {DEFAULT_HTML}; md and csv: standard output unless given.",
     ),
-    fmt: str = typer.Option(
-        "html", "--format", "-f", help="html (dashboard) | md (PR-comment summary) | csv (flat table)."
-    ),
-    db: Optional[str] = typer.Option(
-        None, "--db", envvar="EFFBENCH_DB", help="Results database (path or SQLAlchemy URL)."
-    ),
+    fmt: Annotated[
+        str,
+        format_option(
+            *FORMATS,
+            short=True,
+            aliases={"markdown": "md"},
+            help="html (dashboard) | md (PR-comment summary) | csv (flat table).",
+        ),
+    ] = "html",
+    db: DbOption = None,
     model: Optional[List[str]] = typer.Option(None, "--model", "-m", help="Only these models (repeatable)."),
     backend: Optional[List[str]] = typer.Option(
         None, "--backend", "-b", help="Only these backends (repeatable; aliases work)."
     ),
     device: Optional[List[str]] = typer.Option(None, "--device", help="Only these devices (repeatable)."),
-    tag: Optional[List[str]] = typer.Option(None, "--tag", help="Only results stored with this tag (repeatable)."),
+    tag: TagFilterOption = None,
     since: Optional[str] = typer.Option(
         None, "--since", help="Only results from this ISO date or time on, e.g. 2026-11-01."
     ),
@@ -63,11 +58,6 @@ def report_command(
     from effbench.console import console
     from effbench.reports.data import Query, load_records
 
-    fmt = fmt.lower().strip()
-    if fmt == "markdown":
-        fmt = "md"
-    if fmt not in FORMATS:
-        raise UsageError(f"unknown --format {fmt!r}; use html, md or csv")
     query = Query(db=db, models=model, backends=backend, devices=device, tags=tag, since=since)
     records = load_records(query)
 
@@ -76,7 +66,7 @@ def report_command(
 
         text = render_html(records, query, reference_backend, title=title)
         path = out or DEFAULT_HTML
-        _write(path, text)
+        write_file(path, text)
         size = path.stat().st_size / 1e6
         console.print(
             f"wrote {path} ({len(records)} result(s), {size:.1f} MB, works offline)", highlight=False, soft_wrap=True
@@ -91,7 +81,7 @@ def report_command(
 
         text = render_csv(records)
     if out:
-        _write(out, text)
+        write_file(out, text)
         console.print(f"wrote {out} ({len(records)} result(s))", highlight=False, soft_wrap=True)
     else:
         sys.stdout.write(text)
