@@ -27,7 +27,7 @@ def ab_command(
     db: Optional[str] = typer.Option(None, "--db", envvar="EFFBENCH_DB", help="Also store every round's records."),
 ):
     """Run A and B interleaved and say whether B is a regression or an improvement over A."""
-    from effbench.cli import parse_run_args
+    from effbench.commands.run import parse_run_args
     from effbench.gate.commands import parse_threshold
     from effbench.gate.render import print_report, to_json, to_markdown
     from effbench.gate.verdict import ab_verdicts
