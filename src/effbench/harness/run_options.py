@@ -52,11 +52,11 @@ def make_config(config: type[RunConfig] = RunConfig, /, **fields: Any) -> RunCon
             raise UsageError(str(err["msg"]).removeprefix("Value error, ")) from None
         name = str(err["loc"][0])
         flag = flags_of(config).get(name)
+        why = str(err["msg"]).removeprefix("Value error, ")
+        if why[1:2].islower():  # "Input should be ..." reads on after a colon; "CPU(s) ..." and "5 C" keep their case
+            why = why[0].lower() + why[1:]
         raise bad_value(
-            flag.name if flag else "--" + name.replace("_", "-"),
-            err.get("input"),
-            err["msg"].lower().removeprefix("value error, "),
-            flag.example if flag else None,
+            flag.name if flag else "--" + name.replace("_", "-"), err.get("input"), why, flag.example if flag else None
         ) from None
 
 
