@@ -118,7 +118,6 @@ def _load(name: str) -> None:
 app = typer.Typer(
     name="bench",
     cls=LazyGroup,
-    help="effbench: measure latency, throughput, memory and energy of neural networks, and explain them.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
