@@ -71,7 +71,7 @@ def parse_flag(flag: Flag, value: Any) -> Any:
             raise bad_value(flag.name, value, str(e), flag.example) from None
     if isinstance(value, float) and not math.isfinite(value):
         raise bad_value(flag.name, value, "must be a finite number", flag.example)
-    return value
+    return value if not flag.expands or isinstance(value, list) else [value]
 
 
 def cells_from_flags(values: dict[str, Any], config: type[RunConfig] = RunConfig, **fields: Any) -> list[RunConfig]:
