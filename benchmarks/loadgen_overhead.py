@@ -21,7 +21,7 @@ import tempfile
 import numpy as np
 
 from effbench.backends.registry import get_backend
-from effbench.cli import parse_run_args
+from effbench.commands.run import parse_run_args
 from effbench.core.scenarios import Context, get_scenario
 from effbench.core.timing import warmup
 from effbench.harness.prepare import check_cell, prepare

@@ -29,8 +29,8 @@ def ab_command(
     db: DbOption = None,
 ):
     """Run A and B interleaved and say whether B is a regression or an improvement over A."""
-    from effbench.cli import parse_run_args
     from effbench.commands.gate import parse_threshold
+    from effbench.commands.run import parse_run_args
     from effbench.gate.render import print_report, to_json, to_markdown
     from effbench.gate.verdict import ab_verdicts
     from effbench.harness.scheduler import run_cells

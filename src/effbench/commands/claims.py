@@ -18,6 +18,7 @@ from effbench.commands.files import write_file
 from effbench.commands.options import DbOption, format_option
 from effbench.console import console, one_line_errors
 from effbench.errors import UsageError
+from effbench.harness.run_options import parse_opts
 
 claims_app = typer.Typer(
     help="Published speed claims (claim cards): list them, show one, re-measure one here side by side.",
@@ -85,16 +86,6 @@ def show_command(
 
     entry = _library(claims_dir).get(name)
     show_card(console, entry, unbuildable_models(entry.claim))
-
-
-def _parse_opts(opts: list[str] | None) -> dict[str, str]:
-    out = {}
-    for o in opts or []:
-        if "=" not in o:
-            raise UsageError(f"--opt expects KEY=VALUE, got {o!r}")
-        k, v = o.split("=", 1)
-        out[k.strip()] = v.strip()
-    return out
 
 
 def _exit_code(outcomes, fail_on: str) -> int:
@@ -182,7 +173,7 @@ def verify_command(
         min_iters=min_iters,
         timeout_s=timeout,
     )
-    over = Overrides(batch=batch, threads=threads, tolerance=tol, options=_parse_opts(opt), parity=parity)
+    over = Overrides(batch=batch, threads=threads, tolerance=tol, options=parse_opts(opt), parity=parity)
     plans = {e.name: plan_claims(e, backend, device, timing, over) for e in entries}  # all input checked first
     for ps in plans.values():
         _check_first_cells(ps)

@@ -45,14 +45,19 @@ def max_qps_command(
     store_results: bool = typer.Option(True, "--store/--no-store", help="Write the record to the database."),
 ):
     """The highest LoadGen Server QPS whose run is VALID with its p99 within --p99."""
-    from effbench.cli import parse_latency_bound, parse_run_args
+    from effbench.commands.run import parse_run_args
+    from effbench.harness.flags import milliseconds
     from effbench.harness.max_qps import probe_of, search
     from effbench.harness.prepare import check_cell
+    from effbench.harness.run_options import bad_value
     from effbench.harness.scheduler import run_cells
     from effbench.harness.sink import ResultSink, check_out_writable
     from effbench.harness.store import Store
 
-    bound_ms = parse_latency_bound(p99, "--p99")
+    try:
+        bound_ms = milliseconds(p99)
+    except ValueError as e:
+        raise bad_value("--p99", p99, str(e), "--p99 15ms") from None
     assert bound_ms is not None
     if start_qps is not None and not start_qps > 0:
         raise UsageError(f"invalid --start-qps {start_qps!r}: must be positive (e.g. --start-qps 100)")

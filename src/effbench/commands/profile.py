@@ -57,8 +57,8 @@ def profile_command(
     Runs a timed cell, then a profiled one (ONNX Runtime's profiler, OpenVINO's counters, torch.profiler).
     Each fused kernel maps back to the ONNX nodes it covers; time no ONNX node accounts for is shown as unmapped.
     """
-    from effbench.cli import _parse_opts, make_config
     from effbench.harness.prepare import check_cell
+    from effbench.harness.run_options import make_config, parse_opts
     from effbench.harness.sink import ResultSink, check_out_writable
     from effbench.harness.store import Store
 
@@ -68,7 +68,7 @@ def profile_command(
         raise UsageError(f"invalid --top: {top}; show at least 1 layer")
     if sort not in SORT_KEYS:
         raise UsageError(f"unknown --sort {sort!r}; use {' or '.join(SORT_KEYS)}")
-    options = _parse_opts(opt)
+    options = parse_opts(opt)
     check_out_writable(out)
     timed_cfg = make_config(
         model=model,

@@ -8,18 +8,22 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from effbench.core.probes import gate
 from effbench.core.scenarios import SCENARIOS as SCENARIO_REGISTRY
 from effbench.core.scenarios import get_scenario
 from effbench.core.scenarios import own_settings as scenario_settings
 from effbench.core.settings import MeasureSettings
+from effbench.harness import flags
 from effbench.harness.defaults import RUN_DEFAULTS as DEFAULTS
+from effbench.harness.flags import Flag
+from effbench.harness.flags import parse_duration as parse_duration
+from effbench.harness.flags import parse_int_list as parse_int_list
+from effbench.harness.flags import parse_percent as parse_percent
 
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 SCENARIOS = tuple(sorted(SCENARIO_REGISTRY))
@@ -37,86 +41,301 @@ _NOT_HASHED = {
     "cooldown_timeout_s",
     "cooldown_s",
 }
-# hashed only when not at their default, so configurations from before these options keep their hashes
-_HASHED_WHEN_SET = {"window_s", "target_qps", "latency_bound_ms", "samples_per_query"}
+# The settings hashed even at their defaults (every stored hash was made with them). Any other one is
+# hashed only when it is not at its default, so that adding a setting keeps every stored hash.
+_HASHED_ALWAYS = frozenset(
+    {
+        *("model", "backend", "device", "scenario", "batch_size", "precision", "threads", "cpus", "input_size"),
+        *("warmup_s", "warmup_iters", "duration_s", "min_iters", "max_iters", "target_ci", "max_duration_s"),
+        *("requests", "profile_iters", "compile", "pretrained", "weights", "parity", "seed", "options"),
+        *("channels_last", "cuda_graph", "energy_window_s", "calib", "calib_size", "eval", "eval_labels"),
+        *("eval_limit", "skip_bad_images", "max_drop", "max_fallback", "crop_pct", "interpolation", "mean", "std"),
+    }
+)
 
 
 class RunConfig(BaseModel):
+    """One cell. A field with a Flag is a `bench run` option (commands/run.py generates them): adding a
+    run setting is adding a field here, with its default in harness/defaults.py."""
+
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    model: str
-    backend: str
-    device: str = DEFAULTS["device"]
-    scenario: str = DEFAULTS["scenario"]  # a registered scenario (effbench.core.scenarios)
-    batch_size: int = Field(DEFAULTS["batch_size"], ge=1, le=MAX_BATCH)
-    precision: Literal["fp32", "fp16", "bf16", "int8"] = DEFAULTS["precision"]
-    threads: int | None = Field(DEFAULTS["threads"], ge=1, le=1024)
-    cpus: list[int] | Literal["big", "little"] | None = DEFAULTS["cpus"]  # big / little: resolved on the device
-    warmup_s: float = Field(DEFAULTS["warmup_s"], ge=0, le=3600)
-    warmup_iters: int = Field(DEFAULTS["warmup_iters"], ge=0, le=10_000_000)
-    duration_s: float = Field(DEFAULTS["duration_s"], gt=0, le=86_400)
-    min_iters: int = Field(DEFAULTS["min_iters"], ge=1, le=100_000_000)
-    max_iters: int = Field(DEFAULTS["max_iters"], ge=1, le=100_000_000)  # bounds stored raw samples
-    target_ci: float | None = Field(DEFAULTS["target_ci"], gt=0, lt=1)  # relative half-width of the median's 95% CI
-    max_duration_s: float = Field(DEFAULTS["max_duration_s"], gt=0, le=86_400)
-    requests: int | None = Field(DEFAULTS["requests"], ge=1, le=1024)  # in-flight requests (throughput)
-    profile_iters: int | None = Field(DEFAULTS["profile_iters"], ge=1, le=100_000)
-    window_s: float | None = Field(DEFAULTS["window_s"], gt=0, le=86_400)  # sustained scenario's window
-    target_qps: float | None = Field(DEFAULTS["target_qps"], gt=0, le=10_000_000)  # LoadGen server
-    latency_bound_ms: float | None = Field(DEFAULTS["latency_bound_ms"], gt=0, le=3_600_000)  # LoadGen server p99
-    samples_per_query: int = Field(DEFAULTS["samples_per_query"], ge=1, le=4096)  # LoadGen multistream
-    telemetry: bool = DEFAULTS["telemetry"]
-    max_start_temp: float | None = DEFAULTS["max_start_temp"]  # thermal gate, C
-    cooldown_timeout_s: float = Field(DEFAULTS["cooldown_timeout_s"], ge=0, le=86_400)
-    cooldown_s: float = Field(DEFAULTS["cooldown_s"], ge=0, le=86_400)
-    compile: bool = DEFAULTS["compile"]
-    pretrained: bool = DEFAULTS["pretrained"]
-    weights: str | None = DEFAULTS["weights"]  # a state_dict file (--weights), resolved to an absolute path
-    input_size: int | None = Field(DEFAULTS["input_size"], ge=8, le=4096)
-    parity: bool = DEFAULTS["parity"]
-    seed: int = DEFAULTS["seed"]
-    options: dict[str, str] = Field(default_factory=dict)  # typed per backend (backends.*.Options)
-    channels_last: bool = DEFAULTS["channels_last"]
-    cuda_graph: bool = DEFAULTS["cuda_graph"]
-    energy_window_s: float = Field(DEFAULTS["energy_window_s"], gt=0, le=3600)
-    calib: str | None = DEFAULTS["calib"]  # calibration images (int8)
-    calib_size: int = Field(DEFAULTS["calib_size"], ge=1, le=1_000_000)
-    eval: str | None = DEFAULTS["eval"]  # evaluation images: accuracy on the timed engine
-    eval_labels: str | None = DEFAULTS["eval_labels"]
-    eval_limit: int | None = Field(DEFAULTS["eval_limit"], ge=1)
-    skip_bad_images: bool = DEFAULTS["skip_bad_images"]
-    max_drop: float | None = Field(
-        DEFAULTS["max_drop"], gt=0, lt=100
-    )  # accuracy-aware int8: tolerated top-1 drop, points
+    model: Annotated[str, Flag("--model", "-m", help="Card name, timm:<name>, path.onnx, or package.module:factory.")]
+    backend: Annotated[str, Flag("--backend", "-b", help="Backend name or alias (`bench backends`).")]
+    device: Annotated[str, Flag("--device", help="cpu, cuda:0, or a devices.yaml name.")] = DEFAULTS["device"]
+    # before batch_size: a command line's cells go size by size, each with every batch
+    input_size: Annotated[
+        int | None,
+        Field(ge=8, le=4096),
+        Flag(
+            "--input-size",
+            help="Input resolution, or a list: 160,224,288 (one cell each; export cached per size).",
+            example="--input-size 224 or 160,224,288",
+            parse=flags.int_list("size in pixels", "size", "expected a size or a comma list of sizes"),
+            expands=True,
+        ),
+    ] = DEFAULTS["input_size"]
+    batch_size: Annotated[
+        int,
+        Field(ge=1, le=MAX_BATCH),
+        Flag(
+            "--batch",
+            help="Batch size, or a list: 1,8,32 (one cell each).",
+            example="--batch 1,8,32",
+            parse=flags.int_list("positive integer", "batch size", "expected a comma list of positive integers"),
+            expands=True,
+        ),
+    ] = DEFAULTS["batch_size"]
+    precision: Annotated[
+        Literal["fp32", "fp16", "bf16", "int8"],
+        Flag("--precision", help="fp32 | bf16 | fp16 | int8 (set explicitly in the runtime; int8 is calibrated)."),
+    ] = DEFAULTS["precision"]
+    scenario: Annotated[  # a registered scenario (effbench.core.scenarios)
+        str,
+        Flag(
+            "--scenario",
+            help="latency (one at a time) | throughput (requests in flight) | sustained (slowdown over --duration) "
+            "| MLPerf LoadGen's singlestream | multistream | server | offline.",
+        ),
+    ] = DEFAULTS["scenario"]
+    threads: Annotated[
+        int | None,
+        Field(ge=1, le=1024),
+        Flag("--threads", help="Runtime's own thread setting.", example="--threads 2"),
+    ] = DEFAULTS["threads"]
+    cpus: Annotated[  # big / little: resolved on the device
+        list[int] | Literal["big", "little"] | None,
+        Flag(
+            "--cpus",
+            help="Pin the worker to these CPUs, e.g. 0,1 or 0-3, or to a big.LITTLE cluster: big | little.",
+            example="--cpus 0,1",
+            parse=flags.cpus,
+        ),
+    ] = DEFAULTS["cpus"]
+    warmup_s: Annotated[
+        float,
+        Field(ge=0, le=3600),
+        Flag("--warmup", help="Warm-up seconds (also --warmup-iters).", example="--warmup 1"),
+    ] = DEFAULTS["warmup_s"]
+    warmup_iters: Annotated[
+        int,
+        Field(ge=0, le=10_000_000),
+        Flag("--warmup-iters", help="Minimum warm-up iterations.", example="--warmup-iters 10"),
+    ] = DEFAULTS["warmup_iters"]
+    duration_s: Annotated[
+        float,
+        Field(gt=0, le=86_400),
+        Flag(
+            "--duration",
+            help="Minimum measuring time: seconds, or 90s, 10m, 1h.",
+            example="--duration 3 or --duration 10m",
+            parse=flags.seconds,
+        ),
+    ] = DEFAULTS["duration_s"]
+    min_iters: Annotated[
+        int,
+        Field(ge=1, le=100_000_000),
+        Flag("--min-iters", help="Minimum measured iterations.", example="--min-iters 30"),
+    ] = DEFAULTS["min_iters"]
+    max_iters: Annotated[
+        int,
+        Field(ge=1, le=100_000_000),
+        Flag(
+            "--max-iters", help="Stop after this many iterations (bounds stored samples).", example="--max-iters 200000"
+        ),
+    ] = DEFAULTS["max_iters"]
+    target_ci: Annotated[  # relative half-width of the median's 95% CI
+        float | None,
+        Field(gt=0, lt=1),
+        Flag(
+            "--target-ci",
+            help="Measure until the median's 95% CI half-width is within this, e.g. 1%.",
+            example="--target-ci 1%",
+            parse=flags.parse_percent,
+        ),
+    ] = DEFAULTS["target_ci"]
+    max_duration_s: Annotated[
+        float,
+        Field(gt=0, le=86_400),
+        Flag("--max-duration", help="Upper bound on measuring seconds with --target-ci.", example="--max-duration 60"),
+    ] = DEFAULTS["max_duration_s"]
+    requests: Annotated[
+        int | None,
+        Field(ge=1, le=1024),
+        Flag("--requests", help="Requests in flight (throughput).", example="--requests 4"),
+    ] = DEFAULTS["requests"]
+    profile_iters: int | None = Field(DEFAULTS["profile_iters"], ge=1, le=100_000)  # `bench profile`'s own
+    window_s: Annotated[
+        float | None,
+        Field(gt=0, le=86_400),
+        Flag(
+            "--window",
+            help="Sustained scenario: window length, e.g. 60s (default: a tenth of --duration, <= 60s).",
+            example="--window 60s",
+            parse=flags.seconds,
+            elsewhere="measures in windows",
+        ),
+    ] = DEFAULTS["window_s"]
+    target_qps: Annotated[
+        float | None,
+        Field(gt=0, le=10_000_000),
+        Flag(
+            "--target-qps",
+            help="LoadGen server: queries/s offered (default: half a short latency run's rate).",
+            example="--target-qps 100",
+            parse=flags.number,
+        ),
+    ] = DEFAULTS["target_qps"]
+    latency_bound_ms: Annotated[
+        float | None,
+        Field(gt=0, le=3_600_000),
+        Flag(
+            "--latency-bound",
+            help="LoadGen server: the p99 bound, e.g. 15ms (a bare number is ms).",
+            example="--latency-bound 15ms",
+            parse=flags.milliseconds,
+        ),
+    ] = DEFAULTS["latency_bound_ms"]
+    samples_per_query: Annotated[
+        int,
+        Field(ge=1, le=4096),
+        Flag("--samples-per-query", help="LoadGen multistream: frames per query.", example="--samples-per-query 8"),
+    ] = DEFAULTS["samples_per_query"]
+    telemetry: Annotated[
+        bool, Flag("--telemetry/--no-telemetry", help="Read temperatures, clocks and load around cells.")
+    ] = DEFAULTS["telemetry"]
+    max_start_temp: Annotated[  # thermal gate, C
+        float | None,
+        Flag(
+            "--max-start-temp",
+            help="Thermal gate: wait until the hottest sensor is below this many C.",
+            example="--max-start-temp 45",
+        ),
+    ] = DEFAULTS["max_start_temp"]
+    cooldown_timeout_s: Annotated[
+        float,
+        Field(ge=0, le=86_400),
+        Flag(
+            "--cooldown-timeout",
+            help="Thermal gate: wait at most this long (then go on, with a warning).",
+            example="--cooldown-timeout 10m",
+            parse=flags.seconds,
+        ),
+    ] = DEFAULTS["cooldown_timeout_s"]
+    cooldown_s: Annotated[
+        float,
+        Field(ge=0, le=86_400),
+        Flag(
+            "--cooldown",
+            help="Pause this long before each cell, e.g. 30s.",
+            example="--cooldown 30s",
+            parse=flags.seconds,
+        ),
+    ] = DEFAULTS["cooldown_s"]
+    compile: Annotated[bool, Flag("--compile", help="torch.compile the model (torch backend).")] = DEFAULTS["compile"]
+    pretrained: Annotated[
+        bool, Flag("--pretrained", help="Pretrained timm weights (local hub cache first; needs network otherwise).")
+    ] = DEFAULTS["pretrained"]
+    weights: Annotated[  # a state_dict file, resolved to an absolute path
+        str | None, Flag("--weights", help="A state_dict (.pth/.pt or .safetensors) to load.")
+    ] = DEFAULTS["weights"]
+    parity: Annotated[bool, Flag("--parity/--no-parity", help="Compare outputs with the reference.")] = DEFAULTS[
+        "parity"
+    ]
+    seed: Annotated[int, Flag("--seed", help="Seed of random weights and inputs.")] = DEFAULTS["seed"]
+    options: dict[str, str] = Field(default_factory=dict)  # --opt, typed per backend (backends.*.Options)
+    channels_last: Annotated[bool, Flag("--channels-last", help="channels_last (torch).")] = DEFAULTS["channels_last"]
+    cuda_graph: Annotated[bool, Flag("--cuda-graph", help="Capture a CUDA graph (torch, TensorRT).")] = DEFAULTS[
+        "cuda_graph"
+    ]
+    energy_window_s: Annotated[
+        float,
+        Field(gt=0, le=3600),
+        Flag("--energy-window", help="Seconds per energy window (NVML).", example="--energy-window 10"),
+    ] = DEFAULTS["energy_window_s"]
+    calib: Annotated[str | None, Flag("--calib", help="int8 calibration images: an ImageFolder or a folder.")] = (
+        DEFAULTS["calib"]
+    )
+    calib_size: Annotated[
+        int,
+        Field(ge=1, le=1_000_000),
+        Flag("--calib-size", help="Calibration images to use.", example="--calib-size 300"),
+    ] = DEFAULTS["calib_size"]
+    eval: Annotated[
+        str | None, Flag("--eval", help="Measure top-1/top-5 on this ImageFolder, on the timed engine.")
+    ] = DEFAULTS["eval"]
+    eval_labels: Annotated[
+        str | None, Flag("--eval-labels", help="File mapping folder or file names to the model's class indices.")
+    ] = DEFAULTS["eval_labels"]
+    eval_limit: Annotated[
+        int | None,
+        Field(ge=1),
+        Flag("--eval-limit", help="Evaluate at most this many images.", example="--eval-limit 1000"),
+    ] = DEFAULTS["eval_limit"]
+    skip_bad_images: Annotated[bool, Flag("--skip-bad-images", help="Count and skip unreadable images.")] = DEFAULTS[
+        "skip_bad_images"
+    ]
+    max_drop: Annotated[  # accuracy-aware int8: tolerated top-1 drop, points
+        float | None,
+        Field(gt=0, lt=100),
+        Flag(
+            "--max-drop",
+            help="int8 on openvino: accuracy-aware quantisation within this top-1 drop, e.g. 1%.",
+            example="--max-drop 1%",
+            parse=flags.percent_points,
+        ),
+    ] = DEFAULTS["max_drop"]
     # a run fails when more than this % of the model (MACs, else nodes) ran outside the requested
     # delegate/device or precision (the backend's placement summary)
-    max_fallback: float | None = Field(DEFAULTS["max_fallback"], ge=0, le=100)
+    max_fallback: Annotated[
+        float | None,
+        Field(ge=0, le=100),
+        Flag(
+            "--max-fallback",
+            help="Fail the run (exit 1, recorded) when more than this share of the model ran outside the "
+            "requested delegate/device or precision, e.g. 5%.",
+            parse=flags.percent_points,
+        ),
+    ] = DEFAULTS["max_fallback"]
     # preprocessing of --eval / --calib images where the model's own data configuration does not say (or to override it)
-    crop_pct: float | None = Field(DEFAULTS["crop_pct"], gt=0, le=1)
-    interpolation: Literal["bilinear", "bicubic", "nearest"] | None = DEFAULTS["interpolation"]
-    mean: str | None = DEFAULTS["mean"]  # "0.485,0.456,0.406"
-    std: str | None = DEFAULTS["std"]
-    timeout_s: float = Field(DEFAULTS["timeout_s"], gt=0, le=7 * 86_400)
-    tag: str | None = DEFAULTS["tag"]
+    crop_pct: Annotated[
+        float | None,
+        Field(gt=0, le=1),
+        Flag("--crop-pct", help="Image preprocessing: centre-crop fraction (default: the model's, else 0.875)."),
+    ] = DEFAULTS["crop_pct"]
+    interpolation: Annotated[
+        Literal["bilinear", "bicubic", "nearest"] | None,
+        Flag("--interpolation", help="Resize: bilinear | bicubic | nearest."),
+    ] = DEFAULTS["interpolation"]
+    mean: Annotated[str | None, Flag("--mean", help="Normalisation mean, e.g. 0.485,0.456,0.406 (ImageNet's).")] = (
+        DEFAULTS["mean"]
+    )
+    std: Annotated[str | None, Flag("--std", help="Normalisation std, e.g. 0.229,0.224,0.225 (ImageNet's).")] = (
+        DEFAULTS["std"]
+    )
+    timeout_s: Annotated[
+        float,
+        Field(gt=0, le=7 * 86_400),
+        Flag("--timeout", help="Kill the worker after this many seconds.", example="--timeout 900"),
+    ] = DEFAULTS["timeout_s"]
+    tag: str | None = DEFAULTS["tag"]  # --tag (commands/options.py: shared by every command that stores)
     db: str | None = None
     devices_file: str | None = None
 
     @field_validator("cpus")
     @classmethod
-    def _cpus(cls, v):
-        if v is None or isinstance(v, str):
+    def _cpus(cls, v, info: ValidationInfo):
+        if v is None:
             return v
-        if not v or any(c < 0 for c in v):
-            raise ValueError("cpus must be a non-empty list of CPU indices >= 0")
-        usable = (
-            sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
-        )
-        missing = sorted(set(v) - set(usable))
-        if missing:
-            raise ValueError(
-                f"CPU(s) {', '.join(map(str, missing))} not available here (usable: {','.join(map(str, usable))})"
-            )
-        return sorted(set(v))
+        if not isinstance(v, str):
+            if not v or any(c < 0 for c in v):
+                raise ValueError("cpus must be a non-empty list of CPU indices >= 0")
+            v = sorted(set(v))
+        # a devices.yaml name may be an ssh device with CPUs of its own: harness/prepare.check_cell decides
+        why = local_cpus_problem(v) if runs_here(info.data.get("device", "")) else None
+        if why:
+            raise ValueError(why)
+        return v
 
     @field_validator("duration_s", "window_s", "cooldown_s", "cooldown_timeout_s", mode="before")
     @classmethod
@@ -194,10 +413,11 @@ class RunConfig(BaseModel):
         return os.path.abspath(os.path.expanduser(v)) if v else v
 
     def config_hash(self) -> str:
+        fields = type(self).model_fields
         data = {
             k: v
             for k, v in self.model_dump().items()
-            if k not in _NOT_HASHED and not (k in _HASHED_WHEN_SET and v == DEFAULTS[k])
+            if k not in _NOT_HASHED and (k in _HASHED_ALWAYS or v != fields[k].get_default(call_default_factory=True))
         }
         blob = json.dumps(data, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
@@ -216,69 +436,23 @@ class RunConfig(BaseModel):
         return d
 
 
-def parse_percent(text: str | float | None) -> float | None:
-    """'1%' -> 0.01, '0.01' -> 0.01, '1' -> 0.01 (a number >= 1 is a percentage), None -> None."""
-    if text is None or text == "":
+def runs_here(device: str) -> bool:
+    """Whether the device is this machine by its very name (a devices.yaml name may be remote)."""
+    return device in ("cpu", "local", "cuda") or device.startswith("cuda:")
+
+
+def local_cpus_problem(cpus: list[int] | str) -> str | None:
+    """Why a worker on this machine cannot be pinned to these CPUs (None: it can)."""
+    if isinstance(cpus, str):
+        from effbench.core.cell import pinned_cpus
+
+        try:
+            pinned_cpus(cpus)
+        except ValueError as e:
+            return f"{e}; pin to CPU indices instead"
         return None
-    if isinstance(text, (int, float)):
-        v = float(text)
-    else:
-        t = str(text).strip()
-        try:
-            v = float(t[:-1]) / 100 if t.endswith("%") else float(t)
-        except ValueError:
-            raise ValueError(f"{text!r} is not a percentage") from None
-        if not t.endswith("%") and v >= 1:
-            v /= 100
-    if not math.isfinite(v):
-        raise ValueError(f"{text!r} is not a finite percentage")
-    return v
-
-
-_UNITS = {"ms": 0.001, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
-
-
-def parse_duration(text: str | float | None) -> float | None:
-    """'10m' -> 600.0, '60s' -> 60.0, '1.5h' -> 5400.0, '250ms' -> 0.25, '3' -> 3.0 (seconds)."""
-    if text is None or text == "":
-        return None
-    if isinstance(text, (int, float)):
-        v = float(text)
-    else:
-        t = str(text).strip().lower()
-        num = t.rstrip("abcdefghijklmnopqrstuvwxyz")
-        unit = t[len(num) :].strip() or "s"
-        if unit not in _UNITS:
-            raise ValueError(f"unknown unit {unit!r}; use ms, s, m or h")
-        try:
-            v = float(num) * _UNITS[unit]
-        except ValueError:
-            raise ValueError(f"{text!r} is not a duration") from None
-    if not math.isfinite(v) or v <= 0:
-        raise ValueError(f"{text!r} is not a positive duration")
-    return v
-
-
-def parse_int_list(text: str, what: str = "value", allow_ranges: bool = False, minimum: int = 1) -> list[int]:
-    """'1,8,32' -> [1, 8, 32]; with allow_ranges '0-3' -> [0, 1, 2, 3]. Strict: no empty items,
-    nothing below `minimum`."""
-    out: list[int] = []
-    for part in str(text).split(","):
-        part = part.strip()
-        if not part:
-            raise ValueError(f"empty item in {text!r}")
-        lo, sep, hi = part.partition("-")
-        try:
-            if sep and allow_ranges and lo:
-                a, b = int(lo), int(hi)
-                if b < a:
-                    raise ValueError
-                out.extend(range(a, b + 1))
-            else:
-                out.append(int(part))
-        except ValueError:
-            raise ValueError(f"{part!r} is not a {what}") from None
-    bad = [v for v in out if v < minimum]
-    if bad:
-        raise ValueError(f"{bad[0]} is below {minimum}")
-    return out
+    usable = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+    missing = sorted(set(cpus) - set(usable))
+    if missing:
+        return f"CPU(s) {', '.join(map(str, missing))} not available here (usable: {','.join(map(str, usable))})"
+    return None

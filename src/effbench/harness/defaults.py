@@ -1,6 +1,6 @@
 """The defaults of a cell, stated once: the measurement ones come from effbench.core.settings, the
-rest are the harness's. RunConfig and the command line both read them here (a test checks that
-neither drifts); importing this costs nothing, so `bench --help` stays fast."""
+rest are the harness's. RunConfig's fields read them here, and `bench run`'s options are generated
+from those fields (a test checks that the command line's defaults are RunConfig's)."""
 
 from __future__ import annotations
 
@@ -36,7 +36,3 @@ RUN_DEFAULTS: dict[str, Any] = {
     "timeout_s": 900.0,
     "tag": None,
 }
-
-
-def default_of(name: str) -> Any:
-    return RUN_DEFAULTS[name]

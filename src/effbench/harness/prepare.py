@@ -21,7 +21,7 @@ from effbench.core.settings import MeasureSettings
 from effbench.errors import UsageError
 from effbench.export.cache import Artifact, NotCached, building_allowed, cache_key, check_writable
 from effbench.harness import evaluation, loadgen_logs
-from effbench.harness.config import RunConfig
+from effbench.harness.config import RunConfig, local_cpus_problem
 from effbench.harness.evaluation import EvalPlan
 from effbench.harness.meters.energy import meter_options
 from effbench.harness.options import CommonOptions, parse_all
@@ -106,6 +106,9 @@ def check_cell(cfg: RunConfig) -> Checked:
         reason = backend.unavailable_reason(target.execution)
         if reason:
             raise UsageError(f"backend {backend.name!r} is not usable here: {reason}")
+        why = local_cpus_problem(cfg.cpus) if cfg.cpus is not None else None
+        if why:
+            raise UsageError(f"invalid --cpus {cfg.cpus!r} for device {cfg.device!r}: {why}")
         reason = backend.check_precision(cfg.precision, target.execution)
         if reason:
             raise UsageError(f"precision {cfg.precision!r} not available: {reason}")

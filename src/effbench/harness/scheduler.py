@@ -133,8 +133,6 @@ def _launcher(lane: str, cell: PreparedCell, isolate: bool, pool: dict):
 
 def run_cells(
     cells: list[RunConfig],
-    _no_store: None = None,
-    /,
     *,
     isolate: bool = True,
     on_result: Callable[[Result], None] | None = None,
@@ -145,12 +143,7 @@ def run_cells(
     """Run the cells (results in the order given). Each finished result goes to `on_result` at once,
     one at a time: a command passes its ResultSink (harness/sink.py), the one way results are stored,
     so a KeyboardInterrupt propagates only after the finished results are stored. `prepared`: the
-    cells already prepared by the caller (one item per cell), so that nothing is prepared twice.
-
-    run_cells stores nothing itself; the positional slot after `cells` takes only None, for callers
-    written when it took a store (`run_cells(cells, None, ...)`)."""
-    if _no_store is not None:
-        raise TypeError("run_cells stores nothing: pass on_result=ResultSink(out, store, title)")
+    cells already prepared by the caller (one item per cell), so that nothing is prepared twice."""
     pool: dict = launchers if launchers is not None else {}
     if isolate and LOCAL_LANE not in pool:
         from effbench.harness.launchers.local import Workers
