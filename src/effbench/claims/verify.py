@@ -10,19 +10,20 @@ from typing import Any
 
 from effbench.claims.plan import Plan
 from effbench.claims.verdict import ClaimVerdict, judge
+from effbench.harness.result import Result
 
 
 @dataclass
 class Outcome:
     plan: Plan
     run: str
-    records: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: {"A": [], "B": []})
+    records: dict[str, list[Result]] = field(default_factory=lambda: {"A": [], "B": []})
     verdict: ClaimVerdict | None = None
     spooled: list[str] = field(default_factory=list)  # files holding results the store refused
 
     def notes(self) -> list[str]:
         """The plan's notes, with this machine's processor or GPU named from the records."""
-        env = next((r.get("env") for r in self.records["A"] + self.records["B"] if r.get("env")), None) or {}
+        env = next((r.env for r in self.records["A"] + self.records["B"] if r.env), {})
         here = env.get("cpu_model") if self.plan.device_kind == "cpu" else None
         gpu = env.get("gpu")
         if self.plan.device_kind == "gpu" and gpu:
@@ -50,7 +51,7 @@ class Outcome:
             "tolerance": p.tolerance,
             "published_ratio_source": c.published_ratio_source,
             "notes": self.notes(),
-            "record_ids": {s: [r["id"] for r in rs] for s, rs in self.records.items()},
+            "record_ids": {s: [r.id for r in rs] for s, rs in self.records.items()},
             **(self.verdict.to_dict() if self.verdict else {}),
         }
 
@@ -85,9 +86,11 @@ def verify(plans: list[Plan], store, isolate: bool = True, spooled: list[str] | 
     run = uuid.uuid4().hex[:12]
     outcomes = [Outcome(p, run) for p in plans]
     # A result finds its plan and side by tag (the claim) and configuration hash (backend, device, model).
-    where = {(cfg.tag, cfg.config_hash()): (o, side) for o in outcomes for side, cfg in o.plan.cells}
+    where: dict[tuple[str | None, str | None], tuple[Outcome, str]] = {
+        (cfg.tag, cfg.config_hash()): (o, side) for o in outcomes for side, cfg in o.plan.cells
+    }
 
-    def stored(result) -> None:
+    def stored(result: Result) -> None:
         found = where.get((result.tag, result.config_hash))
         if found is None:  # pragma: no cover - every result comes from a planned cell
             return
@@ -99,7 +102,7 @@ def verify(plans: list[Plan], store, isolate: bool = True, spooled: list[str] | 
                 outcome.spooled.append(str(path))
                 if spooled is not None:
                     spooled.append(str(path))
-            outcome.records[side].append(result.to_dict())
+            outcome.records[side].append(result)
 
     run_cells([cfg for o in outcomes for _, cfg in o.plan.cells], None, isolate=isolate, on_result=stored)
     for o in outcomes:

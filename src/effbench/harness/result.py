@@ -25,6 +25,12 @@ def _known(cls, data: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in data.items() if k in names}
 
 
+def _summary(data: Mapping[str, Any]) -> Summary:
+    """A stored latency block; a figure a partial block (a generated or foreign record) lacks is NaN."""
+    known = _known(Summary, data)
+    return Summary(**{f.name: known.get(f.name, 0 if f.name == "n" else math.nan) for f in fields(Summary)})
+
+
 @dataclass(frozen=True)
 class Parity:
     max_abs_err: float = math.nan
@@ -230,7 +236,7 @@ class Result:
         profiled = bool(d.get("profiled")) or scenario == "profile"  # schema 1 stored profiled cells so
         kw = _known(cls, d)
         kw.update(
-            latency=Summary(**_known(Summary, lat)) if lat else None,
+            latency=_summary(lat) if lat else None,
             timing=timing,
             parity=Parity(**_known(Parity, par)) if par else None,
             memory=Memory(**_known(Memory, mem)) if mem else None,
@@ -241,3 +247,8 @@ class Result:
             profiled=profiled,
         )
         return cls(**kw)
+
+
+def as_result(item: Result | Mapping[str, Any]) -> Result:
+    """A Result, or a JSON record (a results file, a spool line, a caller's dict) read into one."""
+    return item if isinstance(item, Result) else Result.from_dict(item)

@@ -29,6 +29,7 @@ from sqlalchemy import (
     Text,
     create_engine,
     event,
+    func,
     insert,
     inspect,
     select,
@@ -352,6 +353,15 @@ class Store:
         """Stored results (newest first) matching the filters (a value may be a list): model, backend,
         device, tag, status, config_hash, scenario, precision, batch_size, profiled, since (ISO time)."""
         return [self._typed(json.loads(blob)) for blob in self._read(self._select(**filters))]
+
+    def count(self, **filters: Any) -> int:
+        """How many stored results match the filters."""
+        q = select(func.count()).select_from(self._select(**filters).subquery())
+        return int(self._retry(lambda: self._scalar(q)))
+
+    def _scalar(self, q: Any) -> Any:
+        with self.engine.connect() as conn:
+            return conn.execute(q).scalar()
 
     def result(self, result_id: str) -> Result | None:
         """The result with this id, or None."""

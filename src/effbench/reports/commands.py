@@ -61,7 +61,7 @@ def report_command(
     No stored result, or none matching the filters: one line and exit code 1.
     """
     from effbench.console import console
-    from effbench.reports.data import Query, load_records
+    from effbench.reports.data import Query, load_results
 
     fmt = fmt.lower().strip()
     if fmt == "markdown":
@@ -69,7 +69,7 @@ def report_command(
     if fmt not in FORMATS:
         raise UsageError(f"unknown --format {fmt!r}; use html, md or csv")
     query = Query(db=db, models=model, backends=backend, devices=device, tags=tag, since=since)
-    records = load_records(query)
+    records = load_results(query)
 
     if fmt == "html":
         from effbench.reports.html import render_html

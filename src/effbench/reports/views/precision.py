@@ -110,7 +110,7 @@ def precision_pairs(rows: list[Row]) -> list[PrecisionPair]:
         fp32, int8 = pair["fp32"], pair["int8"]
         ratio, ratio_ci = _ratio(fp32, int8)
         drop, drop_ci, drop_p, basis = _drop(fp32, int8)
-        quant = as_dict(int8.rec.get("quantization"))
+        quant = as_dict(int8.rec.quantization)
         calib = as_dict(quant.get("calibration"))
         out.append(
             PrecisionPair(
