@@ -21,14 +21,14 @@ def _raw(db: Path) -> dict[str, dict]:
         return {rid: json.loads(blob) for rid, blob in conn.execute("SELECT id, record FROM results")}
 
 
-def _same(a, b) -> bool:
+def same_json(a, b) -> bool:
     """Equal JSON, NaN equal to NaN (parity fields of a cell that did not run are NaN)."""
     if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
         return True
     if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+        return a.keys() == b.keys() and all(same_json(a[k], b[k]) for k in a)
     if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(same_json(x, y) for x, y in zip(a, b))
     return a == b
 
 
@@ -60,7 +60,7 @@ def test_a_schema2_store_is_upgraded_and_every_record_reads_back_typed_and_equal
     results = store.results()
     assert len(results) == len(before) and all(isinstance(r, Result) for r in results)
     for r in results:
-        assert _same(r.to_dict(), before[r.id])  # typed and back: the very record that was stored
+        assert same_json(r.to_dict(), before[r.id])  # typed and back: the very record that was stored
         assert store.result(r.id) == r
     failed = store.results(status="failed")
     assert [r.model for r in failed] == ["tests.plugins.tiny_models:svd_model"]

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from effbench.claims.plan import Plan
 from effbench.claims.verdict import ClaimVerdict, judge
 from effbench.harness.result import Result
+
+if TYPE_CHECKING:
+    from effbench.harness.store import Store
 
 
 @dataclass
@@ -75,7 +78,9 @@ def claim_meta(plan: Plan, run: str, side: str, round_: int) -> dict[str, Any]:
     }
 
 
-def verify(plans: list[Plan], store, isolate: bool = True, spooled: list[str] | None = None) -> list[Outcome]:
+def verify(
+    plans: list[Plan], store: Store | None, isolate: bool = True, spooled: list[str] | None = None
+) -> list[Outcome]:
     """Run every plan's cells in order and judge each plan; results are stored one by one (a Ctrl-C
     keeps those already finished). `spooled` collects the spool files as they are written, for a
     caller interrupted before the outcomes come back."""

@@ -20,7 +20,7 @@ RECORD_SCHEMA = 2
 STATUSES = ("ok", "failed", "crashed", "timeout", "skipped", "lost")  # lost: a farm node died with the cell
 
 
-def _known(cls, data: Mapping[str, Any]) -> dict[str, Any]:
+def _known(cls: Any, data: Mapping[str, Any]) -> dict[str, Any]:
     names = {f.name for f in fields(cls)}
     return {k: v for k, v in data.items() if k in names}
 

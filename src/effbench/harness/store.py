@@ -271,7 +271,7 @@ class Store:
         self._write([_row(r.to_dict() if isinstance(r, Result) else dict(r)) for r in results])
 
     def _write(self, rows: list[dict[str, Any]]) -> None:
-        def write():
+        def write() -> None:
             with self.engine.begin() as conn:
                 conn.execute(insert(results_table), rows)
 
@@ -488,7 +488,7 @@ def _effbench_version() -> str:
     return __version__
 
 
-def _sqlite_pragmas(dbapi_conn, _record) -> None:
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     try:
         cur.execute("PRAGMA journal_mode=WAL")

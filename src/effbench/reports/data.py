@@ -49,7 +49,7 @@ def as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
-def _card(model: str):
+def _card(model: str) -> Any:
     try:
         from effbench.models.cards import CARDS
     except ImportError:  # pragma: no cover - cards always ship with the package

@@ -66,7 +66,9 @@ def _copy_asset(out: Path, name: str) -> None:
     _write_bytes(out / "assets" / name, resources.files("effbench.site").joinpath(f"assets/{name}").read_bytes())
 
 
-def build_site(out: Path, db: str | None = None, since: str | None = None, threshold: float = DEFAULT_THRESHOLD):
+def build_site(
+    out: Path, db: str | None = None, since: str | None = None, threshold: float = DEFAULT_THRESHOLD
+) -> BuildSummary:
     since_at = parse_since(since)
     check_out_dir(out)
     store = Store(db, must_exist=True)

@@ -9,11 +9,14 @@ of one runtime and device are pooled per side and judged by the same rule and bo
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from effbench.harness.result import Result
 from effbench.reports.common import Figure, Section, axis, base_layout, fmt_ms, h, note, p, table
 from effbench.reports.data import Row, num, text
+
+if TYPE_CHECKING:
+    from effbench.claims.verdict import ClaimVerdict
 
 VERDICT_COLOURS = {"holds": "#067647", "does not hold": "#b42318", "inconclusive": "#a15c07", "failed": "#7a271a"}
 
@@ -81,7 +84,7 @@ def claim_results(rows: list[Row]) -> list[ClaimResult]:
     return out
 
 
-def _ci(v) -> str:
+def _ci(v: ClaimVerdict) -> str:
     return f"[{v.ci_low:.4g}, {v.ci_high:.4g}]" if v.ci_low is not None and v.ci_high is not None else ""
 
 
