@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
 
 from effbench.core.stats import summarize
-from effbench.harness.result import STATUSES, Result, as_result
+from effbench.harness.result import STATUSES, Result, as_result, newest_per_cell
 
 KEY_FIELDS = ("model", "backend", "device", "batch_size", "precision", "scenario")
 FAILED_STATUSES = ("failed", "crashed", "timeout")
@@ -132,12 +132,7 @@ def pooled_cells(records: Iterable[Result | Mapping[str, Any]], key: Callable[[R
 
 def newest_cells(records: Iterable[Result | Mapping[str, Any]]) -> list[Cell]:
     """One cell per configuration from its newest result (stores keep history)."""
-    newest: dict[str, Result] = {}
-    for r in map(as_result, records):
-        k = key_of(r)
-        if k not in newest or r.created_at > newest[k].created_at:
-            newest[k] = r
-    return [cell_from_records([r]) for r in newest.values()]
+    return [cell_from_records([r]) for r in newest_per_cell(map(as_result, records))]
 
 
 # --- validation of untrusted JSON (baseline files, results files) --------------------------------

@@ -12,7 +12,7 @@ import datetime as _dt
 import math
 import uuid
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from effbench.core.stats import Summary
 
@@ -252,3 +252,21 @@ class Result:
 def as_result(item: Result | Mapping[str, Any]) -> Result:
     """A Result, or a JSON record (a results file, a spool line, a caller's dict) read into one."""
     return item if isinstance(item, Result) else Result.from_dict(item)
+
+
+def cell_of(result: Result) -> tuple[Any, ...]:
+    """What makes two results the same cell: the configuration hash, else the cell's fields."""
+    if result.config_hash:
+        return (result.config_hash,)
+    r = result
+    return (r.model, r.backend, r.device, r.scenario, r.batch_size, r.precision, r.profiled)
+
+
+def newest_per_cell(results: Iterable[Result]) -> list[Result]:
+    """The newest result of each cell, in the order of the cells' newest results (newest first)."""
+    newest: dict[tuple[Any, ...], Result] = {}
+    for r in results:
+        have = newest.get(cell_of(r))
+        if have is None or r.created_at > have.created_at:
+            newest[cell_of(r)] = r
+    return sorted(newest.values(), key=lambda r: r.created_at, reverse=True)

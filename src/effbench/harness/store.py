@@ -39,7 +39,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from effbench.errors import EffbenchError, UsageError
 from effbench.harness import store_errors
-from effbench.harness.result import RECORD_SCHEMA, Result
+from effbench.harness.result import RECORD_SCHEMA, Result, newest_per_cell
 from effbench.harness.urls import redact
 
 DEFAULT_DB = ".effbench/results.db"
@@ -411,24 +411,6 @@ class Store:
     def dataframe(self, **filters: Any) -> Any:
         """The matching results as one flat pandas table (`results_frame`)."""
         return results_frame(self.results(**filters))
-
-
-def cell_of(result: Result) -> tuple[Any, ...]:
-    """What makes two results the same cell: the configuration hash, else the cell's fields."""
-    if result.config_hash:
-        return (result.config_hash,)
-    r = result
-    return (r.model, r.backend, r.device, r.scenario, r.batch_size, r.precision, r.profiled)
-
-
-def newest_per_cell(results: Iterable[Result]) -> list[Result]:
-    """The newest result of each cell, in the order of the cells' newest results (newest first)."""
-    newest: dict[tuple[Any, ...], Result] = {}
-    for r in results:
-        have = newest.get(cell_of(r))
-        if have is None or r.created_at > have.created_at:
-            newest[cell_of(r)] = r
-    return sorted(newest.values(), key=lambda r: r.created_at, reverse=True)
 
 
 def _profiled(rec: dict[str, Any]) -> bool:
