@@ -24,6 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from effbench.harness.result import Result
 from effbench.harness.store import Store
 from tests.farm.lab import Farm, Namespace, missing_tools, short_tmp
 
@@ -39,7 +40,7 @@ onnx.save(m, sys.argv[1])
 """
 
 
-def sweep(farm: Farm, model: Path, devices: list[str], per_device: int, duration: float) -> list[dict]:
+def sweep(farm: Farm, model: Path, devices: list[str], per_device: int, duration: float) -> list[Result]:
     name = f"scale-{len(devices)}"
     path = farm.root / f"{name}.yaml"
     path.write_text(f"""
@@ -57,29 +58,27 @@ min_iters: 5
     r = farm.bench("sweep", path, "--farm", farm.address, "--db", db, timeout=3600)
     if r.returncode != 0:
         raise SystemExit(f"sweep failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
-    records = Store(str(db)).records()
-    bad = [x for x in records if x["status"] != "ok"]
+    records = Store(str(db)).results()
+    bad = [x for x in records if not x.ok]
     if bad:
-        raise SystemExit(f"{len(bad)} cell(s) not ok: {bad[0]['error']}")
+        raise SystemExit(f"{len(bad)} cell(s) not ok: {bad[0].error}")
     return records
 
 
-def span(records: list[dict]) -> float:
-    farm = [x["extra"]["farm"] for x in records]
+def span(records: list[Result]) -> float:
+    farm = [x.extra["farm"] for x in records]
     return max(f["finished_unix"] for f in farm) - min(f["submitted_unix"] for f in farm)
 
 
-def busy(records: list[dict]) -> float:
-    return sum(x["extra"]["farm"]["finished_unix"] - x["extra"]["farm"]["started_unix"] for x in records)
+def busy(records: list[Result]) -> float:
+    return sum(x.extra["farm"]["finished_unix"] - x.extra["farm"]["started_unix"] for x in records)
 
 
-def gaps(records: list[dict]) -> list[float]:
+def gaps(records: list[Result]) -> list[float]:
     out = []
-    for device in {x["device"] for x in records}:
+    for device in {x.device for x in records}:
         spans = sorted(
-            (x["extra"]["farm"]["started_unix"], x["extra"]["farm"]["finished_unix"])
-            for x in records
-            if x["device"] == device
+            (x.extra["farm"]["started_unix"], x.extra["farm"]["finished_unix"]) for x in records if x.device == device
         )
         out += [nxt - end for (_, end), (nxt, _) in zip(spans, spans[1:])]
     return out
@@ -108,9 +107,9 @@ def main() -> None:
     cell_s = busy(one) / n
     speedup = span(one) / span(two)
     overhead = (span(one) - busy(one)) / n
-    first = min(one, key=lambda x: x["extra"]["farm"]["started_unix"])["extra"]["farm"]
+    first = min(one, key=lambda x: x.extra["farm"]["started_unix"]).extra["farm"]
     first_start = first["started_unix"] - first["submitted_unix"]
-    per_device = max(busy([x for x in two if x["device"] == d]) for d in {x["device"] for x in two})
+    per_device = max(busy([x for x in two if x.device == d]) for d in {x.device for x in two})
     print(
         f"{n} busy-wait cells of {args.duration:g} s measuring "
         f"({cell_s:.2f} s per cell on the node, worker start included)"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from effbench.harness.result import Result, as_result
 from effbench.reports.data import to_row, top1_of
 from effbench.reports.html import VIEW_IDS, render_html
 from effbench.reports.markdown import render_markdown
@@ -38,26 +39,27 @@ def pair():
 
 def test_measured_top1_wins_over_the_card_with_its_interval(pair):
     fp32, _, card, fp32_ok, _ = pair
-    value, source = top1_of(fp32)
+    value, source = top1_of(as_result(fp32))
     assert source == "measured" and value == pytest.approx(100 * fp32_ok.mean(), abs=1e-3)
-    row = to_row(fp32)
+    row = to_row(as_result(fp32))
     lo, hi = row.top1_ci
     assert lo < value < hi and row.top1_text.startswith(f"{value:.1f} [")
-    card_row = to_row(card)
+    card_row = to_row(as_result(card))
     assert card_row.top1_source.startswith("card") and card_row.top1_text.endswith("card")
-    assert top1_of({"model": "x", "extra": {"measured_top1": 61.0}}) == (61.0, "measured")  # older records
+    older = Result("x", "b", extra={"measured_top1": 61.0})  # records before `accuracy`
+    assert top1_of(older) == (61.0, "measured")
 
 
 def test_speed_plot_marks_measured_filled_with_whiskers_and_card_open(pair):
     fp32, int8, card, *_ = pair
-    section = speed_section([to_row(r) for r in (fp32, int8, card)])
+    section = speed_section([to_row(as_result(r)) for r in (fp32, int8, card)])
     fig = next(f for f in section.figures if f.div_id == "fig-speed-latency")
     points = [t for t in fig.data if t["meta"]["role"] == "points"]
     by_kind = {t["meta"]["top1"]: t for t in points}
     assert set(by_kind) == {"measured", "card"}
     assert by_kind["card"]["marker"]["symbol"].endswith("-open")
     assert not by_kind["measured"]["marker"]["symbol"].endswith("-open")
-    rows = {r["precision"]: to_row(r) for r in (fp32, int8)}
+    rows = {r["precision"]: to_row(as_result(r)) for r in (fp32, int8)}
     meas = by_kind["measured"]
     for y, up, down in zip(meas["y"], meas["error_y"]["array"], meas["error_y"]["arrayminus"]):
         r = next(r for r in rows.values() if r.top1 == y)
@@ -67,7 +69,7 @@ def test_speed_plot_marks_measured_filled_with_whiskers_and_card_open(pair):
 
 def test_precision_pair_ratio_and_paired_drop(pair):
     fp32, int8, card, fp32_ok, int8_ok = pair
-    (x,) = precision_pairs([to_row(r) for r in (fp32, int8, card)])
+    (x,) = precision_pairs([to_row(as_result(r)) for r in (fp32, int8, card)])
     assert x.ratio == pytest.approx(np.median(int8["samples_ms"]) / np.median(fp32["samples_ms"]), rel=1e-9)
     assert x.ratio_ci[0] < x.ratio < x.ratio_ci[1] < 1
     assert x.drop == pytest.approx(100 * (fp32_ok.mean() - int8_ok.mean()))
@@ -79,10 +81,10 @@ def test_precision_pair_ratio_and_paired_drop(pair):
 def test_precision_drop_falls_back_to_the_int8_records_own_reference(pair):
     fp32, int8, *_ = pair
     bare = dict(fp32, accuracy=None)
-    (x,) = precision_pairs([to_row(r) for r in (bare, int8)])
+    (x,) = precision_pairs([to_row(as_result(r)) for r in (bare, int8)])
     assert x.drop == int8["accuracy"]["drop"] and x.drop_basis == "paired: int8 vs fp32 torch on the same images"
     no_eval = dict(int8, accuracy=None)
-    (y,) = precision_pairs([to_row(r) for r in (bare, no_eval)])
+    (y,) = precision_pairs([to_row(as_result(r)) for r in (bare, no_eval)])
     assert y.drop is None and "--eval" in y.drop_basis and y.ratio is not None
 
 

@@ -10,6 +10,7 @@ from effbench.claims.library import load_library, parse_card
 from effbench.claims.plan import CPU_BATCH_CAP, MIN_POOLED, Overrides, Timing, plan_claim, plan_claims
 from effbench.claims.verdict import DOES_NOT_HOLD, FAILED, HOLDS, INCONCLUSIVE, band, decide, judge
 from effbench.errors import UsageError
+from effbench.harness.result import Result
 from tests.claims.cards import null_claim, write_card
 
 
@@ -46,8 +47,10 @@ def test_band():
     assert band("as_fast", 1.0, 0.05) == (0.95, 1.05)
 
 
-def _recs(ms: float, n: int, **kw) -> list[dict]:
-    return [{"status": "ok", "batch_size": 1, "samples_ms": [ms + 0.001 * (i % 7) for i in range(n)], **kw}]
+def _recs(ms: float, n: int, **kw) -> list[Result]:
+    return [
+        Result.from_dict({"model": "m", "backend": "b", "samples_ms": [ms + 0.001 * (i % 7) for i in range(n)], **kw})
+    ]
 
 
 def test_judge_ratio_direction_and_failures():
@@ -58,7 +61,7 @@ def test_judge_ratio_direction_and_failures():
     # per image: batch 4 at 4 ms is as fast as batch 1 at 1 ms
     v = judge("as_fast", 1.0, 0.05, _recs(4.0, 200, batch_size=4), _recs(1.0, 200))
     assert v.verdict == HOLDS and v.ratio == pytest.approx(1.0, rel=0.01)
-    v = judge("faster", 2.0, 0.1, _recs(1.0, 200), [{"status": "failed", "error": "export broke"}])
+    v = judge("faster", 2.0, 0.1, _recs(1.0, 200), [Result("m", "b", status="failed", error="export broke")])
     assert v.verdict == FAILED and "B: failed: export broke" in v.reason
     v = judge("faster", 2.0, 0.1, _recs(1.0, 200, parity={"ok": False, "max_rel_err": 0.3}), _recs(2.0, 200))
     assert v.verdict == FAILED and "parity failure" in v.reason

@@ -1,6 +1,4 @@
 import json
-import sys
-import types
 
 import pytest
 import typer
@@ -83,28 +81,21 @@ def test_fail_on_inconclusive(base, tmp_path):
     assert "too noisy" in r.stdout
 
 
-def test_current_from_store_takes_newest_per_cell(base, tmp_path, monkeypatch):
-    seen = {}
+def test_current_from_store_takes_newest_per_cell(base, tmp_path):
+    from effbench.harness.store import Store
 
-    class FakeStore:
-        def __init__(self, url, **_):
-            seen["url"] = url
-
-        def records(self, **filters):
-            seen["filters"] = filters
-            return [
-                record(samples(1.3, seed=5), model="a", created_at="2024-02-01T00:00:00+00:00"),
-                record(samples(1.0, seed=6), model="a", created_at="2024-01-01T00:00:00+00:00"),
-                record(samples(2.0, seed=7), model="b", created_at="2024-02-01T00:00:00+00:00"),
-            ]
-
-    monkeypatch.setitem(
-        sys.modules, "effbench.harness.store", types.SimpleNamespace(Store=FakeStore, display_url=lambda url: url)
+    db = tmp_path / "pr.db"
+    Store(str(db)).add_many(
+        [
+            record(samples(1.3, seed=5), model="a", tag="pr", created_at="2024-02-01T00:00:00+00:00"),
+            record(samples(1.0, seed=6), model="a", tag="pr", created_at="2024-01-01T00:00:00+00:00"),
+            record(samples(1.0, seed=8), model="a", tag="main", created_at="2024-03-01T00:00:00+00:00"),
+            record(samples(2.0, seed=7), model="b", tag="pr", created_at="2024-02-01T00:00:00+00:00"),
+        ]
     )
-    r = bench("gate", "--baseline", base, "--current", "db:tag=pr,model=a", "--db", "sqlite:///pr.db")
-    assert seen == {"url": "sqlite:///pr.db", "filters": {"tag": "pr", "model": "a"}}
-    assert r.exit_code == 1  # the newest "a" is 30% slower
-    assert "[tag=pr,model=a]" in r.stdout
+    r = bench("gate", "--baseline", base, "--current", "db:tag=pr,model=a", "--db", f"sqlite:///{db}")
+    assert r.exit_code == 1  # the newest "a" tagged pr is 30% slower (the newer one tagged main is not read)
+    assert "[tag=pr,model=a]" in r.stdout and "regression" in r.stdout.lower()
 
 
 def _baseline_file(tmp_path, text):

@@ -18,6 +18,7 @@ from effbench.gate.verdict import (
     decide,
     env_differences,
 )
+from effbench.harness.result import as_result
 
 from .records import ENV, record, samples
 
@@ -197,7 +198,7 @@ def test_ab_pools_interleaved_rounds():
     # Five rounds of 30 samples each: no single round is enough for a test, the pool is.
     a = [record(samples(1.0, n=30, seed=r), model="m", config_hash="A") for r in range(5)]
     b = [record(samples(1.15, n=30, seed=10 + r), model="m", config_hash="B") for r in range(5)]
-    assert cell_from_records(a).samples_ms[:30] == a[0]["samples_ms"]
+    assert cell_from_records([as_result(r) for r in a]).samples_ms[:30] == a[0]["samples_ms"]
     (c,) = ab_verdicts(a, b).cells
     assert c.n_baseline == c.n_current == 150
     assert c.verdict == REGRESSION

@@ -37,8 +37,23 @@ def test_filters_and_hashes(tmp_path):
     assert [r["model"] for r in store.records(backend=["ov"])] == ["b"]
     assert store.config_hashes() == {"h1"}
     assert store.config_hashes(status=None) == {"h1", "h2"}
+    (failed,) = store.results(status="failed")
+    assert isinstance(failed, Result) and (failed.model, failed.error, failed.tag) == ("b", "boom", "t2")
+    assert store.count() == 2 and store.count(backend=["ov", "ort"], tag="t1") == 1
+    assert store.result(failed.id) == failed and store.result("nope") is None
     df = store.dataframe()
-    assert set(df["status"]) == {"ok", "failed"}
+    assert set(df["status"]) == {"ok", "failed"} and set(df.loc[df["model"] == "b", "error"]) == {"boom"}
+
+
+def test_records_of_schema_1_read_typed(tmp_path):
+    """A schema-1 record (no timing block, a profiled cell stored as scenario "profile"), as an old
+    `bench run --out` file or spool line holds it, imports and reads back typed."""
+    store = Store(str(tmp_path / "x.db"))
+    old = {"id": "a" * 32, "model": "m", "backend": "ort", "scenario": "profile", "load_s": 0.5, "export_s": 2.0}
+    assert store.import_records([old]) == (1, 0)
+    (r,) = store.results(profiled=True)
+    assert (r.scenario, r.profiled, r.timing.load_s, r.timing.export_s) == ("latency", True, 0.5, 2.0)
+    assert store.results(profiled=False) == [] and store.latest() == [r]
 
 
 def test_sqlite_is_in_wal_mode(tmp_path):

@@ -11,6 +11,7 @@ import re
 
 import pytest
 
+from effbench.harness.result import Result, as_result
 from effbench.harness.store import parse_since
 from effbench.reports.common import downsample_series, h, p, quantile_sample, script_json
 from effbench.reports.data import family_of, latest_per_cell, to_row, to_rows, top1_of
@@ -93,10 +94,10 @@ def test_hostile_names_never_reach_the_page_raw():
 
 
 def test_top1_and_family():
-    assert top1_of({"model": "efficientvit_m0"})[0] == 63.2
-    assert top1_of({"model": "timm:efficientvit_m0"})[0] == 63.2
-    assert top1_of({"model": "efficientvit_m0", "extra": {"measured_top1": 61.0}}) == (61.0, "measured")
-    assert top1_of({"model": "mystery_net"}) == (None, None)
+    assert top1_of(Result.from_dict({"model": "efficientvit_m0", "backend": "ort"}))[0] == 63.2
+    assert top1_of(Result.from_dict({"model": "timm:efficientvit_m0", "backend": "ort"}))[0] == 63.2
+    assert top1_of(Result("efficientvit_m0", "ort", extra={"measured_top1": 61.0})) == (61.0, "measured")
+    assert top1_of(Result.from_dict({"model": "mystery_net", "backend": "ort"})) == (None, None)
     assert family_of("mobilenetv3_small_050") == "mobilenet"  # from the card
     assert family_of("timm:convnext_tiny") == "convnext"
     assert family_of("/models/lowformer_b1.onnx") == "lowformer"
@@ -156,7 +157,7 @@ def test_roofline_with_bandwidth_draws_slope_and_ridge():
             }
         ],
     }
-    row = to_row(_rec(device="cuda:0", extra={"analysis": analysis}))
+    row = to_row(as_result(_rec(device="cuda:0", extra={"analysis": analysis})))
     fig = roofline_figure("f", "h100-sxm", [(row, analysis)])
     roles = [t["meta"]["role"] for t in fig.data]
     assert roles.count("ridge") >= 1 and "layers" in roles and "models" in roles
@@ -220,7 +221,7 @@ def test_devices_scenarios_and_energy_together():
 def test_int8_without_measured_top1_is_not_drawn_at_the_fp32_card():
     fp32 = _rec()
     int8 = _rec(id="i" * 32, precision="int8", precision_ran="int8", latency_ms={"median": 1.0, "n": 4})
-    top1, source = top1_of(int8)
+    top1, source = top1_of(as_result(int8))
     assert top1 is None and "fp32" in source and "--eval" in source
     html = render_html([fp32, int8])
     traces = [t for t in _figures(html)["fig-speed-latency"]["data"] if t.get("meta", {}).get("role") == "points"]

@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable, Iterator
 
 import yaml
 from pydantic import ValidationError
@@ -49,7 +49,7 @@ class Library:
                 )
             self.entries[e.name] = e
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Entry]:
         return iter(self.entries.values())
 
     def __len__(self) -> int:
@@ -128,7 +128,7 @@ def builtin_entries() -> list[Entry]:
     return out
 
 
-def _entry_point_paths(ep) -> list[Path]:
+def _entry_point_paths(ep: Any) -> list[Path]:
     """`pkg.module`: the *.yaml files in that package's folder; `pkg.module:attr`: attr is (or returns)
     a path or a list of paths (files or folders)."""
     import importlib

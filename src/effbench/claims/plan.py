@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, field
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -66,7 +67,7 @@ class Plan:
         return self.entry.name
 
 
-def _target(device: str):
+def _target(device: str) -> Any:
     from effbench.devices.target import resolve_target
 
     return resolve_target(device)  # unknown names: one-line UsageError with suggestions

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from rich.console import Console, JustifyMethod
 from rich.markup import escape
@@ -10,6 +10,9 @@ from rich.table import Table
 
 from effbench.claims.library import Entry, Library
 from effbench.claims.verdict import DOES_NOT_HOLD, FAILED, HOLDS, INCONCLUSIVE, rule
+
+if TYPE_CHECKING:
+    from effbench.claims.verify import Outcome
 
 VERDICT_STYLE = {HOLDS: "green", DOES_NOT_HOLD: "red", INCONCLUSIVE: "yellow", FAILED: "red"}
 
@@ -79,7 +82,7 @@ def show_card(console: Console, e: Entry, missing: list[tuple[str, str]]) -> Non
         out(f"verify:    bench claims verify {escape(c.name)}")
 
 
-def verify_table(outcomes) -> Table:
+def verify_table(outcomes: list[Outcome]) -> Table:
     first = outcomes[0].plan.entry.claim
     a, b = (m.display for m in first.models)
     t = Table(title=f"claim {first.name}: {first.statement}", title_justify="left", show_lines=True)
@@ -97,6 +100,8 @@ def verify_table(outcomes) -> Table:
         t.add_column(col, justify=cast(JustifyMethod, just), overflow="fold")
     for o in outcomes:
         v = o.verdict
+        if v is None:  # not judged: verify() judges every outcome it returns
+            continue
         style = VERDICT_STYLE.get(v.verdict, "")
         t.add_row(
             o.plan.backend,

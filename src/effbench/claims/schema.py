@@ -7,9 +7,12 @@ the two published figures (`models[i].published`). Every number names where it c
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 DEVICE_KINDS = ("cpu", "gpu", "mobile", "tpu", "npu")
 KINDS = ("faster", "as_fast")
@@ -47,7 +50,7 @@ class ModelRef(_Strict):
 
     @field_validator("options", mode="before")
     @classmethod
-    def _stringify(cls, v):
+    def _stringify(cls, v: Any) -> Any:
         return {str(k): str(val) for k, val in v.items()} if isinstance(v, dict) else v
 
     @property
@@ -88,7 +91,7 @@ class Claim(_Strict):
     notes: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
-    def _check(self):
+    def _check(self) -> Self:
         a, b = self.models
         if self.ratio is None:
             if a.published is None or b.published is None:
@@ -147,7 +150,7 @@ class CardFile(_Strict):
     claims: list[Claim] = Field(min_length=1)
 
     @model_validator(mode="after")
-    def _unique(self):
+    def _unique(self) -> Self:
         seen: set[str] = set()
         for c in self.claims:
             if c.name in seen:

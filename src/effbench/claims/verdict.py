@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Sequence
 
 from effbench.gate.stats import compare_samples, min_samples
+from effbench.harness.result import Result
 
 HOLDS = "holds"
 DOES_NOT_HOLD = "does not hold"
@@ -86,35 +87,32 @@ def decide(kind: str, published: float, tolerance: float, ci_low: float, ci_high
     return INCONCLUSIVE, f"{ci} straddles {lo:.3g}"
 
 
-def _problem(side: str, records: list[dict[str, Any]]) -> str | None:
-    if not records:
+def _problem(side: str, results: Sequence[Result]) -> str | None:
+    if not results:
         return f"{side}: no results"
-    for r in records:
-        if r.get("status") != "ok":
-            return f"{side}: {r.get('status')}: {r.get('error') or 'no error recorded'}"
-        par = r.get("parity") or {}
-        if par.get("ok") is False:
-            return (
-                f"{side}: parity failure (max rel err {par.get('max_rel_err', float('nan')):.2g} against the reference)"
-            )
+    for r in results:
+        if not r.ok:
+            return f"{side}: {r.status}: {r.error or 'no error recorded'}"
+        if r.parity is not None and r.parity.ok is False:
+            return f"{side}: parity failure (max rel err {r.parity.max_rel_err:.2g} against the reference)"
     return None
 
 
-def _per_image(records: list[dict[str, Any]]) -> list[float]:
-    return [float(s) / max(1, int(r.get("batch_size") or 1)) for r in records for s in (r.get("samples_ms") or [])]
+def _per_image(results: Sequence[Result]) -> list[float]:
+    return [float(s) / max(1, r.batch_size) for r in results for s in r.samples_ms]
 
 
-def _median_run_ms(records: list[dict[str, Any]]) -> float | None:
+def _median_run_ms(results: Sequence[Result]) -> float | None:
     import numpy as np
 
-    samples = [float(s) for r in records for s in (r.get("samples_ms") or [])]
+    samples = [float(s) for r in results for s in r.samples_ms]
     return float(np.median(samples)) if samples else None
 
 
 def judge(
-    kind: str, published: float, tolerance: float, a_records: list[dict[str, Any]], b_records: list[dict[str, Any]]
+    kind: str, published: float, tolerance: float, a_records: Sequence[Result], b_records: Sequence[Result]
 ) -> ClaimVerdict:
-    """The verdict from stored records of side A and side B (all rounds, in measurement order)."""
+    """The verdict from stored results of side A and side B (all rounds, in measurement order)."""
     out = ClaimVerdict(
         INCONCLUSIVE, "", published, median_a_ms=_median_run_ms(a_records), median_b_ms=_median_run_ms(b_records)
     )

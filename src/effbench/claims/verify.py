@@ -7,25 +7,23 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 from effbench.claims.plan import Plan
 from effbench.claims.verdict import ClaimVerdict, judge
-
-if TYPE_CHECKING:
-    from effbench.harness.result import Result
+from effbench.harness.result import Result
 
 
 @dataclass
 class Outcome:
     plan: Plan
     run: str
-    records: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: {"A": [], "B": []})
+    records: dict[str, list[Result]] = field(default_factory=lambda: {"A": [], "B": []})
     verdict: ClaimVerdict | None = None
 
     def notes(self) -> list[str]:
         """The plan's notes, with this machine's processor or GPU named from the records."""
-        env = next((r.get("env") for r in self.records["A"] + self.records["B"] if r.get("env")), None) or {}
+        env = next((r.env for r in self.records["A"] + self.records["B"] if r.env), {})
         here = env.get("cpu_model") if self.plan.device_kind == "cpu" else None
         gpu = env.get("gpu")
         if self.plan.device_kind == "gpu" and gpu:
@@ -53,7 +51,7 @@ class Outcome:
             "tolerance": p.tolerance,
             "published_ratio_source": c.published_ratio_source,
             "notes": self.notes(),
-            "record_ids": {s: [r["id"] for r in rs] for s, rs in self.records.items()},
+            "record_ids": {s: [r.id for r in rs] for s, rs in self.records.items()},
             **(self.verdict.to_dict() if self.verdict else {}),
         }
 
@@ -97,7 +95,7 @@ def verify(plans: list[Plan], sink: Callable[[Result], None], isolate: bool = Tr
         outcome, side = found
         result = result.with_extra(claim=claim_meta(outcome.plan, run, side, len(outcome.records[side])))
         sink(result)
-        outcome.records[side].append(result.to_dict())
+        outcome.records[side].append(result)
 
     run_cells([cfg for o in outcomes for _, cfg in o.plan.cells], isolate=isolate, on_result=stored)
     for o in outcomes:

@@ -56,10 +56,10 @@ def report_command(
     No stored result, or none matching the filters: one line and exit code 1.
     """
     from effbench.console import console
-    from effbench.reports.data import Query, load_records
+    from effbench.reports.data import Query, load_results
 
     query = Query(db=db, models=model, backends=backend, devices=device, tags=tag, since=since)
-    records = load_records(query)
+    records = load_results(query)
 
     if fmt == "html":
         from effbench.reports.html import render_html

@@ -41,7 +41,7 @@ def pack(path: Path) -> bytes:
 class Shipper:
     """Submitting side: one object-store copy per content hash for the whole sweep."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._by_hash: dict[str, Any] = {}
 
     def ship(self, main_file: Path, whole_folder: bool = True) -> dict[str, Any]:

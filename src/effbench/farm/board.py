@@ -38,7 +38,7 @@ class SweepBoard:
         return {"info": self.info, "cells": self.cells}
 
 
-def open_board(sweep_id: str, info: dict[str, Any], cells: dict[str, dict[str, Any]]):
+def open_board(sweep_id: str, info: dict[str, Any], cells: dict[str, dict[str, Any]]) -> Any:
     """The board actor, kept on the submitting side's node (never a device's node, where its process
     would share the CPU being measured)."""
     import ray

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import socket
 import time
-from typing import Any
+from typing import Any, Callable
 
 _WORKERS: list = []  # one fork server per Ray worker process, kept across its tasks
 
@@ -26,7 +26,7 @@ def node_identity() -> dict[str, Any]:
     }
 
 
-def _forward_progress(board, key: str, every_s: float = 0.25):
+def _forward_progress(board: Any, key: str, every_s: float = 0.25) -> Callable[[dict[str, Any]], None]:
     """Progress events to the sweep's board: each new phase, and otherwise a few per second."""
     last: dict[str, Any] = {"phase": None, "at": 0.0}
 
@@ -40,7 +40,7 @@ def _forward_progress(board, key: str, every_s: float = 0.25):
     return on_event
 
 
-def _local_workers():
+def _local_workers() -> Any:
     from effbench.harness.launchers.local import Workers
 
     if not _WORKERS:
@@ -52,7 +52,7 @@ def measure_cell(
     payload: dict[str, Any],
     artifact: dict[str, Any] | None,
     inputs: dict[str, Any] | None,
-    board,
+    board: Any,
     key: str,
     device: str,
     timeout: float,

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from effbench.errors import EffbenchError, UsageError
 from effbench.farm.resources import resource_name
@@ -306,7 +307,7 @@ def stop_requests() -> Iterator[dict[str, bool]]:
     farm before `start_node` returns: a SIGTERM then must still stop it cleanly)."""
     stop = {"asked": False}
 
-    def on_signal(signum, _frame):
+    def on_signal(signum: int, _frame: Any) -> None:
         stop["asked"] = True
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}

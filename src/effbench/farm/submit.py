@@ -92,7 +92,9 @@ _NODE_IN_MESSAGE = re.compile(r"Node IP: ([0-9a-fA-F.:]+), node ID: ([0-9a-f]+)"
 
 
 class _FarmSweep:
-    def __init__(self, cells: list[RunConfig], on_result, show_progress):
+    def __init__(
+        self, cells: list[RunConfig], on_result: Callable[[Result], None] | None, show_progress: bool | None
+    ) -> None:
         self.cells = [_Cell(str(i), cfg) for i, cfg in enumerate(cells)]
         self.on_result, self.show_progress = on_result, show_progress
         self.sweep_id = uuid.uuid4().hex[:12]
@@ -168,7 +170,7 @@ class _FarmSweep:
             return lambda: None
         previous = signal.getsignal(signal.SIGINT)
 
-        def on_sigint(signum, frame):
+        def on_sigint(signum: int, frame: Any) -> None:
             self.interrupted = True
             signal.signal(signal.SIGINT, signal.default_int_handler)
 
@@ -194,7 +196,7 @@ class _FarmSweep:
             self.last_device_check = now
             self._lose_orphans()
 
-    def _collect(self, ref) -> None:
+    def _collect(self, ref: Any) -> None:
         import ray
         from ray import exceptions as rex
 
@@ -306,7 +308,7 @@ class _FarmSweep:
             self.on_result(result)
 
     @staticmethod
-    def _cancel(ref) -> None:
+    def _cancel(ref: Any) -> None:
         import ray
 
         try:

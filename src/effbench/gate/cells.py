@@ -1,5 +1,5 @@
 """Cells: what the gate compares. One cell is one configuration's outcome, built from one or more
-result records (several rounds of the same configuration are pooled), and is also exactly what a
+results (several rounds of the same configuration are pooled), and is also exactly what a
 baseline file stores per configuration.
 """
 
@@ -8,37 +8,28 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, TypeVar
+from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
 
 from effbench.core.stats import summarize
-from effbench.harness.result import STATUSES
+from effbench.harness.result import STATUSES, Result, as_result, newest_per_cell
 
 KEY_FIELDS = ("model", "backend", "device", "batch_size", "precision", "scenario")
 FAILED_STATUSES = ("failed", "crashed", "timeout")
 T = TypeVar("T")
 
 
-def scenario_of(record: dict[str, Any]) -> str:
+def scenario_of(r: Result) -> str:
     """A profiled cell (its timing slowed by the profiler) is compared only with profiled cells."""
-    return "profile" if record.get("profiled") else str(record.get("scenario", "latency"))
+    return "profile" if r.profiled else r.scenario
 
 
-def label_of(record: dict[str, Any]) -> str:
-    return "/".join(
-        [
-            str(record.get("model", "?")),
-            str(record.get("backend", "?")),
-            str(record.get("device", "cpu")),
-            f"bs{record.get('batch_size', 1)}",
-            str(record.get("precision", "fp32")),
-            scenario_of(record),
-        ]
-    )
+def label_of(r: Result) -> str:
+    return "/".join([r.model, r.backend, r.device, f"bs{r.batch_size}", r.precision, scenario_of(r)])
 
 
-def key_of(record: dict[str, Any]) -> str:
-    """Cells match on the configuration hash; records without one fall back to their label."""
-    return record.get("config_hash") or label_of(record)
+def key_of(r: Result) -> str:
+    """Cells match on the configuration hash; results without one fall back to their label."""
+    return r.config_hash or label_of(r)
 
 
 @dataclass
@@ -81,38 +72,38 @@ class Cell:
         return cls(config_hash=key.get("config_hash"), **{f: key[f] for f in KEY_FIELDS}, **rest)
 
 
-def cell_from_records(records: list[dict[str, Any]]) -> Cell:
-    """Pool records of one configuration (e.g. interleaved A/B rounds) into one cell.
+def cell_from_records(records: Sequence[Result]) -> Cell:
+    """Pool results of one configuration (e.g. interleaved A/B rounds) into one cell.
 
     Samples are concatenated in the given order; any failed round makes the cell failed and any
     parity failure makes it a parity failure, since a flaky failure is still a failure.
     """
     first = records[0]
-    bad = next((r for r in records if r.get("status", "ok") != "ok"), None)
-    samples = [float(s) for r in records for s in (r.get("samples_ms") or [])]
-    parities = [r["parity"] for r in records if r.get("parity")]
-    memories = [r["memory"] for r in records if r.get("memory")]
-    accuracies = [r["accuracy"] for r in records if isinstance(r.get("accuracy"), dict)]
-    throughputs = [r["throughput_per_s"] for r in records if r.get("throughput_per_s") is not None]
+    bad = next((r for r in records if not r.ok), None)
+    samples = [float(s) for r in records for s in r.samples_ms]
+    parities = [r.parity.to_dict() for r in records if r.parity]
+    memories = [r.memory.to_dict() for r in records if r.memory]
+    accuracies = [r.accuracy for r in records if isinstance(r.accuracy, dict)]
+    throughputs = [r.throughput_per_s for r in records if r.throughput_per_s is not None]
     return Cell(
-        config_hash=first.get("config_hash"),
+        config_hash=first.config_hash,
         label=label_of(first),
-        model=str(first.get("model", "?")),
-        backend=str(first.get("backend", "?")),
-        device=str(first.get("device", "cpu")),
-        batch_size=int(first.get("batch_size", 1)),
-        precision=str(first.get("precision", "fp32")),
+        model=first.model,
+        backend=first.backend,
+        device=first.device,
+        batch_size=first.batch_size,
+        precision=first.precision,
         scenario=scenario_of(first),
-        status=bad["status"] if bad else "ok",
-        error=bad.get("error") if bad else None,
+        status=bad.status if bad else "ok",
+        error=bad.error if bad else None,
         samples_ms=samples,
         summary=summarize(samples).to_dict() if samples else None,
         parity=next((p for p in parities if p.get("ok") is False), parities[0] if parities else None),
         throughput_per_s=sum(throughputs) / len(throughputs) if throughputs else None,
         memory=max(memories, key=lambda m: m.get("peak_rss_mb") or 0) if memories else None,
-        energy=_pool_energy([r.get("energy") for r in records]),
-        env=first.get("env") or {},
-        record_ids=[r["id"] for r in records if r.get("id")],
+        energy=_pool_energy([r.energy.to_dict() if r.energy else None for r in records]),
+        env=first.env,
+        record_ids=[r.id for r in records],
         accuracy=accuracies[-1] if accuracies else None,
     )
 
@@ -126,26 +117,22 @@ def _pool_energy(energies: list[dict[str, Any] | None]) -> dict[str, Any] | None
     return pooled
 
 
-def group(records: Iterable[T], key: Callable[[Any], str] = key_of) -> dict[str, list[T]]:
-    """Records (or cells) by key, in order of first appearance, each list in the given order."""
+def group(records: Iterable[T], key: Callable[[T], str]) -> dict[str, list[T]]:
+    """Results (or cells) by key, in order of first appearance, each list in the given order."""
     groups: dict[str, list[T]] = {}
     for r in records:
         groups.setdefault(key(r), []).append(r)
     return groups
 
 
-def pooled_cells(records: Iterable[dict[str, Any]], key: Callable[[dict], str] = key_of) -> list[Cell]:
-    return [cell_from_records(rs) for rs in group(records, key).values()]
+def pooled_cells(records: Iterable[Result | Mapping[str, Any]], key: Callable[[Result], str] = key_of) -> list[Cell]:
+    """One cell per configuration, its results (or JSON records: a results file) pooled."""
+    return [cell_from_records(rs) for rs in group(map(as_result, records), key).values()]
 
 
-def newest_cells(records: Iterable[dict[str, Any]]) -> list[Cell]:
-    """One cell per configuration from its newest record (stores keep history)."""
-    newest: dict[str, dict[str, Any]] = {}
-    for r in records:
-        k = key_of(r)
-        if k not in newest or str(r.get("created_at") or "") > str(newest[k].get("created_at") or ""):
-            newest[k] = r
-    return [cell_from_records([r]) for r in newest.values()]
+def newest_cells(records: Iterable[Result | Mapping[str, Any]]) -> list[Cell]:
+    """One cell per configuration from its newest result (stores keep history)."""
+    return [cell_from_records([r]) for r in newest_per_cell(map(as_result, records))]
 
 
 # --- validation of untrusted JSON (baseline files, results files) --------------------------------

@@ -4,30 +4,30 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from effbench.errors import UsageError
 from effbench.gate.cells import Cell, Invalid, newest_cells, pooled_cells, read_json_file, validate_records
+from effbench.harness.result import Result, as_result
 
 DB_FILTERS = ("model", "backend", "device", "tag", "since")
 
 
-def read_records_file(path: str | Path) -> list[dict[str, Any]]:
+def read_records_file(path: str | Path) -> list[Result]:
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"results file '{path}' not found (write one with `bench run --out FILE.json`)")
     data = read_json_file(path, "results file")
     try:
-        return validate_records(data)
-    except Invalid as exc:
+        return [as_result(r) for r in validate_records(data)]
+    except (Invalid, TypeError, ValueError) as exc:
         raise UsageError(f"results file '{path}' is not valid: {exc}") from exc
 
 
-def read_db_records(db: str | None, filters: Mapping[str, str | list[str]]) -> list[dict[str, Any]]:
+def read_db_records(db: str | None, filters: Mapping[str, str | list[str]]) -> list[Result]:
     from effbench.harness.store import Store  # the store pulls in SQLAlchemy: only when asked
 
     try:
-        return Store(db, must_exist=True).records(**filters)
+        return Store(db, must_exist=True).results(**filters)
     except UsageError:
         raise
     except Exception as exc:  # a bad URL or an unreadable database is the user's to fix

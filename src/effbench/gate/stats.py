@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Iterable, Sequence
 
 import numpy as np
 from scipy.stats import mannwhitneyu
@@ -31,7 +32,7 @@ def min_samples(min_block_size: int) -> int:
     return MIN_BLOCKS * min_block_size
 
 
-def split_blocks(samples, min_block_size: int) -> list[np.ndarray]:
+def split_blocks(samples: Sequence[float] | np.ndarray, min_block_size: int) -> list[np.ndarray]:
     """Consecutive blocks (sizes differ by at most one, nothing dropped), 10-30 of them."""
     x = np.asarray(samples, dtype=np.float64)
     k = min(MAX_BLOCKS, x.size // min_block_size)
@@ -40,7 +41,7 @@ def split_blocks(samples, min_block_size: int) -> list[np.ndarray]:
     return np.array_split(x, k)
 
 
-def robust_cv(samples) -> float:
+def robust_cv(samples: Sequence[float] | np.ndarray) -> float:
     """MAD-based coefficient of variation (1.4826 * MAD / median).
 
     Equals std/mean for normal noise, but one 50 ms preemption among thousands of 0.2 ms samples
@@ -102,8 +103,8 @@ def _bootstrap_medians(blocks: list[np.ndarray], n_boot: int, rng: np.random.Gen
 
 
 def compare_samples(
-    baseline,
-    current,
+    baseline: Sequence[float] | np.ndarray,
+    current: Sequence[float] | np.ndarray,
     *,
     min_block_size: int = 5,
     n_boot: int = N_BOOT,
@@ -144,7 +145,7 @@ def compare_samples(
     )
 
 
-def geometric_mean(values) -> float:
+def geometric_mean(values: Iterable[float]) -> float:
     x = np.asarray(list(values), dtype=np.float64)
     if x.size == 0 or np.any(x <= 0):
         return math.nan

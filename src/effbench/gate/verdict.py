@@ -11,12 +11,13 @@ from __future__ import annotations
 import math
 import statistics
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Mapping
 
 from effbench.errors import UsageError
 from effbench.gate.accuracy import DEFAULT_MAX_DROP, check_accuracy
 from effbench.gate.cells import FAILED_STATUSES, Cell, cell_from_records, group, key_of
 from effbench.gate.stats import MIN_BLOCKS, compare_samples, geometric_mean, min_samples
+from effbench.harness.result import Result, as_result
 
 REGRESSION = "regression"
 IMPROVEMENT = "improvement"
@@ -358,23 +359,24 @@ def compare(
 
 
 def ab_verdicts(
-    a_records: list[dict[str, Any]],
-    b_records: list[dict[str, Any]],
+    a_records: Iterable[Result | Mapping[str, Any]],
+    b_records: Iterable[Result | Mapping[str, Any]],
     *,
     threshold: float = 0.05,
     alpha: float = 0.01,
     metric: str = "latency",
-    key: Callable[[dict[str, Any]], str] | None = None,
+    key: Callable[[Result], str] | None = None,
 ) -> Report:
-    """A (baseline) against B (current) from records measured in one session.
+    """A (baseline) against B (current) from results (or their JSON records) measured in one session.
 
-    Records of one configuration (several interleaved rounds) are pooled into one cell, samples in
+    Results of one configuration (several interleaved rounds) are pooled into one cell, samples in
     the order given. A and B usually differ in configuration on purpose, so cells pair by `key`
     when given, else by configuration hash when both sides hold the same configurations, else by
     order of first appearance (the i-th configuration of A against the i-th of B).
     """
     m = check_options(metric, threshold, alpha)
-    a_groups, b_groups = group(a_records, key or key_of), group(b_records, key or key_of)
+    a_groups = group(map(as_result, a_records), key or key_of)
+    b_groups = group(map(as_result, b_records), key or key_of)
     if key is not None or a_groups.keys() == b_groups.keys():
         if a_groups.keys() != b_groups.keys():
             only = sorted(a_groups.keys() ^ b_groups.keys())

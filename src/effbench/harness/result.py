@@ -12,7 +12,7 @@ import datetime as _dt
 import math
 import uuid
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from effbench.core.stats import Summary
 
@@ -20,9 +20,15 @@ RECORD_SCHEMA = 2
 STATUSES = ("ok", "failed", "crashed", "timeout", "skipped", "lost")  # lost: a farm node died with the cell
 
 
-def _known(cls, data: Mapping[str, Any]) -> dict[str, Any]:
+def _known(cls: Any, data: Mapping[str, Any]) -> dict[str, Any]:
     names = {f.name for f in fields(cls)}
     return {k: v for k, v in data.items() if k in names}
+
+
+def _summary(data: Mapping[str, Any]) -> Summary:
+    """A stored latency block; a figure a partial block (a generated or foreign record) lacks is NaN."""
+    known = _known(Summary, data)
+    return Summary(**{f.name: known.get(f.name, 0 if f.name == "n" else math.nan) for f in fields(Summary)})
 
 
 @dataclass(frozen=True)
@@ -230,7 +236,7 @@ class Result:
         profiled = bool(d.get("profiled")) or scenario == "profile"  # schema 1 stored profiled cells so
         kw = _known(cls, d)
         kw.update(
-            latency=Summary(**_known(Summary, lat)) if lat else None,
+            latency=_summary(lat) if lat else None,
             timing=timing,
             parity=Parity(**_known(Parity, par)) if par else None,
             memory=Memory(**_known(Memory, mem)) if mem else None,
@@ -241,3 +247,26 @@ class Result:
             profiled=profiled,
         )
         return cls(**kw)
+
+
+def as_result(item: Result | Mapping[str, Any]) -> Result:
+    """A Result, or a JSON record (a results file, a spool line, a caller's dict) read into one."""
+    return item if isinstance(item, Result) else Result.from_dict(item)
+
+
+def cell_of(result: Result) -> tuple[Any, ...]:
+    """What makes two results the same cell: the configuration hash, else the cell's fields."""
+    if result.config_hash:
+        return (result.config_hash,)
+    r = result
+    return (r.model, r.backend, r.device, r.scenario, r.batch_size, r.precision, r.profiled)
+
+
+def newest_per_cell(results: Iterable[Result]) -> list[Result]:
+    """The newest result of each cell, in the order of the cells' newest results (newest first)."""
+    newest: dict[tuple[Any, ...], Result] = {}
+    for r in results:
+        have = newest.get(cell_of(r))
+        if have is None or r.created_at > have.created_at:
+            newest[cell_of(r)] = r
+    return sorted(newest.values(), key=lambda r: r.created_at, reverse=True)

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Iterable, Mapping
 
 import numpy as np
+
+from effbench.harness.result import Result, as_result
 
 MIN_RUNS = 3
 # (penalty weight, value at which that penalty is complete): CV of run medians 10%, max/min 1.3,
@@ -61,31 +63,54 @@ def score(medians: list[float], p99_p50: list[float]) -> tuple[float, float, flo
     return round(100.0 - penalty, 1), cv, spread, tail
 
 
-def _usable(rec: dict[str, Any]) -> bool:
-    lat = rec.get("latency_ms") or {}
-    return rec.get("status") == "ok" and not rec.get("profiled") and bool(lat.get("median")) and bool(lat.get("p99"))
+@dataclass(frozen=True)
+class Run:
+    """One ok, unprofiled run of a cell: what the score reads from a result."""
+
+    model: str
+    backend: str
+    batch: int | None
+    precision: str
+    scenario: str
+    created_at: str
+    median: float
+    p99: float
 
 
-def device_stability(records: list[dict[str, Any]], min_runs: int = MIN_RUNS) -> dict[str, Any]:
+def runs_of(records: Iterable[Result | Mapping[str, Any]]) -> list[Run]:
+    """The results' ok, unprofiled runs with a median and a p99."""
+    out = []
+    for r in map(as_result, records):
+        lat = r.latency
+        if r.ok and not r.profiled and lat is not None and lat.median and lat.p99:
+            cell = (r.model, r.backend, r.batch_size, r.precision, r.scenario)
+            out.append(Run(*cell, r.created_at, lat.median, lat.p99))
+    return out
+
+
+def device_stability(records: Iterable[Result | Mapping[str, Any]], min_runs: int = MIN_RUNS) -> dict[str, Any]:
+    """`runs_stability` of the results' runs."""
+    return runs_stability(runs_of(records), min_runs)
+
+
+def runs_stability(runs: Iterable[Run], min_runs: int = MIN_RUNS) -> dict[str, Any]:
     """{"cells": [CellStability ...] (worst first), "score", "rating", "runs", "too_few": cells with fewer runs}."""
-    groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
-    for rec in records:
-        if _usable(rec):
-            key = (rec["model"], rec["backend"], rec.get("batch_size"), rec.get("precision"), rec.get("scenario"))
-            groups[key].append(rec)
+    groups: dict[tuple[str, str, int | None, str, str], list[Run]] = defaultdict(list)
+    for run in runs:
+        groups[(run.model, run.backend, run.batch, run.precision, run.scenario)].append(run)
     cells, too_few = [], 0
-    for (model, backend, batch, precision, scenario), recs in groups.items():
-        if len(recs) < min_runs:
+    for (model, backend, batch, precision, scenario), cell in groups.items():
+        if len(cell) < min_runs:
             too_few += 1
             continue
-        recs.sort(key=lambda r: r.get("created_at") or "")
-        medians = [r["latency_ms"]["median"] for r in recs]
-        tails = [r["latency_ms"]["p99"] / r["latency_ms"]["median"] for r in recs]
+        cell.sort(key=lambda r: r.created_at)
+        medians = [r.median for r in cell]
+        tails = [r.p99 / r.median for r in cell]
         s, cv, spread, tail = score(medians, tails)
         cells.append(
             CellStability(
-                model, backend, batch, precision, scenario, len(recs), recs[0].get("created_at") or "",
-                recs[-1].get("created_at") or "", float(np.median(medians)), cv, spread, tail, s, rating(s),
+                model, backend, batch, precision, scenario, len(cell), cell[0].created_at,
+                cell[-1].created_at, float(np.median(medians)), cv, spread, tail, s, rating(s),
             )
         )  # fmt: skip
     cells.sort(key=lambda c: c.score)

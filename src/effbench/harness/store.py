@@ -2,9 +2,11 @@
 PostgreSQL (postgresql+psycopg://) for a team.
 
 Each row keeps the whole record as JSON plus the columns that are filtered on. A record is written
-in one transaction: whole or not at all. The schema carries its version (table effbench_schema);
-a store written by the previous version is upgraded on first use, one written by a newer effbench
-or by something else is refused with one line. URLs are shown with their password hidden.
+in one transaction: whole or not at all. Readers get typed records (`results`, `result`, `latest`:
+harness.result.Result); `records` hands back the stored JSON as it is, for export. The schema carries
+its version (table effbench_schema); a store written by an older version is upgraded on first use,
+one written by a newer effbench or by something else is refused with one line. URLs are shown with
+their password hidden.
 """
 
 from __future__ import annotations
@@ -13,11 +15,13 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, Sequence, TypeVar, Union
 
 from sqlalchemy import (
+    Boolean,
     Column,
     Float,
+    Index,
     Integer,
     MetaData,
     String,
@@ -25,6 +29,7 @@ from sqlalchemy import (
     Text,
     create_engine,
     event,
+    func,
     insert,
     inspect,
     select,
@@ -34,11 +39,11 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from effbench.errors import EffbenchError, UsageError
 from effbench.harness import store_errors
-from effbench.harness.result import Result
+from effbench.harness.result import RECORD_SCHEMA, Result, newest_per_cell
 from effbench.harness.urls import redact
 
 DEFAULT_DB = ".effbench/results.db"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 SQLITE_HEADER = b"SQLite format 3\x00"
 SCHEMA_LOCK = 0x6566_6662  # PostgreSQL advisory lock key held while the schema is created ("effb")
 
@@ -52,16 +57,21 @@ results_table = Table(
     Column("model", String(200), index=True),
     Column("backend", String(50), index=True),
     Column("device", String(100), index=True),
-    Column("scenario", String(20)),
+    Column("scenario", String(20), index=True),
     Column("batch_size", Integer),
-    Column("precision", String(10)),
+    Column("precision", String(10), index=True),
     Column("precision_ran", String(10)),
     Column("status", String(20), index=True),
     Column("tag", String(200), index=True),
     Column("median_ms", Float),
     Column("throughput_per_s", Float),
     Column("top1", Float),
+    Column("profiled", Boolean),  # schema 3: a profiled cell's timing is compared only with profiled cells
+    Column("record_schema", Integer),  # schema 3: the JSON record's version (Result.to_dict's "schema")
     Column("record", Text, nullable=False),
+    # schema 3: readers pick the newest result of a cell (a configuration hash, or the cell's fields)
+    Index("ix_results_config_newest", "config_hash", "created_at"),
+    Index("ix_results_cell", "model", "backend", "device", "scenario", "batch_size", "precision", "profiled"),
 )
 schema_table = Table(
     "effbench_schema",
@@ -87,6 +97,9 @@ _V1_COLUMNS = {
     "record",
 }
 _ADDED_IN_V2 = {"precision_ran": "VARCHAR(10)", "top1": "FLOAT"}
+_ADDED_IN_V3 = {"profiled": "BOOLEAN", "record_schema": "INTEGER"}
+Filter = Union[str, int, bool, Sequence[Union[str, int]], None]
+T = TypeVar("T")
 
 
 class StoreWriteError(EffbenchError):
@@ -192,6 +205,8 @@ class Store:
         metadata.create_all(self.engine)
         if version == 1:
             self._upgrade_from_v1()
+        if version in (1, 2):
+            self._upgrade_from_v2()
         with self.engine.begin() as conn:
             conn.execute(schema_table.delete())
             conn.execute(
@@ -218,12 +233,30 @@ class Store:
                     .values(precision_ran=rec.get("precision_ran"), top1=(rec.get("accuracy") or {}).get("top1"))
                 )
 
+    def _upgrade_from_v2(self) -> None:
+        """Schema 3 adds the profiled and record_schema columns (filled from the records) and indexes on
+        scenario, precision, a cell's fields and (config hash, created_at) for the typed readers."""
+        cols = {c["name"] for c in inspect(self.engine).get_columns("results")}
+        with self.engine.begin() as conn:
+            for name, sql_type in _ADDED_IN_V3.items():
+                if name not in cols:
+                    conn.execute(text(f"ALTER TABLE results ADD COLUMN {name} {sql_type}"))
+            for rid, blob in conn.execute(select(results_table.c.id, results_table.c.record)).all():
+                rec = json.loads(blob)
+                conn.execute(
+                    results_table.update()
+                    .where(results_table.c.id == rid)
+                    .values(profiled=_profiled(rec), record_schema=_record_schema(rec))
+                )
+            for index in results_table.indexes:
+                index.create(conn, checkfirst=True)
+
     def schema_version(self) -> int:
         with self.engine.connect() as conn:
             row = conn.execute(select(schema_table.c.version)).first()
         return int(row[0]) if row else 1
 
-    def _retry(self, fn):
+    def _retry(self, fn: Callable[[], T]) -> T:
         return store_errors.retry_busy(fn, self.display_url or "the results database")
 
     # --- writing --------------------------------------------------------------------------------
@@ -238,7 +271,7 @@ class Store:
         self._write([_row(r.to_dict() if isinstance(r, Result) else dict(r)) for r in results])
 
     def _write(self, rows: list[dict[str, Any]]) -> None:
-        def write():
+        def write() -> None:
             with self.engine.begin() as conn:
                 conn.execute(insert(results_table), rows)
 
@@ -266,8 +299,19 @@ class Store:
     # --- reading --------------------------------------------------------------------------------
 
     def _select(
-        self, model=None, backend=None, device=None, tag=None, since=None, status=None, config_hash=None, scenario=None
-    ):
+        self,
+        model: Filter = None,
+        backend: Filter = None,
+        device: Filter = None,
+        tag: Filter = None,
+        since: str | None = None,
+        status: Filter = None,
+        config_hash: Filter = None,
+        scenario: Filter = None,
+        precision: Filter = None,
+        batch_size: Filter = None,
+        profiled: bool | None = None,
+    ) -> Any:
         q = select(results_table.c.record).order_by(results_table.c.created_at.desc())
         for col, val in (
             ("model", model),
@@ -277,27 +321,72 @@ class Store:
             ("status", status),
             ("config_hash", config_hash),
             ("scenario", scenario),
+            ("precision", precision),
+            ("batch_size", batch_size),
         ):
             if val is None:
                 continue
             c = results_table.c[col]
             q = q.where(c.in_(val) if isinstance(val, (list, tuple, set)) else c == val)
+        if profiled is not None:
+            c = results_table.c.profiled
+            q = q.where(c.is_(True) if profiled else (c.is_(False) | c.is_(None)))
         if since:
             q = q.where(results_table.c.created_at >= str(since))
         return q
 
-    def records(self, **filters) -> list[dict[str, Any]]:
-        """Stored records (newest first) matching the filters (a value may be a list)."""
-        q = self._select(**filters)
-
-        def read():
+    def _read(self, q: Any) -> list[str]:
+        def read() -> list[str]:
             with self.engine.connect() as conn:
-                return [json.loads(r[0]) for r in conn.execute(q)]
+                return [r[0] for r in conn.execute(q)]
 
         try:
             return self._retry(read)
         except (SQLAlchemyError, OSError) as e:
             raise UsageError(f"cannot read {self.display_url}: {redact(_reason(e))}") from None
+
+    def records(self, **filters: Any) -> list[dict[str, Any]]:
+        """The stored JSON records (newest first) as they are, for export; readers use `results`."""
+        return [json.loads(blob) for blob in self._read(self._select(**filters))]
+
+    def results(self, **filters: Any) -> list[Result]:
+        """Stored results (newest first) matching the filters (a value may be a list): model, backend,
+        device, tag, status, config_hash, scenario, precision, batch_size, profiled, since (ISO time)."""
+        return [self._typed(json.loads(blob)) for blob in self._read(self._select(**filters))]
+
+    def count(self, **filters: Any) -> int:
+        """How many stored results match the filters."""
+        q = select(func.count()).select_from(self._select(**filters).subquery())
+        return int(self._retry(lambda: self._scalar(q)))
+
+    def _scalar(self, q: Any) -> Any:
+        with self.engine.connect() as conn:
+            return conn.execute(q).scalar()
+
+    def result(self, result_id: str) -> Result | None:
+        """The result with this id, or None."""
+        q = select(results_table.c.record).where(results_table.c.id == result_id)
+        found = self._read(q)
+        return self._typed(json.loads(found[0])) if found else None
+
+    def latest(self, **filters: Any) -> list[Result]:
+        """The newest result of each cell (configuration hash, else the cell's fields), newest first."""
+        return newest_per_cell(self.results(**filters))
+
+    def _typed(self, rec: dict[str, Any]) -> Result:
+        schema = _record_schema(rec)
+        if schema > RECORD_SCHEMA:
+            raise UsageError(
+                f"{self.display_url} holds results of record schema {schema}; this effbench reads up to "
+                f"{RECORD_SCHEMA}: upgrade effbench"
+            )
+        try:
+            return Result.from_dict(rec)
+        except (TypeError, ValueError) as e:
+            raise UsageError(
+                f"result {rec.get('id', '?')} in {self.display_url} cannot be read ({e}): "
+                "export it with `bench results --format json` and check it"
+            ) from None
 
     def done_cells(self, retry_failed: bool = False) -> set[tuple[str, str | None]]:
         """(config hash, tag) of the stored cells a resumed sweep skips (ok ones only with retry_failed;
@@ -319,8 +408,18 @@ class Store:
         with self.engine.connect() as conn:
             return {r[0] for r in conn.execute(q) if r[0]}
 
-    def dataframe(self, **filters):
-        return records_to_dataframe(self.records(**filters))
+    def dataframe(self, **filters: Any) -> Any:
+        """The matching results as one flat pandas table (`results_frame`)."""
+        return results_frame(self.results(**filters))
+
+
+def _profiled(rec: dict[str, Any]) -> bool:
+    return bool(rec.get("profiled")) or rec.get("scenario") == "profile"  # schema-1 records: scenario "profile"
+
+
+def _record_schema(rec: dict[str, Any]) -> int:
+    schema = rec.get("schema")
+    return schema if isinstance(schema, int) and not isinstance(schema, bool) else 1
 
 
 def _row(rec: dict[str, Any]) -> dict[str, Any]:
@@ -342,6 +441,8 @@ def _row(rec: dict[str, Any]) -> dict[str, Any]:
         "median_ms": lat.get("median"),
         "throughput_per_s": rec.get("throughput_per_s"),
         "top1": (rec.get("accuracy") or {}).get("top1"),
+        "profiled": _profiled(rec),
+        "record_schema": _record_schema(rec),
         "record": json.dumps(rec, default=str, allow_nan=True),
     }
 
@@ -369,7 +470,7 @@ def _effbench_version() -> str:
     return __version__
 
 
-def _sqlite_pragmas(dbapi_conn, _record) -> None:
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     try:
         cur.execute("PRAGMA journal_mode=WAL")
@@ -409,39 +510,43 @@ FLAT_COLUMNS = [
 ]
 
 
-def flatten(rec: dict[str, Any]) -> dict[str, Any]:
-    row = {k: rec.get(k) for k in FLAT_COLUMNS}
-    for k, v in (rec.get("latency_ms") or {}).items():
-        name = {"n": "latency_samples", "cv": "latency_cv"}.get(k, f"latency_{k}_ms")
-        row[name] = v
-    par = rec.get("parity") or {}
-    row["parity_ok"] = par.get("ok")
-    row["parity_max_abs_err"] = par.get("max_abs_err")
-    row["parity_cosine"] = par.get("cosine")
-    row["parity_top1_agreement"] = par.get("top1_agreement")
-    mem = rec.get("memory") or {}
-    row["peak_rss_mb"] = mem.get("peak_rss_mb")
-    en = rec.get("energy") or {}
-    row["energy_j_per_image"] = en.get("joules_per_image")
-    acc = rec.get("accuracy") or {}
+_TIMING_COLUMNS = {"first_inference_ms", "load_s", "export_s"}
+
+
+def flatten(result: Result) -> dict[str, Any]:
+    """One result as one flat row of `results_frame` (FLAT_COLUMNS, then latency, parity, memory ...)."""
+    r, t = result, result.timing
+    row = {k: getattr(t if k in _TIMING_COLUMNS else r, k) for k in FLAT_COLUMNS}
+    for k, v in (r.latency_ms or {}).items():
+        row[{"n": "latency_samples", "cv": "latency_cv"}.get(k, f"latency_{k}_ms")] = v
+    par = r.parity
+    row["parity_ok"] = par.ok if par else None
+    row["parity_max_abs_err"] = par.max_abs_err if par else None
+    row["parity_cosine"] = par.cosine if par else None
+    row["parity_top1_agreement"] = par.top1_agreement if par else None
+    row["peak_rss_mb"] = r.memory.peak_rss_mb if r.memory else None
+    row["energy_j_per_image"] = r.energy.joules_per_image if r.energy else None
+    acc = r.accuracy or {}
     row["top1"] = acc.get("top1")
     row["top1_drop"] = acc.get("drop")
-    timing = rec.get("timing") or {}
-    row["prepare_s"] = timing.get("prepare_s")
-    row["measure_s"] = timing.get("measure_s")
-    row["warnings"] = "; ".join(rec.get("warnings") or [])
-    row["cpu_model"] = (rec.get("env") or {}).get("cpu_model")
+    row["prepare_s"] = t.prepare_s
+    row["measure_s"] = t.measure_s
+    row["warnings"] = "; ".join(r.warnings)
+    row["cpu_model"] = r.env.get("cpu_model")
     return row
 
 
-def records_to_dataframe(records: list[dict[str, Any]]):
+def results_frame(results: Iterable[Result]) -> Any:
+    """Results as one pandas DataFrame, one row per result (the columns of `flatten`)."""
     import pandas as pd
 
-    rows = [flatten(r) for r in records]
-    df = pd.DataFrame(rows)
-    if not rows:
-        df = pd.DataFrame(columns=FLAT_COLUMNS)
-    return df
+    rows = [flatten(r) for r in results]
+    return pd.DataFrame(rows) if rows else pd.DataFrame(columns=FLAT_COLUMNS)
+
+
+def records_to_dataframe(records: Iterable[Result | dict[str, Any]]) -> Any:
+    """`results_frame` of JSON records (a results file) or results."""
+    return results_frame(r if isinstance(r, Result) else Result.from_dict(r) for r in records)
 
 
 def save_or_spool(store: Store | None, result: Result) -> tuple[str, Path | None, str | None]:
@@ -460,4 +565,13 @@ def save_or_spool(store: Store | None, result: Result) -> tuple[str, Path | None
         return ("spool" if path else "stdout"), path, why
 
 
-__all__ = ["DBAPIError", "Store", "StoreWriteError", "records_to_dataframe", "resolve_url", "save_or_spool"]
+__all__ = [
+    "DBAPIError",
+    "Store",
+    "StoreWriteError",
+    "newest_per_cell",
+    "records_to_dataframe",
+    "resolve_url",
+    "results_frame",
+    "save_or_spool",
+]

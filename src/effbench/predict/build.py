@@ -54,7 +54,7 @@ class BuildReport:
     kept: Predictor | None = None  # the installed predictor this build did not replace (it covers more)
 
 
-def check_target(backend_name: str, device: str):
+def check_target(backend_name: str, device: str) -> Any:
     """The backend (canonical) and device a predictor can be built or used for, or a one-line error."""
     from effbench.backends.registry import canonical_name, get_backend
 
@@ -71,7 +71,7 @@ def local_device(device: str) -> bool:
     return device.split(":")[0] == "cpu"
 
 
-def identity(backend, threads: int | None = 1) -> dict[str, Any]:
+def identity(backend: Any, threads: int | None = 1) -> dict[str, Any]:
     """What a prediction must match: the runtime and its version, the CPU, the thread count."""
     from effbench.backends.base import package_version
     from effbench.core.fingerprint import cpu_model

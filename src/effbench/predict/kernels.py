@@ -13,7 +13,7 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Tuple
 
 ACTIVATIONS = {
     "Relu",
@@ -68,6 +68,9 @@ POOLS = {
     "ReduceL2",
     "LpPool",
 }
+# (kind, the nodes it covers, its attributes): what a matcher finds at a node
+Match = Tuple[str, list[Any], dict[str, Any]]
+
 DATA_MOVEMENT = {
     "Reshape": "reshape",
     "Flatten": "reshape",
@@ -239,7 +242,7 @@ FEATURE_NAMES = [
 
 
 class _Detector:
-    def __init__(self, graph):
+    def __init__(self, graph: Any) -> None:
         from onnx import helper
 
         self.g = graph
@@ -255,20 +258,20 @@ class _Detector:
     def is_const(self, t: str) -> bool:
         return t in self.g.consts
 
-    def single(self, t: str):
+    def single(self, t: str) -> Any:
         """The only consumer of tensor t, when it has exactly one and is not a graph output."""
         users = self.consumers.get(t, [])
         if len(users) != 1 or t in self.outputs or users[0].name in self.taken:
             return None
         return users[0]
 
-    def attr(self, node, name: str, default=None):
+    def attr(self, node: Any, name: str, default: Any = None) -> Any:
         for a in node.attribute:
             if a.name == name:
                 return self.helper.get_attribute_value(a)
         return default
 
-    def activation(self, t: str):
+    def activation(self, t: str) -> tuple[list[Any], str, str] | None:
         """(nodes, output tensor, name) of an activation applied to t, fused patterns included:
         x * sigmoid(x) (SiLU), x * hardsigmoid(x) (hard swish), the erf form of GELU."""
         users = [u for u in self.consumers.get(t, []) if u.name not in self.taken]
@@ -323,7 +326,7 @@ class _Detector:
                 return self.absorb_act(nodes, add.output[0], attrs)
         return t
 
-    def conv(self, node):
+    def conv(self, node: Any) -> Match:
         nodes, attrs = [node], dict[str, Any]()
         w = self.g.shapes.get(node.input[1]) or ()
         groups = int(self.attr(node, "group", 1))
@@ -350,7 +353,7 @@ class _Detector:
             kind = "conv"
         return kind, nodes, attrs
 
-    def linear(self, node):
+    def linear(self, node: Any) -> Match:
         nodes, attrs = [node], dict[str, Any]()
         w: tuple[int, ...] = self.g.shapes.get(node.input[1]) or ()
         attrs["cout"] = int(w[0] if node.op_type == "Gemm" and self.attr(node, "transB", 0) else (w[-1] if w else 0))
@@ -368,7 +371,7 @@ class _Detector:
         self.residual(nodes, t, attrs)
         return "linear", nodes, attrs
 
-    def matmul(self, node):
+    def matmul(self, node: Any) -> Match:
         nodes, attrs = [node], dict[str, Any]()
         t = node.output[0]
         for _ in range(2):  # the attention scale and bias
@@ -378,7 +381,7 @@ class _Detector:
                 t = nxt.output[0]
         return "matmul", nodes, attrs
 
-    def elementwise(self, node):
+    def elementwise(self, node: Any) -> Match:
         nodes, attrs = [node], {}
         t = node.output[0]
         while True:
@@ -393,7 +396,7 @@ class _Detector:
             nodes.append(nxt)
             t = nxt.output[0]
 
-    def kernel_of(self, node):
+    def kernel_of(self, node: Any) -> Match:
         op = node.op_type
         weight_const = len(node.input) > 1 and self.is_const(node.input[1])
         if op in ("Conv", "ConvTranspose") and weight_const:
@@ -420,7 +423,7 @@ class _Detector:
         return f"op:{op}", [node], {}
 
 
-def load(onnx_model, input_shape: list[int] | None = None):
+def load(onnx_model: Any, input_shape: list[int] | None = None) -> Any:
     """The shaped graph (analysis.graph.shaped_graph), its single input pinned to `input_shape`."""
     from effbench.analysis.graph import shaped_graph
 
@@ -434,7 +437,7 @@ def load(onnx_model, input_shape: list[int] | None = None):
     return graph
 
 
-def detect(graph, precision: str = "fp32") -> list[Kernel]:
+def detect(graph: Any, precision: str = "fp32") -> list[Kernel]:
     """The kernels of a graph load() gave, in graph order (constant subgraphs folded away first, as
     runtimes do)."""
     from effbench.analysis.graph import aggregate, analyze
@@ -451,7 +454,7 @@ def detect(graph, precision: str = "fp32") -> list[Kernel]:
     return kernels
 
 
-def _make(kind, nodes, attrs, graph, analysis, aggregate) -> Kernel:
+def _make(kind: str, nodes: list[Any], attrs: dict[str, Any], graph: Any, analysis: Any, aggregate: Any) -> Kernel:
     produced = {t for n in nodes for t in n.output}
     inputs = []
     for n in nodes:
@@ -480,14 +483,14 @@ def _make(kind, nodes, attrs, graph, analysis, aggregate) -> Kernel:
     return kernel
 
 
-def _signature(nodes, graph, kernel: Kernel) -> str:
+def _signature(nodes: list[Any], graph: Any, kernel: Kernel) -> str:
     """Same ops, attributes, input, weight and output shapes: the same work on the device."""
     from onnx import helper
 
-    def attr_text(n):
+    def attr_text(n: Any) -> list[tuple[str, str]]:
         return sorted((a.name, repr(helper.get_attribute_value(a))) for a in n.attribute)
 
-    def const_text(t):
+    def const_text(t: str) -> list[Any]:
         value = graph.consts[t]
         return ["w", list(value.shape)] if value.size > 16 else ["c", value.ravel().tolist()]
 
@@ -509,7 +512,7 @@ def _signature(nodes, graph, kernel: Kernel) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
-def cut(graph, kernel: Kernel):
+def cut(graph: Any, kernel: Kernel) -> Any:
     """The kernel cut out of its graph as a model of its own: its nodes, the constants they read, its
     external inputs as graph inputs (float32, static shapes) and its outputs."""
     from onnx import TensorProto, helper, numpy_helper

@@ -16,12 +16,15 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 
 from effbench.errors import RunFailed
 from effbench.predict.convert import convert_jobs
+
+if TYPE_CHECKING:
+    from effbench.core.settings import MeasureSettings
 
 
 @dataclass(frozen=True)
@@ -34,7 +37,9 @@ class Window:
     min_iters: int = 15
     profile_iters: int = 25  # kernels: per-layer profiles whose median is the kernel's time
 
-    def settings(self, backend: str, input_shape: list[int], threads: int | None, runtime_options: dict[str, Any]):
+    def settings(
+        self, backend: str, input_shape: list[int], threads: int | None, runtime_options: dict[str, Any]
+    ) -> MeasureSettings:
         from effbench.core.settings import MeasureSettings
 
         return MeasureSettings(
@@ -79,7 +84,14 @@ def call_overhead_graph(directory: str) -> str:
     return path
 
 
-def _measure_one(backend, path: str, inputs: dict[str, list[int]], window: Window, threads, runtime_options):
+def _measure_one(
+    backend: Any,
+    path: str,
+    inputs: dict[str, list[int]],
+    window: Window,
+    threads: int | None,
+    runtime_options: dict[str, Any],
+) -> Any:
     """{median_ns, iters} of the graph's latency, or (with window.profile_iters) {kernel_ns, layers}: the
     median over profiled inferences of the summed time of its non-boundary layers."""
     from effbench.backends.base import ArtifactRef
@@ -141,7 +153,9 @@ def measure_batch(
     return {"results": out, "overhead_ns": float(np.mean(overhead)) if overhead else 0.0}
 
 
-def _call_overhead(backend, path, window: Window, threads, runtime_options) -> float:
+def _call_overhead(
+    backend: Any, path: str, window: Window, threads: int | None, runtime_options: dict[str, Any]
+) -> float:
     timed = Window(window.warmup_s, window.warmup_iters, window.duration_s, window.min_iters, profile_iters=0)
     return _measure_one(backend, path, {"x": [1, 1]}, timed, threads, runtime_options)["median_ns"]
 
@@ -206,5 +220,5 @@ class Measurer:
     def __enter__(self) -> Measurer:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()

@@ -113,7 +113,7 @@ def device_symbols(devices: Iterable[str]) -> dict[str, str]:
     return {d: _SYMBOLS[i % len(_SYMBOLS)] for i, d in enumerate(sorted(set(devices)))}
 
 
-def base_layout(**kw) -> dict[str, Any]:
+def base_layout(**kw: Any) -> dict[str, Any]:
     layout: dict[str, Any] = {
         "template": "plotly_white",
         "font": {"family": FONT, "size": 13, "color": "#222"},
@@ -125,7 +125,7 @@ def base_layout(**kw) -> dict[str, Any]:
     return layout
 
 
-def axis(title: str, log: bool = False, values: Iterable[float | None] | None = None, **kw) -> dict[str, Any]:
+def axis(title: str, log: bool = False, values: Iterable[float | None] | None = None, **kw: Any) -> dict[str, Any]:
     """An axis; a log axis given its data values gets 1-2-5 ticks written out in full."""
     ax: dict[str, Any] = {
         "title": {"text": title},

@@ -1,8 +1,9 @@
-"""Stored records -> tidy rows the report views draw from.
+"""Stored results -> tidy rows the report views draw from.
 
-Everything here reads records; nothing re-runs or re-analyses a model. A record may lack any
-key (older records, failed cells, other backends): every accessor returns None rather than
-raising, and the views say what is missing and how to get it.
+Everything here reads typed results (harness.result.Result); nothing re-runs or re-analyses a
+model. A result's free-form blocks (extra, accuracy, config, env, runtime) may lack any key (older
+records, failed cells, other backends): every accessor returns None rather than raising, and the
+views say what is missing and how to get it.
 """
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 from effbench.errors import EffbenchError
+from effbench.harness.result import Result
 
 # A "cell" is one configuration: the same cell run twice gives two results (records).
 CELL_KEYS = ("model", "backend", "device", "scenario", "batch_size", "precision")
@@ -47,7 +49,7 @@ def as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
-def _card(model: str):
+def _card(model: str) -> Any:
     try:
         from effbench.models.cards import CARDS
     except ImportError:  # pragma: no cover - cards always ship with the package
@@ -59,11 +61,9 @@ def _card(model: str):
     return card
 
 
-def accuracy_of(rec: dict[str, Any]) -> dict[str, Any] | None:
-    """The record's measured `accuracy` block (top-1 on the session that was timed), when it has a top-1."""
-    acc = rec.get("accuracy")
-    if acc is None and isinstance(rec.get("extra"), dict):  # a store that keeps unknown fields in extra
-        acc = rec["extra"].get("accuracy")
+def accuracy_of(result: Result) -> dict[str, Any] | None:
+    """The result's measured `accuracy` block (top-1 on the session that was timed), when it has a top-1."""
+    acc = result.accuracy if result.accuracy is not None else result.extra.get("accuracy")  # kept in extra
     return acc if isinstance(acc, dict) and num(acc.get("top1")) is not None else None
 
 
@@ -76,29 +76,27 @@ def interval_of(value: Any) -> tuple[float, float] | None:
     return None
 
 
-def low_precision(rec: dict[str, Any]) -> str | None:
-    """The integer precision a record ran at (int8, int4, ...), else None: a model card's fp32 top-1 says
+def low_precision(result: Result) -> str | None:
+    """The integer precision a result ran at (int8, int4, ...), else None: a model card's fp32 top-1 says
     nothing about it."""
-    for key in ("precision_ran", "precision"):
-        value = text(rec.get(key)).lower()
-        if value.startswith(("int", "uint")):
-            return value
+    for value in (result.precision_ran, result.precision):
+        if text(value).lower().startswith(("int", "uint")):
+            return text(value).lower()
     return None
 
 
-def top1_of(rec: dict[str, Any]) -> tuple[float | None, str | None]:
-    """(top-1 %, where it comes from): a measured value in the record wins over the card; an integer-precision
+def top1_of(result: Result) -> tuple[float | None, str | None]:
+    """(top-1 %, where it comes from): a measured value in the result wins over the card; an integer-precision
     result without a measured top-1 has none (None, and why), never the fp32 card's number."""
-    acc = accuracy_of(rec)
+    acc = accuracy_of(result)
     if acc is not None:
         return num(acc["top1"]), "measured"
-    extra = rec.get("extra") or {}
-    measured = num(extra.get("measured_top1")) if isinstance(extra, dict) else None  # records before `accuracy`
+    measured = num(result.extra.get("measured_top1"))  # records before `accuracy`
     if measured is not None:
         return measured, "measured"
-    card = _card(text(rec.get("model")))
+    card = _card(result.model)
     if card is not None and card.top1 is not None:
-        low = low_precision(rec)
+        low = low_precision(result)
         if low:
             return None, f"not measured: the card's {card.top1:g} % is fp32, not {low} (add --eval DIR)"
         return float(card.top1), f"card: {card.source}"
@@ -117,27 +115,27 @@ def family_of(model: str) -> str:
     return name.split("_", 1)[0] or name
 
 
-def _extra(rec: dict[str, Any], key: str) -> dict[str, Any] | None:
-    extra = rec.get("extra")
-    value = extra.get(key) if isinstance(extra, dict) else None
+def extra_of(result: Result, key: str) -> dict[str, Any] | None:
+    """extra[key] when it is an object."""
+    value = result.extra.get(key)
     return value if isinstance(value, dict) else None
 
 
-def analysis_of(rec: dict[str, Any]) -> dict[str, Any] | None:
+def analysis_of(result: Result) -> dict[str, Any] | None:
     """extra.analysis (roofline of the model on the device), when the run had device peaks."""
-    return _extra(rec, "analysis")
+    return extra_of(result, "analysis")
 
 
-def profile_of(rec: dict[str, Any]) -> dict[str, Any] | None:
-    """extra.profile (per-layer measured times) of a `bench profile` record."""
-    return _extra(rec, "profile")
+def profile_of(result: Result) -> dict[str, Any] | None:
+    """extra.profile (per-layer measured times) of a `bench profile` result."""
+    return extra_of(result, "profile")
 
 
 @dataclass
 class Row:
-    """One stored result, flattened for the views (the record itself stays in `rec`)."""
+    """One stored result, flattened for the views (the typed result itself stays in `rec`)."""
 
-    rec: dict[str, Any]
+    rec: Result
     id: str
     created_at: str
     model: str
@@ -176,7 +174,7 @@ class Row:
         return self.status == "ok"
 
     @property
-    def cell(self) -> tuple:
+    def cell(self) -> tuple[Any, ...]:
         return (self.model, self.backend, self.device, self.scenario, self.batch, self.precision)
 
     @property
@@ -202,15 +200,7 @@ class Row:
 
     @property
     def samples(self) -> list[float]:
-        raw = self.rec.get("samples_ms") or []
-        if not isinstance(raw, list):
-            return []
-        out = []
-        for v in raw:
-            f = num(v)
-            if f is not None:
-                out.append(f)
-        return out
+        return [f for f in map(num, self.rec.samples_ms) if f is not None]
 
     @property
     def label(self) -> str:
@@ -237,63 +227,83 @@ class Row:
         return "?"
 
 
-def to_row(rec: dict[str, Any]) -> Row:
-    lat = as_dict(rec.get("latency_ms"))
-    energy = as_dict(rec.get("energy"))
-    model = text(rec.get("model")) or "?"
-    top1, top1_source = top1_of(rec)
-    median = num(lat.get("median"))
-    ideal = num(rec.get("ideal_ms"))
-    eff = num(rec.get("efficiency"))
+def to_row(result: Result) -> Row:
+    r = result
+    lat = r.latency
+    energy = r.energy
+    top1, top1_source = top1_of(r)
+    median = num(lat.median) if lat else None
+    ideal = num(r.ideal_ms)
+    eff = num(r.efficiency)
     if eff is None and ideal is not None and median:
         eff = ideal / median
-    batch = rec.get("batch_size")
-    try:
-        batch = int(batch) if batch is not None else None
-    except (TypeError, ValueError):
-        batch = None
-    n = num(lat.get("n"))
-    warnings = as_list(rec.get("warnings"))
-    parity = rec.get("parity") if isinstance(rec.get("parity"), dict) else None
     return Row(
-        rec=rec,
-        id=text(rec.get("id")),
-        created_at=text(rec.get("created_at")),
-        model=model,
-        backend=text(rec.get("backend")) or "?",
-        device=text(rec.get("device")) or "?",
-        scenario="profile" if rec.get("profiled") else (text(rec.get("scenario")) or "latency"),
-        batch=batch,
-        precision=text(rec.get("precision")) or "fp32",
-        precision_ran=text(rec.get("precision_ran") or rec.get("precision")),
-        status=text(rec.get("status")) or "?",
-        error=text(rec.get("error")),
-        tag=text(rec.get("tag")),
+        rec=r,
+        id=r.id,
+        created_at=r.created_at,
+        model=r.model or "?",
+        backend=r.backend or "?",
+        device=r.device or "?",
+        scenario="profile" if r.profiled else (r.scenario or "latency"),
+        batch=r.batch_size,
+        precision=r.precision or "fp32",
+        precision_ran=text(r.precision_ran or r.precision),
+        status=r.status,
+        error=text(r.error),
+        tag=text(r.tag),
         median=median,
-        ci_low=num(lat.get("ci95_low")),
-        ci_high=num(lat.get("ci95_high")),
-        p99=num(lat.get("p99")),
-        cv=num(lat.get("cv")),
-        n=int(n) if n is not None else None,
-        throughput=num(rec.get("throughput_per_s")),
-        energy_j=num(energy.get("joules_per_image")) if energy.get("available", True) is not False else None,
-        energy_reason=text(energy.get("reason")),
+        ci_low=num(lat.ci95_low) if lat else None,
+        ci_high=num(lat.ci95_high) if lat else None,
+        p99=num(lat.p99) if lat else None,
+        cv=num(lat.cv) if lat else None,
+        n=lat.n if lat else None,
+        throughput=num(r.throughput_per_s),
+        energy_j=num(energy.joules_per_image) if energy and energy.available else None,
+        energy_reason=text(energy.reason) if energy else "",
         ideal_ms=ideal,
-        roofline_ms=num(rec.get("roofline_ms")),
+        roofline_ms=num(r.roofline_ms),
         efficiency=eff,
-        macs=num(rec.get("macs")),
-        params=num(rec.get("params")),
+        macs=num(r.macs),
+        params=num(r.params),
         top1=top1,
         top1_source=top1_source,
-        family=family_of(model),
-        parity=parity,
-        warnings=[text(w) for w in warnings],
-        top1_ci=interval_of((accuracy_of(rec) or {}).get("top1_ci")),
+        family=family_of(r.model),
+        parity=r.parity.to_dict() if r.parity else None,
+        warnings=[text(w) for w in r.warnings],
+        top1_ci=interval_of((accuracy_of(r) or {}).get("top1_ci")),
     )
 
 
-def to_rows(records: Iterable[dict[str, Any]]) -> list[Row]:
-    return [to_row(r) for r in records if isinstance(r, dict)]
+# JSON kinds of a record's blocks: a block of another kind (a partial or foreign record) is left out
+_KINDS: dict[str, type | tuple[type, ...]] = {
+    **dict.fromkeys(
+        ("latency_ms", "timing", "parity", "memory", "energy", "accuracy", "quantization", "stability"), dict
+    ),
+    **dict.fromkeys(("config", "runtime", "env", "extra"), dict),
+    **dict.fromkeys(("warnings", "samples_ms", "cpus"), list),
+    **dict.fromkeys(("batch_size", "iterations"), int),
+    **dict.fromkeys(("model", "backend", "device", "scenario", "precision", "status", "id", "created_at"), str),
+}
+
+
+def readable(items: Iterable[Result | Mapping[str, Any]]) -> list[Result]:
+    """Results, and JSON records read into results: a record missing its model or backend reads as '?', a
+    block of the wrong kind is left out; anything else that cannot be read as a result is left out."""
+    out = []
+    for item in items:
+        if isinstance(item, Result):
+            out.append(item)
+        elif isinstance(item, Mapping):
+            kept = {k: v for k, v in item.items() if k not in _KINDS or isinstance(v, _KINDS[k])}
+            try:
+                out.append(Result.from_dict({"model": "?", "backend": "?", **kept}))
+            except (TypeError, ValueError, AttributeError):
+                continue
+    return out
+
+
+def to_rows(results: Iterable[Result | Mapping[str, Any]]) -> list[Row]:
+    return [to_row(r) for r in readable(results)]
 
 
 def latest_per_cell(rows: list[Row]) -> tuple[list[Row], int]:
@@ -354,26 +364,26 @@ class Query:
         return " ".join(parts)
 
 
-def load_records(query: Query) -> list[dict[str, Any]]:
-    """Records matching the query, newest first; a clear EffbenchError (exit 1) when there are none."""
+def load_results(query: Query) -> list[Result]:
+    """Results matching the query, newest first; a clear EffbenchError (exit 1) when there are none."""
     from effbench.harness.store import Store, parse_since
 
     since = parse_since(query.since)
     store = Store(query.db, must_exist=True)
     one = lambda v: None if not v else (v[0] if len(v) == 1 else list(v))
-    records = store.records(
+    results = store.results(
         model=one(query.models),
         backend=one(_canonical_backends(query.backends)),
         device=one(query.devices),
         tag=one(query.tags),
         since=since,
     )
-    if records:
-        return records
+    if results:
+        return results
     filters = query.describe()
     if not filters:
         raise EffbenchError(f"no stored results in {store.display_url}: run `bench run ...` or `bench sweep ...` first")
-    total = len(store.records())
+    total = store.count()
     raise EffbenchError(
         f"no stored results match {filters} ({total} result(s) in {store.display_url}; change or drop the filters)"
     )

@@ -5,8 +5,9 @@ from __future__ import annotations
 import datetime as _dt
 from functools import lru_cache
 from importlib import resources
-from typing import Any
+from typing import Any, Iterable, Mapping
 
+from effbench.harness.result import Result
 from effbench.reports.common import Section, h, script_json
 from effbench.reports.data import Query, Row, to_rows
 from effbench.reports.publish import ViewContext, publish_views, report_views, view_ids
@@ -81,7 +82,7 @@ def page_head(title: str, extra: str) -> str:
 
 
 def render_html(
-    records: list[dict[str, Any]],
+    records: Iterable[Result | Mapping[str, Any]],
     query: Query | None = None,
     reference: str | None = None,
     title: str = "effbench report",

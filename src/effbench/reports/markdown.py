@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterable, Mapping
 
+from effbench.harness.result import Result
 from effbench.reports.common import fmt, fmt_ms
 from effbench.reports.data import Row, latest_per_cell, to_rows
 from effbench.reports.views.claims import claims_markdown
@@ -38,7 +39,7 @@ def _parity(r: Row) -> str:
     return "✅ ok" if text == "ok" else f"❌ {md_escape(text)}"
 
 
-def render_markdown(records: list[dict[str, Any]], filters: str = "") -> str:
+def render_markdown(records: Iterable[Result | Mapping[str, Any]], filters: str = "") -> str:
     rows = to_rows(records)
     cells, older = latest_per_cell([r for r in rows if r.scenario != "profile"])
     ok = sum(r.ok for r in cells)
@@ -104,12 +105,12 @@ def _defuse(value: Any) -> Any:
     return value
 
 
-def render_csv(records: list[dict[str, Any]]) -> str:
+def render_csv(records: Iterable[Result | Mapping[str, Any]]) -> str:
     """Every result (not only the newest per cell) as one flat row, with top-1 and family added."""
-    from effbench.harness.store import records_to_dataframe
+    from effbench.harness.store import results_frame
 
     rows = to_rows(records)
-    df = records_to_dataframe(records)
+    df = results_frame(r.rec for r in rows)
     df["top1"] = [r.top1 for r in rows]
     df["top1_source"] = [r.top1_source for r in rows]
     df["family"] = [r.family for r in rows]

@@ -11,10 +11,9 @@ import shutil
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 from effbench.errors import UsageError
-from effbench.harness.result import RECORD_SCHEMA
+from effbench.harness.result import Result
 from effbench.harness.store import Store, parse_since
 from effbench.reports.common import script_json
 from effbench.reports.data import to_row
@@ -53,16 +52,6 @@ def check_out_dir(path: Path) -> None:
         raise UsageError(f"cannot write the site to {path}: {e.strerror or e}; pass a writable directory") from None
 
 
-def _newer_schema(records: list[dict[str, Any]]) -> None:
-    versions = [r["schema"] for r in records if isinstance(r.get("schema"), int)]
-    newest: int = max(versions, default=0)
-    if newest > RECORD_SCHEMA:
-        raise UsageError(
-            f"the store holds results of record schema {newest}; this effbench reads up to {RECORD_SCHEMA}: "
-            "upgrade effbench to build the site"
-        )
-
-
 def _write_bytes(path: Path, data: bytes) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
@@ -77,23 +66,23 @@ def _copy_asset(out: Path, name: str) -> None:
     _write_bytes(out / "assets" / name, resources.files("effbench.site").joinpath(f"assets/{name}").read_bytes())
 
 
-def build_site(out: Path, db: str | None = None, since: str | None = None, threshold: float = DEFAULT_THRESHOLD):
+def build_site(
+    out: Path, db: str | None = None, since: str | None = None, threshold: float = DEFAULT_THRESHOLD
+) -> BuildSummary:
     since_at = parse_since(since)
     check_out_dir(out)
     store = Store(db, must_exist=True)
-    records = store.records(since=since_at)
-    _newer_schema(records)
+    results = store.results(since=since_at)  # a record of a newer record schema: one line, exit 2
 
-    cells = histories(records)
+    cells = histories(results)
     changes = {c.key: find_changes(c, threshold) for c in cells}
-    newest: dict[str, dict[str, Any]] = {}
-    for rec in records:  # newest first: the first record of a cell is its newest
-        newest.setdefault(cell_key(rec), rec)
+    newest: dict[str, Result] = {}
+    for r in results:  # newest first: the first result of a cell is its newest
+        newest.setdefault(cell_key(r), r)
     ctx = SiteContext(
         cells=cells,
         changes=changes,
         latest={k: to_row(r) for k, r in newest.items()},
-        records=newest,
         threshold=threshold,
         source=str(store.display_url) + (f" since {since_at}" if since_at else ""),
     )
@@ -159,7 +148,7 @@ def build_site(out: Path, db: str | None = None, since: str | None = None, thres
     largest = max(sizes.items(), key=lambda kv: kv[1])
     return BuildSummary(
         path=out,
-        results=len(records),
+        results=len(results),
         cells=len(cells),
         pages=len(sizes),
         real_changes=sum(1 for chs in changes.values() for ch in chs if ch.real),

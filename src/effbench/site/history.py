@@ -1,4 +1,4 @@
-"""Stored records -> one history per cell (keyed by the configuration hash), oldest run first.
+"""Stored results -> one history per cell (keyed by the configuration hash), oldest run first.
 
 A cell's history is every run of one configuration over time. Each point keeps what the site shows
 and where it comes from: the run's id, date, git commit and tag, its median with the 95% CI, and the
@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+from effbench.harness.result import Result
 from effbench.reports.data import CELL_KEYS, mapping, num, text
 
 # Configuration fields that say how a run was done, not what was measured: left out of "settings".
@@ -117,81 +118,70 @@ class CellHistory:
         }
 
 
-def _versions(rec: dict[str, Any]) -> dict[str, str]:
-    env = mapping(rec.get("env"))
-    versions = mapping(env.get("versions"))
-    runtime = mapping(rec.get("runtime"))
+def _versions(r: Result) -> dict[str, str]:
+    versions = mapping(r.env.get("versions"))
     out = {str(k): text(v) for k, v in versions.items() if v}
-    if runtime.get("version"):
-        out["runtime"] = text(runtime.get("version"))
+    if r.runtime.get("version"):
+        out["runtime"] = text(r.runtime.get("version"))
     return out
 
 
-def _commit(rec: dict[str, Any]) -> str:
-    env = mapping(rec.get("env"))
-    return text(env.get("git_commit"))
-
-
-def to_point(rec: dict[str, Any]) -> Point:
-    lat = mapping(rec.get("latency_ms"))
-    n = num(lat.get("n"))
+def to_point(r: Result) -> Point:
+    lat = r.latency
     return Point(
-        id=text(rec.get("id")),
-        created_at=text(rec.get("created_at")),
-        status=text(rec.get("status")) or "?",
-        median=num(lat.get("median")),
-        ci_low=num(lat.get("ci95_low")),
-        ci_high=num(lat.get("ci95_high")),
-        n=int(n) if n is not None else None,
-        commit=_commit(rec),
-        tag=text(rec.get("tag")),
-        versions=_versions(rec),
-        p99=num(lat.get("p99")),
-        error=text(rec.get("error")),
-        raw_samples=rec["samples_ms"] if isinstance(rec.get("samples_ms"), list) else [],
+        id=r.id,
+        created_at=r.created_at,
+        status=r.status,
+        median=num(lat.median) if lat else None,
+        ci_low=num(lat.ci95_low) if lat else None,
+        ci_high=num(lat.ci95_high) if lat else None,
+        n=lat.n if lat else None,
+        commit=text(r.env.get("git_commit")),
+        tag=text(r.tag),
+        versions=_versions(r),
+        p99=num(lat.p99) if lat else None,
+        error=text(r.error),
+        raw_samples=list(r.samples_ms),
     )
 
 
-def cell_key(rec: dict[str, Any]) -> str:
-    if rec.get("config_hash"):
-        return text(rec["config_hash"])
-    blob = json.dumps([rec.get(k) for k in CELL_KEYS], default=str).encode()
+def cell_key(r: Result) -> str:
+    if r.config_hash:
+        return r.config_hash
+    blob = json.dumps([getattr(r, k) for k in CELL_KEYS], default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def _settings(rec: dict[str, Any]) -> dict[str, Any]:
-    config = mapping(rec.get("config"))
-    out = {k: v for k, v in config.items() if k not in _NOT_SETTINGS and v not in (None, {}, [])}
-    if rec.get("precision_ran"):
-        out["precision_ran"] = rec["precision_ran"]
+def _settings(r: Result) -> dict[str, Any]:
+    out = {k: v for k, v in r.config.items() if k not in _NOT_SETTINGS and v not in (None, {}, [])}
+    if r.precision_ran:
+        out["precision_ran"] = r.precision_ran
     return out
 
 
-def histories(records: list[dict[str, Any]]) -> list[CellHistory]:
-    """One history per cell, in a stable order; profile records (per-layer timing runs) are left out."""
-    by_key: dict[str, list[dict[str, Any]]] = {}
-    for rec in records:
-        if isinstance(rec, dict) and not rec.get("profiled"):
-            by_key.setdefault(cell_key(rec), []).append(rec)
+def histories(results: list[Result]) -> list[CellHistory]:
+    """One history per cell, in a stable order; profiled results (per-layer timing runs) are left out."""
+    by_key: dict[str, list[Result]] = {}
+    for r in results:
+        if not r.profiled:
+            by_key.setdefault(cell_key(r), []).append(r)
     out: list[CellHistory] = []
-    for key, recs in by_key.items():
-        recs.sort(key=lambda r: text(r.get("created_at")))
-        newest = recs[-1]
-        config = mapping(newest.get("config"))
-        batch = newest.get("batch_size")
-        resolution = num(config.get("input_size"))
+    for key, runs in by_key.items():
+        runs.sort(key=lambda r: r.created_at)
+        newest = runs[-1]
+        resolution = num(newest.config.get("input_size"))
         out.append(
             CellHistory(
                 key=key,
-                model=text(newest.get("model")) or "?",
-                backend=text(newest.get("backend")) or "?",
-                device=text(newest.get("device")) or "?",
-                scenario=text(newest.get("scenario")) or "latency",
-                batch=int(batch) if isinstance(batch, (int, float)) else None,
-                precision=text(newest.get("precision")) or "fp32",
+                model=newest.model or "?",
+                backend=newest.backend or "?",
+                device=newest.device or "?",
+                scenario=newest.scenario or "latency",
+                batch=newest.batch_size,
+                precision=newest.precision or "fp32",
                 resolution=int(resolution) if resolution is not None else None,
                 settings=_settings(newest),
-                points=[to_point(r) for r in recs],
+                points=[to_point(r) for r in runs],
             )
         )
     out.sort(key=lambda c: (c.model, c.device, c.backend, c.scenario, c.batch or 0, c.precision, c.key))

@@ -7,9 +7,9 @@ place the report's own view publishers (speed-accuracy, precision, claims) over 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
-from effbench.harness.stability_score import MIN_RUNS, device_stability
+from effbench.harness.result import Result
+from effbench.harness.stability_score import MIN_RUNS, Run, runs_stability
 from effbench.reports.common import fmt_si, h
 from effbench.reports.data import Row, mapping
 from effbench.reports.publish import Publisher, ViewContext, publish_views, report_views
@@ -25,7 +25,6 @@ class SiteContext:
     cells: list[CellHistory]
     changes: dict[str, list[Change]]  # cell key -> its change points, oldest first
     latest: dict[str, Row]  # cell key -> its newest result as a report row (the shared views draw these)
-    records: dict[str, dict[str, Any]]  # cell key -> its newest record
     threshold: float
     source: str  # the store, as displayed
 
@@ -129,8 +128,8 @@ class OverviewPage(Publisher[SiteContext, Page]):
         return [Page("index.html", "results", body, kind="overview")]
 
 
-def _fingerprint(rec: dict[str, Any]) -> list[tuple[str, str]]:
-    env = mapping(rec.get("env"))
+def _fingerprint(r: Result) -> list[tuple[str, str]]:
+    env = r.env
     keys = ("cpu_model", "logical_cpus", "memory_gib", "os_name", "os", "machine", "governor", "hostname")
     out = [(k, str(env[k])) for k in keys if env.get(k) not in (None, "")]
     gpu = env.get("gpu")
@@ -139,9 +138,8 @@ def _fingerprint(rec: dict[str, Any]) -> list[tuple[str, str]]:
     return out
 
 
-def _peaks(rec: dict[str, Any]) -> list[tuple[str, str]]:
-    extra = mapping(rec.get("extra"))
-    a = mapping(extra.get("analysis"))
+def _peaks(r: Result) -> list[tuple[str, str]]:
+    a = mapping(r.extra.get("analysis"))
     if not a:
         return []
     out = [("catalog entry", str(a.get("device_spec") or "?"))]
@@ -161,20 +159,12 @@ def _pairs(pairs: list[tuple[str, str]]) -> str:
 def _stability_text(cells: list[CellHistory]) -> str:
     """The device's stability score over its stored history (`bench devices stability` computes the same)."""
     history = [
-        {
-            "model": c.model,
-            "backend": c.backend,
-            "batch_size": c.batch,
-            "precision": c.precision,
-            "scenario": c.scenario,
-            "status": "ok",
-            "created_at": p.created_at,
-            "latency_ms": {"median": p.median, "p99": p.p99},
-        }
+        Run(c.model, c.backend, c.batch, c.precision, c.scenario, p.created_at, p.median, p.p99)
         for c in cells
         for p in c.ok_points
+        if p.median and p.p99
     ]
-    out = device_stability(history)
+    out = runs_stability(history)
     if "score" not in out:
         return f"not scored: no cell has {MIN_RUNS} or more ok runs with a median and a p99"
     worst = out["cells"][0]
@@ -192,15 +182,15 @@ class DevicePages(Publisher[SiteContext, Page]):
         pages = []
         for device in sorted({c.device for c in ctx.cells}):
             cells = [c for c in ctx.cells if c.device == device]
-            recs = sorted((ctx.records[c.key] for c in cells), key=lambda r: str(r.get("created_at")))
+            recs = sorted((ctx.latest[c.key].rec for c in cells), key=lambda r: r.created_at)
             newest = recs[-1]
             peaks = next((p for p in (_peaks(r) for r in reversed(recs)) if p), [])
             stability = _stability_text(cells)
             body = (
                 "<h2>Fingerprint</h2>"
                 + _pairs(_fingerprint(newest))
-                + f'<p class="caption">as recorded by run {h(str(newest.get("id"))[:8])} '
-                f"({h(str(newest.get('created_at'))[:16])}).</p>"
+                + f'<p class="caption">as recorded by run {h(newest.id[:8])} '
+                f"({h(newest.created_at[:16])}).</p>"
                 + "<h2>Catalog peaks</h2>"
                 + (_pairs(peaks) if peaks else '<p class="note">No peaks recorded (no devices.yaml entry).</p>')
                 + f"<h2>Stability</h2><p>{h(stability)}</p>"

@@ -9,10 +9,14 @@ of one runtime and device are pooled per side and judged by the same rule and bo
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from effbench.harness.result import Result
 from effbench.reports.common import Figure, Section, axis, base_layout, fmt_ms, h, note, p, table
 from effbench.reports.data import Row, num, text
+
+if TYPE_CHECKING:
+    from effbench.claims.verdict import ClaimVerdict
 
 VERDICT_COLOURS = {"holds": "#067647", "does not hold": "#b42318", "inconclusive": "#a15c07", "failed": "#7a271a"}
 
@@ -27,7 +31,7 @@ class ClaimResult:
     precision: str
     meta: dict[str, Any]
     created_at: str
-    sides: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: {"A": [], "B": []})
+    sides: dict[str, list[Result]] = field(default_factory=lambda: {"A": [], "B": []})
     verdict: Any = None  # effbench.claims.verdict.ClaimVerdict
     older_runs: int = 0
 
@@ -42,8 +46,7 @@ class ClaimResult:
 
 
 def _meta(r: Row) -> dict[str, Any] | None:
-    extra = r.rec.get("extra")
-    meta = extra.get("claim") if isinstance(extra, dict) else None
+    meta = r.rec.extra.get("claim")
     if not isinstance(meta, dict) or text(meta.get("side")) not in ("A", "B") or not text(meta.get("name")):
         return None
     if (num(meta.get("published_ratio")) or 0) <= 0 or text(meta.get("kind")) not in ("faster", "as_fast"):
@@ -76,17 +79,12 @@ def claim_results(rows: list[Row]) -> list[ClaimResult]:
     out = sorted(newest.values(), key=lambda g: (g.name, g.device, g.backend, g.batch or 0, g.precision))
     for g in out:
         for side in g.sides.values():  # measurement order: by round, then time
-            side.sort(
-                key=lambda rec: (
-                    num((rec.get("extra") or {}).get("claim", {}).get("round")) or 0,
-                    text(rec.get("created_at")),
-                )
-            )
+            side.sort(key=lambda rec: (num(rec.extra["claim"].get("round")) or 0, rec.created_at))
         g.verdict = judge(g.meta["kind"], float(g.meta["published_ratio"]), g.tolerance, g.sides["A"], g.sides["B"])
     return out
 
 
-def _ci(v) -> str:
+def _ci(v: ClaimVerdict) -> str:
     return f"[{v.ci_low:.4g}, {v.ci_high:.4g}]" if v.ci_low is not None and v.ci_high is not None else ""
 
 

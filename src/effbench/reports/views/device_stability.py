@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from effbench.harness.result import Result
 from effbench.harness.stability_score import MIN_RUNS, device_stability
 from effbench.reports.common import Section, note, table
 from effbench.reports.data import Row
@@ -19,7 +20,7 @@ def device_stability_section(rows: list[Row]) -> Section:
         "Excellent >= 90, Good >= 75, Moderate >= 50, else Poor. <code>bench devices stability NAME</code> "
         "lists the cells." % MIN_RUNS
     )
-    by_device: dict[str, list[dict]] = defaultdict(list)
+    by_device: dict[str, list[Result]] = defaultdict(list)
     for r in rows:
         by_device[r.device].append(r.rec)
     out = []

@@ -56,7 +56,7 @@ def environment_section(rows: list[Row]) -> Section:
     groups: dict[str, dict[str, Any]] = {}
     no_env = 0
     for r in rows:
-        env = r.rec.get("env") if isinstance(r.rec.get("env"), dict) else {}
+        env = r.rec.env
         if not env:
             no_env += 1  # cells that failed before running record no fingerprint
             continue
@@ -81,8 +81,8 @@ def environment_section(rows: list[Row]) -> Section:
         g["runs"] += 1
         g["ok"] += r.ok
         g["backends"].add(r.backend)
-        if r.rec.get("threads") is not None:
-            g["threads"].add(str(r.rec.get("threads")))
+        if r.rec.threads is not None:
+            g["threads"].add(str(r.rec.threads))
         if r.created_at:
             g["first"] = min(filter(None, [g["first"], r.created_at]))
             g["last"] = max(filter(None, [g["last"], r.created_at]))

@@ -13,7 +13,7 @@ MAX_RUNS = 12  # figures drawn (the newest searches)
 
 
 def _summary(r: Row) -> dict[str, Any] | None:
-    s = (r.rec.get("extra") or {}).get("max_qps") or {}
+    s = r.rec.extra.get("max_qps") or {}
     return s if s.get("curve") else None
 
 

@@ -36,7 +36,7 @@ def placement_section(rows: list[Row]) -> Section:
         "the units the rest ran on, and each op that fell back. <code>--max-fallback PCT</code> fails a run "
         "when more than PCT ran elsewhere."
     )
-    sel = [r for r in rows if isinstance((r.rec.get("runtime") or {}).get("placement"), dict)]
+    sel = [r for r in rows if isinstance(r.rec.runtime.get("placement"), dict)]
     if not sel:
         return Section(
             "placement",
@@ -47,7 +47,7 @@ def placement_section(rows: list[Row]) -> Section:
         )
     body = []
     for r in sel[:MAX_ROWS]:
-        pl = r.rec["runtime"]["placement"]
+        pl = r.rec.runtime["placement"]
         units = ", ".join(f"{name}: {u.get('nodes', 0)} nodes" for name, u in (pl.get("units") or {}).items())
         body.append([r.model, r.backend, r.precision, pl.get("requested", "?"), _share(pl), units, _fell_back(pl)])
     return Section(

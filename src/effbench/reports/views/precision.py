@@ -9,6 +9,7 @@ against its fp32 reference (PyTorch or ONNX Runtime); else unpaired from the two
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from effbench.reports.common import Figure, Section, axis, backend_colours, base_layout, fmt_ms, h, note, p, table
 from effbench.reports.data import Row, as_dict, interval_of, latest_per_cell, num
@@ -47,7 +48,7 @@ def _ratio(fp32: Row, int8: Row) -> tuple[float | None, tuple[float, float] | No
     return int8.median / fp32.median, None
 
 
-def _paired_cells(fp32: dict, int8: dict):
+def _paired_cells(fp32: dict[str, Any], int8: dict[str, Any]) -> Any:
     """The paired table of the two cells' own outcomes, when they evaluated the same images."""
     from effbench.accuracy import metrics
 
@@ -67,7 +68,7 @@ def _paired_cells(fp32: dict, int8: dict):
     return metrics.PairedTable.from_correct(a, b)
 
 
-def _drop(fp32: Row, int8: Row):
+def _drop(fp32: Row, int8: Row) -> tuple[float | None, tuple[float, float] | None, float | None, str]:
     from effbench.accuracy import metrics
 
     fa, ia = fp32.accuracy or {}, int8.accuracy or {}
@@ -110,7 +111,7 @@ def precision_pairs(rows: list[Row]) -> list[PrecisionPair]:
         fp32, int8 = pair["fp32"], pair["int8"]
         ratio, ratio_ci = _ratio(fp32, int8)
         drop, drop_ci, drop_p, basis = _drop(fp32, int8)
-        quant = as_dict(int8.rec.get("quantization"))
+        quant = as_dict(int8.rec.quantization)
         calib = as_dict(quant.get("calibration"))
         out.append(
             PrecisionPair(

@@ -61,14 +61,14 @@ def predictions(rows: list[Row]) -> tuple[list[Predicted], list[str]]:
         pr = predictors.get((r.backend, r.device))
         if pr is None or r.batch != 1 or r.precision != "fp32":
             continue
-        cpu = (r.rec.get("env") or {}).get("cpu_model")
+        cpu = r.rec.env.get("cpu_model")
         if cpu and cpu != pr.data["identity"].get("cpu"):
             skipped.append(
                 f"{r.model} on {r.backend}/{r.device}: measured on a {cpu}, the predictor was built on a "
                 f"{pr.data['identity'].get('cpu')}"
             )
             continue
-        config = r.rec.get("config") or {}
+        config = r.rec.config
         if config.get("threads") != pr.data["identity"].get("threads"):
             skipped.append(
                 f"{r.model} on {r.backend}/{r.device}: measured with {config.get('threads') or 'default'} "

@@ -12,7 +12,7 @@ from effbench.reports.data import Row
 
 
 def _size(r: Row) -> int | None:
-    size = (r.rec.get("config") or {}).get("input_size")
+    size = r.rec.config.get("input_size")
     return int(size) if isinstance(size, (int, float)) else None
 
 
@@ -33,7 +33,7 @@ def _dynamic_table(rows: list[Row]) -> str:
     at the same shape, their ratio and the first run after a shape switch."""
     body = []
     for r in rows:
-        d = (r.rec.get("extra") or {}).get("dynamic")
+        d = r.rec.extra.get("dynamic")
         if not r.ok or not d:
             continue
         body.append(

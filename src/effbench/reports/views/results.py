@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from effbench.reports.common import Section, fmt, fmt_ms, h
-from effbench.reports.data import Row, as_dict, latest_per_cell, num
+from effbench.reports.data import Row, latest_per_cell, num
 
 
 def date_text(ts: str) -> str:
@@ -23,7 +23,7 @@ def results_section(rows: list[Row]) -> Section:
         notes = ([r.error] if r.error else []) + r.warnings
         status = f'<span class="{"" if r.ok else "status-bad"}">{h(r.status)}</span>'
         prec = r.precision if r.precision_ran in ("", r.precision) else f"{r.precision} → {r.precision_ran}"
-        mem = as_dict(r.rec.get("memory"))
+        mem = r.rec.memory.to_dict() if r.rec.memory else {}
         cells_html = [
             (h(r.model), "name"),
             (h(r.backend), ""),

@@ -20,7 +20,7 @@ _SECOND_AXIS = (
 
 
 def _summary(r: Row) -> dict[str, Any] | None:
-    s = (r.rec.get("extra") or {}).get("scenario") or {}
+    s = r.rec.extra.get("scenario") or {}
     return s if r.ok and r.scenario == "sustained" and s.get("windows") else None
 
 
