@@ -28,6 +28,7 @@ UNMAPPED_REASONS = {
     "no-names": "the runtime kept no original names and no graph position placed it",
     "no-nodes": "covers no ONNX node",
     "torch-op": "runtime op with no ONNX counterpart (allocation, copy, dispatch)",
+    "delegate-call": "a delegate call's own time outside its kernels (dispatch, input/output copies)",
 }
 
 
