@@ -136,6 +136,26 @@ def test_an_operator_the_converter_refuses_is_named(tmp_path, db):
     assert "svd" in line.lower() and "Traceback" not in r.output
 
 
+def test_executorch_says_why_a_node_fell_back_and_the_report_shows_it(tmp_path, db):
+    out, html = tmp_path / "r.json", tmp_path / "report.html"
+    r = bench(
+        "run", "--model", "tiny_models:xnnpack_fallback", "--input-size", "16", "--backend", "et",
+        "--threads", "1", *FAST, "--db", db, "--out", out,
+    )  # fmt: skip
+    assert r.returncode == 0, r.output
+    (rec,) = read_records(out)
+    why = {(f["op"], f["why"]) for f in rec["runtime"]["placement"]["fallback"]}
+    said = "XNNPACK partitioner: mean.dim only supports "
+    assert why == {  # the partitioner's own words for the two means, and no config at all for cumsum
+        ("mean", said + "averaging 4D tensors across the innermost dimensions"),
+        ("mean", said + "keepdim=True"),
+        ("cumsum", "XNNPACK partitioner has no config for cumsum.default"),
+    }
+    assert rec["runtime"]["placement"]["units"]["XNNPACK"]["nodes"] >= 2  # the conv and the linear stayed
+    assert bench("report", "-o", html, "--db", db).returncode == 0
+    assert "cumsum on portable kernels (fp32): XNNPACK partitioner has no config for cumsum.default" in html.read_text()
+
+
 def _profile_et(tmp_path, db, *model):
     out = tmp_path / "p.json"
     r = bench("profile", *model, "--backend", "et", *FAST, "--threads", "1", "--iters", "5", "--db", db, "--out", out)

@@ -57,7 +57,7 @@ def read_placement(path: str) -> Optional[Dict[str, Any]]:
         data = json.load(f)
     requested = "XNNPACK" if data.get("delegate") == "xnnpack" else "portable kernels"
     rows = [tuple(row) for row in data.get("nodes") or []]
-    out = placement.summarize(rows, requested)
+    out = placement.summarize(rows, requested, reasons=data.get("reasons") or {})
     out["ops"] = sorted({row[1] for row in rows})
     return out
 
