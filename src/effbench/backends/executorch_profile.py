@@ -143,6 +143,12 @@ def _align(kernels: list[Kernel], ops: list[dict[str, Any]]) -> dict[str, dict[s
     return out
 
 
+def _why_unmapped(k: Kernel, op: dict[str, Any] | None, group: list[dict[str, Any]]) -> str:
+    if op is None:
+        return "layout" if k.kernel_type.startswith(("Transpose", "Convert", "Copy")) else "not-in-graph"
+    return "decomposed" if len(group) > 1 else "no-nodes"
+
+
 def map_executorch(layers, graph: OnnxGraph, edge_ops: list[dict[str, Any]] | None) -> Mapping:
     edge_ops = edge_ops or []
     to_onnx = onnx_nodes_of(graph, edge_ops)
@@ -178,8 +184,7 @@ def map_executorch(layers, graph: OnnxGraph, edge_ops: list[dict[str, Any]] | No
             node = to_onnx.get(op["name"])  # None: a part of a decomposed op (matmul's expand) with no ONNX node
             k.nodes = [node] if node else []
         if not k.nodes:
-            layout = op is None and k.kernel_type.startswith(("Transpose", "Convert", "Copy"))
-            k.how, k.reason = "", ("no-nodes" if op is not None else "layout" if layout else "not-in-graph")
+            k.how, k.reason = "", _why_unmapped(k, op, by_handle.get(k.extra.get("handle"), []))
     warnings: list[str] = []
     if not edge_ops:
         warnings.append("no ETRecord beside the .pte: ExecuTorch's kernels could not be placed in the graph")
