@@ -102,6 +102,8 @@ def test_executorch_int8_runs_a_pad_between_quantised_nodes(tmp_path, db):
     assert rec["status"] == "ok" and rec["precision_ran"] == "int8"
     units = rec["runtime"]["placement"]["units"]
     assert units["XNNPACK"]["precisions"].get("int8", 0) >= 2 and "portable kernels" in units
+    pads = [f for f in rec["runtime"]["placement"]["fallback"] if f["op"] == "constant_pad_nd"]
+    assert pads and all(f["why"].startswith("kept out of XNNPACK for int8") for f in pads)
 
 
 def test_a_method_xnnpack_refuses_says_the_node_in_one_line():
