@@ -102,6 +102,8 @@ def test_executorch_int8_runs_a_pad_between_quantised_nodes(tmp_path, db):
     assert rec["status"] == "ok" and rec["precision_ran"] == "int8"
     units = rec["runtime"]["placement"]["units"]
     assert units["XNNPACK"]["precisions"].get("int8", 0) >= 2 and "portable kernels" in units
+    pads = [f for f in rec["runtime"]["placement"]["fallback"] if f["op"] == "constant_pad_nd"]
+    assert pads and all(f["why"].startswith("kept out of XNNPACK for int8") for f in pads)
 
 
 def test_a_method_xnnpack_refuses_says_the_node_in_one_line():
@@ -136,15 +138,64 @@ def test_an_operator_the_converter_refuses_is_named(tmp_path, db):
     assert "svd" in line.lower() and "Traceback" not in r.output
 
 
-def test_bench_profile_on_executorch_reads_etdump(db, tmp_path):
-    out = tmp_path / "p.json"
+def test_executorch_says_why_a_node_fell_back_and_the_report_shows_it(tmp_path, db):
+    out, html = tmp_path / "r.json", tmp_path / "report.html"
     r = bench(
-        "profile", *TINY_CNN, "--backend", "et", *FAST, "--threads", "1", "--iters", "5", "--db", db, "--out", out
-    )
+        "run", "--model", "tiny_models:xnnpack_fallback", "--input-size", "16", "--backend", "et",
+        "--threads", "1", *FAST, "--db", db, "--out", out,
+    )  # fmt: skip
+    assert r.returncode == 0, r.output
+    (rec,) = read_records(out)
+    why = {(f["op"], f["why"]) for f in rec["runtime"]["placement"]["fallback"]}
+    said = "XNNPACK partitioner: mean.dim only supports "
+    assert why == {  # the partitioner's own words for the two means, and no config at all for cumsum
+        ("mean", said + "averaging 4D tensors across the innermost dimensions"),
+        ("mean", said + "keepdim=True"),
+        ("cumsum", "XNNPACK partitioner has no config for cumsum.default"),
+    }
+    assert rec["runtime"]["placement"]["units"]["XNNPACK"]["nodes"] >= 2  # the conv and the linear stayed
+    assert bench("report", "-o", html, "--db", db).returncode == 0
+    assert "cumsum on portable kernels (fp32): XNNPACK partitioner has no config for cumsum.default" in html.read_text()
+
+
+def _profile_et(tmp_path, db, *model):
+    out = tmp_path / "p.json"
+    r = bench("profile", *model, "--backend", "et", *FAST, "--threads", "1", "--iters", "5", "--db", db, "--out", out)
     assert r.returncode == 0, r.output
     _, prof = read_records(out)
     assert prof["runtime"]["profile_source"] == "ETDump + Inspector"
-    layers = prof["extra"]["profile"]["layers"]
-    kinds = {layer["op_type"] for layer in layers}
-    assert {"Conv", "Gemm"} <= kinds, layers  # XNNPACK's kernels, named by op type
-    assert not any("DELEGATE_CALL" in layer["name"] for layer in layers)  # the envelope is not a layer
+    return prof, r.output
+
+
+def _node_rows_add_up(prof):
+    """Kernels mapped to ONNX nodes one by one, and every row (unmapped ones with their reason) adding up
+    to the method's own time in the ETDump."""
+    report = prof["extra"]["profile"]
+    rows = report["layers"]
+    mapped = [row for row in rows if row["nodes"] and row["mapped_by"] in ("partition-order", "debug-handle")]
+    assert mapped, rows
+    assert all(row.get("unmapped_reason") for row in rows if not row["nodes"])
+    total, method = report["profiled_total_ms"], prof["runtime"]["profile_execute_ms"]
+    assert abs(total - method) <= 0.05 * method, (total, method)
+    assert not any("DELEGATE_CALL" in row["name"] for row in rows)  # the envelope is not a layer
+    return report, mapped
+
+
+def test_bench_profile_on_executorch_maps_kernels_to_onnx_nodes(db, tmp_path):
+    prof, output = _profile_et(tmp_path, db, *TINY_CNN)
+    report, mapped = _node_rows_add_up(prof)
+    by_node = {n: row for row in mapped for n in row["nodes"]}
+    assert {"/0/Conv", "/2/Conv"} <= set(by_node), sorted(by_node)  # each XNNPACK convolution, its own node
+    assert by_node["/0/Conv"]["name"] != by_node["/2/Conv"]["name"]
+    assert by_node["/6/Gemm"]["kernel_type"].startswith("Fully Connected")
+    assert report["per_layer"] and "ETRecord" in report["method"] and "ONNX nodes" in output
+
+
+@pytest.mark.slow
+def test_bench_profile_on_executorch_maps_efficientvit_m0(db, tmp_path):
+    # XNNPACK partitions and portable kernels (the attention biases' index) in one real model
+    prof, _ = _profile_et(tmp_path, db, "--model", "efficientvit_m0")
+    report, mapped = _node_rows_add_up(prof)
+    assert {row["mapped_by"] for row in mapped} == {"partition-order", "debug-handle"}
+    assert sum(row["measured_ms"] for row in mapped) >= 0.5 * report["profiled_total_ms"]
+    assert report["coverage"]["in_timed_kernels"] >= 100

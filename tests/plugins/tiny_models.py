@@ -20,6 +20,24 @@ def tiny_cnn() -> nn.Module:
     )
 
 
+class _XnnpackFallback(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.fc = nn.Linear(8, 10)
+
+    def forward(self, x):
+        y = self.conv(x)
+        y = y + y.mean(dim=1, keepdim=True)  # XNNPACK's mean takes only the two innermost dimensions
+        y = torch.cumsum(y, dim=3)  # an op XNNPACK has no partitioner config for
+        return self.fc(y.mean(dim=(2, 3)))
+
+
+def xnnpack_fallback() -> nn.Module:
+    """Two nodes ExecuTorch's XNNPACK partitioner leaves to the portable kernels, one it says why."""
+    return _XnnpackFallback()
+
+
 def not_a_module():
     return 42
 

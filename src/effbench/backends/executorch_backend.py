@@ -3,7 +3,8 @@
 
 The backend owns its format: torch.export + to_edge_transform_and_lower make the .pte, and the
 XNNPACK PT2E quantiser its int8 form from the --calib images (effbench.export.executorch_export).
-`bench profile --backend executorch` reads per-op times from ETDump with ExecuTorch's Inspector.
+`bench profile --backend executorch` reads per-kernel times from ETDump with ExecuTorch's Inspector and maps
+them through the export's ETRecord onto the ONNX graph's nodes (backends.executorch_profile).
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ class ExecuTorchBackend(Backend):
     exporter = "effbench.export.executorch_export:pte_artifact"
     quantizer = "effbench.export.executorch_export:quantize_pte"
     int8_method = "xnnpack-pt2e"
-    maps_by_op_type = True
 
     def version(self):
         return package_version("executorch")
@@ -42,36 +42,7 @@ class ExecuTorchBackend(Backend):
     def runtime_options(self, options, cell) -> dict[str, Any]:
         return {"delegate": options.delegate}
 
-    def kernel_op_type(self, layer_name: str) -> str | None:
-        """XNNPACK kernel names ("Convolution (NHWC, F32) IGEMM #1") and portable op names -> ONNX op types."""
-        name = layer_name.lower().replace(" ", "_")
-        for key, op in KERNEL_OPS:
-            if key in name:
-                return op
-        return None
+    def map_profile(self, layers, graph, runtime_graph):
+        from effbench.backends.executorch_profile import map_executorch
 
-
-# first match wins: "fully_connected ... gemm" is a Gemm, not a MatMul
-KERNEL_OPS = (
-    ("conv", "Conv"),
-    ("fully_connected", "Gemm"),
-    ("linear", "Gemm"),
-    ("batch_matrix", "MatMul"),
-    ("bmm", "MatMul"),
-    ("mm", "MatMul"),
-    ("mean", "GlobalAveragePool"),
-    ("avg", "AveragePool"),
-    ("max_pool", "MaxPool"),
-    ("transpose", "Transpose"),
-    ("permute", "Transpose"),
-    ("reshape", "Reshape"),
-    ("view", "Reshape"),
-    ("add", "Add"),
-    ("mul", "Mul"),
-    ("softmax", "Softmax"),
-    ("sigmoid", "Sigmoid"),
-    ("hardswish", "HardSwish"),
-    ("clamp", "Clip"),
-    ("relu", "Relu"),
-    ("concat", "Concat"),
-)
+        return map_executorch(layers, graph, runtime_graph)

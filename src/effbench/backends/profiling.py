@@ -28,6 +28,8 @@ UNMAPPED_REASONS = {
     "no-names": "the runtime kept no original names and no graph position placed it",
     "no-nodes": "covers no ONNX node",
     "torch-op": "runtime op with no ONNX counterpart (allocation, copy, dispatch)",
+    "decomposed": "a part of a decomposed op (a matmul's expand) with no ONNX node of its own",
+    "delegate-call": "a delegate call's own time outside its kernels (dispatch, input/output copies)",
 }
 
 

@@ -2,7 +2,8 @@
 
 A runtime lists its nodes as (name, op type, unit, precision, MACs or None); `summarize` counts nodes and
 MACs per unit (a delegate, a device, an execution provider, kernels of a precision) and names what ran
-outside the requested unit (or, given a requested precision, in another precision where it did work).
+outside the requested unit (or, given a requested precision, in another precision where it did work),
+with the reason the runtime gave (`reasons`: by node name, else by op type).
 `fallback_share` is the share of the model's MACs that ran outside it
 (of its nodes, where the runtime gives no MACs).
 """
@@ -31,7 +32,14 @@ def summarize(
         u["macs_share"] = round(u["macs"] / total_macs, 4) if total_macs else None
         u["nodes_share"] = round(u["nodes"] / len(rows), 4) if rows else None
     fallback: List[Dict[str, Any]] = [
-        {"node": name, "op": op, "unit": unit, "precision": prec, "macs": macs, "why": reasons.get(op, "")}
+        {
+            "node": name,
+            "op": op,
+            "unit": unit,
+            "precision": prec,
+            "macs": macs,
+            "why": reasons.get(name) or reasons.get(op, ""),
+        }
         for name, op, unit, prec, macs in rows
         if unit != requested or (precision and prec != precision and macs != 0)
     ]

@@ -2,7 +2,8 @@
 partitioner (no partitioner with `--opt delegate=none`: ExecuTorch's portable kernels), in a fresh
 process. int8: the XNNPACK PT2E quantiser (symmetric, per-channel) calibrated on the --calib images
 before lowering. Beside the .pte: placement.json, where each node of the lowered graph runs (the
-runtime's Python API cannot say), which the session hands back in every result."""
+runtime's Python API cannot say) and why a node stayed out of XNNPACK (export.xnnpack_reasons),
+which the session hands back in every result, and the ETRecord `bench profile` maps kernels with."""
 
 from __future__ import annotations
 
@@ -16,9 +17,11 @@ from effbench.errors import RunFailed
 from effbench.export.cache import Artifact, get_or_build
 from effbench.export.isolated import isolated, quiet, refused
 from effbench.export.pipeline import ModelSource, base_parts, package_versions, require_torch_model
+from effbench.export.xnnpack_reasons import fallback_reasons, partitioner_reasons
 
 PACKAGES = ("executorch", "torch", "torchao", "timm")
 PLACEMENT_FILE = "placement.json"
+PLACEMENT_VERSION = 2  # part of the cache key: 2 says why each node fell back
 
 
 def _shape(node: Any) -> list[int] | None:
@@ -82,7 +85,8 @@ def _export(
 
     module = src.module().eval()
     x = torch.from_numpy(np.random.default_rng(0).standard_normal(input_shape, dtype=np.float32))
-    partitioners = []
+    partitioners: list[Any] = []
+    configs: list[Any] = []
     if delegate == "xnnpack":
         from executorch.backends.xnnpack.partition.config import ALL_PARTITIONER_CONFIGS, ConstantPadConfig
         from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
@@ -93,17 +97,21 @@ def _export(
         configs = [c for c in ALL_PARTITIONER_CONFIGS if calib is None or c is not ConstantPadConfig]
         partitioners = [XnnpackPartitioner(configs=configs)]
     try:
-        with quiet(), torch.no_grad():
+        with quiet(), torch.no_grad(), partitioner_reasons() as said:
             program = torch.export.export(module, (x,))
             if calib is not None:
                 program = torch.export.export(_quantized(program, calib), (x,))
             edge = to_edge_transform_and_lower(program, partitioner=partitioners, generate_etrecord=True)
-            rows = placement_rows(edge.exported_program().graph_module, delegate)
+            lowered = edge.exported_program().graph_module
+            rows = placement_rows(lowered, delegate)
+            reasons = fallback_reasons(lowered, rows, said, configs, calib is not None) if partitioners else {}
             et = edge.to_executorch()
     except Exception as e:
         raise RunFailed(f"ExecuTorch export of {src.spec.id} failed: {refused(e)}") from None
     Path(target).write_bytes(et.buffer)
-    (Path(target).parent / PLACEMENT_FILE).write_text(json.dumps({"delegate": delegate, "nodes": rows}))
+    (Path(target).parent / PLACEMENT_FILE).write_text(
+        json.dumps({"delegate": delegate, "nodes": rows, "reasons": reasons})
+    )
     try:
         et.get_etrecord().save(str(Path(target).parent / "etrecord.bin"))
     except Exception:  # the per-op profile then names kernels only
@@ -132,7 +140,13 @@ def pte_artifact(
 ) -> Artifact:
     require_torch_model(src, "ExecuTorch")
     delegate = (options or {}).get("delegate") or "xnnpack"
-    parts = {**base_parts(src, input_shape), "format": "pte", "delegate": delegate, **package_versions(PACKAGES)}
+    parts = {
+        **base_parts(src, input_shape),
+        "format": "pte",
+        "delegate": delegate,
+        "placement": PLACEMENT_VERSION,
+        **package_versions(PACKAGES),
+    }
     source = ModelSource(src.spec, src.pretrained, src.seed)  # unbuilt: the child builds the module
     return get_or_build(
         "pte",

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import sys
 import tempfile
 from typing import Any, Dict, List, Optional
@@ -20,8 +21,9 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 
 from .. import placement
-from ..session import CoreError, LayerTime, Session, first_line
+from ..session import CoreError, Session, first_line
 from ..settings import MeasureSettings
+from .executorch_profile import profile_rows
 
 FLOAT = 6  # ExecuTorch's ScalarType::Float
 _loaded = [False]  # a program was loaded in this process: the thread pool must not be resized now
@@ -55,7 +57,7 @@ def read_placement(path: str) -> Optional[Dict[str, Any]]:
         data = json.load(f)
     requested = "XNNPACK" if data.get("delegate") == "xnnpack" else "portable kernels"
     rows = [tuple(row) for row in data.get("nodes") or []]
-    out = placement.summarize(rows, requested)
+    out = placement.summarize(rows, requested, reasons=data.get("reasons") or {})
     out["ops"] = sorted({row[1] for row in rows})
     return out
 
@@ -79,6 +81,7 @@ class ExecuTorchSession(Session):
         self.module, self.path, self.profiling = module, path, profiling
         self._args: tuple = ()
         self._last: List[Any] = []
+        self._graph: Optional[List[Dict[str, Any]]] = None
 
     def bind(self, inputs):
         import torch
@@ -108,35 +111,18 @@ class ExecuTorchSession(Session):
         except Exception as e:
             self.runtime_info["profile_note"] = "ExecuTorch's Inspector could not read the ETDump: %s" % first_line(e)
             return None
-        layers: List[LayerTime] = []
-        for block in inspector.event_blocks:
-            if block.name != "Execute":
-                continue
-            for ev in block.events:
-                times = ev.perf_data.raw if ev.perf_data is not None else []
-                # the envelopes of the delegate's own kernels and of the whole method would count twice
-                if not times or ev.name in ("Method::execute", "Program::load_method", "DELEGATE_CALL"):
-                    continue
-                handles = ev.debug_handles if isinstance(ev.debug_handles, list) else [ev.debug_handles]
-                layers.append(
-                    LayerTime(
-                        ev.name,
-                        ev.name,
-                        float(np.mean(times)),
-                        [],
-                        {
-                            "delegated": bool(ev.is_delegated_op),
-                            "delegate": ev.delegate_backend_name,
-                            "p10_ms": float(np.percentile(times, 10)),
-                            "p50_ms": float(np.percentile(times, 50)),
-                            "p90_ms": float(np.percentile(times, 90)),
-                            "debug_handles": [h for h in handles if h is not None],
-                            "calls": len(times),
-                        },
-                    )
-                )
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        events = [ev for block in inspector.event_blocks if block.name == "Execute" for ev in block.events]
+        layers, self._graph, execute_ms = profile_rows(events)
+        if execute_ms is not None:
+            self.runtime_info["profile_execute_ms"] = execute_ms
         self.runtime_info["profile_source"] = "ETDump + Inspector"
         return layers
+
+    def runtime_graph(self):
+        """The edge-graph ops behind the profiled kernels (core.runtimes.executorch_profile)."""
+        return self._graph
 
     def close(self):
         self.module = None
