@@ -29,7 +29,9 @@ def profile_command(
     model: str = typer.Option(
         ..., "--model", "-m", help="Card name, timm:<name>, path.onnx, or package.module:factory."
     ),
-    backend: str = typer.Option(..., "--backend", "-b", help="onnxruntime, openvino or torch (per-layer times)."),
+    backend: str = typer.Option(
+        ..., "--backend", "-b", help="onnxruntime, openvino, executorch or torch (per-layer times)."
+    ),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda:0, or a devices.yaml name."),
     iters: int = typer.Option(20, "--iters", help="Profiled inferences (per-layer times are their mean)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="Runtime's own thread setting."),
@@ -116,7 +118,9 @@ def profile_command(
         raise EffbenchError(f"profiled cell {profiled.status}: {profiled.error}")
     if not prof or prof.get("available") is False:
         why = (prof or {}).get("reason") or f"the {profiled.backend} backend reports no per-layer times"
-        raise EffbenchError(f"no per-layer profile: {why} (profiling works with onnxruntime, openvino and torch)")
+        raise EffbenchError(
+            f"no per-layer profile: {why} (profiling works with onnxruntime, openvino, executorch and torch)"
+        )
     render(profiled.to_dict(), timed.to_dict(), top=top, sort=sort)
     return sink.summary()
 
