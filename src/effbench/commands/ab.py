@@ -27,7 +27,7 @@ def ab_command(
     markdown: Optional[Path] = typer.Option(None, "--markdown", help="Write the Markdown verdict table here."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the verdicts as JSON here."),
     db: DbOption = None,
-):
+) -> None:
     """Run A and B interleaved and say whether B is a regression or an improvement over A."""
     from effbench.commands.gate import parse_threshold
     from effbench.commands.run import parse_run_args

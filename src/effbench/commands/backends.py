@@ -12,7 +12,7 @@ from effbench.console import console
 def backends_command(
     device: str = typer.Option("cpu", "--device", help="Check usability on this device."),
     options: Optional[str] = typer.Option(None, "--options", help="List this backend's --opt options."),
-):
+) -> None:
     """List every backend with its version and whether it is usable here (and if not, why)."""
     from rich.table import Table
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import TYPE_CHECKING, Any, List, Optional
 
 import typer
 from typing_extensions import Annotated
@@ -20,6 +20,11 @@ from effbench.console import console, one_line_errors
 from effbench.errors import UsageError
 from effbench.harness.run_options import parse_opts
 
+if TYPE_CHECKING:
+    from effbench.claims.library import Library
+    from effbench.claims.plan import Plan
+    from effbench.claims.verify import Outcome
+
 claims_app = typer.Typer(
     help="Published speed claims (claim cards): list them, show one, re-measure one here side by side.",
     no_args_is_help=True,
@@ -29,13 +34,13 @@ DIR_HELP = "Also read claim cards from this folder or file (repeatable; EFFBENCH
 FAIL_ON = ("never", "not-holding", "inconclusive")
 
 
-def _library(dirs: list[Path] | None):
+def _library(dirs: list[Path] | None) -> Library:
     from effbench.claims.library import load_library
 
     return load_library(dirs or [])
 
 
-def _unbuildable(lib) -> dict[str, list[tuple[str, str]]]:
+def _unbuildable(lib: Library) -> dict[str, list[tuple[str, str]]]:
     from effbench.claims.library import unbuildable_models
 
     return {e.name: unbuildable_models(e.claim) for e in lib}
@@ -46,7 +51,7 @@ def _unbuildable(lib) -> dict[str, list[tuple[str, str]]]:
 def list_command(
     claims_dir: Optional[List[Path]] = typer.Option(None, "--claims-dir", help=DIR_HELP),
     fmt: Annotated[str, format_option("table", "json")] = "table",
-):
+) -> None:
     """Every claim card (shipped, from entry points and from --claims-dir) and whether effbench can build its models."""
     lib = _library(claims_dir)
     missing = _unbuildable(lib)
@@ -79,7 +84,7 @@ def list_command(
 def show_command(
     name: str = typer.Argument(..., help="Claim name (`bench claims list`)."),
     claims_dir: Optional[List[Path]] = typer.Option(None, "--claims-dir", help=DIR_HELP),
-):
+) -> None:
     """One claim card: the paper's words, the published ratio and its source, settings, verdict rule."""
     from effbench.claims.library import unbuildable_models
     from effbench.claims.render import show_card
@@ -88,10 +93,10 @@ def show_command(
     show_card(console, entry, unbuildable_models(entry.claim))
 
 
-def _exit_code(outcomes, fail_on: str) -> int:
+def _exit_code(outcomes: list[Outcome], fail_on: str) -> int:
     from effbench.claims.verdict import DOES_NOT_HOLD, FAILED, HOLDS
 
-    verdicts = {o.verdict.verdict for o in outcomes}
+    verdicts = {o.verdict.verdict for o in outcomes if o.verdict is not None}  # verify() judges each
     if fail_on == "not-holding":
         return 1 if verdicts & {DOES_NOT_HOLD, FAILED} else 0
     if fail_on == "inconclusive":
@@ -144,7 +149,7 @@ def verify_command(
     db: DbOption = None,
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the verdicts as JSON here."),
     isolate: bool = typer.Option(True, "--isolate/--in-process", help="Run each cell in its own worker process."),
-):
+) -> int:
     """Re-measure a claim here: A and B interleaved per runtime and device, the measured ratio with a bootstrap
     95% CI, and a verdict (holds / does not hold / inconclusive / failed). Results are stored tagged claim:NAME."""
     from effbench.claims.plan import Overrides, Timing, claim_tag, plan_claims
@@ -206,7 +211,7 @@ def verify_command(
     return code
 
 
-def _check_first_cells(plans) -> None:
+def _check_first_cells(plans: list[Plan]) -> None:
     """Unknown model, backend, precision: fail before any work, as `bench run` does."""
     from effbench.harness.prepare import check_cell
 

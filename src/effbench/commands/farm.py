@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import List, Optional
+from typing import TYPE_CHECKING, Any, Callable, Iterable, List, Optional
 
 import typer
 from typing_extensions import Annotated
@@ -11,6 +11,10 @@ from typing_extensions import Annotated
 from effbench.commands.options import format_option
 from effbench.console import console, one_line_errors
 from effbench.errors import UsageError
+
+if TYPE_CHECKING:
+    from effbench.farm.cluster import FarmView
+    from effbench.farm.node import NodePlan, NodeRecord
 
 app = typer.Typer(
     name="farm",
@@ -22,7 +26,16 @@ DEVICE_HELP = "A device this host owns or reaches over ssh, named as in its devi
 CPUS_HELP = "CPUs Ray may use on this host: keep it small, Ray's own work must not load the CPU being measured."
 
 
-def _plan(node_ip: str, devices: list[str], num_cpus: int, devices_file, temp_dir, object_store_mb, checks=(), **kw):
+def _plan(
+    node_ip: str,
+    devices: list[str],
+    num_cpus: int,
+    devices_file: str | None,
+    temp_dir: str | None,
+    object_store_mb: int | None,
+    checks: Iterable[Callable[[], None]] = (),
+    **kw: Any,
+) -> NodePlan:
     """The node's plan once its input is checked, then `checks` (its addresses): all before Ray starts,
     so that a mistake costs seconds and leaves no process behind."""
     from effbench.farm.node import NodePlan, check_devices
@@ -43,7 +56,7 @@ def _plan(node_ip: str, devices: list[str], num_cpus: int, devices_file, temp_di
     )
 
 
-def _run(plan, background: bool) -> int:
+def _run(plan: NodePlan, background: bool) -> int:
     from effbench.farm.node import start_node, stop_requests
 
     if background:
@@ -52,7 +65,7 @@ def _run(plan, background: bool) -> int:
         return _started(start_node(plan), plan, background, stop)
 
 
-def _started(rec, plan, background: bool, stop: dict[str, bool] | None = None) -> int:
+def _started(rec: NodeRecord, plan: NodePlan, background: bool, stop: dict[str, bool] | None = None) -> int:
     from effbench.farm.node import wait_node
 
     what = (
@@ -83,7 +96,7 @@ def start_command(
     temp_dir: Optional[str] = typer.Option(None, "--temp-dir", help="Ray's folder for sessions, sockets and logs."),
     object_store_mb: Optional[int] = typer.Option(None, "--object-store-mb", help="Ray's object store size (MB)."),
     background: bool = typer.Option(False, "--background", help="Return once the node is up."),
-):
+) -> int:
     """Start the farm's head node here (it may own devices too)."""
     from effbench.farm.node import check_own_address, check_port_free, parse_address
 
@@ -117,7 +130,7 @@ def join_command(
     temp_dir: Optional[str] = typer.Option(None, "--temp-dir", help="Ray's folder for sessions, sockets and logs."),
     object_store_mb: Optional[int] = typer.Option(None, "--object-store-mb", help="Ray's object store size (MB)."),
     background: bool = typer.Option(False, "--background", help="Return once the node is up."),
-):
+) -> int:
     """Join the farm with the devices this host owns (or reaches over ssh as a proxy)."""
     from effbench.farm.node import check_head_answers, check_own_address, parse_address, parse_ip, route_address
 
@@ -142,7 +155,7 @@ def join_command(
 
 @app.command("stop")
 @one_line_errors
-def stop_command():
+def stop_command() -> int:
     """Stop the farm nodes this host started (with `bench farm start/join`)."""
     from effbench.farm.node import started_nodes, stop_nodes
 
@@ -163,7 +176,7 @@ def status_command(
         None, "--farm", envvar="RAY_ADDRESS", help="HOST:PORT of the head (or ray://HOST:10001)."
     ),
     fmt: Annotated[str, format_option("table", "json")] = "table",
-):
+) -> int:
     """The farm's nodes and devices: which are busy, with what, and how many cells wait for each."""
     from effbench.farm import cluster
 
@@ -180,7 +193,7 @@ def status_command(
     return 0
 
 
-def _print_view(view) -> None:
+def _print_view(view: FarmView) -> None:
     from rich.table import Table
 
     nodes = Table(title=f"farm {view.address}: {len(view.nodes)} node(s)")

@@ -4,13 +4,16 @@
 from __future__ import annotations
 
 import shlex
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
 from effbench.commands.options import DbOption, OutOption
 from effbench.console import console, error_line, result_table
 from effbench.errors import RunFailed, UsageError
+
+if TYPE_CHECKING:
+    from effbench.harness.max_qps import Probe
 
 
 def _percent(text: str) -> float:
@@ -43,7 +46,7 @@ def max_qps_command(
     out: OutOption = None,
     isolate: bool = typer.Option(True, "--isolate/--in-process", help="Run each probe in its own worker process."),
     store_results: bool = typer.Option(True, "--store/--no-store", help="Write the record to the database."),
-):
+) -> None:
     """The highest LoadGen Server QPS whose run is VALID with its p99 within --p99."""
     from effbench.commands.run import parse_run_args
     from effbench.harness.flags import milliseconds
@@ -73,7 +76,7 @@ def max_qps_command(
     launchers: dict = {}
     results: list = []
 
-    def run(qps: float | None):
+    def run(qps: float | None) -> tuple[float, Probe]:
         cfg = cell.model_copy(update={"target_qps": qps, "tag": cell.tag or "max-qps"})
         res = run_cells([cfg], isolate=isolate, launchers=launchers, show_progress=False)[0]
         rec = res.to_dict()
@@ -84,7 +87,7 @@ def max_qps_command(
         results.append(res)
         return float(offered), p
 
-    def show(i: int, p) -> None:
+    def show(i: int, p: Probe) -> None:
         p99_text = f"p99 {p.p99_ms:.3f} ms" if p.p99_ms is not None else "no p99"
         verdict = "[green]passes[/]" if p.passed else f"[red]fails[/] ({p.reason})"
         console.print(f"probe {i + 1}/{max_probes}: {p.qps:.4g} QPS -> {p99_text}, {verdict}", highlight=False)

@@ -10,7 +10,7 @@ from effbench.commands.options import format_option
 from effbench.console import console
 
 
-def models_command(fmt: Annotated[str, format_option("table", "json")] = "table"):
+def models_command(fmt: Annotated[str, format_option("table", "json")] = "table") -> None:
     """List the model cards (reported top-1, params and MACs with their sources)."""
     from rich.table import Table
 

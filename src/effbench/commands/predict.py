@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
 from effbench.console import console, one_line_errors
 from effbench.errors import UsageError
+
+if TYPE_CHECKING:
+    from effbench.predict.predictor import Predictor
 
 app = typer.Typer(
     name="predictor",
@@ -61,7 +64,7 @@ def build_command(
     resolutions: str = typer.Option("default,160", "--resolutions", help="Input sizes the zoo is exported at."),
     fresh: bool = typer.Option(False, "--fresh", help="Forget earlier measurements of this build."),
     threads: int = typer.Option(1, "--threads", help="The runtime's thread count the predictor is for."),
-):
+) -> None:
     """Measure the kernel set of a model zoo on this machine, fit per-kernel regressors, save."""
     from effbench.predict import zoo as zoo_lists
     from effbench.predict.build import build
@@ -119,7 +122,7 @@ def validate_command(
     predictor_file: Optional[Path] = typer.Option(
         None, "--predictor", help="A predictor file instead of the installed one."
     ),
-):
+) -> None:
     """Measure held-out models, compare with their predictions, store the statistics with the predictor."""
     from effbench.predict import zoo as zoo_lists
     from effbench.predict.build import validate
@@ -134,7 +137,7 @@ def validate_command(
 
 @app.command("list")
 @one_line_errors
-def list_command():
+def list_command() -> None:
     """The predictors installed on this machine."""
     from effbench.predict.predictor import Predictor, predictors_dir
     from effbench.predict.stats import describe
@@ -162,7 +165,7 @@ def export_command(
     file: Path = typer.Argument(..., help="Where to write the predictor file."),
     backend: str = typer.Option("openvino", "--backend", help=BACKEND_HELP),
     device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
-):
+) -> None:
     """Write an installed predictor to a file a teammate can import."""
     predictor, _ = load_predictor(backend, device, None, check_machine=False)
     try:
@@ -177,7 +180,7 @@ def export_command(
 def import_command(
     file: Path = typer.Argument(..., help="A predictor file (bench predictor export)."),
     force: bool = typer.Option(False, "--force", help="Replace an installed predictor of the same backend and device."),
-):
+) -> None:
     """Install a predictor file, so `bench predict` uses it without the device."""
     from effbench.paths import write_confined
     from effbench.predict.predictor import Predictor, predictors_dir
@@ -200,7 +203,9 @@ def _minor(version: str | None) -> tuple[str, ...]:
     return tuple((version or "").split("-")[0].split(".")[:2])
 
 
-def load_predictor(backend: str, device: str, path: Path | None, check_machine: bool = True, measuring: bool = False):
+def load_predictor(
+    backend: str, device: str, path: Path | None, check_machine: bool = True, measuring: bool = False
+) -> tuple[Predictor, list[str]]:
     """The predictor for (backend, device), and warnings; a mismatch of backend, device, CPU or the
     runtime's major.minor version is a one-line error (a patch version is a warning)."""
     from effbench.predict.build import check_target, identity, local_device
@@ -263,7 +268,7 @@ def predict_command(
         None, "--predictor", help="A predictor file instead of the installed one."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the prediction as JSON."),
-):
+) -> None:
     """Predict a model's latency on a device from its predictor: the whole, an interval, per kernel."""
     from effbench.predict.build import zoo_model
     from effbench.predict.stats import describe
@@ -320,20 +325,20 @@ def predict_command(
             f"{u['flops_share']:.1%} of the FLOPs: their share of the time is not in the prediction"
         )
     _say(f"  predictor: {describe(predictor.validation)}")
-    ranked = sorted((kp for kp in pred.kernels if kp.ns), key=lambda kp: -kp.ns)[:layers]
+    ranked = sorted(((kp.ns, kp) for kp in pred.kernels if kp.ns), key=lambda nk: -nk[0])[:layers]
     if ranked:
         from rich.table import Table
 
         t = Table(title=f"slowest {len(ranked)} kernels")
         for col in ("type", "configuration", "first node", "ms", "share", "from"):
             t.add_column(col, justify="right" if col in ("ms", "share") else "left")
-        for kp in ranked:
+        for ns, kp in ranked:
             t.add_row(
                 kp.kernel.type,
                 kp.kernel.describe(),
                 kp.kernel.nodes[0][-48:],
-                f"{kp.ns / 1e6:.4f}",
-                f"{kp.ns / pred.total_ns:.1%}",
+                f"{ns / 1e6:.4f}",
+                f"{ns / pred.total_ns:.1%}",
                 kp.source,
             )
         console.print(t)

@@ -10,7 +10,7 @@ reports no per-layer times, 2 bad input (one line on stderr).
 
 from __future__ import annotations
 
-from typing import List, Optional, cast
+from typing import TYPE_CHECKING, List, Optional, cast
 
 import typer
 from rich.console import JustifyMethod
@@ -20,6 +20,10 @@ from rich.table import Table
 from effbench.commands.options import DbOption, OutOption, TagOption
 from effbench.console import console, fmt, one_line_errors
 from effbench.errors import EffbenchError, UsageError
+
+if TYPE_CHECKING:
+    from effbench.harness.config import RunConfig
+    from effbench.harness.result import Result
 
 SORT_KEYS = ("measured", "excess")
 
@@ -53,7 +57,7 @@ def profile_command(
     timeout: float = typer.Option(900.0, "--timeout", help="Kill a cell's worker after this many seconds."),
     isolate: bool = typer.Option(True, "--isolate/--in-process", help="Run each cell in its own worker process."),
     store_results: bool = typer.Option(True, "--store/--no-store", help="Write both results to the database."),
-):
+) -> int:
     """Per-layer profile: where the time goes, kernel by kernel, against each kernel's roofline bound.
 
     Runs a timed cell, then a profiled one (ONNX Runtime's profiler, OpenVINO's counters, torch.profiler).
@@ -125,7 +129,7 @@ def profile_command(
     return sink.summary()
 
 
-def _run(cfg, isolate: bool):
+def _run(cfg: RunConfig, isolate: bool) -> Result:
     from effbench.harness.scheduler import run_cells
 
     return run_cells([cfg], isolate=isolate)[0]
@@ -144,7 +148,7 @@ def _nodes_cell(nodes: list[str], shown: int = 2) -> str:
     return f"{len(nodes)}: {names}{more}"
 
 
-def _ms(v) -> str:
+def _ms(v: float | None) -> str:
     return fmt(v, ".4g")
 
 

@@ -49,7 +49,7 @@ def report_command(
         "first).",
     ),
     title: str = typer.Option("effbench report", "--title", help="Title of the HTML page."),
-):
+) -> None:
     """Turn stored results into an offline HTML dashboard (speed-accuracy, roofline, efficiency gap, where the
     time goes, backend matrix, stability, environment), a Markdown summary or a CSV.
 

@@ -30,7 +30,7 @@ def results(
     tag: Optional[str] = typer.Option(None, "--tag"),
     since: Optional[str] = typer.Option(None, "--since", help="ISO date or time, e.g. 2026-11-01"),
     limit: int = typer.Option(50, "--limit", help="Newest N results (0: all)."),
-):
+) -> None:
     """List stored results (`bench results import FILE` adds spooled ones)."""
     if ctx.invoked_subcommand is not None:
         return
@@ -67,7 +67,7 @@ def results(
 def results_import(
     file: Path = typer.Argument(..., help="A spool file (.jsonl) or a `bench run --out` file (.json)."),
     db: DbOption = None,
-):
+) -> int:
     """Add records from a spool or --out file to the store (records already there are skipped; a bad
     line is reported by its number and skipped, the others are imported; exit 1 when any was skipped)."""
     from rich.markup import escape

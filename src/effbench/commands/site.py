@@ -31,7 +31,7 @@ def build_command(
         max=1000.0,
         help="A change is real, and a slowdown a regression, only when its 95% CI clears this many percent.",
     ),
-):
+) -> None:
     """Write a static site (no server, no network request when opened): data/ (one JSON per cell history,
     keyed by configuration hash, plus an index), then the pages, regressions.json and regressions.xml."""
     s = build_site(out, db=db, since=since, threshold=threshold / 100)
@@ -52,7 +52,7 @@ def build_command(
 def serve_command(
     out: Path = typer.Argument(..., help="A directory written by `bench site build`."),
     port: int = typer.Option(8000, "--port", min=0, max=65535, help="Port on 127.0.0.1 (0: any free port)."),
-):
+) -> None:
     """Serve a built site on 127.0.0.1 for local viewing (Ctrl-C stops)."""
     server = make_server(out, port)
     console.print(f"serving {out} at http://{HOST}:{server.server_address[1]}/ (Ctrl-C stops)", highlight=False)

@@ -4,7 +4,7 @@ each stored at once; resumable (`--resume`), locally or on a Ray farm (`--farm`)
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -32,7 +32,7 @@ def sweep_command(
         envvar="RAY_ADDRESS",
         help="Run the cells on a device farm: HOST:PORT of its head, or ray://HOST:10001.",
     ),
-):
+) -> None:
     """Run a matrix of cells: all prepared first, then measured back to back; each finished cell is stored
     at once, failures are recorded and the sweep goes on."""
     server = None if farm else early_fork_server(isolate)
@@ -43,7 +43,17 @@ def sweep_command(
             server.close()
 
 
-def _sweep(file: Path, db, resume: bool, retry_failed: bool, tag, out, isolate: bool, farm, server) -> None:
+def _sweep(
+    file: Path,
+    db: str | None,
+    resume: bool,
+    retry_failed: bool,
+    tag: str | None,
+    out: Path | None,
+    isolate: bool,
+    farm: str | None,
+    server: Any,
+) -> None:
     from effbench.harness.scheduler import run_cells
     from effbench.harness.store import Store
     from effbench.harness.sweep import load_sweep
