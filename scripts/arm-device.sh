@@ -6,8 +6,9 @@
 #   scripts/arm-device.sh status        say whether the board answers (exit 0) or not (exit 1)
 #
 # Timings under emulation are meaningless (300-500x slower than native): the board proves function.
-# The first build takes about 10 minutes on two cores; later runs reuse the extracted root (seconds)
-# or the cached tarball (about a minute). Everything listens on 127.0.0.1 only.
+# The first build needs about 280 s of CPU time (29 min wall on two cores at load average 13-14);
+# later runs reuse the extracted root (seconds) or the cached tarball (about a minute). Everything
+# listens on 127.0.0.1 only.
 #
 # Environment: EFFBENCH_ARM_CACHE (where the tarball and root live; default ~/.cache/effbench/arm-device),
 # EFFBENCH_ARM_STATE (sshd pid, client key and the devices.yaml entry; default /run/effbench-arm-device),
@@ -121,11 +122,11 @@ register_binfmt() {
 }
 
 # --- the root: built once, cached as a tarball ----------------------------------------------
-# Only what must run as aarch64 is emulated: mmdebstrap downloads and resolves with the host's apt
-# (only dpkg and the maintainer scripts run under qemu, about 4 minutes where debootstrap's emulated
-# second stage took 7), and the host's pip installs the aarch64 wheels into the board's venv
-# (emulated pip took most of the rest). The host's pip must be CPython $BOARD_PYTHON, the board's, so
-# the .pyc files it compiles are the ones the board would write.
+# Only what must run as aarch64 is emulated: mmdebstrap resolves and downloads with the host's apt
+# (only dpkg and the maintainer scripts run under qemu, where debootstrap's second stage ran all of
+# it), and the host's pip installs the aarch64 wheels into the board's venv (emulated pip took most of
+# the rest). The host's pip must be CPython $BOARD_PYTHON, the board's, so the .pyc files it compiles
+# are the ones the board would write.
 host_python() {
   local py
   for py in "${EFFBENCH_ARM_HOST_PYTHON:-}" "$REPO/.venv/bin/python" "python$BOARD_PYTHON" python3; do
@@ -171,7 +172,7 @@ build_root() {
   mkdir -p "$build"
   command -v mmdebstrap >/dev/null && command -v arch-test >/dev/null ||
     apt-get install -y -qq --no-install-recommends mmdebstrap arch-test >/dev/null
-  log "mmdebstrap $SUITE arm64 into $build (host apt; dpkg and maintainer scripts emulated: about 4 minutes)"
+  log "mmdebstrap $SUITE arm64 into $build (host apt; dpkg and maintainer scripts emulated)"
   # pip inside the board checks certificates against this machine's extra CAs too: they are in place
   # before ca-certificates is configured, so its (emulated) update-ca-certificates runs once
   local cas=()
