@@ -1,20 +1,25 @@
 #!/usr/bin/env bash
-# An emulated aarch64 board reached over ssh on 127.0.0.1 (qemu-user + a debootstrapped arm64 root).
+# An emulated aarch64 board reached over ssh on 127.0.0.1 (qemu-user + an mmdebstrapped arm64 root).
 #
 #   sudo scripts/arm-device.sh          build once (cached tarball), register qemu, start sshd, write the entry
 #   sudo scripts/arm-device.sh stop     stop the board's sshd and unmount its /proc
 #   scripts/arm-device.sh status        say whether the board answers (exit 0) or not (exit 1)
 #
 # Timings under emulation are meaningless (300-500x slower than native): the board proves function.
-# The first build takes about 10 minutes on two cores; later runs reuse the extracted root (seconds)
-# or the cached tarball (about a minute). Everything listens on 127.0.0.1 only.
+# The first build needs about 280 s of CPU time (29 min wall on two cores at load average 13-14);
+# later runs reuse the extracted root (seconds) or the cached tarball (about a minute). Everything
+# listens on 127.0.0.1 only.
 #
 # Environment: EFFBENCH_ARM_CACHE (where the tarball and root live; default ~/.cache/effbench/arm-device),
 # EFFBENCH_ARM_STATE (sshd pid, client key and the devices.yaml entry; default /run/effbench-arm-device),
-# EFFBENCH_ARM_PORT (default 2222).
+# EFFBENCH_ARM_PORT (default 2222), EFFBENCH_ARM_HOST_PYTHON (the host's CPython 3.11 whose pip installs
+# the board's wheels; default: the checkout's .venv, else python3.11). A second board for a trial build
+# (its own cache, state and port) leaves the one the tests use alone.
 set -euo pipefail
 
+REPO="$(cd "$(dirname "$0")/.." && pwd)"
 SUITE=bookworm
+BOARD_PYTHON=3.11 # bookworm's python3
 MIRROR=http://deb.debian.org/debian
 NUMPY_VERSION=2.4.6
 ORT_VERSION=1.32.0
@@ -117,31 +122,82 @@ register_binfmt() {
 }
 
 # --- the root: built once, cached as a tarball ----------------------------------------------
+# Only what must run as aarch64 is emulated: mmdebstrap resolves and downloads with the host's apt
+# (only dpkg and the maintainer scripts run under qemu, where debootstrap's second stage ran all of
+# it), and the host's pip installs the aarch64 wheels into the board's venv (emulated pip took most of
+# the rest). The host's pip must be CPython $BOARD_PYTHON, the board's, so the .pyc files it compiles
+# are the ones the board would write.
+host_python() {
+  local py
+  for py in "${EFFBENCH_ARM_HOST_PYTHON:-}" "$REPO/.venv/bin/python" "python$BOARD_PYTHON" python3; do
+    [ -n "$py" ] && command -v "$py" >/dev/null || continue
+    if "$py" -c "import sys, pip; sys.exit(sys.version_info[:2] != tuple(map(int, '$BOARD_PYTHON'.split('.'))))" 2>/dev/null; then
+      echo "$py" && return 0
+    fi
+  done
+  return 1
+}
+
+# pip install for the board, run by the host: aarch64 wheels only, into the venv's site-packages
+board_pip() {
+  local site=$1 py
+  shift
+  py=$(host_python) || die "no host Python $BOARD_PYTHON with pip (EFFBENCH_ARM_HOST_PYTHON names one)"
+  local cert=()
+  [ -f /etc/ssl/certs/ca-certificates.crt ] && cert=(--cert /etc/ssl/certs/ca-certificates.crt)
+  local platforms=()
+  for p in manylinux_2_36 manylinux_2_35 manylinux_2_34 manylinux_2_31 manylinux_2_28 manylinux_2_27 \
+    manylinux_2_26 manylinux_2_24 manylinux2014 manylinux_2_17; do platforms+=(--platform "${p}_aarch64"); done
+  # the host's pip configuration (its own indexes, constraints and find-links) stays out, as inside the board
+  env PIP_CONFIG_FILE=/dev/null "$py" -m pip --isolated install -q --no-cache-dir --disable-pip-version-check \
+    "${cert[@]}" --only-binary=:all: "${platforms[@]}" --implementation cp --python-version "$BOARD_PYTHON" \
+    --abi "cp${BOARD_PYTHON/./}" --target "$site" "$@"
+}
+
+# pip --target leaves console scripts in site-packages/bin with the host's Python in their #!
+move_board_scripts() {
+  local site=$1 bin=$2 script
+  [ -d "$site/bin" ] || return 0
+  for script in "$site/bin"/*; do
+    sed -i "1s|^#!.*python.*\$|#!$VENV/bin/python|" "$script"
+    chmod 755 "$script"
+    mv -f "$script" "$bin/"
+  done
+  rmdir "$site/bin"
+}
+
 build_root() {
-  local build="$ROOT.build"
+  local build="$ROOT.build" started=$SECONDS
   rm -rf "$build"
   mkdir -p "$build"
-  command -v debootstrap >/dev/null || apt-get install -y -qq --no-install-recommends debootstrap >/dev/null
-  log "debootstrap (first stage) into $build"
-  debootstrap --arch=arm64 --foreign --variant=minbase \
-    --include=python3,python3-venv,python3-pip,openssh-server,ca-certificates \
-    "$SUITE" "$build" "$MIRROR" >"$CACHE/build.log" 2>&1 || die "debootstrap failed: see $CACHE/build.log"
-  log "debootstrap (second stage, emulated: about 7 minutes)"
-  ROOT="$build" in_root /debootstrap/debootstrap --second-stage >>"$CACHE/build.log" 2>&1 ||
-    die "debootstrap second stage failed: see $CACHE/build.log"
-  # pip inside the board checks certificates against this machine's extra CAs too
+  command -v mmdebstrap >/dev/null && command -v arch-test >/dev/null ||
+    apt-get install -y -qq --no-install-recommends mmdebstrap arch-test >/dev/null
+  log "mmdebstrap $SUITE arm64 into $build (host apt; dpkg and maintainer scripts emulated)"
+  # pip inside the board checks certificates against this machine's extra CAs too: they are in place
+  # before ca-certificates is configured, so its (emulated) update-ca-certificates runs once
+  local cas=()
   if ls /usr/local/share/ca-certificates/*.crt >/dev/null 2>&1; then
-    cp /usr/local/share/ca-certificates/*.crt "$build/usr/local/share/ca-certificates/"
+    cas=(--setup-hook 'mkdir -p "$1/usr/local/share/ca-certificates" && cp /usr/local/share/ca-certificates/*.crt "$1/usr/local/share/ca-certificates/"')
   fi
-  ROOT="$build" in_root update-ca-certificates >>"$CACHE/build.log" 2>&1
-  log "venv with numpy $NUMPY_VERSION, onnxruntime $ORT_VERSION, ai-edge-litert $LITERT_VERSION (emulated)"
-  ROOT="$build" in_root python3 -m venv "$VENV"
-  ROOT="$build" in_root "$VENV/bin/pip" install -q --no-cache-dir --only-binary=:all: \
-    "numpy==$NUMPY_VERSION" "onnxruntime==$ORT_VERSION" >>"$CACHE/build.log" 2>&1 ||
-    die "pip install in the board failed: see $CACHE/build.log"
-  ROOT="$build" in_root "$VENV/bin/pip" install -q --no-cache-dir --only-binary=:all: \
-    "ai-edge-litert==$LITERT_VERSION" >>"$CACHE/build.log" 2>&1 ||
+  mmdebstrap --mode=root --arch=arm64 --variant=minbase "${cas[@]}" \
+    --include=python3,python3-venv,python3-pip,openssh-server,ca-certificates \
+    "$SUITE" "$build" "$MIRROR" >"$CACHE/build.log" 2>&1 || die "mmdebstrap failed: see $CACHE/build.log"
+  log "root built ($((SECONDS - started)) s)"
+  log "venv with numpy $NUMPY_VERSION, onnxruntime $ORT_VERSION, ai-edge-litert $LITERT_VERSION (host pip, aarch64 wheels)"
+  ROOT="$build" in_root python3 -m venv --without-pip "$VENV"
+  local site="$build$VENV/lib/python$BOARD_PYTHON/site-packages"
+  # pip and setuptools: the wheels Debian's ensurepip would install, from the board's own root
+  local bin="$build$VENV/bin"
+  board_pip "$site" "$build"/usr/share/python-wheels/pip-*.whl "$build"/usr/share/python-wheels/setuptools-*.whl \
+    >>"$CACHE/build.log" 2>&1 || die "pip install of the board's pip failed: see $CACHE/build.log"
+  move_board_scripts "$site" "$bin"
+  board_pip "$site" "numpy==$NUMPY_VERSION" "onnxruntime==$ORT_VERSION" >>"$CACHE/build.log" 2>&1 ||
+    die "pip install for the board failed: see $CACHE/build.log"
+  move_board_scripts "$site" "$bin"
+  board_pip "$site" "numpy==$NUMPY_VERSION" "ai-edge-litert==$LITERT_VERSION" >>"$CACHE/build.log" 2>&1 ||
     log "ai-edge-litert $LITERT_VERSION did not install (the board runs without LiteRT)"
+  move_board_scripts "$site" "$bin"
+  log "venv ready ($((SECONDS - started)) s)"
   ROOT="$build" in_root ssh-keygen -A >>"$CACHE/build.log" 2>&1
   mkdir -p "$build/run/sshd" "$build/root/.ssh"
   chmod 700 "$build/root/.ssh"
@@ -160,6 +216,7 @@ print(json.dumps({'name': '$NAME', 'machine': platform.machine(), 'python': sys.
   log "caching $TARBALL"
   tar -C "$build" --numeric-owner -I 'zstd -T0 -3' -cf "$TARBALL.tmp" . && mv "$TARBALL.tmp" "$TARBALL"
   mv "$build" "$ROOT"
+  log "first build done in $((SECONDS - started)) s"
 }
 
 extract_root() {
