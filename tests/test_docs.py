@@ -1,0 +1,291 @@
+"""The docs match the code: every `bench ...` command line in README.md and docs/*.md is parsed by the real
+command tree (the command exists, every option exists, its value converts), and each one this machine can
+run in seconds runs for real, on the tiny CNN, in a workspace of its own with its own store. Those that
+cannot run here say why (their run case is skipped with the reason)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from effbench.cli import _click_group
+from tests.conftest import TINY_CNN, bench
+from tests.docs_commands import ROOT, DocCommand, declared_options, doc_commands, expand, is_usage_error, parse
+
+COMMANDS = doc_commands()
+IDS = [c.id for c in COMMANDS]
+IDS = [f"{i}#{IDS[:n].count(i) + 1}" if IDS.count(i) > 1 else i for n, i in enumerate(IDS)]
+
+# appended to a measuring command for each option the doc's line does not give and its command declares
+FAST = {
+    "--duration": "0.2",
+    "--warmup": "0.05",
+    "--warmup-iters": "2",
+    "--min-iters": "5",
+    "--max-duration": "2",
+    "--iters": "5",
+}
+MEASURING = {"run", "profile", "sweep", "ab", "max-qps"}
+
+
+def _root() -> Any:
+    return _click_group()  # the very group `bench` runs, which lazy commands load into
+
+
+def _expanded(command: DocCommand) -> DocCommand:
+    root = _root()
+    return expand(command, lambda argv: _resolves(root, argv))
+
+
+def _resolves(root: Any, argv: list[str]) -> bool:
+    from tests.docs_commands import is_command_path
+
+    return is_command_path(root, argv)
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=IDS)
+def test_doc_command_parses(command: DocCommand):
+    command = _expanded(command)
+    assert command.argvs, command.text
+    for argv in command.argvs:
+        try:
+            parse(_root(), argv, command.fragment)
+        except Exception as e:
+            if not is_usage_error(e):
+                raise
+            message = getattr(e, "format_message", e.__str__)()
+            pytest.fail(f"{command.id}: `{command.text}` is not a bench command line: {message}")
+
+
+# --- running them -----------------------------------------------------------------------------------------
+
+
+def why_not_here(argv: list[str]) -> str | None:
+    """Why `bench ARGV` cannot run on this machine within seconds (None: it can)."""
+    words = [w for w in argv if not w.startswith("-")][:2]
+    values = dict(zip(argv, argv[1:]))
+    device = values.get("--device", "cpu")
+    backend = values.get("--backend", values.get("-b", ""))
+    if "--farm" in argv or words[0] == "farm":
+        return "a Ray farm across the lab's hosts (tests/farm run one in a loopback-only namespace)"
+    if words[:2] == ["devices", "check"]:
+        device = argv[2]
+    if device not in ("cpu", "local-cpu") and not device.startswith("cuda") and words[:2] != ["devices", "stability"]:
+        return f"device {device!r} is a remote board or phone reached over ssh (tests/devices run the agent)"
+    if device.startswith("cuda") or backend in ("trt", "tensorrt") or "ep=cuda" in argv or "ep=tensorrt" in argv:
+        return "needs an NVIDIA GPU (tests/gpu)"
+    if backend == "coreml" or "compute_units=cpu_and_ne" in argv:
+        return "Core ML runs on macOS only"
+    if "onnxref" in argv or backend == "onnx-reference":
+        return "the example plugin backend, installed and run by tests/backends/test_contract.py"
+    if backend in ("tflite", "litert", "et", "executorch"):
+        return "a mobile runtime's conversion takes tens of seconds here (tests/backends run LiteRT and ExecuTorch)"
+    if words[:2] in (["devices", "tune"], ["devices", "reset"]):
+        return "changes this machine's CPU settings for everyone on it (root)"
+    if words[:2] == ["devices", "calibrate"]:
+        return "GEMM and STREAM micro-benchmarks for tens of seconds"
+    if words[:2] == ["site", "serve"]:
+        return "serves until stopped (tests/site start it on 127.0.0.1)"
+    if words[:2] == ["claims", "verify"]:
+        return "measures two real timm models on each runtime, several rounds: minutes"
+    if words[0] in ("predictor", "predict") and words[:2] != ["predictor", "list"]:
+        return "needs a predictor built from a measured model zoo: minutes (tests/predict)"
+    if words[0] == "max-qps":
+        return "a search over up to 8 LoadGen Server runs of hundreds of queries each (tests/harness)"
+    if "--eval-labels" in argv or "--weights" in argv:
+        return "the user's own ImageNet folders or trained weights"
+    for option in ("--duration", "--window"):
+        if option in argv and values[option][-1:] in ("m", "h"):
+            return f"the doc's own {option} {values[option]}"
+    if "--compile" in argv:
+        return "torch.compile takes tens of seconds here (tests/test_run_e2e.py compiles the tiny CNN)"
+    return None
+
+
+@dataclass
+class Workspace:
+    root: Path
+    onnx: Path
+    images: Path
+
+    def localize(self, argv: list[str]) -> list[str]:
+        """The doc's line made runnable here: models become the tiny CNN (or its ONNX file), data
+        folders the workspace's images, paths outside the workspace land in it, and a measuring
+        command gets short durations where the doc's line leaves them to the defaults."""
+        out: list[str] = []
+        for before, word in zip(["", *argv], argv):
+            if before in ("--model", "-m"):
+                word = str(self.onnx) if word.endswith(".onnx") else TINY_CNN[1]
+            elif before in ("--a", "--b", "--run"):
+                word = shlex.join(self.localize(["run", *shlex.split(word)])[1:])  # bench run options
+            elif before == "--calib":
+                word = str(self.images / "train")
+            elif before == "--eval":
+                word = str(self.images / "val")
+            elif word.startswith(("~/", "/")):
+                word = Path(word).name
+            out.append(word)
+        if out[:1] == ["sweep"]:
+            out[1] = self.tiny_sweep(out[1])
+        declared = declared_options(_root(), out) if out and out[0] in MEASURING else set()
+        for option, value in FAST.items():
+            if option in declared and option not in out:
+                out += [option, value]
+        if "--input-size" in declared and "--input-size" not in out and TINY_CNN[1] in out:
+            out += ["--input-size", "32"]
+        return out
+
+    def tiny_sweep(self, name: str) -> str:
+        """The sweep file the doc names, with the tiny CNN for its models and short durations."""
+        source = ROOT / name
+        assert source.is_file(), f"the docs run `bench sweep {name}`, which is not in the repository"
+        sweep = yaml.safe_load(source.read_text())
+        sweep.update(models=[TINY_CNN[1]], duration_s=0.2, warmup_s=0.05, warmup_iters=2, min_iters=5)
+        if not sweep.get("resolutions"):
+            sweep["input_size"] = 32
+        target = self.root / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(yaml.safe_dump(sweep))
+        return name
+
+
+def _tags_the_docs_read() -> set[str]:
+    tags = set()
+    for c in COMMANDS:
+        for before, word in zip(["", *c.words], c.words):
+            if before == "--tag" and not word.isupper():
+                tags.add(word)
+            tags.update(re.findall(r"db:tag=([\w:.-]+)", word))
+    return tags
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory) -> Workspace:
+    """A store with one real tiny-CNN result under every tag the docs read, the spool file and the
+    baselines the docs' gate lines name, a tiny ONNX file and class folders of images."""
+    import torch
+    from PIL import Image
+    from tiny_models import tiny_cnn
+
+    root = tmp_path_factory.mktemp("docs")
+    env = _env(root)
+    onnx = root / "tiny.onnx"
+    torch.onnx.export(
+        tiny_cnn().eval(),
+        (torch.randn(1, 3, 32, 32),),
+        str(onnx),
+        dynamo=False,
+        input_names=["images"],
+        dynamic_axes={"images": {0: "n"}},
+    )
+    images = root / "images"
+    rng = torch.Generator().manual_seed(0)
+    for split in ("train", "val"):
+        for label in range(10):  # the tiny CNN's ten outputs: ten class folders
+            (images / split / str(label)).mkdir(parents=True)
+            for n in range(2):
+                pixels = (torch.rand(24, 24, 3, generator=rng) * 255).to(torch.uint8).numpy()
+                Image.fromarray(pixels).save(images / split / str(label) / f"{n}.png")
+    fast = [a for pair in FAST.items() for a in pair if pair[0] != "--iters"]
+    r = bench(
+        "run", *TINY_CNN, "--backend", "ort", *fast, "--out", "results.json", "--tag", "nightly", env=env, cwd=root
+    )
+    assert r.returncode == 0, r.output
+    (record,) = json.loads((root / "results.json").read_text())
+    (root / "pr.json").write_text(json.dumps([record]))
+    copies = [dict(record, id=uuid.uuid4().hex, tag=tag) for tag in sorted(_tags_the_docs_read() - {"nightly"})]
+    (root / "results.jsonl").write_text("".join(json.dumps(c) + "\n" for c in copies))
+    for args in (
+        ["results", "import", "results.jsonl"],
+        ["baseline", "save", "main", "--from-db", "--tag", "nightly"],
+        ["baseline", "save", "main", "--from", "results.json", "--dir", "bench/baselines"],
+    ):
+        r = bench(*args, env=env, cwd=root)
+        assert r.returncode == 0, (args, r.output)
+    return Workspace(root, onnx, images)
+
+
+def _env(root: Path) -> dict[str, str]:
+    return {"EFFBENCH_DB": str(root / "results.db"), "EFFBENCH_STATE": str(root / "state")}
+
+
+def _measures(command: DocCommand) -> bool:
+    return bool(command.words) and command.words[0] in MEASURING
+
+
+@pytest.mark.parametrize(
+    "command",
+    [pytest.param(c, marks=[pytest.mark.slow] if _measures(c) else []) for c in COMMANDS],
+    ids=IDS,
+)
+def test_doc_command_runs(command: DocCommand, workspace: Workspace, cli, monkeypatch):
+    command = _expanded(command)
+    runnable, reasons = [], []
+    for argv in command.argvs:
+        stand_ins = parse(_root(), argv, command.fragment)
+        reason = f"a fragment in prose, parsed with stand-ins {stand_ins}" if stand_ins else why_not_here(argv)
+        if reason:
+            reasons.append(reason)
+        else:
+            runnable.append(argv)
+    if not runnable:
+        pytest.skip(f"parsed only: {'; '.join(sorted(set(reasons)))}")
+    monkeypatch.chdir(workspace.root)
+    env = _env(workspace.root)
+    for argv in runnable:
+        argv = workspace.localize(argv)
+        r = cli(*argv, env=env)
+        assert r.returncode == 0, f"{command.id}: bench {shlex.join(argv)}\n{r.output}"
+        assert "Traceback" not in r.output
+
+
+# --- copies of files ------------------------------------------------------------------------------------
+
+
+def _copies() -> list[tuple[str, str, str]]:
+    """(doc:line, path, block) for each yaml or python block whose first line names a repository file."""
+    found = []
+    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        lines = doc.read_text().splitlines()
+        for n, line in enumerate(lines):
+            if line.strip() in ("```yaml", "```python") and n + 1 < len(lines):
+                first = lines[n + 1].strip()
+                path = first[2:].strip() if first.startswith("# ") else ""
+                if path and "/" in path and " " not in path and (ROOT / path).is_file():
+                    end = next(i for i in range(n + 1, len(lines)) if lines[i].strip() == "```")
+                    found.append((f"{doc.relative_to(ROOT)}:{n + 2}", path, "\n".join(lines[n + 2 : end])))
+    return found
+
+
+def _code(text: str) -> str:
+    """A module's code, without its docstring, `from __future__` imports and comments."""
+    import ast
+
+    body = [
+        node
+        for n, node in enumerate(ast.parse(text).body)
+        if not (n == 0 and isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant))
+        and not (isinstance(node, ast.ImportFrom) and node.module == "__future__")
+    ]
+    return "\n".join(ast.dump(node) for node in body)
+
+
+@pytest.mark.parametrize("where,path,block", _copies(), ids=[c[0] for c in _copies()])
+def test_a_file_shown_in_the_docs_is_the_file(where, path, block):
+    text = (ROOT / path).read_text()
+    if path.endswith(".py"):
+        assert _code(block) == _code(text), f"{where} no longer shows {path}'s code"
+    else:
+        assert yaml.safe_load(block) == yaml.safe_load(text), f"{where} no longer shows {path}"
+
+
+def test_the_copies_checked_include_the_readme_sweep_and_the_example_backend():
+    assert {path for _, path, _ in _copies()} >= {"examples/sweep.yaml", "examples/extending/onnx_reference.py"}
