@@ -17,7 +17,9 @@ import pytest
 import yaml
 
 from effbench.cli import _click_group
-from tests.conftest import TINY_CNN, bench
+from effbench.errors import EffbenchError
+from effbench.models.registry import resolve as resolve_model
+from tests.conftest import TINY_CNN, bench, export_tiny_onnx
 from tests.docs_commands import ROOT, DocCommand, declared_options, doc_commands, expand, is_usage_error, parse
 
 COMMANDS = doc_commands()
@@ -63,6 +65,17 @@ def test_doc_command_parses(command: DocCommand):
                 raise
             message = getattr(e, "format_message", e.__str__)()
             pytest.fail(f"{command.id}: `{command.text}` is not a bench command line: {message}")
+        for name in _model_names(argv):
+            try:
+                resolve_model(name)
+            except EffbenchError as e:
+                pytest.fail(f"{command.id}: `{command.text}`: {e}")
+
+
+def _model_names(argv: list[str]) -> list[str]:
+    """The card or timm names a line's --model options give (files and factories are the line's own)."""
+    names = [word for before, word in zip(["", *argv], argv) if before in ("--model", "-m")]
+    return [n for n in names if not n.endswith(".onnx") and ":" not in n.removeprefix("timm:") and n != "1"]
 
 
 # --- running them -----------------------------------------------------------------------------------------
@@ -107,6 +120,15 @@ def why_not_here(argv: list[str]) -> str | None:
             return f"the doc's own {option} {values[option]}"
     if "--compile" in argv:
         return "torch.compile takes tens of seconds here (tests/test_run_e2e.py compiles the tiny CNN)"
+    # over this file's budget (about a minute of CPU for every line it runs): CPU seconds measured here
+    if "," in values.get("--input-size", "") or "--dynamic" in argv:
+        return "an export per size and a dynamic one, 14 s (tests/harness/test_resolutions.py, test_dynamic_shapes.py)"
+    if values.get("--scenario") == "throughput":
+        return "three batches in OpenVINO's throughput mode, 11 s (tests/harness/test_scenarios.py)"
+    if words[0] == "profile" and backend == "torch":
+        return "torch's profiler, 10 s (tests/analysis/test_profile.py)"
+    if "--max-drop" in argv:
+        return "a second int8 calibration and evaluation, 6 s (README's int8 line runs here; tests/accuracy)"
     return None
 
 
@@ -173,19 +195,10 @@ def workspace(tmp_path_factory) -> Workspace:
     baselines the docs' gate lines name, a tiny ONNX file and class folders of images."""
     import torch
     from PIL import Image
-    from tiny_models import tiny_cnn
 
     root = tmp_path_factory.mktemp("docs")
     env = _env(root)
-    onnx = root / "tiny.onnx"
-    torch.onnx.export(
-        tiny_cnn().eval(),
-        (torch.randn(1, 3, 32, 32),),
-        str(onnx),
-        dynamo=False,
-        input_names=["images"],
-        dynamic_axes={"images": {0: "n"}},
-    )
+    onnx = export_tiny_onnx(root / "tiny.onnx")
     images = root / "images"
     rng = torch.Generator().manual_seed(0)
     for split in ("train", "val"):
