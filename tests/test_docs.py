@@ -302,3 +302,53 @@ def test_a_file_shown_in_the_docs_is_the_file(where, path, block):
 
 def test_the_copies_checked_include_the_readme_sweep_and_the_example_backend():
     assert {path for _, path, _ in _copies()} >= {"examples/sweep.yaml", "examples/extending/onnx_reference.py"}
+
+
+# --- paths ------------------------------------------------------------------------------------------------
+
+PATH = re.compile(r"`([\w.-]+(?:/[\w.-]+)+/?)`")  # `harness/assemble.py`, `core/probes/`, `tests/gpu`
+
+
+def _paths() -> list[tuple[str, str]]:
+    found = []
+    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for n, line in enumerate(doc.read_text().splitlines(), 1):
+            found += [(f"{doc.relative_to(ROOT)}:{n}", p) for p in PATH.findall(line)]
+    return found
+
+
+FILE_TYPES = (".py", ".sh", ".yaml", ".yml", ".toml", ".md", ".txt", ".json", ".css", ".js", ".log", ".service")
+GENERATED = ("reports/", "site/", "data/", "calib/", "val/", "bench/baselines", ".effbench/", "tensorrt/")
+NOT_PATHS = {"model/backend/device/bsN/precision/scenario", "cpufreq/cpuinfo_max_freq"}  # a label; sysfs
+
+
+def _missing(path: str) -> str | None:
+    """Why a path a doc names is not in the repository (None: it is). `harness/prepare.check_cell` is a
+    module and a name it must define at its top level."""
+    package = ROOT / "src" / "effbench"
+    bases = [ROOT, package, ROOT / "src", *(d for d in package.iterdir() if d.is_dir())]
+    head, _, last = path.rpartition("/")
+    name = ""
+    if "." in last and not last.endswith(FILE_TYPES):
+        last, name = last.split(".", 1)
+        path = f"{head}/{last}"  # a module or a package
+    found = next(
+        (f for base in bases for f in (base / f"{path}.py", base / path / "__init__.py", base / path) if f.exists()),
+        None,
+    )
+    if found is not None and found.is_dir() and name:
+        found = None
+    if found is None:
+        return "no such file or folder"
+    if name and not re.search(rf"^(def |class )?{re.escape(name)}\b", found.read_text(), re.M):
+        return f"{found.relative_to(ROOT)} defines no {name}"
+    return None
+
+
+def test_the_files_folders_and_names_the_docs_point_at_exist():
+    problems = [
+        f"{where}: {path}: {why}"
+        for where, path in _paths()
+        if not path.startswith(GENERATED) and path not in NOT_PATHS and (why := _missing(path))
+    ]
+    assert not problems, "\n".join(problems)
