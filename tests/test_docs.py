@@ -20,7 +20,16 @@ from effbench.cli import _click_group
 from effbench.errors import EffbenchError
 from effbench.models.registry import resolve as resolve_model
 from tests.conftest import TINY_CNN, bench, export_tiny_onnx
-from tests.docs_commands import ROOT, DocCommand, declared_options, doc_commands, expand, is_usage_error, parse
+from tests.docs_commands import (
+    ROOT,
+    DocCommand,
+    declared_options,
+    doc_commands,
+    expand,
+    is_command_path,
+    is_usage_error,
+    parse,
+)
 
 COMMANDS = doc_commands()
 IDS = [c.id for c in COMMANDS]
@@ -44,13 +53,7 @@ def _root() -> Any:
 
 def _expanded(command: DocCommand) -> DocCommand:
     root = _root()
-    return expand(command, lambda argv: _resolves(root, argv))
-
-
-def _resolves(root: Any, argv: list[str]) -> bool:
-    from tests.docs_commands import is_command_path
-
-    return is_command_path(root, argv)
+    return expand(command, lambda argv: is_command_path(root, argv))
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=IDS)
