@@ -21,6 +21,7 @@ from effbench.errors import EffbenchError
 from effbench.models.registry import resolve as resolve_model
 from tests.conftest import TINY_CNN, bench, export_tiny_onnx
 from tests.docs_commands import (
+    DOCS,
     ROOT,
     DocCommand,
     declared_options,
@@ -269,7 +270,7 @@ def test_doc_command_runs(command: DocCommand, workspace: Workspace, cli, monkey
 def _copies() -> list[tuple[str, str, str]]:
     """(doc:line, path, block) for each yaml or python block whose first line names a repository file."""
     found = []
-    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+    for doc in DOCS:
         lines = doc.read_text().splitlines()
         for n, line in enumerate(lines):
             if line.strip() in ("```yaml", "```python") and n + 1 < len(lines):
@@ -314,7 +315,7 @@ PATH = re.compile(r"`([\w.-]+(?:/[\w.-]+)+/?)`")  # `harness/assemble.py`, `core
 
 def _paths() -> list[tuple[str, str]]:
     found = []
-    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+    for doc in DOCS:
         for n, line in enumerate(doc.read_text().splitlines(), 1):
             found += [(f"{doc.relative_to(ROOT)}:{n}", p) for p in PATH.findall(line)]
     return found
