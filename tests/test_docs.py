@@ -344,8 +344,12 @@ def _missing(path: str) -> str | None:
         found = None
     if found is None:
         return "no such file or folder"
-    if name and not re.search(rf"^(def |class )?{re.escape(name)}\b", found.read_text(), re.M):
-        return f"{found.relative_to(ROOT)} defines no {name}"
+    if name:  # `Store.results`: Store at the top level, then a `results` inside it
+        text, top, *inner = found.read_text(), *name.split(".")
+        defined = [re.search(rf"^(def |class )?{re.escape(top)}\b", text, re.M)]
+        defined += [re.search(rf"^[ \t]+(def )?{re.escape(part)}\b", text, re.M) for part in inner]
+        if not all(defined):
+            return f"{found.relative_to(ROOT)} defines no {name}"
     return None
 
 
