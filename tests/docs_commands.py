@@ -123,7 +123,7 @@ PLACEHOLDERS = {
     "Q": "50",
     "PCT": "5",
     "DATE": "2026-11-01",
-    "URL": "results.db",
+    "URL": ".effbench/results.db",  # the default store: the test workspace's
     "FILE": "results.jsonl",
     "DIR": "site",
     "NAME": "cpu",
