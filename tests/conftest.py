@@ -25,6 +25,22 @@ FAST = ["--duration", "0.3", "--warmup", "0.1", "--warmup-iters", "3", "--min-it
 TINY_CNN = ["--model", "tiny_models:tiny_cnn", "--input-size", "32"]
 
 
+def export_tiny_onnx(path: Path) -> Path:
+    """The tiny CNN as an ONNX file: 32 px, input `images`, a dynamic batch."""
+    import torch
+    from tiny_models import tiny_cnn
+
+    torch.onnx.export(
+        tiny_cnn().eval(),
+        (torch.randn(1, 3, 32, 32),),
+        str(path),
+        dynamo=False,
+        input_names=["images"],
+        dynamic_axes={"images": {0: "n"}},
+    )
+    return path
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_cache(tmp_path_factory):
     """One artifact cache for the whole session (exports are reused across tests), never the user's;

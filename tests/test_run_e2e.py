@@ -5,7 +5,7 @@ import json
 import pytest
 
 from effbench import load_results
-from tests.conftest import FAST, PLUGIN_ENV, TINY_CNN, bench, read_records
+from tests.conftest import FAST, PLUGIN_ENV, TINY_CNN, bench, export_tiny_onnx, read_records
 
 MODEL = "efficientvit_m0"
 REQUIRED = [
@@ -105,18 +105,7 @@ def test_store_round_trip_through_dataframe_and_results_command(db, tmp_path):
 
 
 def test_onnx_file_and_factory_models(tmp_path, db, _isolated_cache):
-    import torch
-    from tiny_models import tiny_cnn
-
-    path = tmp_path / "tiny.onnx"
-    torch.onnx.export(
-        tiny_cnn().eval(),
-        (torch.randn(1, 3, 32, 32),),
-        str(path),
-        dynamo=False,
-        input_names=["images"],
-        dynamic_axes={"images": {0: "n"}},
-    )
+    path = export_tiny_onnx(tmp_path / "tiny.onnx")
     out = tmp_path / "r.json"
     r = bench("run", "--model", path, "--backend", "ov", "--batch", "2", *FAST, "--db", db, "--out", out)
     assert r.returncode == 0, r.output

@@ -23,7 +23,7 @@ _CHUNK_S = 0.1  # how often the loop looks at the clock, the CI and the progress
 
 
 @dataclass
-class Measurement:
+class ScenarioRun:
     samples_ns: np.ndarray
     first_ns: int
     warmup_iters: int

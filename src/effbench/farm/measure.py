@@ -48,7 +48,7 @@ def _local_workers() -> Any:
     return _WORKERS[0]
 
 
-def measure_cell(
+def measure_on_node(
     payload: dict[str, Any],
     artifact: dict[str, Any] | None,
     inputs: dict[str, Any] | None,

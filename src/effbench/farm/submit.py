@@ -112,7 +112,7 @@ class _FarmSweep:
         from effbench.farm.artifacts import Shipper
         from effbench.farm.board import open_board
         from effbench.farm.lanes import Lanes
-        from effbench.farm.measure import measure_cell
+        from effbench.farm.measure import measure_on_node
 
         devices = sorted({c.cfg.device for c in self.cells})
         check_devices(set(devices))
@@ -125,7 +125,7 @@ class _FarmSweep:
         )
         from effbench.harness.scheduler import prepare_cells
 
-        task = ray.remote(max_retries=0, num_cpus=0)(measure_cell)
+        task = ray.remote(max_retries=0, num_cpus=0)(measure_on_node)
         shipper = Shipper()
         restore = self._catch_ctrl_c()
         try:

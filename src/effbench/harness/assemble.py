@@ -120,7 +120,7 @@ def assemble(
 
     accuracy = quantization = None
     if p.evaluation is not None:
-        from effbench.harness.evaluation import assemble as evaluation_parts
+        from effbench.harness.evaluation import evaluation_parts
 
         accuracy, quantization, notes = evaluation_parts(p.evaluation, p, m.after or {}, cfg.threads, m.runtime_info)
         warnings.extend(notes)

@@ -12,7 +12,6 @@ from functools import lru_cache
 from typing import Any
 
 from effbench.core.fingerprint import cpu_flags, cpu_model, governor, versions  # noqa: F401  (re-exported)
-from effbench.core.fingerprint import fingerprint as core_fingerprint
 
 
 def git_commit(cwd: str | None = None) -> str | None:
@@ -87,8 +86,3 @@ def harness_environment(measured_env: dict[str, Any], device: str, remote: dict[
     if gpu:
         env["gpu"] = gpu
     return env
-
-
-def fingerprint(threads: int | None = None, cpus: list[int] | None = None, device: str = "cpu") -> dict:
-    """This machine's environment, as a local result records it."""
-    return harness_environment(core_fingerprint(threads, cpus), device)

@@ -2,7 +2,7 @@
 
 - prepare: the model's preprocessing, the evaluation images (checked and decoded before any
   measuring), the fp32 reference's predictions on them, the calibration set and the int8 artifact;
-- assemble: the `accuracy` and `quantization` blocks of the record from what the measuring process
+- evaluation_parts: the `accuracy` and `quantization` blocks of the record from what the measuring process
   evaluated on the timed session after timing.
 """
 
@@ -170,7 +170,7 @@ def placement_int8_share(runtime_info: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def assemble(
+def evaluation_parts(
     ev: EvalPlan, cell, after: dict[str, Any], threads: int | None, runtime_info: dict[str, Any] | None = None
 ) -> tuple[dict | None, dict | None, list[str]]:
     """(accuracy block, quantization block, warnings) of a measured cell."""

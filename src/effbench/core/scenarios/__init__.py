@@ -10,7 +10,7 @@ from typing import Optional
 from ..probes import Telemetry
 from ..session import Session
 from ..settings import MeasureSettings
-from ..timing import Measurement, Progress, first_inference, warmup
+from ..timing import Progress, ScenarioRun, first_inference, warmup
 from . import latency, loadgen, sustained, throughput  # noqa: F401  (each registers itself)
 from .base import SCENARIOS, Context, Scenario, Timed, get_scenario, own_settings, register
 
@@ -22,12 +22,12 @@ def run_scenario(
     settings: MeasureSettings,
     progress: Optional[Progress] = None,
     telemetry: Optional[Telemetry] = None,
-) -> Measurement:
+) -> ScenarioRun:
     scenario = get_scenario(settings.scenario)
     first = first_inference(session)
     w_iters, w_s = warmup(session, settings.warmup_s, settings.warmup_iters, progress)
     t = scenario.measure(session, settings, Context(progress or (lambda *a: None), telemetry))
-    return Measurement(
+    return ScenarioRun(
         t.samples_ns,
         first,
         w_iters,
