@@ -38,6 +38,16 @@ def base(tmp_path):
     return tmp_path / "baselines" / "main.json"
 
 
+def test_baseline_save_from_a_file_ignores_a_store_named_in_the_environment(tmp_path, monkeypatch):
+    """EFFBENCH_DB names the default store; it is not a --db given with --from (only that is refused)."""
+    src = write(tmp_path / "run.json", [record(samples(1.0, seed=1), model="a")])
+    monkeypatch.setenv("EFFBENCH_DB", str(tmp_path / "team.db"))
+    r = bench("baseline", "save", "main", "--from", src, "--dir", tmp_path / "baselines")
+    assert r.exit_code == 0, r.stderr
+    r = bench("baseline", "save", "other", "--from", src, "--db", tmp_path / "x.db", "--dir", tmp_path / "b")
+    assert r.exit_code == 2 and "go with --from-db" in r.stderr
+
+
 def test_baseline_show(base):
     r = bench("baseline", "show", base)
     assert r.exit_code == 0, r.stderr

@@ -9,6 +9,7 @@ Exit codes: 0 no regression, 1 regression (or inconclusive with --fail-on inconc
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -81,7 +82,7 @@ def save_command(
     if (from_file is None) == (not from_db):
         raise UsageError("give exactly one source: --from FILE.json or --from-db [--db URL --tag ...]")
     if from_file is not None:
-        if filters or db:
+        if filters or (db and db != os.environ.get("EFFBENCH_DB")):  # a store in the environment is no --db
             raise UsageError("--db, --model, --backend, --device and --tag go with --from-db, not --from")
         cells, source = pooled_cells(read_records_file(from_file)), f"results file {from_file}"
     else:
