@@ -11,9 +11,9 @@ from typing import Optional
 
 import typer
 
-from effbench.commands.files import write_file
 from effbench.commands.options import DbOption
 from effbench.console import console
+from effbench.harness.sink import write_file
 
 
 def ab_command(

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any, List, Optional
 import typer
 from typing_extensions import Annotated
 
-from effbench.commands.files import write_file
 from effbench.commands.options import DbOption, format_option
 from effbench.console import console, one_line_errors
 from effbench.errors import UsageError
 from effbench.harness.run_options import parse_opts
+from effbench.harness.sink import write_file
 
 if TYPE_CHECKING:
     from effbench.claims.library import Library

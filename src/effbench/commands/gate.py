@@ -15,11 +15,11 @@ from typing import Optional
 
 import typer
 
-from effbench.commands.files import write_file
 from effbench.commands.options import DbOption, TagFilterOption
 from effbench.console import console, one_line_errors
 from effbench.errors import UsageError
 from effbench.gate import baseline as baselines
+from effbench.harness.sink import write_file
 
 # The statistics (scipy, about a second) load inside the commands: the core CLI imports this
 # module on every start.

@@ -9,8 +9,8 @@ from typing import List, Optional
 import typer
 from typing_extensions import Annotated
 
-from effbench.commands.files import write_file
 from effbench.commands.options import DbOption, TagFilterOption, format_option
+from effbench.harness.sink import write_file
 
 DEFAULT_HTML = Path("reports/index.html")
 FORMATS = ("html", "md", "csv")

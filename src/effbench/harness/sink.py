@@ -69,6 +69,16 @@ def check_out_writable(path: Path | None, flag: str = "--out") -> None:
 
 
 def write_out(path: Path, records: list[dict]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(records, indent=1, default=str))
-    tmp.replace(path)
+    write_file(path, json.dumps(records, indent=1, default=str), "--out")
+
+
+def write_file(path: Path, text: str, what: str = "") -> None:
+    """A temporary file next to the target, then a rename (whole or not at all); a failure is one
+    line naming the file. --out and every report or verdict file a command writes go through here."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    except OSError as e:
+        raise UsageError(f"cannot write {what + ' ' if what else ''}{path}: {e.strerror or e}") from None
