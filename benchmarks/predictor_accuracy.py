@@ -29,7 +29,7 @@ def main() -> None:
 
     from effbench.predict import zoo
     from effbench.predict.build import build, validate
-    from effbench.predict.stats import describe
+    from effbench.predict.stats import describe, describe_unseen
 
     t0 = time.perf_counter()
     report = build(args.backend, "cpu", zoo.build_zoo(), zoo.RESOLUTIONS, args.budget * 60, print, fresh=args.fresh)
@@ -52,6 +52,9 @@ def main() -> None:
     )
     if loo:
         print(f"zoo leave-one-out: {loo['within_10']:.0%} within ±10%, RMSPE {loo['rmspe']:.1%}")
+    unseen = describe_unseen(report.predictor.data["correction"].get("unseen"))
+    if unseen:
+        print(unseen)
     print(describe(stats))
     rho, flops_rho = stats.get("spearman"), stats.get("flops_spearman")
     checks = [

@@ -68,6 +68,7 @@ def build_command(
     """Measure the kernel set of a model zoo on this machine, fit per-kernel regressors, save."""
     from effbench.predict import zoo as zoo_lists
     from effbench.predict.build import build
+    from effbench.predict.stats import describe_unseen
 
     if budget <= 0:
         raise UsageError("--budget must be a positive number of minutes")
@@ -98,6 +99,9 @@ def build_command(
         )
     if loo:
         _say(f"leave-one-model-out on the zoo: {loo['within_10']:.0%} within ±10%, RMSPE {loo['rmspe']:.1%}")
+    unseen = describe_unseen(corr.get("unseen"))
+    if unseen:
+        _say(unseen)
     if report.failed:
         _say(
             f"{len(report.failed)} zoo model(s) skipped: "
@@ -140,7 +144,6 @@ def validate_command(
 def list_command() -> None:
     """The predictors installed on this machine."""
     from effbench.predict.predictor import Predictor, predictors_dir
-    from effbench.predict.stats import describe
 
     files = sorted(predictors_dir().glob("*.json")) if predictors_dir().is_dir() else []
     if not files:
@@ -155,7 +158,7 @@ def list_command() -> None:
         ident = p.data["identity"]
         _say(
             f"{p.id}: {p.backend} {ident.get('backend_version')} on {p.device} ({ident.get('cpu')}), "
-            f"{len(p.data['table'])} kernels; {describe(p.validation)}"
+            f"{len(p.data['table'])} kernels; {p.accuracy_line()}"
         )
 
 
@@ -271,7 +274,6 @@ def predict_command(
 ) -> None:
     """Predict a model's latency on a device from its predictor: the whole, an interval, per kernel."""
     from effbench.predict.build import zoo_model
-    from effbench.predict.stats import describe
 
     if batch != 1:
         raise UsageError("predictors are built at batch 1: predict with --batch 1 (or measure with bench run)")
@@ -324,7 +326,7 @@ def predict_command(
             f"  unknown: {u['kernels']} kernel(s) of operators no kernel model covers ({', '.join(u['ops'])}), "
             f"{u['flops_share']:.1%} of the FLOPs: their share of the time is not in the prediction"
         )
-    _say(f"  predictor: {describe(predictor.validation)}")
+    _say(f"  predictor: {predictor.accuracy_line()}")
     ranked = sorted(((kp.ns, kp) for kp in pred.kernels if kp.ns), key=lambda nk: -nk[0])[:layers]
     if ranked:
         from rich.table import Table

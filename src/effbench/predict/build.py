@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterator
 
 from effbench.errors import UsageError
 from effbench.predict.convert import CONVERTERS, graph_format
+from effbench.predict.crossval import unseen_model_cv
 from effbench.predict.kernels import Kernel, cut, detect, load
 from effbench.predict.measure import KERNEL_WINDOW, MODEL_WINDOW, Measurer, Window, call_overhead_graph
 from effbench.predict.predictor import Predictor, fit, new_data, predictor_id, predictors_dir
@@ -321,6 +322,7 @@ def build(
         }
     )
     predictor = fit(data)
+    data["correction"]["unseen"] = unseen_model_cv(data)
     kept = covering_more(predictor)
     path = predictor.save(wdir / "predictor.json" if kept else None)
     return BuildReport(

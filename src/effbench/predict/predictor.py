@@ -252,6 +252,16 @@ class Predictor:
     def validation(self) -> dict[str, Any] | None:
         return self.data.get("validation")
 
+    def accuracy_line(self) -> str:
+        """The validation, or where there is none, that and the build's estimate for unseen models."""
+        from effbench.predict.stats import describe, describe_unseen
+
+        text = describe(self.validation)
+        unseen = describe_unseen(self.data["correction"].get("unseen"))
+        if unseen and not (self.validation or {}).get("models"):
+            text += f"; {unseen}"
+        return text
+
     def table(self) -> dict[str, float]:
         return {r["signature"]: float(r["kernel_ns"]) for r in self.data["table"]}
 
@@ -303,9 +313,10 @@ class Predictor:
 
     def band(self) -> tuple[float, float]:
         """measured/predicted ratios expected for 90% of models: the leave-one-out band of the build,
-        widened to the held-out error when the predictor was validated."""
+        widened to the held-out error when the predictor was validated, else to the build's own
+        estimate for unseen models (crossval)."""
         lo, hi = self.data["correction"]["band"]
-        val = self.validation or {}
+        val = self.validation or self.data["correction"].get("unseen") or {}
         if val.get("abs_error_p90") is not None:
             e = val["abs_error_p90"]
             lo, hi = min(lo, 1 / (1 + e)), max(hi, 1 / max(1 - e, 0.05))

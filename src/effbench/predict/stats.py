@@ -88,3 +88,13 @@ def describe(stats: dict | None) -> str:
             f"{noise['median_spread']:.1%}"
         )
     return text
+
+
+def describe_unseen(cv: dict | None) -> str | None:
+    """The build's own estimate for models it never saw (crossval), or None without one."""
+    if not cv or not cv.get("models"):
+        return None
+    return (
+        f"on unseen zoo models ({cv['folds']}-fold from the build's data): {cv['within_10']:.0%} within ±10%, "
+        f"RMSPE {cv['rmspe']:.1%}"
+    )

@@ -52,7 +52,6 @@ def predictions(rows: list[Row]) -> tuple[list[Predicted], list[str]]:
         return [], []
     from effbench.export.cache import NotCached, cached_only
     from effbench.predict.build import zoo_model
-    from effbench.predict.stats import describe
 
     cells, _ = latest_per_cell([r for r in rows if r.ok and r.scenario == "latency" and r.median])
     out, skipped = [], []
@@ -91,7 +90,7 @@ def predictions(rows: list[Row]) -> tuple[list[Predicted], list[str]]:
         if refusal:  # no number rather than a made-up one
             skipped.append(refusal)
             continue
-        out.append(Predicted(r, pred.ms, pred.low_ns / 1e6, pred.high_ns / 1e6, pr.id, describe(pr.validation)))
+        out.append(Predicted(r, pred.ms, pred.low_ns / 1e6, pred.high_ns / 1e6, pr.id, pr.accuracy_line()))
     return out, skipped
 
 
