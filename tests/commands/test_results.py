@@ -204,3 +204,9 @@ def test_devices_stability_scores_the_stored_history(store_db, cli):
     r = cli("devices", "stability", "board", "--db", store_db, "--since", "2026-11-07", "--min-runs", "2")
     assert f"Stability of board: {later['score']} ({later['rating']}) over {later['runs']} runs" in r.stdout
     one_line(cli("devices", "stability", "phone", "--db", store_db), 2, "(devices with results: board, cpu)")
+
+
+def test_a_record_that_is_no_result_is_named_in_one_line(tmp_path, cli):
+    db = str(tmp_path / "bad.db")
+    Store(db).add({"id": "f" * 32, "model": "m", "backend": "ort", "status": "exploded"})
+    one_line(cli("results", "--db", db, "--format", "json"), 2, f"result {'f' * 32}", "unknown status 'exploded'")

@@ -395,7 +395,7 @@ class Store:
         except (TypeError, ValueError) as e:
             raise UsageError(
                 f"result {rec.get('id', '?')} in {self.display_url} cannot be read ({e}): "
-                "export it with `bench results --format json` and check it"
+                "fix or delete that row of its results table"
             ) from None
 
     def done_cells(self, retry_failed: bool = False) -> set[tuple[str, str | None]]:
