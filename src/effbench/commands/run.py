@@ -2,7 +2,8 @@
 
 Its options are generated from RunConfig's fields (each declares its Flag once, harness/flags.py);
 the options that are not run settings (--opt, --db, --out, --tag, --isolate, --store, --dynamic)
-are declared here.
+are declared here or in commands/options.py. `run_options` gives another command (bench profile)
+the run settings it takes, declared as here.
 """
 
 from __future__ import annotations
