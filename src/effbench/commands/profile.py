@@ -2,10 +2,11 @@
 
 The core CLI mounts it: `app.command("profile")(profile_command)`.
 
-A profiled run is its own cell, because profiling slows a runtime down: the command first runs a
-normal timed cell, then a profiled cell (RunConfig.profile_iters), stores both, and reports how the
-profiled total compares with the timed median. Exit codes: 0 done, 1 a cell failed or the backend
-reports no per-layer times, 2 bad input (one line on stderr).
+A profiled run is its own cell, because profiling slows a runtime down: for each batch size and
+input size the command first runs a normal timed cell, then a profiled cell (RunConfig.profile_iters),
+stores both, and reports how the profiled total compares with the timed median. Its run settings are
+RunConfig's flags, as `bench run` declares them (commands/run.run_options). Exit codes: 0 done, 1 a
+cell failed or the backend reports no per-layer times, 2 bad input (one line on stderr).
 """
 
 from __future__ import annotations
