@@ -147,6 +147,7 @@ CASES = [
     (["results", "--db", "{d}/nothing-here.db"], 2, ["no results database"]),
     (["results", "--since", "garbage"], 2, ["invalid --since 'garbage'"]),
     (["results", "--format", "xml"], 2, ["unknown --format 'xml'"]),
+    (["devices", "stability", "board", "--since", "garbage"], 2, ["invalid --since 'garbage'"]),
     (["results", "import", "{d}/random.db"], 2, ["not JSON Lines"]),
     (["report", "--db", "{d}/random.db"], 2, ["not a SQLite database"]),
     (["report", "--db", "{d}/nothing-here.db"], 2, ["no results database"]),

@@ -41,6 +41,8 @@ def test_filters_and_hashes(tmp_path):
     assert isinstance(failed, Result) and (failed.model, failed.error, failed.tag) == ("b", "boom", "t2")
     assert store.count() == 2 and store.count(backend=["ov", "ort"], tag="t1") == 1
     assert store.result(failed.id) == failed and store.result("nope") is None
+    assert store.results(limit=1) == store.results()[:1] and len(store.results(limit=0)) == 2
+    assert store.distinct("backend") == ["ort", "ov"] and store.distinct("model", status="ok") == ["a"]
     df = store.dataframe()
     assert set(df["status"]) == {"ok", "failed"} and set(df.loc[df["model"] == "b", "error"]) == {"boom"}
 

@@ -19,7 +19,7 @@ from effbench.core import tuning
 from effbench.devices.catalog import ENV_VAR, DeviceSpec, Peak, load_catalog, local_device_name, resolve_path
 from effbench.errors import UsageError
 from effbench.harness.stability_score import MIN_RUNS, device_stability
-from effbench.harness.store import Store
+from effbench.harness.store import Store, parse_since
 
 app = typer.Typer(
     help="Device catalog: peak FLOP/s and memory bandwidth per device (devices.yaml), "
@@ -290,18 +290,19 @@ def reset_command() -> int:
 def stability_command(
     name: str = typer.Argument(..., help="The device as stored in results (cpu, cuda:0, a devices.yaml name)."),
     db: DbOption = None,
-    since: Optional[str] = typer.Option(None, "--since", help="Only results from this date on (YYYY-MM-DD)."),
+    since: Optional[str] = typer.Option(None, "--since", help="Only results from then on: ISO date or time."),
     min_runs: int = typer.Option(MIN_RUNS, "--min-runs", min=2, help="Runs a cell needs to be scored."),
 ) -> None:
     """Stability score (0-100) of a device over its stored history, per model and backend."""
+    since_iso = parse_since(since)
     store = Store(db, must_exist=True)
-    records = store.records(device=name, since=since)
-    if not records:
-        known = sorted({str(r["device"]) for r in store.records() if r.get("device")})
+    results = store.results(device=name, since=since_iso)
+    if not results:
+        known = store.distinct("device")
         raise UsageError(
             f"no stored results for device {name!r}" + (f" (devices with results: {', '.join(known)})" if known else "")
         )
-    found = device_stability(records, min_runs)
+    found = device_stability(results, min_runs)
     if not found["cells"]:
         raise UsageError(
             f"device {name!r}: no cell measured {min_runs} times or more yet (run the same cell again, or --min-runs 2)"

@@ -16,6 +16,15 @@ DbOption = Annotated[
 ]
 OutOption = Annotated[Optional[Path], typer.Option("--out", "-o", help="Also write the records to a JSON file.")]
 TagOption = Annotated[Optional[str], typer.Option("--tag", help="Label stored with the results.")]
+OptOption = Annotated[
+    Optional[List[str]],
+    typer.Option(
+        "--opt",
+        help="Backend option KEY=VALUE (repeatable), typed per backend: `bench backends --options NAME` lists them.",
+    ),
+]
+IsolateOption = Annotated[bool, typer.Option("--isolate/--in-process", help="Run each cell in its own worker process.")]
+StoreOption = Annotated[bool, typer.Option("--store/--no-store", help="Write results to the database.")]
 TagFilterOption = Annotated[
     Optional[List[str]], typer.Option("--tag", help="Only results stored with this tag (repeatable).")
 ]

@@ -2,108 +2,113 @@
 
 The core CLI mounts it: `app.command("profile")(profile_command)`.
 
-A profiled run is its own cell, because profiling slows a runtime down: the command first runs a
-normal timed cell, then a profiled cell (RunConfig.profile_iters), stores both, and reports how the
-profiled total compares with the timed median. Exit codes: 0 done, 1 a cell failed or the backend
-reports no per-layer times, 2 bad input (one line on stderr).
+A profiled run is its own cell, because profiling slows a runtime down: for each batch size and
+input size the command first runs a normal timed cell, then a profiled cell (RunConfig.profile_iters),
+stores both, and reports how the profiled total compares with the timed median. Its run settings are
+RunConfig's flags, as `bench run` declares them (commands/run.run_options). Exit codes: 0 done, 1 a
+cell failed or the backend reports no per-layer times, 2 bad input (one line on stderr).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, List, Optional, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import typer
 from rich.console import JustifyMethod
 from rich.markup import escape
 from rich.table import Table
+from typing_extensions import Annotated
 
-from effbench.commands.options import DbOption, OutOption, TagOption
+from effbench.commands.options import DbOption, IsolateOption, OptOption, OutOption, StoreOption, TagOption
+from effbench.commands.run import options_of, run_options, with_options
 from effbench.console import console, fmt, one_line_errors
 from effbench.errors import EffbenchError, UsageError
 
 if TYPE_CHECKING:
     from effbench.harness.config import RunConfig
     from effbench.harness.result import Result
+    from effbench.harness.sink import ResultSink
 
 SORT_KEYS = ("measured", "excess")
 
 
-@one_line_errors
-def profile_command(
-    model: str = typer.Option(
-        ..., "--model", "-m", help="Card name, timm:<name>, path.onnx, or package.module:factory."
-    ),
-    backend: str = typer.Option(
-        ..., "--backend", "-b", help="onnxruntime, openvino, executorch or torch (per-layer times)."
-    ),
-    device: str = typer.Option("cpu", "--device", help="cpu, cuda:0, or a devices.yaml name."),
-    iters: int = typer.Option(20, "--iters", help="Profiled inferences (per-layer times are their mean)."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="Runtime's own thread setting."),
-    precision: str = typer.Option("fp32", "--precision", help="fp32 | bf16 | fp16 | int8."),
-    batch: int = typer.Option(1, "--batch", help="Batch size."),
-    top: int = typer.Option(15, "--top", help="Layers shown (all are stored)."),
-    sort: str = typer.Option(
-        "measured", "--sort", help="Rank layers by measured ms or by excess over the roofline bound."
-    ),
-    warmup: float = typer.Option(1.0, "--warmup", help="Warm-up seconds of each cell."),
-    warmup_iters: int = typer.Option(10, "--warmup-iters", help="Minimum warm-up iterations."),
-    duration: float = typer.Option(3.0, "--duration", help="Minimum measuring seconds of each cell."),
-    min_iters: int = typer.Option(30, "--min-iters", help="Minimum measured iterations of each cell."),
-    input_size: Optional[int] = typer.Option(None, "--input-size", help="Override the input resolution."),
-    opt: Optional[List[str]] = typer.Option(None, "--opt", help="Backend option KEY=VALUE (repeatable)."),
+# the run settings `bench profile` takes, declared once on RunConfig's fields (as `bench run` has them)
+RUN_SETTINGS = (
+    *("model", "backend", "device", "input_size", "batch_size", "precision", "threads"),
+    *("warmup_s", "warmup_iters", "duration_s", "min_iters", "timeout_s"),
+)
+# a profile warms up 1 s and measures 3 s per cell, whatever `bench run`'s defaults become
+OWN_DEFAULTS = {"warmup_s": 1.0, "duration_s": 3.0}
+
+
+def _profile_settings(
+    iters: Annotated[int, typer.Option("--iters", help="Profiled inferences (per-layer times are their mean).")] = 20,
+    top: Annotated[int, typer.Option("--top", help="Layers shown (all are stored).")] = 15,
+    sort: Annotated[
+        str, typer.Option("--sort", help="Rank layers by measured ms or by excess over the roofline bound.")
+    ] = "measured",
+    opt: OptOption = None,
     db: DbOption = None,
     out: OutOption = None,
     tag: TagOption = None,
-    timeout: float = typer.Option(900.0, "--timeout", help="Kill a cell's worker after this many seconds."),
-    isolate: bool = typer.Option(True, "--isolate/--in-process", help="Run each cell in its own worker process."),
-    store_results: bool = typer.Option(True, "--store/--no-store", help="Write both results to the database."),
-) -> int:
+    isolate: IsolateOption = True,
+    store_results: StoreOption = True,
+) -> None:
+    """The options of `bench profile` that are not run settings (the signature is all that is used)."""
+
+
+@one_line_errors
+def profile_command(**params: Any) -> int:
     """Per-layer profile: where the time goes, kernel by kernel, against each kernel's roofline bound.
 
-    Runs a timed cell, then a profiled one (ONNX Runtime's profiler, OpenVINO's counters, torch.profiler).
-    Each fused kernel maps back to the ONNX nodes it covers; time no ONNX node accounts for is shown as unmapped.
+    Runs a timed cell, then a profiled one, for each batch size and input size. Per-layer times come from
+    onnxruntime (its profiler), openvino (its counters), executorch and torch (torch.profiler). Each fused
+    kernel maps back to the ONNX nodes it covers; time no ONNX node accounts for is shown as unmapped.
     """
     from effbench.harness.prepare import check_cell
-    from effbench.harness.run_options import make_config, parse_opts
+    from effbench.harness.run_options import cells_from_flags, parse_opts
     from effbench.harness.sink import ResultSink, check_out_writable
     from effbench.harness.store import Store
 
+    iters, top, sort, out = params["iters"], params["top"], params["sort"], params["out"]
     if iters < 1:
         raise UsageError(f"invalid --iters: {iters}; profile at least 1 inference")
     if top < 1:
         raise UsageError(f"invalid --top: {top}; show at least 1 layer")
     if sort not in SORT_KEYS:
         raise UsageError(f"unknown --sort {sort!r}; use {' or '.join(SORT_KEYS)}")
-    options = parse_opts(opt)
+    settings = {name: params[name] for name in RUN_SETTINGS}
+    cells = cells_from_flags(settings, options=parse_opts(params["opt"]), tag=params["tag"])
     check_out_writable(out)
-    timed_cfg = make_config(
-        model=model,
-        backend=backend,
-        device=device,
-        batch_size=batch,
-        precision=precision,
-        threads=threads,
-        warmup_s=warmup,
-        warmup_iters=warmup_iters,
-        duration_s=duration,
-        min_iters=min_iters,
-        input_size=input_size,
-        options=options,
-        tag=tag,
-        timeout_s=timeout,
-    )
-    check_cell(timed_cfg)  # unknown model / backend / precision: one line before any work
-    profiled_cfg = timed_cfg.model_copy(
-        update={"profile_iters": iters, "parity": False}
-    )  # the timed cell checks the outputs
-    sink = ResultSink(out, Store(db) if store_results else None, "bench profile")
+    for cell in cells:
+        check_cell(cell)  # unknown model / backend / precision: one line before any work
+    sink = ResultSink(out, Store(params["db"]) if params["store_results"] else None, "bench profile")
+    failed = []
+    for cell in cells:
+        why = _profile_cell(cell, iters, params["isolate"], sink, top, sort)
+        if why:
+            failed.append(why if len(cells) == 1 else f"{_label(cell)}: {why}")
+    code = sink.summary()
+    if failed:
+        raise EffbenchError("; ".join(failed))
+    return code
 
+
+with_options(profile_command, [*run_options(RUN_SETTINGS, defaults=OWN_DEFAULTS), *options_of(_profile_settings)])
+
+
+def _label(cell: RunConfig) -> str:
+    return f"batch {cell.batch_size}" + (f", {cell.input_size} px" if cell.input_size else "")
+
+
+def _profile_cell(timed_cfg: RunConfig, iters: int, isolate: bool, sink: ResultSink, top: int, sort: str) -> str | None:
+    """Time the cell, then profile it; store both, print the profile. Why it failed, or None."""
     timed = _run(timed_cfg, isolate)
     if timed.status != "ok":
         sink(timed)
-        sink.summary()
-        raise EffbenchError(f"timed cell {timed.status}: {timed.error}")
-    profiled = _run(profiled_cfg, isolate)
+        return f"timed cell {timed.status}: {timed.error}"
+    # the timed cell checks the outputs
+    profiled = _run(timed_cfg.model_copy(update={"profile_iters": iters, "parity": False}), isolate)
     prof = profiled.extra.get("profile") if profiled.status == "ok" else None
     timed_median = (timed.latency_ms or {}).get("median")
     if prof is not None:
@@ -119,14 +124,12 @@ def profile_command(
     for r in [timed, profiled] if prof is not None or profiled.status != "ok" else [timed]:
         sink(r)
     if profiled.status != "ok":
-        raise EffbenchError(f"profiled cell {profiled.status}: {profiled.error}")
+        return f"profiled cell {profiled.status}: {profiled.error}"
     if not prof or prof.get("available") is False:
         why = (prof or {}).get("reason") or f"the {profiled.backend} backend reports no per-layer times"
-        raise EffbenchError(
-            f"no per-layer profile: {why} (profiling works with onnxruntime, openvino, executorch and torch)"
-        )
+        return f"no per-layer profile: {why} (profiling works with onnxruntime, openvino, executorch and torch)"
     render(profiled.to_dict(), timed.to_dict(), top=top, sort=sort)
-    return sink.summary()
+    return None
 
 
 def _run(cfg: RunConfig, isolate: bool) -> Result:

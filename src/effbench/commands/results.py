@@ -34,7 +34,7 @@ def results(
     """List stored results (`bench results import FILE` adds spooled ones)."""
     if ctx.invoked_subcommand is not None:
         return
-    from effbench.harness.store import Store, parse_since, records_to_dataframe
+    from effbench.harness.store import Store, parse_since, results_frame
 
     if limit < 0:
         from effbench.harness.run_options import bad_value
@@ -48,18 +48,17 @@ def results(
             backend = canonical_name(backend)
         except EffbenchError:
             pass  # a name as typed: records of unregistered backends keep theirs
-    recs = Store(db, must_exist=True).records(model=model, backend=backend, device=device, tag=tag, since=since_iso)
-    if limit:
-        recs = recs[:limit]
+    store = Store(db, must_exist=True)
+    found = store.results(model=model, backend=backend, device=device, tag=tag, since=since_iso, limit=limit)
     if fmt == "json":
-        print(json.dumps(recs, indent=1, default=str))
+        print(json.dumps([r.to_dict() for r in found], indent=1, default=str))
     elif fmt == "csv":
-        sys.stdout.write(records_to_dataframe(recs).to_csv(index=False))
+        sys.stdout.write(results_frame(found).to_csv(index=False))
+    elif not found:
+        console.print("no stored results match (run `bench run ...` first, or check --db and the filters)")
     else:
-        if not recs:
-            console.print("no stored results match (run `bench run ...` first, or check --db and the filters)")
-            return
-        console.print(result_table(list(reversed(recs)), title=f"{len(recs)} stored result(s)"))
+        rows = [r.to_dict() for r in reversed(found)]
+        console.print(result_table(rows, title=f"{len(found)} stored result(s)"))
 
 
 @app.command("import")

@@ -2,7 +2,8 @@
 
 Its options are generated from RunConfig's fields (each declares its Flag once, harness/flags.py);
 the options that are not run settings (--opt, --db, --out, --tag, --isolate, --store, --dynamic)
-are declared here.
+are declared here or in commands/options.py. `run_options` gives another command (bench profile)
+the run settings it takes, declared as here.
 """
 
 from __future__ import annotations
@@ -10,13 +11,13 @@ from __future__ import annotations
 import functools
 import inspect
 import shlex
-from typing import TYPE_CHECKING, Any, Callable, List, Literal, Optional, get_args, get_origin
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal, Optional, get_args, get_origin
 
 import typer
 from typing_extensions import Annotated
 
 from effbench.commands.launch import early_fork_server, local_workers, say_once
-from effbench.commands.options import DbOption, OutOption, TagOption
+from effbench.commands.options import DbOption, IsolateOption, OptOption, OutOption, StoreOption, TagOption
 from effbench.console import console, error_line, result_table
 from effbench.errors import UsageError
 from effbench.harness.config import RunConfig
@@ -29,21 +30,12 @@ if TYPE_CHECKING:
 
 
 def _not_run_settings(
-    opt: Annotated[
-        Optional[List[str]],
-        typer.Option(
-            "--opt",
-            help="Backend option KEY=VALUE (repeatable), typed per backend: "
-            "`bench backends --options NAME` lists them.",
-        ),
-    ] = None,
+    opt: OptOption = None,
     db: DbOption = None,
     out: OutOption = None,
     tag: TagOption = None,
-    isolate: Annotated[
-        bool, typer.Option("--isolate/--in-process", help="Run each cell in its own worker process.")
-    ] = True,
-    store_results: Annotated[bool, typer.Option("--store/--no-store", help="Write results to the database.")] = True,
+    isolate: IsolateOption = True,
+    store_results: StoreOption = True,
     dynamic: Annotated[
         bool,
         typer.Option(
@@ -56,9 +48,6 @@ def _not_run_settings(
     """The options of `bench run` that are not RunConfig fields (the signature is all that is used)."""
 
 
-_EXPLICIT = inspect.signature(_not_run_settings, eval_str=True).parameters
-
-
 def _cli_type(annotation: Any) -> Any:
     """The type click reads a field's value as: its own for a number, a string or a switch, else text
     that RunConfig validates (a Literal's choices are named in the help)."""
@@ -68,9 +57,10 @@ def _cli_type(annotation: Any) -> Any:
     return annotation if annotation in (bool, int, float, str) else str
 
 
-def _option(name: str, flag: Flag, info: Any) -> inspect.Parameter:
+def _option(name: str, flag: Flag, info: Any, default: Any = inspect.Parameter.empty) -> inspect.Parameter:
     required = info.is_required()
-    default = ... if required else info.get_default(call_default_factory=True)
+    if default is inspect.Parameter.empty:
+        default = ... if required else info.get_default(call_default_factory=True)
     kind = str if flag.parse is not None else _cli_type(info.annotation)
     if flag.parse is not None and default is not None and default is not ...:
         default = str(default)  # the parser reads the default as it reads the command line
@@ -81,6 +71,31 @@ def _option(name: str, flag: Flag, info: Any) -> inspect.Parameter:
         default=typer.Option(default, *flag.names, help=flag.help),
         annotation=annotation,
     )
+
+
+def run_options(
+    names: Iterable[str], config: type[RunConfig] = RunConfig, defaults: dict[str, Any] | None = None
+) -> list[inspect.Parameter]:
+    """The options of these RunConfig fields exactly as `bench run` declares them (flag, type, help; a
+    bad value is then named by `cells_from_flags` with the field's example), for another command;
+    `defaults` gives a field another default there."""
+    flags, defaults = flags_of(config), defaults or {}
+    return [
+        _option(name, flags[name], config.model_fields[name], defaults.get(name, inspect.Parameter.empty))
+        for name in names
+    ]
+
+
+def options_of(signature_only: Callable[..., None]) -> list[inspect.Parameter]:
+    """The options a signature-only function declares, as keyword-only parameters."""
+    params = inspect.signature(signature_only, eval_str=True).parameters.values()
+    return [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in params]
+
+
+def with_options(command: Callable[..., Any], parameters: list[inspect.Parameter]) -> None:
+    """Give a `**params` command these options: what typer reads is the signature and annotations."""
+    command.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    command.__annotations__ = {p.name: p.annotation for p in parameters}
 
 
 def cells_of(params: dict[str, Any], config: type[RunConfig] = RunConfig) -> list[RunConfig]:
@@ -104,10 +119,7 @@ def build_run_command(config: type[RunConfig] = RunConfig) -> Callable[..., None
             if server is not None:
                 server.close()
 
-    generated = [_option(name, flag, config.model_fields[name]) for name, flag in flags_of(config).items()]
-    parameters = [*generated, *(p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in _EXPLICIT.values())]
-    run.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]  # what typer reads
-    run.__annotations__ = {p.name: p.annotation for p in parameters}
+    with_options(run, [*run_options(flags_of(config), config), *options_of(_not_run_settings)])
     return run
 
 

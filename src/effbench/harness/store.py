@@ -311,8 +311,11 @@ class Store:
         precision: Filter = None,
         batch_size: Filter = None,
         profiled: bool | None = None,
+        limit: int | None = None,
     ) -> Any:
         q = select(results_table.c.record).order_by(results_table.c.created_at.desc())
+        if limit:
+            q = q.limit(limit)
         for col, val in (
             ("model", model),
             ("backend", backend),
@@ -335,8 +338,8 @@ class Store:
             q = q.where(results_table.c.created_at >= str(since))
         return q
 
-    def _read(self, q: Any) -> list[str]:
-        def read() -> list[str]:
+    def _read(self, q: Any) -> list[Any]:
+        def read() -> list[Any]:
             with self.engine.connect() as conn:
                 return [r[0] for r in conn.execute(q)]
 
@@ -351,13 +354,20 @@ class Store:
 
     def results(self, **filters: Any) -> list[Result]:
         """Stored results (newest first) matching the filters (a value may be a list): model, backend,
-        device, tag, status, config_hash, scenario, precision, batch_size, profiled, since (ISO time)."""
+        device, tag, status, config_hash, scenario, precision, batch_size, profiled, since (ISO time);
+        limit: the newest N of them (0 or None: all)."""
         return [self._typed(json.loads(blob)) for blob in self._read(self._select(**filters))]
 
     def count(self, **filters: Any) -> int:
         """How many stored results match the filters."""
         q = select(func.count()).select_from(self._select(**filters).subquery())
         return int(self._retry(lambda: self._scalar(q)))
+
+    def distinct(self, column: str, **filters: Any) -> list[Any]:
+        """The distinct values of a filtered column (model, backend, device, tag ...) among the matching
+        results, sorted, without None or empty ones."""
+        q = self._select(**filters).with_only_columns(results_table.c[column]).order_by(None).distinct()
+        return sorted(v for v in self._read(q) if v not in (None, ""))
 
     def _scalar(self, q: Any) -> Any:
         with self.engine.connect() as conn:
@@ -385,7 +395,7 @@ class Store:
         except (TypeError, ValueError) as e:
             raise UsageError(
                 f"result {rec.get('id', '?')} in {self.display_url} cannot be read ({e}): "
-                "export it with `bench results --format json` and check it"
+                "fix or delete that row of its results table"
             ) from None
 
     def done_cells(self, retry_failed: bool = False) -> set[tuple[str, str | None]]:
