@@ -128,26 +128,32 @@ def _one_terminated_line(w: Watched, code: int) -> None:
     assert [ln for ln in err.splitlines() if ln.strip()] == ["error: terminated (SIGTERM)"]
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
-def test_a_cell_worker_from_the_fork_server_ends_with_bench(tmp_path, sig):
-    with watched(QUIET_CELL + ["--db", str(tmp_path / "r.db")], tmp_path) as w:
-        w.wait_for(_forked_worker)
-        assert len(w.seen) >= 2  # the fork server and the cell's worker
+def _ends_with_bench(
+    args: list[str], tmp_path: Path, ready: Callable[[list[psutil.Process]], bool], sig: int, env: dict | None = None
+) -> None:
+    """`bench ARGS` sent `sig` once `ready`: nothing it started is left running within seconds, and
+    a SIGTERM is exit 143 with one line."""
+    with watched(args, tmp_path, env) as w:
+        w.wait_for(ready)
         code = w.stop(sig)
         assert w.alive_after(GONE_WITHIN_S) == []
         if sig == signal.SIGTERM:
             _one_terminated_line(w, code)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
+SIGNALS = pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
+
+
+@SIGNALS
+def test_a_cell_worker_from_the_fork_server_ends_with_bench(tmp_path, sig):
+    _ends_with_bench(QUIET_CELL + ["--db", str(tmp_path / "r.db")], tmp_path, _forked_worker, sig)
+
+
+@SIGNALS
 def test_a_spawned_cell_worker_ends_with_bench(tmp_path, sig):
     """Where forking is unsafe (CUDA, macOS) each cell's worker is spawned: the same holds."""
-    with watched(QUIET_CELL + ["--db", str(tmp_path / "r.db")], tmp_path, {"EFFBENCH_NO_FORK": "1"}) as w:
-        w.wait_for(_named("effbench.harness.worker"))
-        code = w.stop(sig)
-        assert w.alive_after(GONE_WITHIN_S) == []
-        if sig == signal.SIGTERM:
-            _one_terminated_line(w, code)
+    args = QUIET_CELL + ["--db", str(tmp_path / "r.db")]
+    _ends_with_bench(args, tmp_path, _named("effbench.harness.worker"), sig, {"EFFBENCH_NO_FORK": "1"})
 
 
 HANGING = ["run", "--model", "tiny_models:hanging_model", "--backend", "ort"]
@@ -155,32 +161,21 @@ HANGING = ["run", "--model", "tiny_models:hanging_model", "--backend", "ort"]
 
 def test_the_process_that_reads_a_factorys_data_config_ends_with_bench(tmp_path):
     """A factory that never returns, called to read its declared input size (models/data_config.py)."""
-    with watched([*HANGING, "--db", str(tmp_path / "r.db")], tmp_path) as w:
-        w.wait_for(_named("effbench.models.data_config"))
-        w.stop(signal.SIGKILL)
-        assert w.alive_after(GONE_WITHIN_S) == []
+    args = [*HANGING, "--db", str(tmp_path / "r.db")]
+    _ends_with_bench(args, tmp_path, _named("effbench.models.data_config"), signal.SIGKILL)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
+@SIGNALS
 def test_a_model_build_process_ends_with_bench(tmp_path, sig):
     """The same factory in its build process (harness/prepare_pool.py), once reading its data config
     has timed out (--timeout 3)."""
-    with watched([*HANGING, "--timeout", "3", "--db", str(tmp_path / "r.db")], tmp_path) as w:
-        w.wait_for(_named("effbench.harness.prepare_pool"))
-        code = w.stop(sig)
-        assert w.alive_after(GONE_WITHIN_S) == []
-        if sig == signal.SIGTERM:
-            _one_terminated_line(w, code)
+    args = [*HANGING, "--timeout", "3", "--db", str(tmp_path / "r.db")]
+    _ends_with_bench(args, tmp_path, _named("effbench.harness.prepare_pool"), sig)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
+@SIGNALS
 def test_the_predictor_builds_measuring_worker_ends_with_bench(tmp_path, sig):
     pytest.importorskip("openvino")
     zoo = [tiny_cnn(tmp_path / f"m{i}.onnx", channels=8 * (i + 1)) for i in range(4)]
     args = ["predictor", "build", "--zoo", ",".join(zoo), "--resolutions", "default", "--budget", "1"]
-    with watched(args, tmp_path) as w:
-        w.wait_for(_named("multiprocessing.spawn"))
-        code = w.stop(sig)
-        assert w.alive_after(GONE_WITHIN_S) == []
-        if sig == signal.SIGTERM:
-            _one_terminated_line(w, code)
+    _ends_with_bench(args, tmp_path, _named("multiprocessing.spawn"), sig)
