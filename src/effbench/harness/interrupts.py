@@ -34,7 +34,8 @@ def deferred_interrupt() -> Iterator[None]:
         yield
     finally:
         for s, handler in previous.items():
-            signal.signal(s, handler)
+            if handler is not None:  # None: a handler not set from Python, which cannot be put back
+                signal.signal(s, handler)
         _pending.clear()
         if caught:
             signum, frame = caught[0]
