@@ -7,7 +7,9 @@ when the command is used (`LAZY`), so `bench --help` imports none of them.
 from __future__ import annotations
 
 import importlib
+import signal
 import sys
+import threading
 from typing import Any
 
 import typer
@@ -151,7 +153,40 @@ def _click_classes(name: str) -> tuple[type[BaseException], ...]:
     return tuple(found)
 
 
+_TERMINATED: list[int] = []
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    """SIGTERM (kill, timeout, CI runners, systemd) stops `bench` the way Ctrl-C does: a
+    KeyboardInterrupt in the main thread, so workers are stopped, context managers close and a result
+    being written is stored first. Once: a second SIGTERM does not interrupt the stop itself."""
+    if not _TERMINATED:
+        _TERMINATED.append(signum)
+        raise KeyboardInterrupt
+
+
+def _stopped() -> int:
+    """The line and the exit code of a stopped command: 143 (128 + SIGTERM) or 130 (Ctrl-C)."""
+    if _TERMINATED:
+        error_line("terminated (SIGTERM)")
+        return 128 + signal.SIGTERM
+    error_line("interrupted")
+    return 130
+
+
 def main(argv: list[str] | None = None) -> int:
+    _TERMINATED.clear()
+    previous = None
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) != signal.SIG_IGN:
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        return _main(argv)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: list[str] | None) -> int:
     try:
         rc = _click_group().main(args=argv, prog_name="bench", standalone_mode=False)
     except EffbenchError as e:
@@ -165,13 +200,11 @@ def main(argv: list[str] | None = None) -> int:
         error_line(f"{getattr(e, 'format_message', e.__str__)()} (see `{cmd} --help`)")
         return 2
     except _click_classes("Exit") as e:
-        return getattr(e, "exit_code", 0)
+        rc = getattr(e, "exit_code", 0)
     except _click_classes("Abort"):
-        error_line("interrupted")
-        return 130
+        return _stopped()
     except KeyboardInterrupt:
-        error_line("interrupted")
-        return 130
+        return _stopped()
     except BrokenPipeError:
         return 0
     except Exception as e:  # a bug, not bad input: still one line (EFFBENCH_DEBUG=1 shows the traceback)
@@ -184,8 +217,8 @@ def main(argv: list[str] | None = None) -> int:
             "(set EFFBENCH_DEBUG=1 for the traceback, and please report it)"
         )
         return 1
-    if rc == 130:  # typer turns Ctrl-C into exit code 130 by itself, silently
-        error_line("interrupted")
+    if rc == 130:  # typer turns Ctrl-C into exit code 130 by itself, silently; a stopped sweep exits 130
+        return _stopped()
     return rc if isinstance(rc, int) else 0
 
 

@@ -9,6 +9,8 @@ import signal
 import subprocess
 import sys
 
+import pytest
+
 STORE_WRITE = """
 import json, os, signal, sys
 from effbench.harness.sink import ResultSink
@@ -32,19 +34,20 @@ print(json.dumps({"interrupted": interrupted, "stored": [r["config_hash"] for r 
 """
 
 HANDLER = """
-import json, os, signal
+import json, os, signal, sys
 from effbench.harness.interrupts import deferred_interrupt
 
 seen = []
+sig = int(sys.argv[1])
 
 def handler(signum, frame):
     seen.append(signum)
 
-signal.signal(signal.SIGINT, handler)
+signal.signal(sig, handler)
 with deferred_interrupt():
-    os.kill(os.getpid(), signal.SIGINT)
+    os.kill(os.getpid(), sig)
     held = list(seen)
-print(json.dumps({"held": held, "after": seen, "restored": signal.getsignal(signal.SIGINT) is handler}))
+print(json.dumps({"held": held, "after": seen, "restored": signal.getsignal(sig) is handler}))
 """
 
 
@@ -61,8 +64,10 @@ def test_ctrl_c_during_the_store_write_keeps_the_result_and_the_count(tmp_path):
     assert out["counted"] == 1 and out["spooled"] == 0  # what the sweep says it stored is what is stored
 
 
-def test_the_interrupt_goes_to_the_handler_that_was_in_place():
-    out = _run(HANDLER)
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
+def test_the_interrupt_goes_to_the_handler_that_was_in_place(sig):
+    """SIGTERM too: `bench` turns it into the same stop as Ctrl-C (cli.py), so it is held alike."""
+    out = _run(HANDLER, str(int(sig)))
     assert out["held"] == []  # held while the block runs
-    assert out["after"] == [signal.SIGINT]  # then delivered, once, to the handler that was there
+    assert out["after"] == [sig]  # then delivered, once, to the handler that was there
     assert out["restored"]

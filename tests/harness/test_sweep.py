@@ -103,12 +103,17 @@ def test_missing_sweep_file(tmp_path, db):
     assert r.returncode == 2 and "not found" in r.stderr
 
 
-def test_ctrl_c_stops_after_recording_and_prints_how_to_resume(tmp_path, db):
+@pytest.mark.parametrize(
+    "sig,code,said", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated (SIGTERM)")]
+)
+def test_ctrl_c_or_sigterm_stops_after_recording_and_prints_how_to_resume(tmp_path, db, sig, code, said):
+    """SIGTERM (kill, timeout, a CI runner) stops a sweep the way Ctrl-C does."""
     sweep = _write(tmp_path / "s.yaml", SIX_CELLS)
     proc, store = _start_sweep(sweep, db, subprocess.PIPE, stored=1)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, out + err
+    assert proc.returncode == code, out + err
+    assert [ln for ln in err.splitlines() if ln.strip()] == [f"error: {said}"]
     assert "resume with: bench sweep" in out and "--resume" in out
     n = len(store.records())
     assert n < 6, "the interrupt landed after the sweep had finished"

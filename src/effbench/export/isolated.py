@@ -7,15 +7,14 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-import multiprocessing
 import os
 import re
 import sys
 import tempfile
-from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable
 
+from effbench.core.lifeline import SpawnedPool
 from effbench.errors import RunFailed
 
 _OP = re.compile(r"(aten[.:]+\w+(?:\.\w+)?|torch\.ops\.\w+\.\w+)")
@@ -52,9 +51,10 @@ def quiet():
 
 
 def isolated(fn: Callable[..., Any], *args: Any) -> Any:
-    """`fn(*args)` in a fresh (spawned) process; its exceptions come back as raised there."""
+    """`fn(*args)` in a fresh (spawned) process, which dies with this one; its exceptions come back as
+    raised there."""
     try:
-        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        with SpawnedPool() as pool:
             return pool.submit(fn, *args).result()
     except BrokenProcessPool:
         raise RunFailed(f"the exporting process died ({getattr(fn, '__name__', fn)})") from None

@@ -24,6 +24,8 @@ import subprocess
 import sys
 import time
 
+from effbench.core.lifeline import child_env, die_with_parent
+
 MAX_MESSAGE = 1 << 22
 BASE_PRELOAD = ("numpy", "effbench.harness.child", "effbench.harness.meters.energy")
 
@@ -40,6 +42,7 @@ class ForkServer:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            env=child_env(),
             start_new_session=True,
         )
         theirs.close()
@@ -114,8 +117,9 @@ def _recv(sock: socket.socket) -> tuple[dict, list[int]] | None:
     return json.loads(msg.decode()), list(fds)
 
 
-def _child(payload: dict, result_fd: int, stderr_fd: int, control: socket.socket) -> None:
+def _child(payload: dict, result_fd: int, stderr_fd: int, control: socket.socket, server: int) -> None:
     control.close()
+    die_with_parent(server)
     os.setsid()  # its own process group: a timeout kills the worker and whatever it started
     devnull = os.open(os.devnull, os.O_RDWR)
     os.dup2(devnull, 0)
@@ -153,9 +157,10 @@ def serve_forever(control: socket.socket) -> None:
             _import(payload["preload"])
             continue
         result_fd, stderr_fd = fds
+        server = os.getpid()
         pid = os.fork()
         if pid == 0:
-            _child(payload, result_fd, stderr_fd, control)
+            _child(payload, result_fd, stderr_fd, control, server)
         os.close(result_fd)
         os.close(stderr_fd)
         control.sendall(json.dumps({"pid": pid}).encode() + b"\n")
@@ -165,6 +170,7 @@ def serve_forever(control: socket.socket) -> None:
 
 
 def main(argv: list[str]) -> int:
+    die_with_parent()  # and its workers die with it: nothing outlives `bench`, however it ends
     control = socket.socket(fileno=int(argv[0]))
     _import(argv[1:])
     try:

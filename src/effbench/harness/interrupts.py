@@ -1,10 +1,12 @@
-"""Ctrl-C held back while a result is being written, so it cannot land between "measured" and "stored"."""
+"""Ctrl-C (and SIGTERM, which `bench` turns into the same stop) held back while a result is being
+written, so it cannot land between "measured" and "stored"."""
 
 import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _pending = threading.Event()
 
 
@@ -15,8 +17,9 @@ def pending() -> bool:
 
 @contextmanager
 def deferred_interrupt() -> Iterator[None]:
-    """Run the block with SIGINT held; a Ctrl-C that arrived meanwhile is delivered when it ends, to
-    whichever handler was in place (KeyboardInterrupt by default). Outside the main thread, a no-op."""
+    """Run the block with SIGINT and SIGTERM held; one that arrived meanwhile is delivered when it ends,
+    to whichever handler was in place (KeyboardInterrupt for SIGINT by default). Outside the main
+    thread, a no-op."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -26,14 +29,20 @@ def deferred_interrupt() -> Iterator[None]:
         caught.append((signum, frame))
         _pending.set()
 
-    previous = signal.signal(signal.SIGINT, hold)
+    previous = {s: signal.signal(s, hold) for s in STOP_SIGNALS}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for s, handler in previous.items():
+            if handler is not None:  # None: a handler not set from Python, which cannot be put back
+                signal.signal(s, handler)
         _pending.clear()
         if caught:
-            if callable(previous):
-                previous(*caught[0])
-            elif previous == signal.SIG_DFL:
-                raise KeyboardInterrupt
+            signum, frame = caught[0]
+            handler = previous[signum]
+            if callable(handler):
+                handler(signum, frame)
+            elif handler == signal.SIG_DFL:
+                if signum == signal.SIGINT:
+                    raise KeyboardInterrupt
+                signal.raise_signal(signum)  # what it would have done: end the process

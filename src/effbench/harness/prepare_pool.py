@@ -26,6 +26,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from effbench.core.lifeline import die_with_parent
 from effbench.errors import UsageError
 from effbench.harness import failures
 from effbench.harness.config import RunConfig
@@ -148,6 +149,7 @@ def _send(out, msg: dict[str, Any]) -> None:
 
 
 def main(argv: list[str]) -> int:
+    die_with_parent()
     cells = json.loads(sys.stdin.read())
     with os.fdopen(int(argv[0]), "w") as out:
         for k, data in enumerate(cells):

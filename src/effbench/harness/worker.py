@@ -10,6 +10,9 @@ import sys
 
 
 def _main(fd: int) -> int:
+    from effbench.core.lifeline import die_with_parent
+
+    die_with_parent()
     from effbench.core.protocol import Channel
     from effbench.harness.child import serve
 

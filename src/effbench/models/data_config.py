@@ -18,6 +18,7 @@ import sys
 from dataclasses import replace
 from typing import Any
 
+from effbench.core.lifeline import child_env
 from effbench.errors import UsageError
 from effbench.models.loaders import build_torch_model, factory_sources_hash
 from effbench.models.registry import ModelSpec, factory_problem
@@ -45,6 +46,8 @@ def _cache_path(spec: ModelSpec, sources: str):
 
 _LEARN = (
     "import json, sys\n"
+    "from effbench.core.lifeline import die_with_parent\n"
+    "die_with_parent()\n"
     "from effbench.models.data_config import learn_here\n"
     "print('DATA-CONFIG=' + json.dumps(learn_here(sys.argv[1], sys.argv[2])))\n"
 )
@@ -63,7 +66,7 @@ def learn_here(target: str, module_file: str) -> dict[str, Any]:
 def _learn(spec: ModelSpec, timeout_s: float) -> dict[str, Any] | None:
     """The declared configuration read in a process of its own; None when that process failed (a
     crash or a hang is the cell's own build's to report); a factory that cannot be called is exit 2."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    env = child_env({**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)})
     argv = [sys.executable, "-c", _LEARN, spec.target, str(spec.extra.get("module_file") or "")]
     try:
         r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s, env=env)

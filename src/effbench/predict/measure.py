@@ -11,15 +11,14 @@ that opens no ONNX (LiteRT) measures the graphs converted to its format (effbenc
 
 from __future__ import annotations
 
-import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 
+from effbench.core.lifeline import SpawnedPool
 from effbench.errors import RunFailed
 from effbench.predict.convert import convert_jobs
 
@@ -162,6 +161,7 @@ def _call_overhead(
 
 class Measurer:
     """A spawned worker that measures batches of graphs; the caller stores each batch as it returns.
+    The worker dies with this process, and is killed when the `with` block ends by an exception.
     With `artifact_format` other than onnx, each batch is first converted into `convert_dir`."""
 
     def __init__(
@@ -174,7 +174,7 @@ class Measurer:
     ):
         self.backend, self.threads, self.runtime_options = backend, threads, runtime_options
         self.format, self.convert_dir = artifact_format, convert_dir
-        self.pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+        self.pool = SpawnedPool()
 
     def run(
         self,
@@ -214,11 +214,11 @@ class Measurer:
             raise RunFailed(f"the empty-graph call could not be converted: {job['error']}")
         return str(job["artifact"])
 
-    def close(self) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=True)
+    def close(self, abandon: bool = False) -> None:
+        self.pool.close(abandon)
 
     def __enter__(self) -> Measurer:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        self.close(abandon=exc_type is not None)

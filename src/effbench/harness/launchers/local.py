@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 from effbench.core.cell import Measured
+from effbench.core.lifeline import child_env
 from effbench.core.protocol import loads
 from effbench.harness import failures
 from effbench.harness.assemble import assemble
@@ -91,14 +92,15 @@ class _Reader(threading.Thread):
 
 def spawn_module(module: str, request: Any, write_fd: int, errfile) -> subprocess.Popen:
     """`python -m module WRITE_FD` in a session of its own (a timeout kills it and whatever it
-    started), `request` as JSON on its stdin, its answers on write_fd, its stderr to errfile."""
+    started), `request` as JSON on its stdin, its answers on write_fd, its stderr to errfile. The
+    module calls die_with_parent() first: the caller's thread waits for it."""
     proc = subprocess.Popen(
         [sys.executable, "-m", module, str(write_fd)],
         stdin=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         stderr=errfile,
         pass_fds=(write_fd,),
-        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+        env=child_env(dict(os.environ, PYTHONUNBUFFERED="1")),
         start_new_session=True,
     )
     assert proc.stdin is not None
