@@ -6,7 +6,7 @@ efficient timm models, at their own resolution and 160 px), then measures every 
 ρ on the same models as the baseline to beat. Targets: ≥ 90% within ±10%, ρ ≥ 0.95, build ≤ 20 min.
 
     python benchmarks/predictor_accuracy.py [--backend openvino] [--budget 20] [--fresh]
-                                            [--held-out a,b,c] [--state DIR]
+                                            [--held-out a,b,c] [--state DIR] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ def main() -> None:
     ap.add_argument("--fresh", action="store_true", help="measure every kernel again")
     ap.add_argument("--held-out", default=None, help="comma-separated held-out models (default: the held-out list)")
     ap.add_argument("--state", default=None, help="EFFBENCH_STATE for the predictor file")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds of each held-out model's measurement")
     args = ap.parse_args()
     if args.state:
         os.environ["EFFBENCH_STATE"] = args.state
@@ -35,7 +36,7 @@ def main() -> None:
     report = build(args.backend, "cpu", zoo.build_zoo(), zoo.RESOLUTIONS, args.budget * 60, print, fresh=args.fresh)
     build_s = time.perf_counter() - t0
     held = args.held_out.split(",") if args.held_out else zoo.HELD_OUT
-    stats = validate(report.predictor, held, print)
+    stats = validate(report.predictor, held, print, rounds=args.rounds)
     print()
     print(f"{'model':28s} {'predicted ms':>12s} {'measured ms':>12s} {'error':>8s} {'GFLOPs':>8s}")
     for r in sorted(stats["results"], key=lambda r: r["measured_ms"]):

@@ -175,6 +175,12 @@ def test_quick_build_measures_the_kernels_and_resumes(built):
     assert p.data["identity"]["backend_version"] == importlib.metadata.version("openvino")
     assert report.path.exists() and json.loads(report.path.read_text())["id"] == "openvino-cpu"
     assert any("measuring 0 kernels" in line for line in again), again  # the rerun measured nothing again
+    # every kernel measured twice, apart in time (the second pass after the first), its time their median
+    assert any("kernels again, apart in time" in line for line in lines), lines
+    assert not any("again, apart" in line for line in again), again
+    assert p.data["built"]["kernel_passes"] == {"2": len(p.data["table"])}
+    for r in p.data["table"]:
+        assert len(r["passes"]) == 2 and r["kernel_ns"] == pytest.approx(float(np.median(r["passes"])))
     for path in zoo_models:
         kernels = detect(load(path))
         pred = p.predict(kernels)
@@ -329,3 +335,20 @@ def test_a_cut_build_covers_what_it_measured_and_keeps_a_fuller_predictor(built,
     assert {r["signature"] for r in cut.predictor.data["table"]} == {k.signature for k in first}
     assert len(cut.predictor.data["built"]["zoo"]) == 1  # the budget stopped the export of the second model
     assert cut.predictor.predict(first).refusal("a", cut.predictor.id) is None
+
+
+def test_a_kernels_passes_fold_into_their_median_and_a_failed_pass_counts_for_nothing():
+    from effbench.predict.passes import merged
+
+    lines = [
+        {"signature": "a", "type": "conv", "kernel_ns": 100.0, "layers": ["Convolution"]},
+        {"signature": "b", "type": "conv", "error": "RuntimeError: no"},
+        {"signature": "a", "type": "conv", "kernel_ns": 140.0, "layers": ["Convolution"]},
+        {"signature": "b", "type": "conv", "kernel_ns": 50.0},
+        {"signature": "c", "type": "pool", "kernel_ns": 10.0},
+        {"signature": "c", "type": "pool", "error": "RuntimeError: flaky"},
+    ]
+    rows = merged(lines)
+    assert rows["a"]["kernel_ns"] == 120.0 and rows["a"]["passes"] == [100.0, 140.0]
+    assert rows["b"]["kernel_ns"] == 50.0 and rows["b"]["passes"] == [50.0] and "error" not in rows["b"]
+    assert rows["c"]["kernel_ns"] == 10.0 and rows["c"]["passes"] == [10.0]

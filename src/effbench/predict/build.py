@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -22,6 +23,7 @@ from effbench.predict.convert import CONVERTERS, graph_format
 from effbench.predict.crossval import unseen_model_cv
 from effbench.predict.kernels import Kernel, cut, detect, load
 from effbench.predict.measure import KERNEL_WINDOW, MODEL_WINDOW, Measurer, Window, call_overhead_graph
+from effbench.predict.passes import add_pass, merged, pass_counts, repeat_jobs
 from effbench.predict.predictor import Predictor, fit, new_data, predictor_id, predictors_dir
 
 Progress = Callable[[str], None]
@@ -229,7 +231,7 @@ def build(
             p.unlink(missing_ok=True)
     failed: list[dict[str, str]] = []
     progress(f"building on the zoo: {len(zoo)} models x {len(resolutions)} resolution(s), each exported then measured")
-    rows = {r["signature"]: r for r in _read_jsonl(table_path)}
+    rows = merged(_read_jsonl(table_path))
     model_rows = {r["key"]: r for r in _read_jsonl(models_path)}
     runtime_options = {"model_cache": False} if backend.name == "openvino" else {}
     deadline = t0 + budget_s
@@ -256,6 +258,21 @@ def build(
     complete = True
     with Measurer(backend.name, threads, runtime_options, fmt, wdir / "converted") as measurer:
         overhead_graph = call_overhead_graph(str(wdir))
+
+        def measure_kernels(jobs: list[dict[str, Any]], stop: Callable[[], bool]) -> Iterator[int]:
+            """Measure the jobs batch by batch, each batch stored as it returns; how many are done."""
+            done = 0
+            for part, result in measurer.run(jobs, window, overhead_graph, stop=stop):
+                new = [
+                    _kernel_row(kernels[j["signature"]], r, result["overhead_ns"])
+                    for j, r in zip(part, result["results"])
+                ]
+                _append(table_path, new)
+                for row in new:
+                    add_pass(rows, row)
+                done += len(part)
+                yield done
+
         # export one model, measure its new kernels (biggest first), then the next: whatever the budget,
         # what was measured is a predictor; the first model's biggest kernels are always measured
         for m in exported_zoo(zoo, resolutions, progress, failed, stop=stop_exporting):
@@ -264,19 +281,18 @@ def build(
             kernels.update({sig: k for sig, k in seen.items() if sig not in kernels})
             progress(f"{m.key}: measuring {len(jobs)} kernels ({len(seen) - len(jobs)} already measured)")
             done = 0
-            for part, result in measurer.run(jobs, window, overhead_graph, stop=lambda: bool(rows) and out_of_time()):
-                new = [
-                    _kernel_row(kernels[job["signature"]], r, result["overhead_ns"])
-                    for job, r in zip(part, result["results"])
-                ]
-                _append(table_path, new)
-                rows.update({r["signature"]: r for r in new})
-                done += len(part)
+            for done in measure_kernels(jobs, stop=lambda: bool(rows) and out_of_time()):
                 progress(f"kernels {done}/{len(jobs)} of {m.key} ({time.perf_counter() - t0:.0f} s)")
             if done < len(jobs):
                 complete = False
                 break
         complete = complete and not stopped
+        # the second pass (predict/passes.py) while the budget lasts; a cut build resumes its first
+        again = repeat_jobs(rows, kernels, Counter(k.signature for m in models for k in m.kernels), wdir)
+        if complete and again:
+            progress(f"measuring {len(again)} kernels again, apart in time (the most time in the zoo first)")
+            for done in measure_kernels(again, stop=out_of_time):
+                progress(f"measured again: {done}/{len(again)} kernels ({time.perf_counter() - t0:.0f} s)")
         if not models:
             raise UsageError(
                 "no zoo model could be exported: " + "; ".join(f"{f['model']}: {f['error']}" for f in failed[:3])
@@ -319,6 +335,7 @@ def build(
             "complete": complete,
             "window": {"kernel": window.__dict__, "model": model_window.__dict__},
             **kernel_method(fmt, data["table"]),
+            "kernel_passes": pass_counts(data["table"]),
         }
     )
     predictor = fit(data)

@@ -1,0 +1,68 @@
+"""Measuring the kernel table twice, apart in time.
+
+A kernel is profiled over a few dozen inferences: for a small kernel that is well under a
+millisecond, a snapshot of whatever the machine was doing then. On a shared machine two such
+snapshots of the same kernel differ by 20-45% (sd, 2-vCPU VM, docs/measurements/
+predictor-error-analysis-2026-12-07.md), and a model's kernels, measured one after another, share
+their snapshot's slow-down. So when the first pass is done and time is left, the kernels are
+measured again in another order (the most time in the zoo first) and a kernel's time is the median
+of its passes. Each pass is a row of kernels.jsonl; `merged` folds them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from effbench.predict.kernels import Kernel
+
+PASSES = 2
+
+
+def merged(lines: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The table by signature from kernels.jsonl's rows, each pass folded in by add_pass."""
+    rows: dict[str, dict[str, Any]] = {}
+    for line in lines:
+        add_pass(rows, line)
+    return rows
+
+
+def add_pass(rows: dict[str, dict[str, Any]], line: dict[str, Any]) -> None:
+    """Fold one measurement of a kernel into the table: its first row is kept, its `kernel_ns` is
+    the median of every pass that measured it (`passes`: their times in order); a failed pass
+    counts for nothing."""
+    row = rows.get(line["signature"])
+    if row is None or "kernel_ns" not in row:
+        row = rows[line["signature"]] = {**line, "passes": []}
+    if "kernel_ns" in line:
+        row["passes"].append(line["kernel_ns"])
+        row["kernel_ns"] = float(np.median(row["passes"]))
+
+
+def repeat_jobs(
+    rows: dict[str, dict[str, Any]], kernels: dict[str, Kernel], uses: dict[str, int], directory: Path
+) -> list[dict[str, Any]]:
+    """A job for every measured kernel with fewer than PASSES passes, the most time in the zoo (its
+    time times its uses) first."""
+    todo = [sig for sig, row in rows.items() if sig in kernels and "kernel_ns" in row and len(row["passes"]) < PASSES]
+    todo.sort(key=lambda sig: -float(rows[sig]["kernel_ns"]) * uses.get(sig, 1))
+    return [
+        {
+            "path": str(directory / "kernels" / f"{sig}.onnx"),
+            "inputs": dict(zip(kernels[sig].inputs, kernels[sig].input_shapes)),
+            "signature": sig,
+        }
+        for sig in todo
+    ]
+
+
+def pass_counts(rows: Iterable[dict[str, Any]]) -> dict[str, int]:
+    """How many kernels were measured how many times, for the predictor's metadata."""
+    counts: dict[str, int] = {}
+    for row in rows:
+        n = str(len(row.get("passes") or []))
+        counts[n] = counts.get(n, 0) + 1
+    return dict(sorted(counts.items()))
