@@ -27,6 +27,7 @@ from effbench.predict.passes import add_pass, merged, pass_counts, repeat_jobs
 from effbench.predict.predictor import Predictor, fit, new_data, predictor_id, predictors_dir
 
 Progress = Callable[[str], None]
+SLACK = 0.03  # of the budget, left by the second pass: the whole-model rounds' reserve is an estimate
 CONVERT_S = 15.0  # about what converting a zoo model to a backend's own format takes (LiteRT, measured)
 
 
@@ -291,7 +292,7 @@ def build(
         again = repeat_jobs(rows, kernels, Counter(k.signature for m in models for k in m.kernels), wdir)
         if complete and again:
             progress(f"measuring {len(again)} kernels again, apart in time (the most time in the zoo first)")
-            for done in measure_kernels(again, stop=out_of_time):
+            for done in measure_kernels(again, stop=lambda: out_of_time(SLACK * budget_s)):
                 progress(f"measured again: {done}/{len(again)} kernels ({time.perf_counter() - t0:.0f} s)")
         if not models:
             raise UsageError(

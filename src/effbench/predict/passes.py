@@ -5,16 +5,17 @@ millisecond, a snapshot of whatever the machine was doing then. On a shared mach
 snapshots of the same kernel differ by 20-45% (sd, 2-vCPU VM, docs/measurements/
 predictor-error-analysis-2026-12-07.md), and a model's kernels, measured one after another, share
 their snapshot's slow-down. So when the first pass is done and time is left, the kernels are
-measured again in another order (the most time in the zoo first) and a kernel's time is the median
-of its passes. Each pass is a row of kernels.jsonl; `merged` folds them.
+measured again in another order (the most time in the zoo first) and a kernel's time is the fastest
+of its passes: whatever else the machine does only ever slows a snapshot down (on the build of
+2026-12-07 the fastest of two passes fitted the zoo better than the first pass or their mean:
+docs/measurements/predictor-error-analysis-2026-12-07.md). Each pass is a row of kernels.jsonl;
+`merged` folds them.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
-
-import numpy as np
 
 if TYPE_CHECKING:
     from effbench.predict.kernels import Kernel
@@ -32,14 +33,14 @@ def merged(lines: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 def add_pass(rows: dict[str, dict[str, Any]], line: dict[str, Any]) -> None:
     """Fold one measurement of a kernel into the table: its first row is kept, its `kernel_ns` is
-    the median of every pass that measured it (`passes`: their times in order); a failed pass
-    counts for nothing."""
+    the fastest pass that measured it (`passes`: their times in order); a failed pass counts for
+    nothing."""
     row = rows.get(line["signature"])
     if row is None or "kernel_ns" not in row:
         row = rows[line["signature"]] = {**line, "passes": []}
     if "kernel_ns" in line:
         row["passes"].append(line["kernel_ns"])
-        row["kernel_ns"] = float(np.median(row["passes"]))
+        row["kernel_ns"] = float(min(row["passes"]))
 
 
 def repeat_jobs(

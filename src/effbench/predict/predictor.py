@@ -27,6 +27,8 @@ FORMAT = "effbench-predictor"
 VERSION = 1
 MIN_BOOSTED = 20  # rows of a kernel type below which a log-linear fit replaces gradient boosting
 LAMBDAS = (1e-3, 1e-2, 1e-1, 1.0, 10.0)
+RIDGE = 1e-2  # per row, on the log-linear slopes (features are log2 sizes, of order 10-30)
+EXTRAPOLATE = 4.0  # how far past its measured times a log-linear kernel type may predict
 
 
 def predictors_dir() -> Path:
@@ -50,7 +52,8 @@ def _untarget(y: np.ndarray) -> np.ndarray:
 
 def fit_regressor(rows: list[dict[str, Any]]) -> dict[str, Any]:
     x = np.array([r["features"] for r in rows], dtype=float)
-    y = _target(np.array([r["kernel_ns"] for r in rows], dtype=float))
+    ns = np.array([r["kernel_ns"] for r in rows], dtype=float)
+    y = _target(ns)
     if len(rows) >= MIN_BOOSTED:
         import lightgbm
 
@@ -69,8 +72,15 @@ def fit_regressor(rows: list[dict[str, Any]]) -> dict[str, Any]:
         return {"kind": "lightgbm", "rows": len(rows), "model": model.booster_.model_to_string()}
     if len(rows) >= 3:  # log time against log work and log traffic
         a = np.column_stack([np.ones(len(x)), x[:, 0], x[:, 1] + x[:, 2]])
-        coef, *_ = np.linalg.lstsq(a, y, rcond=None)
-        return {"kind": "loglinear", "rows": len(rows), "coef": coef.tolist()}
+        # work and traffic move together: a light ridge keeps their slopes from cancelling each other out
+        ridge = np.diag([0.0, RIDGE, RIDGE]) * len(rows)
+        coef = np.linalg.solve(a.T @ a + ridge, a.T @ y)
+        return {
+            "kind": "loglinear",
+            "rows": len(rows),
+            "coef": coef.tolist(),
+            "range_ns": [float(np.min(ns)), float(np.max(ns))],
+        }
     return {"kind": "median", "rows": len(rows), "value": float(np.median(y))}
 
 
@@ -90,6 +100,9 @@ class _Regressor:
         elif kind == "loglinear":
             c = self.spec["coef"]
             y = c[0] + c[1] * x[:, 0] + c[2] * (x[:, 1] + x[:, 2])
+            if "range_ns" in self.spec:  # a few rows predict at most EXTRAPOLATE times past what they measured
+                lo, hi = self.spec["range_ns"]
+                return np.clip(_untarget(y), lo / EXTRAPOLATE, hi * EXTRAPOLATE)
         else:
             y = np.full(len(x), self.spec["value"])
         return _untarget(np.asarray(y, dtype=float))
