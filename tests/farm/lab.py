@@ -245,6 +245,17 @@ class Farm:
     def devices_file(self) -> Path:
         return self.root / "devices.yaml"
 
+    @property
+    def home(self) -> Path:
+        """The farm's processes' home, with a Ray token file in it as any local `ray.init()` leaves one
+        (Ray then turned token authentication on for the head alone and no node could join)."""
+        home = self.root / "home"
+        token = home / ".ray" / "auth_token"
+        if not token.exists():
+            token.parent.mkdir(parents=True, exist_ok=True)
+            token.write_text("0" * 64)
+        return home
+
     def env(self, **over) -> dict[str, str]:
         env = dict(
             os.environ,
@@ -252,6 +263,7 @@ class Farm:
             EFFBENCH_STATE=str(self.root / "state"),
             EFFBENCH_CACHE=str(self.root / "cache-submit"),
             RAY_USAGE_STATS_ENABLED="0",
+            HOME=str(self.home),
             **FAST_HEALTH,
         )
         env.update(over)

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from effbench.errors import UsageError
-from effbench.farm.node import parse_address
+from effbench.farm.node import parse_address, ray_auth_env
 from effbench.farm.resources import device_of, resource_name
 
 NAMESPACE = "effbench"
@@ -40,6 +40,7 @@ def connect(address: str) -> None:
             "(is `bench farm start` running there? check --farm / RAY_ADDRESS)"
         ) from None
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.update(ray_auth_env())
     if ray.is_initialized():
         return
     try:

@@ -170,7 +170,7 @@ class NodePlan:
         return args
 
     def env(self) -> dict[str, str]:
-        env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", **self.extra_env)
+        env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", **ray_auth_env(), **self.extra_env)
         if self.head_port:
             # Ray Client's proxy forks a server per client while its gRPC threads run; grpcio's fork
             # handlers then crash that child now and then (a segfault in cygrpc's event engine).
@@ -179,6 +179,14 @@ class NodePlan:
         if self.devices_file:
             env["EFFBENCH_DEVICES"] = str(Path(self.devices_file).resolve())
         return env
+
+
+def ray_auth_env() -> dict[str, str]:
+    """Ray's authentication mode, the same for every Ray process effbench starts or connects: the
+    user's RAY_AUTH_MODE, else disabled. Left unset, Ray turns token authentication on for a head
+    started where ~/.ray/auth_token exists (any local `ray.init()` writes one) but not for the nodes
+    that join it, which are then refused."""
+    return {"RAY_AUTH_MODE": os.environ.get("RAY_AUTH_MODE") or "disabled"}
 
 
 def check_devices(devices: list[str], devices_file: str | None) -> None:
