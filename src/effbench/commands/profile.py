@@ -19,8 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 from typing_extensions import Annotated
 
-from effbench.commands.options import DbOption, IsolateOption, OptOption, OutOption, StoreOption, TagOption
-from effbench.commands.run import options_of, run_options, with_options
+from effbench.commands.run import cell_options, options_of, run_options, with_options
 from effbench.console import console, fmt, one_line_errors
 from effbench.errors import EffbenchError, UsageError
 
@@ -47,14 +46,9 @@ def _profile_settings(
     sort: Annotated[
         str, typer.Option("--sort", help="Rank layers by measured ms or by excess over the roofline bound.")
     ] = "measured",
-    opt: OptOption = None,
-    db: DbOption = None,
-    out: OutOption = None,
-    tag: TagOption = None,
-    isolate: IsolateOption = True,
-    store_results: StoreOption = True,
 ) -> None:
-    """The options of `bench profile` that are not run settings (the signature is all that is used)."""
+    """`bench profile`'s own options beyond the run settings and cell_options (the signature is all
+    that is used)."""
 
 
 @one_line_errors
@@ -94,7 +88,10 @@ def profile_command(**params: Any) -> int:
     return code
 
 
-with_options(profile_command, [*run_options(RUN_SETTINGS, defaults=OWN_DEFAULTS), *options_of(_profile_settings)])
+with_options(
+    profile_command,
+    [*run_options(RUN_SETTINGS, defaults=OWN_DEFAULTS), *options_of(_profile_settings), *options_of(cell_options)],
+)
 
 
 def _label(cell: RunConfig) -> str:

@@ -29,13 +29,19 @@ if TYPE_CHECKING:
     from effbench.harness.result import Result
 
 
-def _not_run_settings(
+def cell_options(
     opt: OptOption = None,
     db: DbOption = None,
     out: OutOption = None,
     tag: TagOption = None,
     isolate: IsolateOption = True,
     store_results: StoreOption = True,
+) -> None:
+    """The options every command that runs cells takes besides its run settings (the signature is
+    all that is used)."""
+
+
+def _not_run_settings(
     dynamic: Annotated[
         bool,
         typer.Option(
@@ -45,7 +51,7 @@ def _not_run_settings(
         ),
     ] = False,
 ) -> None:
-    """The options of `bench run` that are not RunConfig fields (the signature is all that is used)."""
+    """`bench run`'s own option beyond the run settings and cell_options (the signature is all that is used)."""
 
 
 def _cli_type(annotation: Any) -> Any:
@@ -119,7 +125,9 @@ def build_run_command(config: type[RunConfig] = RunConfig) -> Callable[..., None
             if server is not None:
                 server.close()
 
-    with_options(run, [*run_options(flags_of(config), config), *options_of(_not_run_settings)])
+    with_options(
+        run, [*run_options(flags_of(config), config), *options_of(cell_options), *options_of(_not_run_settings)]
+    )
     return run
 
 

@@ -22,7 +22,14 @@ from effbench.errors import UsageError
 from effbench.predict.convert import CONVERTERS, graph_format
 from effbench.predict.crossval import unseen_model_cv
 from effbench.predict.kernels import Kernel, cut, detect, load
-from effbench.predict.measure import KERNEL_WINDOW, MODEL_WINDOW, Measurer, Window, call_overhead_graph
+from effbench.predict.measure import (
+    KERNEL_WINDOW,
+    MODEL_WINDOW,
+    Measurer,
+    Window,
+    call_overhead_graph,
+    kernel_job,
+)
 from effbench.predict.passes import add_pass, merged, pass_counts, repeat_jobs
 from effbench.predict.predictor import Predictor, fit, new_data, predictor_id, predictors_dir
 
@@ -146,12 +153,13 @@ def kernel_jobs(models: list[ZooModel], directory: Path, measured: set[str]) -> 
             seen[k.signature] = k
             if k.signature in measured:
                 continue
-            path = directory / "kernels" / f"{k.signature}.onnx"
+            job = kernel_job(k, directory)
+            path = Path(job["path"])
             if not path.exists():
                 tmp = path.with_suffix(f".{os.getpid()}.tmp")
                 onnx.save(cut(m.graph, k), str(tmp))
                 tmp.replace(path)
-            jobs.append({"path": str(path), "inputs": dict(zip(k.inputs, k.input_shapes)), "signature": k.signature})
+            jobs.append(job)
     jobs.sort(key=lambda j: -seen[str(j["signature"])].flops)
     return jobs, seen
 
@@ -289,8 +297,9 @@ def build(
                 break
         complete = complete and not stopped
         # the second pass (predict/passes.py) while the budget lasts; a cut build resumes its first
-        again = repeat_jobs(rows, kernels, Counter(k.signature for m in models for k in m.kernels), wdir)
-        if complete and again:
+        uses = Counter(k.signature for m in models for k in m.kernels)
+        again = repeat_jobs(rows, kernels, uses, wdir) if complete else []
+        if again:
             progress(f"measuring {len(again)} kernels again, apart in time (the most time in the zoo first)")
             for done in measure_kernels(again, stop=lambda: out_of_time(SLACK * budget_s)):
                 progress(f"measured again: {done}/{len(again)} kernels ({time.perf_counter() - t0:.0f} s)")

@@ -24,6 +24,7 @@ from effbench.predict.convert import convert_jobs
 
 if TYPE_CHECKING:
     from effbench.core.settings import MeasureSettings
+    from effbench.predict.kernels import Kernel
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,15 @@ KERNEL_WINDOW = Window()
 MODEL_WINDOW = Window(warmup_s=0.3, warmup_iters=10, duration_s=1.0, min_iters=30, profile_iters=0)
 # runtime layers that are the graph's edges, not the kernel: inputs, outputs, layout conversions
 BOUNDARY_LAYERS = {"Reorder", "Parameter", "Result", "Input", "Output", "Constant", "ReorderInput", "ReorderOutput"}
+
+
+def kernel_job(kernel: Kernel, directory: Path) -> dict[str, Any]:
+    """The job measuring a kernel's single-kernel graph, kept as directory/kernels/SIGNATURE.onnx."""
+    return {
+        "path": str(directory / "kernels" / f"{kernel.signature}.onnx"),
+        "inputs": dict(zip(kernel.inputs, kernel.input_shapes)),
+        "signature": kernel.signature,
+    }
 
 
 def call_overhead_graph(directory: str) -> str:

@@ -14,8 +14,11 @@ docs/measurements/predictor-error-analysis-2026-12-07.md). Each pass is a row of
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
+
+from effbench.predict.measure import kernel_job
 
 if TYPE_CHECKING:
     from effbench.predict.kernels import Kernel
@@ -50,20 +53,9 @@ def repeat_jobs(
     time times its uses) first."""
     todo = [sig for sig, row in rows.items() if sig in kernels and "kernel_ns" in row and len(row["passes"]) < PASSES]
     todo.sort(key=lambda sig: -float(rows[sig]["kernel_ns"]) * uses.get(sig, 1))
-    return [
-        {
-            "path": str(directory / "kernels" / f"{sig}.onnx"),
-            "inputs": dict(zip(kernels[sig].inputs, kernels[sig].input_shapes)),
-            "signature": sig,
-        }
-        for sig in todo
-    ]
+    return [kernel_job(kernels[sig], directory) for sig in todo]
 
 
 def pass_counts(rows: Iterable[dict[str, Any]]) -> dict[str, int]:
     """How many kernels were measured how many times, for the predictor's metadata."""
-    counts: dict[str, int] = {}
-    for row in rows:
-        n = str(len(row.get("passes") or []))
-        counts[n] = counts.get(n, 0) + 1
-    return dict(sorted(counts.items()))
+    return dict(sorted(Counter(str(len(row["passes"])) for row in rows).items()))
